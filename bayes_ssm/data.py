@@ -1,0 +1,217 @@
+"""The one input-validation boundary: pandas (or arrays) in, a validated ``SeriesData`` out.
+
+Everything below this module (models, kernels) sees plain arrays and trusts them. Missing
+values inside a series are data (NaN), not an error; everything else that would make a silent
+wrong answer is refused here with a message that names the problem.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["SeriesData", "as_series_data", "future_index", "check_future_covariates"]
+
+
+@dataclass(frozen=True)
+class SeriesData:
+    """A validated univariate series with its time index and optional covariates.
+
+    Attributes
+    ----------
+    y : ndarray, shape ``(time,)``, float64
+        Observations; NaN marks a missing value.
+    index : pandas.DatetimeIndex or pandas.RangeIndex, length ``time``
+        Sorted, unique timestamps (a RangeIndex when the input was a plain array).
+    freq : pandas.DateOffset or None
+        The sampling frequency, inferred from the index or given explicitly.
+    covariates : ndarray, shape ``(time, covariate)``, float64, or None
+        Exogenous regressors aligned with ``y`` (no NaN allowed).
+    covariate_names : tuple of str
+        Column names of ``covariates``.
+    name : str
+        The series' name (for labels and saved fits).
+    """
+
+    y: np.ndarray
+    index: pd.Index
+    freq: object
+    covariates: np.ndarray | None = None
+    covariate_names: tuple[str, ...] = ()
+    name: str = "y"
+
+    @property
+    def num_steps(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def num_observed(self) -> int:
+        return int(np.sum(~np.isnan(self.y)))
+
+
+def _as_float(values, what: str) -> np.ndarray:
+    arr = np.asarray(values)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise ValueError(f"{what} must be numeric; got dtype {arr.dtype}")
+    if np.issubdtype(arr.dtype, np.complexfloating):
+        raise ValueError(f"{what} must be real; got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if np.isinf(arr).any():
+        raise ValueError(f"{what} contains +/-inf at positions {np.flatnonzero(np.isinf(arr))[:5]}")
+    return arr
+
+
+def _check_index(index: pd.Index, what: str) -> None:
+    if index.has_duplicates:
+        dup = index[index.duplicated()][:3].tolist()
+        raise ValueError(f"{what} has duplicated timestamps, e.g. {dup}")
+    if not index.is_monotonic_increasing:
+        raise ValueError(f"{what} is not sorted in increasing time order; sort it first")
+
+
+def _infer_freq(index: pd.DatetimeIndex, freq):
+    if freq is not None:
+        return pd.tseries.frequencies.to_offset(freq)
+    if index.freq is not None:
+        return index.freq
+    if len(index) >= 3:
+        inferred = pd.infer_freq(index)
+        if inferred is not None:
+            return pd.tseries.frequencies.to_offset(inferred)
+    raise ValueError(
+        "cannot infer the frequency of the time index (irregular or too few timestamps); "
+        "pass freq= (e.g. 'W-SAT', 'D', 'B') and put NaN at the missing timestamps"
+    )
+
+
+def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> SeriesData:
+    """Validate a series (and covariates) and return a :class:`SeriesData`.
+
+    Parameters
+    ----------
+    y : pandas.Series, one-column pandas.DataFrame, or array-like of shape ``(time,)``
+        With a DatetimeIndex (sorted, unique); a plain array gets a RangeIndex. Gaps in a
+        regular DatetimeIndex are filled with NaN at the missing timestamps.
+    covariates : pandas.DataFrame or array-like of shape ``(time, covariate)``, optional
+        Exogenous regressors on the same index as ``y``; NaN is not allowed in them.
+    freq : str or pandas.DateOffset, optional
+        Sampling frequency; inferred from the index when omitted.
+    min_length : int
+        Fewest observed (non-NaN) values accepted.
+
+    Returns
+    -------
+    SeriesData
+    """
+    name = "y"
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise ValueError(
+                f"y must be a Series or a one-column DataFrame; got {y.shape[1]} columns "
+                f"{list(y.columns)[:5]}"
+            )
+        y = y.iloc[:, 0]
+    if isinstance(y, pd.Series):
+        name = str(y.name) if y.name is not None else "y"
+        index = y.index
+        if isinstance(index, pd.DatetimeIndex):
+            _check_index(index, "the index of y")
+            freq = _infer_freq(index, freq)
+            full = pd.date_range(index[0], index[-1], freq=freq)
+            if len(full) != len(index) or not full.equals(index):
+                extra = index.difference(full)
+                if len(extra):
+                    raise ValueError(
+                        f"timestamps {extra[:3].tolist()} are off the {freq.freqstr} grid "
+                        f"that starts at {index[0]}"
+                    )
+                y = y.reindex(full)
+                index = full
+            else:
+                index = full  # carries freq
+        else:
+            _check_index(index, "the index of y")
+            index = pd.RangeIndex(len(y))
+        values = _as_float(y.to_numpy(), "y")
+    else:
+        values = _as_float(y, "y")
+        if values.ndim != 1:
+            raise ValueError(f"y must be one-dimensional (time,); got shape {values.shape}")
+        index = pd.RangeIndex(len(values))
+        freq = pd.tseries.frequencies.to_offset(freq) if freq is not None else None
+    if values.ndim != 1:
+        raise ValueError(f"y must be one-dimensional (time,); got shape {values.shape}")
+    observed = int(np.sum(~np.isnan(values)))
+    if observed < min_length:
+        raise ValueError(
+            f"y has {observed} observed values; at least {min_length} are needed for this model"
+        )
+    cov, cov_names = None, ()
+    if covariates is not None:
+        cov, cov_names = _align_covariates(covariates, index, "covariates")
+    return SeriesData(values, index, freq, cov, cov_names, name)
+
+
+def _align_covariates(covariates, index: pd.Index, what: str):
+    if isinstance(covariates, pd.Series):
+        covariates = covariates.to_frame()
+    if isinstance(covariates, pd.DataFrame):
+        names = tuple(str(c) for c in covariates.columns)
+        if isinstance(index, pd.DatetimeIndex):
+            missing = index.difference(covariates.index)
+            if len(missing):
+                raise ValueError(
+                    f"{what} have no rows for {len(missing)} timestamps, e.g. "
+                    f"{missing[:3].tolist()}"
+                )
+            covariates = covariates.reindex(index)
+        elif len(covariates) != len(index):
+            raise ValueError(f"{what} have {len(covariates)} rows; expected {len(index)}")
+        values = _as_float(covariates.to_numpy(), what)
+    else:
+        values = _as_float(covariates, what)
+        if values.ndim == 1:
+            values = values[:, None]
+        if values.shape[0] != len(index):
+            raise ValueError(f"{what} have {values.shape[0]} rows; expected {len(index)}")
+        names = tuple(f"x{i}" for i in range(values.shape[1]))
+    if values.ndim != 2:
+        raise ValueError(f"{what} must be 2-D (time, covariate); got shape {values.shape}")
+    if np.isnan(values).any():
+        rows = np.flatnonzero(np.isnan(values).any(axis=1))
+        raise ValueError(f"{what} contain NaN at {len(rows)} rows, e.g. {index[rows[:3]].tolist()}")
+    return values, names
+
+
+def future_index(data: SeriesData, horizon: int) -> pd.Index:
+    """Timestamps of the ``horizon`` steps after the end of ``data``."""
+    if not isinstance(horizon, int | np.integer) or horizon <= 0:
+        raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
+    if isinstance(data.index, pd.DatetimeIndex):
+        return pd.date_range(data.index[-1], periods=horizon + 1, freq=data.freq)[1:]
+    start = int(data.index[-1]) + 1
+    return pd.RangeIndex(start, start + horizon)
+
+
+def check_future_covariates(data: SeriesData, covariates, horizon: int) -> np.ndarray | None:
+    """Validate covariates over the forecast horizon; ``None`` when the model has none."""
+    if data.covariates is None:
+        if covariates is not None:
+            raise ValueError("covariates were given for the horizon but the fit used none")
+        return None
+    if covariates is None:
+        raise ValueError(
+            f"the model uses covariates {list(data.covariate_names)}; pass covariates= for the "
+            f"{horizon} forecast steps"
+        )
+    index = future_index(data, horizon)
+    values, names = _align_covariates(covariates, index, "future covariates")
+    if isinstance(covariates, pd.DataFrame) and names != data.covariate_names:
+        raise ValueError(
+            f"future covariates have columns {list(names)}; expected {list(data.covariate_names)}"
+        )
+    return values

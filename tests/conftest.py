@@ -1,0 +1,33 @@
+"""Shared test helpers. Float64 is switched on locally (never at import)."""
+
+from __future__ import annotations
+
+import contextlib
+
+import jax
+import numpy as np
+import pytest
+
+
+
+@contextlib.contextmanager
+def maybe_x64(dtype):
+    """Enable float64 inside the block when ``dtype`` is a 64-bit (or complex128) type."""
+    if np.dtype(dtype) in (np.float64, np.complex128):
+        with jax.enable_x64(True):
+            yield
+    else:
+        yield
+
+
+@pytest.fixture
+def x64():
+    with jax.enable_x64(True):
+        yield
+
+
+def gpu_available() -> bool:
+    return any(d.platform == "gpu" for d in jax.devices())
+
+
+requires_gpu = pytest.mark.skipif(not gpu_available(), reason="needs a GPU (run via the device tool)")
