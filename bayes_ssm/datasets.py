@@ -61,7 +61,9 @@ def _load_ili(column: str = "% WEIGHTED ILI") -> pd.Series:
     raw = pd.read_csv(_path("ili"), skiprows=1, na_values=["X"])
     if column not in raw.columns:
         raise ValueError(f"ILINet has no column {column!r}; columns: {list(raw.columns)}")
-    dates = [mmwr_week_ending(int(y), int(w)) for y, w in zip(raw["YEAR"], raw["WEEK"], strict=True)]
+    dates = [
+        mmwr_week_ending(int(y), int(w)) for y, w in zip(raw["YEAR"], raw["WEEK"], strict=True)
+    ]
     series = pd.Series(raw[column].to_numpy(float), index=pd.DatetimeIndex(dates), name="ili")
     full = pd.date_range(series.index[0], series.index[-1], freq="W-SAT")
     series = series.reindex(full)  # a week absent from the file becomes NaN
@@ -93,7 +95,8 @@ def load(name: str, **kwargs):
     name : {"ili", "exchange_rate", "covid"}
         ``"ili"``: US national % weighted ILI (CDC ILINet), weekly ``pd.Series`` indexed by the
         MMWR week-ending Saturday, 1997-10-04 .. 2025-04-05, on a complete weekly grid (a week
-        missing from the file, or marked 'X', is NaN; the current file has none). ``column=`` picks another ILINet column (e.g. ``"ILITOTAL"``).
+        missing from the file, or marked 'X', is NaN; the current file has none).
+        ``column=`` picks another ILINet column (e.g. ``"ILITOTAL"``).
         ``"exchange_rate"``: 8 daily exchange rates against the USD, ``pd.DataFrame`` on a
         business-day index (see ``datasets/README.md`` for the caveat on dates).
         ``"covid"``: JHU CSSE daily cumulative and new cases and deaths, ``pd.DataFrame``.

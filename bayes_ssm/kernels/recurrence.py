@@ -88,7 +88,9 @@ def _check_inputs(a, b, h0, axis, method, chunk_size):
     a = jnp.asarray(a)
     b = jnp.asarray(b)
     for name, x in (("a", a), ("b", b)):
-        if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)):
+        if not (
+            jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)
+        ):
             raise ValueError(
                 f"{name} must have a floating or complex dtype, got {x.dtype} (shape {x.shape}); "
                 f"cast it, e.g. {name}.astype(jnp.float32)"
@@ -226,49 +228,40 @@ def _associative(a, b, h0):
     return h
 
 
-def _log_decay(a):
-    """Log-magnitude (with ``-inf`` for zeros) and a sign carrier for real or complex ``a``.
-
-    Returns ``(log_a, negative)``: for complex ``a``, ``log_a`` is the complex logarithm and
-    ``negative`` is None; for real ``a``, ``log_a = log|a|`` and ``negative`` is 1.0 where
-    ``a < 0`` (its segment sums give the sign by parity).
-    """
-    is_zero = a == 0
-    safe = jnp.where(is_zero, jnp.ones_like(a), a)
-    if jnp.issubdtype(a.dtype, jnp.complexfloating):
-        log_a = jnp.log(safe)
-        log_a = jnp.where(is_zero, jnp.asarray(-jnp.inf, a.real.dtype), log_a)
-        return log_a, None
-    log_a = jnp.where(is_zero, -jnp.inf, jnp.log(jnp.abs(safe)))
-    return log_a, (a < 0).astype(a.dtype)
-
-
-def _segment_sum(x):
-    """``out[..., t, s] = sum_{k=s+1..t} x[..., k]`` for ``s <= t``, ``-inf`` above the diagonal.
-
-    ``x`` has the chunk axis last-but-zero: shape ``(..., L)``; computed by a masked cumulative
-    sum (no subtraction of cumulative sums, so ``-inf`` entries never meet ``+inf``).
-    """
-    length = x.shape[-1]
-    strictly_lower = jnp.tril(jnp.ones((length, length), bool), k=-1)
-    lower = jnp.tril(jnp.ones((length, length), bool), k=0)
-    xx = jnp.where(strictly_lower, x[..., :, None], 0)  # [..., k, s]: x_k where k > s
-    seg = jnp.cumsum(xx, axis=-2)  # [..., t, s] = sum_{s < k <= t} x_k
-    return jnp.where(lower, seg, -jnp.inf)
-
-
 def _decay_matrix(a_chunks):
     """``M[..., t, s] = prod_{k=s+1..t} a[..., k]`` (lower triangular), in log space.
 
-    ``a_chunks`` has shape ``(..., L)``; the result ``(..., L, L)``.
+    ``a_chunks`` has shape ``(..., l)``; the result ``(..., l, l)``. With ``c = cumsum(log a)``
+    the log of an entry is ``c_t - c_s``: a difference of two sums over one short chunk, so the
+    cancellation error is bounded by ``l * max|log a| * eps`` and never compounds across chunks.
+    Exact zeros and (for real ``a``) negative signs are counted separately with the same
+    cumulative-sum trick (counts are small integers, so their differences are exact): an entry
+    whose segment holds a zero is 0, and the sign is the parity of the negatives. Complex ``a``
+    uses the complex logarithm (its phase carries the sign). The argument of ``exp`` is masked
+    *before* the exponential, so neither values nor gradients meet ``inf``.
+
+    Gradients with respect to an ``a_k`` that is exactly 0 are not propagated through the
+    segments it zeroes (use ``"sequential"`` or ``"associative"`` if that case matters).
     """
-    log_a, negative = _log_decay(a_chunks)
-    magnitude = jnp.exp(_segment_sum(log_a))
-    if negative is None:
-        return magnitude
-    flips = _segment_sum(negative)  # number of negative factors in the segment (-inf above)
-    sign = jnp.where(jnp.mod(jnp.where(jnp.isfinite(flips), flips, 0), 2) > 0.5, -1, 1)
-    return magnitude * sign.astype(magnitude.dtype)
+    length = a_chunks.shape[-1]
+    lower = jnp.tril(jnp.ones((length, length), bool))
+    is_zero = a_chunks == 0
+    safe = jnp.where(is_zero, jnp.ones_like(a_chunks), a_chunks)
+    is_complex = jnp.issubdtype(a_chunks.dtype, jnp.complexfloating)
+    log_a = jnp.log(safe) if is_complex else jnp.log(jnp.abs(safe))
+
+    def pairwise_difference(x):  # [..., t, s] = sum_{k=s+1..t} x_k  (for s <= t)
+        cum = jnp.cumsum(x, axis=-1)
+        return cum[..., :, None] - cum[..., None, :]
+
+    log_m = jnp.where(lower, pairwise_difference(log_a), -jnp.inf)
+    decay = jnp.exp(log_m)
+    zeros_in_segment = pairwise_difference(is_zero.astype(jnp.int32))
+    decay = jnp.where(zeros_in_segment > 0, jnp.zeros_like(decay), decay)
+    if not is_complex:
+        negatives = pairwise_difference((a_chunks < 0).astype(jnp.int32))
+        decay = jnp.where(negatives % 2 == 1, -decay, decay)
+    return decay
 
 
 def _chunked(a, b, h0, chunk_size):
