@@ -169,7 +169,8 @@ def test_jit_vmap_and_no_recompile(method):
 def test_auto_follows_choose_method():
     assert choose_method(10_000, "cpu") == "sequential"
     assert choose_method(10_000, "gpu") == "associative"
-    assert choose_method(16, "gpu") == "sequential"
+    assert choose_method(8, "gpu") == "sequential"
+    assert choose_method(1_000, "gpu") == "associative"
     a = jnp.full((10, 1), 0.5)
     b = jnp.ones((10, 1))
     np.testing.assert_allclose(

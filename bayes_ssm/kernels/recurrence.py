@@ -47,8 +47,9 @@ Method = Literal["auto", "sequential", "associative", "chunked"]
 _METHODS = ("auto", "sequential", "associative", "chunked")
 DEFAULT_CHUNK_SIZE = 32
 # Measured in benchmarks/README.md ("scan" tables): on a CPU, lax.scan beats the associative
-# scan at every length we tried; on a GPU the associative scan wins from a few hundred steps.
-_GPU_SEQUENTIAL_MAX_T = 64
+# scan at every length we tried (2.8-9.5x); on an H100 the associative scan wins from T = 1,000
+# (26x) up (600x at T = 1e5).
+_GPU_SEQUENTIAL_MAX_T = 8
 _CPU_UNROLL = 8
 
 
@@ -59,8 +60,9 @@ def choose_method(num_steps: int, backend: str | None = None) -> str:
 
     * CPU: ``"sequential"`` (``lax.scan`` unrolled 8 steps) at every length: a CPU step costs
       nanoseconds, and the associative scan does about twice the memory traffic.
-    * GPU / TPU: ``"sequential"`` only for ``num_steps <= 64``; otherwise ``"associative"``,
-      whose ``O(log T)`` depth avoids one kernel launch per step.
+    * GPU / TPU: ``"sequential"`` only for ``num_steps <= 8``; otherwise ``"associative"``,
+      whose ``O(log T)`` depth avoids one dependent step per time point (H100, D = 256:
+      ``lax.scan`` costs ~2.2 us a step, so already at T = 1,000 it is 26x slower).
 
     Parameters
     ----------
