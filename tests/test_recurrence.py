@@ -197,3 +197,16 @@ def test_bad_input_raises_clear_errors(kwargs, message):
     h0 = kwargs.pop("h0", None)
     with pytest.raises(ValueError, match=message):
         linear_recurrence(a, b, h0, **kwargs)
+
+
+def test_pallas_method_through_dispatcher_matches_reference():
+    """method="pallas" (Pallas interpreter on a CPU) == the loop twin, with reverse and h0."""
+    rng = np.random.default_rng(8)
+    a = rng.uniform(0.5, 0.99, (2, 70, 3)).astype(np.float32)
+    b = rng.normal(size=(2, 70, 3)).astype(np.float32)
+    h0 = rng.normal(size=(2, 3)).astype(np.float32)
+    for reverse in (False, True):
+        got = linear_recurrence(a, b, h0, method="pallas", chunk_size=16, reverse=reverse, axis=1)
+        _assert_close(got, linear_recurrence_ref(a, b, h0, reverse=reverse, axis=1), np.float32)
+    with pytest.raises(ValueError, match="pallas"):
+        linear_recurrence(a.astype(np.complex64), b, method="pallas", axis=1)

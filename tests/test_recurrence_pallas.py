@@ -1,0 +1,212 @@
+"""The Pallas recurrence kernel against its slow twin and the pure-JAX methods.
+
+On a CPU the kernel runs in Pallas' interpreter (``interpret=True``) at small sizes, which
+checks the tiling, masking, look-back bookkeeping and gradient algebra. The GPU tests (run via
+the device tool) compile the real Triton kernel and compare it with ``associative`` at sizes
+where many programs run at once, which is where a race in the look-back would show.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from bayes_ssm.kernels import linear_recurrence
+from bayes_ssm.kernels import recurrence_pallas as rp
+from bayes_ssm.kernels.recurrence_pallas import linear_recurrence_pallas
+from bayes_ssm.kernels.reference import linear_recurrence_ref
+from tests.conftest import requires_gpu
+
+METHODS = ("lookback", "three_pass")
+
+
+def _inputs(seed, steps, channels, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 1.0, (steps, channels)).astype(dtype)
+    a[rng.random((steps, channels)) < 0.1] *= -1  # some negative decays
+    b = rng.normal(size=(steps, channels)).astype(dtype)
+    h0 = rng.normal(size=channels).astype(dtype)
+    return a, b, h0
+
+
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_values_match_reference(method, reverse):
+    # 37 steps in chunks of 8 (a ragged last chunk), 11 channels in blocks of 4 (a ragged
+    # last block): several chunks per channel block, so the look-back walks.
+    a, b, h0 = _inputs(0, 37, 11)
+    h = linear_recurrence_pallas(
+        a, b, h0, reverse=reverse, chunk_size=8, block_channels=4, method=method, interpret=True
+    )
+    ref = linear_recurrence_ref(a, b, h0, reverse=reverse)
+    np.testing.assert_allclose(np.asarray(h), ref, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize("steps", [1, 16])
+def test_short_and_exact_lengths_without_h0(steps):
+    a, b, _ = _inputs(1, steps, 3)
+    h = linear_recurrence_pallas(a, b, chunk_size=8, block_channels=4, interpret=True)
+    np.testing.assert_allclose(np.asarray(h), linear_recurrence_ref(a, b), rtol=2e-5, atol=2e-5)
+
+
+def test_nan_stays_in_its_channel_and_the_kernel_finishes():
+    # A NaN state is published across chunks; it must not be mistaken for "not published yet".
+    a, b, h0 = _inputs(2, 40, 4)
+    b[5, 1] = np.nan
+    h = np.asarray(
+        linear_recurrence_pallas(a, b, h0, chunk_size=8, block_channels=2, interpret=True)
+    )
+    ref = linear_recurrence_ref(a, b, h0)
+    assert np.isnan(h[5:, 1]).all() and np.isfinite(np.delete(h, 1, axis=1)).all()
+    np.testing.assert_allclose(h, ref, rtol=2e-5, atol=2e-5)
+
+
+def test_float64(x64):
+    a, b, h0 = _inputs(3, 29, 5, np.float64)
+    h = linear_recurrence_pallas(a, b, h0, chunk_size=8, block_channels=4, interpret=True)
+    assert h.dtype == jnp.float64
+    np.testing.assert_allclose(np.asarray(h), linear_recurrence_ref(a, b, h0), rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("method", "reverse"), [("lookback", False), ("lookback", True), ("three_pass", False)]
+)
+def test_gradients_match_sequential(method, reverse):
+    a, b, h0 = (jnp.asarray(x) for x in _inputs(4, 21, 5))
+    weights = jnp.asarray(np.random.default_rng(5).normal(size=a.shape), jnp.float32)
+
+    def loss(fn):
+        return lambda a, b, h0: jnp.sum(weights * fn(a, b, h0))
+
+    pallas = loss(
+        lambda a, b, h0: linear_recurrence_pallas(
+            a, b, h0, reverse=reverse, chunk_size=8, block_channels=4, method=method, interpret=True
+        )
+    )
+    seq = loss(lambda a, b, h0: linear_recurrence(a, b, h0, reverse=reverse, method="sequential"))
+    got = jax.grad(pallas, argnums=(0, 1, 2))(a, b, h0)
+    want = jax.grad(seq, argnums=(0, 1, 2))(a, b, h0)
+    for name, g, w in zip(("a", "b", "h0"), got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_pallas_supported_rule():
+    assert rp.pallas_supported(np.float32, "gpu") and rp.pallas_supported(np.float64, "gpu")
+    assert not rp.pallas_supported(np.complex64, "gpu")
+    assert not rp.pallas_supported(np.float32, "cpu")
+
+
+def test_vmap_gives_each_series_its_own_exchange():
+    # vmap adds a grid axis and batches the ticket counter and exchange arrays with the data.
+    a, b, h0 = _inputs(12, 3 * 23, 5)
+    a, b, h0 = a.reshape(3, 23, 5), b.reshape(3, 23, 5), np.resize(h0, (3, 5))
+    fn = jax.vmap(
+        lambda a, b, h0: linear_recurrence_pallas(
+            a, b, h0, chunk_size=8, block_channels=4, interpret=True
+        )
+    )
+    want = np.stack([linear_recurrence_ref(a[i], b[i], h0[i]) for i in range(3)])
+    np.testing.assert_allclose(np.asarray(fn(a, b, h0)), want, rtol=2e-5, atol=2e-5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"a": np.ones((4, 2)), "b": np.ones((4, 3))}, "one shape"),
+        ({"a": np.ones(4), "b": np.ones(4)}, "time, channel"),
+        ({"a": np.ones((0, 2)), "b": np.ones((0, 2))}, "non-empty"),
+        ({"a": np.ones((4, 2), np.int32), "b": np.ones((4, 2), np.int32)}, "float32 and float64"),
+        ({"a": np.ones((4, 2), np.complex64), "b": np.ones((4, 2))}, "float32 and float64"),
+        ({"a": np.ones((4, 2)), "b": np.ones((4, 2)), "h0": np.ones(3)}, "h0"),
+        ({"a": np.ones((4, 2)), "b": np.ones((4, 2)), "chunk_size": 6}, "chunk_size"),
+        ({"a": np.ones((4, 2)), "b": np.ones((4, 2)), "method": "fast"}, "method"),
+        ({"a": np.ones((4, 64)), "b": np.ones((4, 64)), "num_warps": 4}, "num_warps"),
+    ],
+)
+def test_bad_input_raises_value_error(kwargs, match):
+    kwargs = dict(kwargs)
+    a, b = kwargs.pop("a"), kwargs.pop("b")
+    with pytest.raises(ValueError, match=match):
+        linear_recurrence_pallas(a, b, interpret=True, **kwargs)
+
+
+# ---------------------------------------------------------------------------------------------
+# GPU: the compiled Triton kernel.
+# ---------------------------------------------------------------------------------------------
+
+
+@requires_gpu
+@pytest.mark.parametrize("method", METHODS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gpu_values_match_associative(method, reverse):
+    # 2**16 + 3 steps and 300 channels: ragged in both, ~5,000 programs in flight.
+    a, b, h0 = (jnp.asarray(x) for x in _inputs(6, 2**16 + 3, 300))
+    want = linear_recurrence(a, b, h0, reverse=reverse, method="associative")
+    fn = jax.jit(
+        lambda a, b, h0: linear_recurrence_pallas(a, b, h0, reverse=reverse, method=method)
+    )
+    for _ in range(3):  # a race would show as a result that changes between runs
+        got = fn(a, b, h0)
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+@requires_gpu
+@pytest.mark.parametrize("channels", [1, 3, 16, 64, 256])
+def test_gpu_channel_counts(channels):
+    # Each channel count gives another channel block (1 .. 32) and so another register layout.
+    a, b, h0 = (jnp.asarray(x) for x in _inputs(10, 20_011, channels))
+    want = linear_recurrence(a, b, h0, method="associative")
+    got = linear_recurrence_pallas(a, b, h0)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+@requires_gpu
+def test_gpu_vmap():
+    a, b, h0 = (jnp.asarray(x) for x in _inputs(13, 4 * 3001, 40))
+    a, b, h0 = a.reshape(4, 3001, 40), b.reshape(4, 3001, 40), jnp.resize(h0, (4, 40))
+    got = jax.vmap(linear_recurrence_pallas)(a, b, h0)
+    want = jax.vmap(lambda a, b, h0: linear_recurrence(a, b, h0, method="associative"))(a, b, h0)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
+
+
+@requires_gpu
+def test_gpu_long_series_and_float64(x64):
+    a, b, h0 = (jnp.asarray(x) for x in _inputs(7, 2**18 + 1, 64, np.float64))
+    got = linear_recurrence_pallas(a, b, h0)
+    want = linear_recurrence(a, b, h0, method="associative")
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-10, atol=1e-10)
+
+
+@requires_gpu
+@pytest.mark.parametrize("reverse", [False, True])
+def test_gpu_gradients_match_associative(reverse):
+    a, b, h0 = (jnp.asarray(x) for x in _inputs(8, 5000, 96))
+    weights = jnp.asarray(np.random.default_rng(9).normal(size=a.shape), jnp.float32)
+
+    def grads(method):
+        def loss(a, b, h0):
+            if method == "pallas":
+                h = linear_recurrence_pallas(a, b, h0, reverse=reverse)
+            else:
+                h = linear_recurrence(a, b, h0, reverse=reverse, method="associative")
+            return jnp.sum(weights * h)
+
+        return jax.jit(jax.grad(loss, argnums=(0, 1, 2)))(a, b, h0)
+
+    for name, g, w in zip(("a", "b", "h0"), grads("pallas"), grads("associative"), strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-3, atol=1e-3, err_msg=name)
+
+
+@pytest.mark.parametrize(("reverse", "publish_every"), [(False, 3), (True, 5)])
+def test_lookback_folds_aggregates(reverse, publish_every):
+    # In the interpreter every predecessor has finished, so the walk would always stop at the
+    # nearest one. Publishing only every n-th inclusive state forces it to fold aggregates
+    # (the path taken on a GPU while predecessors still run).
+    a, b, h0 = _inputs(11, 100, 5)
+    cfg = rp._Config(100, 5, np.float32, reverse, 0, 4, 4, 1, True)
+    cfg.publish_every = publish_every
+    h = rp._run_lookback(cfg, jnp.asarray(a), jnp.asarray(b), jnp.asarray(h0))
+    ref = linear_recurrence_ref(a, b, h0, reverse=reverse)
+    np.testing.assert_allclose(np.asarray(h), ref, rtol=2e-5, atol=2e-5)
