@@ -16,7 +16,10 @@ import numpy as np
 from numpyro import handlers
 from numpyro.infer import Predictive
 
-__all__ = ["ModelKey", "as_key", "latent_sites", "predict", "model_kwargs"]
+__all__ = [
+    "ModelKey", "as_key", "latent_shapes", "latent_sites", "predict", "model_kwargs",
+    "trace_site_names",
+]
 
 
 class ModelKey:
@@ -136,7 +139,7 @@ def predict(
 def trace_site_names(model, y, scales, *, covariates=None, horizon=0, future_covariates=None,
                      components=False) -> dict[str, str]:
     """All site names of one prior run of the program, mapped to their site type."""
-    with handlers.block(), handlers.trace() as tr, handlers.seed(rng_seed=0):
+    with handlers.trace() as tr, handlers.seed(rng_seed=0):
         model.model(
             jnp.asarray(y),
             **model_kwargs(

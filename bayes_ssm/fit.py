@@ -212,7 +212,7 @@ class Fit:
         pandas.DataFrame, shape ``(time, 2 + 2 * len(prob))``, on the fitted index.
         """
         levels = validate_prob(prob)
-        out = self._predict(key, ("y_fitted",), num_samples=num_samples)
+        out = self._predict(key, ("y_fitted",), components=True, num_samples=num_samples)
         if "y_fitted" not in out:
             raise ValueError(f"model {self.model.kind!r} does not emit the 'y_fitted' site")
         return summarize_draws(out["y_fitted"], self.data.index, levels)
@@ -294,9 +294,7 @@ class Fit:
                     f"the model uses covariates {list(self.data.covariate_names)}; pass "
                     f"covariates= for the {len(y_new)} new steps"
                 )
-            new_cov = check_future_covariates(
-                dataclasses.replace(self.data), covariates, len(y_new)
-            )
+            new_cov = check_future_covariates(self.data, covariates, len(y_new))
             new_index = future_index(self.data, len(y_new))
             if isinstance(combined.index, pd.DatetimeIndex) and not y_new.index.equals(new_index):
                 raise ValueError("with covariates, y_new must continue the index without gaps")
@@ -311,8 +309,16 @@ class Fit:
             data = as_series_data(combined, covariates=cov, freq=self.data.freq)
         else:
             data = as_series_data(combined.to_numpy(), covariates=cov, freq=self.data.freq)
-            data = dataclasses.replace(data, name=self.data.name)
         data = dataclasses.replace(data, name=self.data.name)
+        shapes = _engine.latent_shapes(self.model, data.y, dict(self.scales), data.covariates)
+        grown = {k: (v.shape[2:], shapes.get(k)) for k, v in self.draws.items()
+                 if shapes.get(k) != v.shape[2:]}
+        if grown:
+            raise ValueError(
+                f"cannot update without refitting: latent sites {sorted(grown)} change shape "
+                f"with the series length ({grown}); this model samples per-step latents, so "
+                "refit it on the longer series"
+            )
         info = dict(self.info)
         info["updated_steps"] = int(info.get("updated_steps", 0)) + (
             data.num_steps - self.data.num_steps

@@ -71,10 +71,19 @@ class ToyLocalLevel(TimeSeriesModel):
             level_sd = numpyro.sample("level_sd", dist.HalfNormal(scale))
         else:
             level_sd = jnp.asarray(self.level_sd)
+        offset = future_offset = 0.0
+        if covariates is not None:
+            beta = numpyro.sample("beta", dist.Normal(0, scale).expand([covariates.shape[1]]))
+            offset = covariates @ beta
+            if horizon > 0:
+                if future_covariates is None:
+                    raise ValueError("future_covariates are needed to forecast")
+                future_offset = future_covariates @ beta
         a1, p1 = scales["loc"] + 0.0 * scale, (self.init_sd * scale) ** 2
         pred_mean, pred_var, ll, filt_mean, filt_var = _filter(
-            y, obs_sd**2, level_sd**2, a1, p1
+            y - offset, obs_sd**2, level_sd**2, a1, p1
         )
+        pred_mean = pred_mean + offset
         numpyro.deterministic("log_lik", ll)
         numpyro.factor("kalman_loglik", ll.sum())
         numpyro.deterministic("y_fitted", pred_mean)
@@ -103,7 +112,7 @@ class ToyLocalLevel(TimeSeriesModel):
             )
             innov = numpyro.sample("level_innov", dist.Normal(0, level_sd).expand([horizon]))
             path = level_t + jnp.cumsum(innov)
-            numpyro.sample("y_forecast", dist.Normal(path, obs_sd))
+            numpyro.sample("y_forecast", dist.Normal(path + future_offset, obs_sd))
 
 
 @register_model
