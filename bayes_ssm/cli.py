@@ -41,17 +41,20 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
     src.add_argument(
         "--fit-last", type=int, default=None, metavar="N",
-        help="fit only the last N steps (default: the last 8 seasonal cycles, all if shorter)",
+        help="fit only the last N steps (default: the last 6 seasonal cycles, all if shorter)",
     )
     mod = fc.add_argument_group("model")
     mod.add_argument("--model", choices=["structural"], default="structural")
-    mod.add_argument("--trend", choices=["local_linear", "damped", "none"], default="damped")
+    mod.add_argument(
+        "--trend", choices=["local_linear", "damped", "none"], default="none",
+        help="slope on the level (default none: a random-walk level)",
+    )
     mod.add_argument(
         "--seasonal-period", type=float, default=None,
         help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
         "monthly); 0 for none",
     )
-    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
+    mod.add_argument("--harmonics", type=int, default=2, help="harmonics of the seasonal")
     mod.add_argument(
         "--likelihood", choices=["gaussian", "student_t"], default="gaussian",
     )
@@ -167,7 +170,7 @@ def _forecast(args, parser):
     period = _season(args, full.freq)
     fit_last = args.fit_last
     if fit_last is None:
-        fit_last = int(round(8 * period)) if period else len(y)
+        fit_last = min(len(y), int(round(6 * period))) if period else len(y)
     if fit_last < 2:
         raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
     y_fit = y.iloc[-fit_last:]
