@@ -65,15 +65,20 @@ def model_kwargs(scales, covariates=None, horizon=0, future_covariates=None, com
     )
 
 
-def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
-    """Names of the latent (unobserved ``numpyro.sample``) sites of the fitting program."""
-    with handlers.block(), handlers.trace() as tr, handlers.seed(rng_seed=0):
+def latent_shapes(model, y, scales, covariates=None) -> dict[str, tuple[int, ...]]:
+    """Latent (unobserved ``numpyro.sample``) sites of the fitting program and their shapes."""
+    with handlers.trace() as tr, handlers.seed(rng_seed=0):
         model.model(jnp.asarray(y), **model_kwargs(_as_jnp(scales), _opt(covariates)))
-    return tuple(
-        name
+    return {
+        name: tuple(site["value"].shape)
         for name, site in tr.items()
         if site["type"] == "sample" and not site["is_observed"]
-    )
+    }
+
+
+def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
+    """Names of the latent sites of the fitting program."""
+    return tuple(latent_shapes(model, y, scales, covariates))
 
 
 def _as_jnp(scales):

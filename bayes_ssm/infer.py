@@ -103,7 +103,7 @@ def _svi_finish(mkey, guide_kind, optimizer, num_samples, state, key, y, dyn):
     svi = _make_svi(mkey.model, guide_kind, optimizer)
     svi.init(jax.random.PRNGKey(0), y, **kwargs)
     params = svi.get_params(state)
-    draws = svi.guide.sample_posterior(key, params, sample_shape=(num_samples,))
+    draws = svi.guide.sample_posterior(key, params, y, sample_shape=(num_samples,), **kwargs)
     return params, draws
 
 
@@ -111,7 +111,7 @@ def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_ev
     y, dyn = _jnp_args(data, scales)
     mkey = _engine.ModelKey(model)
     state = _svi_init(mkey, guide, optimizer, key, y, dyn)
-    losses, prev, rel, converged = [], None, float("nan"), False
+    losses, prev, rel, converged, quiet = [], None, float("nan"), False, 0
     bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not _show_progress(progress))
     done = 0
     try:
@@ -136,7 +136,8 @@ def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_ev
                 delta = abs(mean - prev[0])
                 rel = delta / max(abs(prev[0]), 1e-12)
                 bar.set_postfix(loss=f"{mean:.4g}", rel=f"{rel:.1e}")
-                if rel < tol or delta < 2 * se:
+                quiet = quiet + 1 if (rel < tol or delta < 2 * se) else 0
+                if quiet >= 2:  # two windows in a row without real change
                     converged = True
                     break
             prev = (mean, float(chunk.var(ddof=1)))
@@ -181,9 +182,9 @@ def fit_svi(
     optimizer : optax.GradientTransformation, optional
         Default ``optax.adam(learning_rate)``.
     tol : float
-        Stop when the mean loss of the last ``check_every`` steps changes by less than
-        ``tol`` relative to the previous window, or by less than twice its Monte-Carlo
-        standard error. ``fit.info["converged"]`` records whether that happened.
+        Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
+        less than ``tol`` relative to the previous window, or by less than twice its
+        Monte-Carlo standard error. ``fit.info["converged"]`` records whether that happened.
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool

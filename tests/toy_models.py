@@ -200,3 +200,24 @@ class ToyExplicitLevel(TimeSeriesModel):
         if horizon > 0:
             innov = numpyro.sample("level_innov", dist.Normal(0, self.level_sd).expand([horizon]))
             numpyro.sample("y_forecast", dist.Normal(level[-1] + jnp.cumsum(innov), self.obs_sd))
+
+
+def kalman_smoother_numpy(y, obs_sd, level_sd, a1, p1):
+    """RTS smoothed means and variances of the local level (plain float64 loops)."""
+    n = len(y)
+    a_pred, p_pred = np.empty(n), np.empty(n)
+    a_filt, p_filt = np.empty(n), np.empty(n)
+    a, p = float(a1), float(p1)
+    for t, y_t in enumerate(np.asarray(y, float)):
+        a_pred[t], p_pred[t] = a, p
+        if not np.isnan(y_t):
+            k = p / (p + obs_sd**2)
+            a, p = a + k * (y_t - a), p * (1 - k)
+        a_filt[t], p_filt[t] = a, p
+        p = p + level_sd**2
+    a_s, p_s = a_filt.copy(), p_filt.copy()
+    for t in range(n - 2, -1, -1):
+        g = p_filt[t] / p_pred[t + 1]
+        a_s[t] = a_filt[t] + g * (a_s[t + 1] - a_pred[t + 1])
+        p_s[t] = p_filt[t] + g**2 * (p_s[t + 1] - p_pred[t + 1])
+    return a_s, p_s
