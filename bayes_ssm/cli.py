@@ -130,9 +130,10 @@ def _build_model(args, period, num_steps):
     return StructuralTS(trend=trend, seasonal=seasonal, likelihood=args.likelihood)
 
 
-def _print_summary(fit, elapsed, out=sys.stdout):
+def _print_summary(fit, elapsed, out=None):
     import numpy as np
 
+    out = sys.stdout if out is None else out
     from bayes_ssm.diagnostics import check, summary
 
     table = summary(fit)
