@@ -17,7 +17,12 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 
 __all__ = [
-    "ModelKey", "as_key", "latent_shapes", "latent_sites", "predict", "model_kwargs",
+    "ModelKey",
+    "as_key",
+    "latent_shapes",
+    "latent_sites",
+    "predict",
+    "model_kwargs",
     "trace_site_names",
     "call_with_scales",
     "resolve_scales",
@@ -134,12 +139,25 @@ def _opt(x):
 
 @partial(jax.jit, static_argnames=("mkey", "static_scales", "horizon", "components", "sites"))
 def _predict(
-    mkey, key, draws, y, static_scales, dyn_scales, covariates, future_covariates, horizon,
-    components, sites,
+    mkey,
+    key,
+    draws,
+    y,
+    static_scales,
+    dyn_scales,
+    covariates,
+    future_covariates,
+    horizon,
+    components,
+    sites,
 ):
     scales = resolve_scales(static_scales, dyn_scales)
     predictive = Predictive(
-        mkey.model.model, posterior_samples=draws, return_sites=list(sites), parallel=True, batch_ndims=1
+        mkey.model.model,
+        posterior_samples=draws,
+        return_sites=list(sites),
+        parallel=True,
+        batch_ndims=1,
     )
     return predictive(
         key, y, **model_kwargs(scales, covariates, horizon, future_covariates, components)
@@ -179,14 +197,14 @@ def predict(
         {k: jnp.asarray(v) for k, v in draws.items()},
         jnp.asarray(y),
     )
-    rest = (_opt(covariates), _opt(future_covariates), int(horizon), bool(components),
-            tuple(sites))
+    rest = (_opt(covariates), _opt(future_covariates), int(horizon), bool(components), tuple(sites))
     out = call_with_scales(model, scales, lambda st, dy: _predict(*args, st, dy, *rest))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def trace_site_names(model, y, scales, *, covariates=None, horizon=0, future_covariates=None,
-                     components=False) -> dict[str, str]:
+def trace_site_names(
+    model, y, scales, *, covariates=None, horizon=0, future_covariates=None, components=False
+) -> dict[str, str]:
     """All site names of one prior run of the program, mapped to their site type."""
     with handlers.trace() as tr, handlers.seed(rng_seed=0):
         model.model(

@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median, init_to_sample
-from numpyro.infer import autoguide
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, autoguide, init_to_median, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 from numpyro.optim import optax_to_numpyro
 from tqdm.auto import tqdm
@@ -117,7 +116,8 @@ def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_ev
     y, cov = _jnp_data(data)
     mkey = _engine.ModelKey(model)
     static, dyn, state = _engine.call_with_scales(
-        model, scales,
+        model,
+        scales,
         lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
     losses, prev, rel, converged, quiet = [], None, float("nan"), False, 0
@@ -223,12 +223,28 @@ def fit_svi(
         raise ValueError(f"model {model.kind!r} has no latent sites to fit")
     start = time.perf_counter()
     state, losses, converged, rel, done, (static, dyn) = _run_svi(
-        model, data, scales, k_fit, guide=guide, steps=steps, optimizer=optimizer, tol=tol,
-        check_every=check_every, progress=progress,
+        model,
+        data,
+        scales,
+        k_fit,
+        guide=guide,
+        steps=steps,
+        optimizer=optimizer,
+        tol=tol,
+        check_every=check_every,
+        progress=progress,
     )
     y_j, cov = _jnp_data(data)
     params, draws = _svi_finish(
-        _engine.ModelKey(model), guide, optimizer, static, num_samples, state, k_draw, y_j, dyn,
+        _engine.ModelKey(model),
+        guide,
+        optimizer,
+        static,
+        num_samples,
+        state,
+        k_draw,
+        y_j,
+        dyn,
         cov,
     )
     draws = {k: np.asarray(draws[k])[None] for k in latent}
@@ -275,15 +291,20 @@ def _initial_point(model, data, scales, key, init, num_chains):
     guide = "normal" if init == "svi" else "delta"
     k_svi, k_draw, k_jit = jax.random.split(key, 3)
     fit = fit_svi(
-        model, data_series(data), key=k_svi, covariates=_cov_frame(data), freq=data.freq,
-        guide=guide, steps=2000, num_samples=max(num_chains, 2), progress=False,
+        model,
+        data_series(data),
+        key=k_svi,
+        covariates=_cov_frame(data),
+        freq=data.freq,
+        guide=guide,
+        steps=2000,
+        num_samples=max(num_chains, 2),
+        progress=False,
     )
     y, cov = _jnp_data(data)
     kwargs = _engine.model_kwargs(dict(scales), cov)
     values = {k: jnp.asarray(v[0, :num_chains]) for k, v in fit.draws.items()}
-    unconstrained = jax.vmap(
-        lambda p: unconstrain_fn(model.model, (y,), kwargs, p)
-    )(values)
+    unconstrained = jax.vmap(lambda p: unconstrain_fn(model.model, (y,), kwargs, p))(values)
     if init == "map":  # one point: jitter the chains apart in unconstrained space
         unconstrained = {
             k: v + 0.1 * jax.random.normal(jax.random.fold_in(k_jit, i), v.shape)
@@ -391,7 +412,10 @@ def fit_nuts(
     )
     y_j, cov = _jnp_data(data)
     mcmc.run(
-        k_mcmc, y_j, init_params=init_params, extra_fields=_NUTS_FIELDS,
+        k_mcmc,
+        y_j,
+        init_params=init_params,
+        extra_fields=_NUTS_FIELDS,
         **_engine.model_kwargs(dict(scales), cov),
     )
     samples = mcmc.get_samples(group_by_chain=True)

@@ -24,11 +24,33 @@ def weekly_csv(tmp_path):
 def test_forecast_from_csv(weekly_csv, tmp_path, capsys):
     path, frame = weekly_csv
     out, plot, saved = tmp_path / "o" / "fc.csv", tmp_path / "fc.png", tmp_path / "fit.nc"
-    code = main([
-        "forecast", "--csv", str(path), "--date-col", "week", "--value-col", "visits",
-        "--horizon", "6", "--method", "svi", "--svi-steps", "1500", "--out", str(out),
-        "--plot", str(plot), "--save-fit", str(saved), "--quiet", "--prob", "0.5", "0.9",
-    ])
+    code = main(
+        [
+            "forecast",
+            "--csv",
+            str(path),
+            "--date-col",
+            "week",
+            "--value-col",
+            "visits",
+            "--horizon",
+            "6",
+            "--method",
+            "svi",
+            "--svi-steps",
+            "1500",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--save-fit",
+            str(saved),
+            "--quiet",
+            "--prob",
+            "0.5",
+            "0.9",
+        ]
+    )
     assert code == 0
     fc = pd.read_csv(out, index_col="date", parse_dates=True)
     assert list(fc.columns) == ["mean", "median", "lower_50", "upper_50", "lower_90", "upper_90"]
@@ -65,8 +87,22 @@ def test_unsorted_csv_is_refused(weekly_csv, capsys):
     path, frame = weekly_csv
     frame.iloc[::-1].to_csv(path, index=False)
     with pytest.raises(SystemExit):
-        main(["forecast", "--csv", str(path), "--date-col", "week", "--value-col", "visits",
-              "--horizon", "3", "--method", "svi", "--quiet"])
+        main(
+            [
+                "forecast",
+                "--csv",
+                str(path),
+                "--date-col",
+                "week",
+                "--value-col",
+                "visits",
+                "--horizon",
+                "3",
+                "--method",
+                "svi",
+                "--quiet",
+            ]
+        )
     assert "sorted" in capsys.readouterr().err
 
 
@@ -74,9 +110,26 @@ def test_unsorted_csv_is_refused(weekly_csv, capsys):
 def test_readme_main_job_small(tmp_path, capsys):
     """The README's command on the bundled ILI series, with fewer draws (CI budget)."""
     out, plot = tmp_path / "forecast.csv", tmp_path / "forecast.png"
-    code = main(["forecast", "--dataset", "ili", "--horizon", "26", "--method", "nuts",
-                 "--warmup", "150", "--samples", "150", "--out", str(out), "--plot", str(plot),
-                 "--quiet"])
+    code = main(
+        [
+            "forecast",
+            "--dataset",
+            "ili",
+            "--horizon",
+            "26",
+            "--method",
+            "nuts",
+            "--warmup",
+            "150",
+            "--samples",
+            "150",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--quiet",
+        ]
+    )
     assert code == 0
     fc = pd.read_csv(out, index_col="date", parse_dates=True)
     assert len(fc) == 26 and fc.index[0] == pd.Timestamp("2025-04-12")

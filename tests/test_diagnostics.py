@@ -24,8 +24,9 @@ def data():
 
 @pytest.fixture(scope="module")
 def nuts_fit(data):
-    return bi.fit_nuts(ToyLocalLevel(), data, key=0, num_chains=2, num_warmup=300,
-                       num_samples=300, progress=False)
+    return bi.fit_nuts(
+        ToyLocalLevel(), data, key=0, num_chains=2, num_warmup=300, num_samples=300, progress=False
+    )
 
 
 def _loglik_numpy(y, obs_sd, level_sd, scales):
@@ -43,8 +44,13 @@ def _loglik_numpy(y, obs_sd, level_sd, scales):
 def test_to_arviz_groups_and_log_likelihood(nuts_fit, data):
     tree = nuts_fit.to_arviz()
     assert isinstance(tree, xr.DataTree)
-    for group in ("posterior", "sample_stats", "log_likelihood", "posterior_predictive",
-                  "observed_data"):
+    for group in (
+        "posterior",
+        "sample_stats",
+        "log_likelihood",
+        "posterior_predictive",
+        "observed_data",
+    ):
         assert group in tree.children, group
     observed = ~np.isnan(data)
     ll = tree["log_likelihood"]["y"]
@@ -69,8 +75,9 @@ def test_summary_columns(nuts_fit):
     assert any(c.startswith("eti94") for c in table.columns)
     assert table.attrs["divergences"] == int(nuts_fit.sample_stats["diverging"].sum())
     assert len(table.attrs["bfmi"]) == 2
-    np.testing.assert_allclose(table.loc["obs_sd", "mean"], nuts_fit.draws["obs_sd"].mean(),
-                               rtol=1e-5)
+    np.testing.assert_allclose(
+        table.loc["obs_sd", "mean"], nuts_fit.draws["obs_sd"].mean(), rtol=1e-5
+    )
     hdi = summary(nuts_fit, ci_kind="hdi", ci_prob=0.9)
     assert any(c.startswith("hdi90") for c in hdi.columns)
     with pytest.raises(ValueError, match="ci_prob"):
@@ -84,8 +91,15 @@ def test_check_passes_a_good_fit(nuts_fit):
 
 
 def test_check_flags_planted_divergences():
-    fit = bi.fit_nuts(ToyDivergent(), np.zeros(10), key=1, num_chains=2, num_warmup=50,
-                      num_samples=200, progress=False)
+    fit = bi.fit_nuts(
+        ToyDivergent(),
+        np.zeros(10),
+        key=1,
+        num_chains=2,
+        num_warmup=50,
+        num_samples=200,
+        progress=False,
+    )
     n_div = int(fit.sample_stats["diverging"].sum())
     assert n_div > 0
     with pytest.warns(FitWarning) as caught:
@@ -99,16 +113,29 @@ def test_check_flags_chains_that_disagree(nuts_fit):
     draws["level_sd"][1] += 1.0  # chain 1 sits elsewhere
     stats = dict(nuts_fit.sample_stats)
     stats["diverging"] = np.zeros_like(stats["diverging"])
-    bad = Fit(model=nuts_fit.model, data=nuts_fit.data, scales=nuts_fit.scales, method="nuts",
-              draws=draws, sample_stats=stats, info=nuts_fit.info)
+    bad = Fit(
+        model=nuts_fit.model,
+        data=nuts_fit.data,
+        scales=nuts_fit.scales,
+        method="nuts",
+        draws=draws,
+        sample_stats=stats,
+        info=nuts_fit.info,
+    )
     problems = check(bad, warn=False)
     assert any(p.startswith("r_hat of level_sd is") for p in problems)
     assert not any("obs_sd" in p and "r_hat" in p for p in problems)
     # low ESS: keep 30 draws per chain
     few = {k: np.array(v[:, :30]) for k, v in nuts_fit.draws.items()}
-    short = Fit(model=nuts_fit.model, data=nuts_fit.data, scales=nuts_fit.scales,
-                method="nuts", draws=few, sample_stats={k: v[:, :30] for k, v in stats.items()},
-                info=nuts_fit.info)
+    short = Fit(
+        model=nuts_fit.model,
+        data=nuts_fit.data,
+        scales=nuts_fit.scales,
+        method="nuts",
+        draws=few,
+        sample_stats={k: v[:, :30] for k, v in stats.items()},
+        info=nuts_fit.info,
+    )
     assert any("effective sample size" in p for p in check(short, warn=False))
 
 

@@ -43,7 +43,14 @@ def test_summarize_draws_matches_numpy_quantiles():
     index = pd.date_range("2024-01-01", periods=3, freq="D")
     fc = summarize_draws(draws, index, prob=(0.95, 0.8, 0.5))
     assert list(fc.columns) == [
-        "mean", "median", "lower_50", "upper_50", "lower_80", "upper_80", "lower_95", "upper_95"
+        "mean",
+        "median",
+        "lower_50",
+        "upper_50",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
     ]
     assert fc.index.equals(index)
     np.testing.assert_allclose(fc["lower_95"], np.quantile(draws, 0.025, axis=0))
@@ -121,8 +128,16 @@ def test_forecast_num_samples_thins(weekly_fit):
         weekly_fit.forecast_samples(3, num_samples=10**6)
 
 
-@pytest.mark.parametrize("bad", [dict(horizon=0), dict(horizon=-1), dict(horizon=2, prob=1.0),
-                                 dict(horizon=2, prob=(0.0, 0.5)), dict(horizon=2, key="x")])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(horizon=0),
+        dict(horizon=-1),
+        dict(horizon=2, prob=1.0),
+        dict(horizon=2, prob=(0.0, 0.5)),
+        dict(horizon=2, key="x"),
+    ],
+)
 def test_forecast_bad_input(weekly_fit, bad):
     with pytest.raises(ValueError):
         weekly_fit.forecast(**bad)

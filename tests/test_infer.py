@@ -22,8 +22,9 @@ OBS_SD, LEVEL_SD, INIT_SD = 1.0, 0.5, 10.0
 
 
 def _weekly(values, start="2020-01-04", name="y"):
-    return pd.Series(values, index=pd.date_range(start, periods=len(values), freq="W-SAT"),
-                     name=name)
+    return pd.Series(
+        values, index=pd.date_range(start, periods=len(values), freq="W-SAT"), name=name
+    )
 
 
 @pytest.fixture(scope="module")
@@ -32,8 +33,9 @@ def conjugate():
     y, _ = simulate_local_level(np.random.default_rng(42), 30, OBS_SD, LEVEL_SD, start=5.0)
     y[7] = np.nan  # a missing week is data
     model = ToyExplicitLevel(obs_sd=OBS_SD, level_sd=LEVEL_SD, init_sd=INIT_SD)
-    fit = bi.fit_nuts(model, _weekly(y), key=0, num_chains=2, num_warmup=400, num_samples=2000,
-                      progress=False)
+    fit = bi.fit_nuts(
+        model, _weekly(y), key=0, num_chains=2, num_warmup=400, num_samples=2000, progress=False
+    )
     return y, fit
 
 
@@ -96,8 +98,10 @@ def test_update_filters_forward_without_refitting(svi_split):
     level_sd = fit.draws["level_sd"].ravel().astype(float)
     scale = fit.scales["scale"]
     p1 = (ToyLocalLevel().init_sd * scale) ** 2
-    moments = [kalman_predictive_numpy(series.to_numpy(), o, s, fit.scales["loc"], p1, horizon)
-               for o, s in zip(obs_sd, level_sd, strict=True)]
+    moments = [
+        kalman_predictive_numpy(series.to_numpy(), o, s, fit.scales["loc"], p1, horizon)
+        for o, s in zip(obs_sd, level_sd, strict=True)
+    ]
     means = np.array([m for m, _ in moments])
     sds = np.array([s for _, s in moments])
     mix_mean = means.mean(0)
@@ -123,11 +127,20 @@ def test_update_bad_input(svi_split):
     assert np.isnan(fit.update(gap).data.y[80:85]).sum() == 4
 
 
-@pytest.mark.parametrize("guide", ["normal", "multivariate_normal", "low_rank", "delta"])
+@pytest.mark.parametrize(
+    "guide",
+    [
+        "normal",
+        "delta",
+        pytest.param("multivariate_normal", marks=pytest.mark.slow),
+        pytest.param("low_rank", marks=pytest.mark.slow),
+    ],
+)
 def test_svi_guides(guide):
     y, _ = simulate_local_level(np.random.default_rng(0), 60, 1.0, 0.3)
-    fit = bi.fit_svi(ToyLocalLevel(), y, key=0, guide=guide, steps=500, num_samples=50,
-                     progress=False)
+    fit = bi.fit_svi(
+        ToyLocalLevel(), y, key=0, guide=guide, steps=500, num_samples=50, progress=False
+    )
     assert fit.method == "svi" and fit.info["guide"] == guide
     assert set(fit.draws) == {"obs_sd", "level_sd"}
     assert fit.draws["obs_sd"].shape == (1, 50)
@@ -142,11 +155,20 @@ def test_svi_same_key_same_fit_and_convergence_flag():
     a = bi.fit_svi(ToyLocalLevel(), y, key=3, steps=300, progress=False)
     b = bi.fit_svi(ToyLocalLevel(), y, key=3, steps=300, progress=False)
     np.testing.assert_array_equal(a.draws["obs_sd"], b.draws["obs_sd"])
-    short = bi.fit_svi(ToyLocalLevel(), y, key=3, steps=20, check_every=10, tol=1e-12,
-                       optimizer=optax.sgd(1e-6), progress=False)
+    short = bi.fit_svi(
+        ToyLocalLevel(),
+        y,
+        key=3,
+        steps=20,
+        check_every=10,
+        tol=1e-12,
+        optimizer=optax.sgd(1e-6),
+        progress=False,
+    )
     assert short.info["converged"] is False and short.info["steps"] == 20
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("init", ["svi", "map"])
 def test_nuts_inits_and_same_key(init):
     y, _ = simulate_local_level(np.random.default_rng(0), 50, 1.0, 0.3)

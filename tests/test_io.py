@@ -21,19 +21,23 @@ def structural_fit():
     t = np.arange(90)
     y = 5 + np.sin(2 * np.pi * t / 12) + np.cumsum(rng.normal(0, 0.1, t.size))
     y[[10, 40]] = np.nan
-    x = pd.DataFrame({"promo": (t % 9 == 0).astype(float)},
-                     index=pd.date_range("2018-01-31", periods=90, freq="ME"))
+    x = pd.DataFrame(
+        {"promo": (t % 9 == 0).astype(float)},
+        index=pd.date_range("2018-01-31", periods=90, freq="ME"),
+    )
     series = pd.Series(y + 0.5 * x["promo"].to_numpy(), index=x.index, name="sales")
     model = StructuralTS(trend="local_linear", seasonal=Seasonal(12, harmonics=2))
-    return bi.fit_svi(model, series, covariates=x, key=2, steps=1000, num_samples=200,
-                      progress=False)
+    return bi.fit_svi(
+        model, series, covariates=x, key=2, steps=1000, num_samples=200, progress=False
+    )
 
 
 @pytest.fixture(scope="module")
 def nuts_fit():
     y, _ = simulate_local_level(np.random.default_rng(1), 40, 1.0, 0.3)
-    return bi.fit_nuts(ToyLocalLevel(), y, key=0, num_chains=2, num_warmup=100,
-                       num_samples=100, progress=False)
+    return bi.fit_nuts(
+        ToyLocalLevel(), y, key=0, num_chains=2, num_warmup=100, num_samples=100, progress=False
+    )
 
 
 def _assert_same_fit(a, b):
@@ -57,8 +61,9 @@ def test_round_trip_structural_with_covariates(structural_fit, tmp_path):
     _assert_same_fit(structural_fit, loaded)
     np.testing.assert_array_equal(loaded.data.covariates, structural_fit.data.covariates)
     np.testing.assert_array_equal(loaded.svi_loss, structural_fit.svi_loss)
-    future = pd.DataFrame({"promo": [0.0, 1.0, 0.0]},
-                          index=pd.date_range("2025-07-31", periods=3, freq="ME"))
+    future = pd.DataFrame(
+        {"promo": [0.0, 1.0, 0.0]}, index=pd.date_range("2025-07-31", periods=3, freq="ME")
+    )
     a = structural_fit.forecast(3, covariates=future, key=9)
     b = loaded.forecast(3, covariates=future, key=9)
     pd.testing.assert_frame_equal(a, b, check_exact=True)
@@ -72,8 +77,9 @@ def test_round_trip_nuts_range_index(nuts_fit, tmp_path):
     loaded = io.load(str(path))
     _assert_same_fit(nuts_fit, loaded)
     assert isinstance(loaded.data.index, pd.RangeIndex)
-    np.testing.assert_array_equal(nuts_fit.forecast_samples(4, key=1),
-                                  loaded.forecast_samples(4, key=1))
+    np.testing.assert_array_equal(
+        nuts_fit.forecast_samples(4, key=1), loaded.forecast_samples(4, key=1)
+    )
     # a loaded fit keeps working: update and summaries
     assert loaded.update([0.5]).data.num_steps == 41
 
@@ -114,7 +120,7 @@ def test_corrupted_bytes(nuts_fit, tmp_path):
     value = nuts_fit.draws["obs_sd"][0, :4].tobytes()  # the raw bytes of some draws
     at = clean.find(value)
     assert at > 0
-    path.write_bytes(clean[:at] + bytes(b ^ 0xFF for b in value) + clean[at + len(value):])
+    path.write_bytes(clean[:at] + bytes(b ^ 0xFF for b in value) + clean[at + len(value) :])
     with pytest.raises(ValueError, match="corrupted"):
         io.load(path)
     # a damaged header
