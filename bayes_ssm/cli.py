@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--method", choices=["nuts", "svi"], default="nuts")
     inf.add_argument("--seed", type=int, default=0)
     inf.add_argument("--chains", type=int, default=2)
-    inf.add_argument("--warmup", type=int, default=500)
+    inf.add_argument("--warmup", type=int, default=300)
     inf.add_argument("--samples", type=int, default=500)
     inf.add_argument("--svi-steps", type=int, default=5000)
     out = fc.add_argument_group("output")
