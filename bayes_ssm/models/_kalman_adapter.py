@@ -12,7 +12,7 @@ from bayes_ssm.kernels.kalman import (
     kalman_smoother,
 )
 
-__all__ = ["StateSpace", "filter_final", "filter_full", "smoothed_means"]
+__all__ = ["StateSpace", "kalman_filter", "filter_final", "smoothed_means"]
 
 
 def filter_final(ss: StateSpace, y, method: str = "auto"):
@@ -20,12 +20,6 @@ def filter_final(ss: StateSpace, y, method: str = "auto"):
     path (no covariance history)."""
     res = kalman_filter_last(ss, y, method=method)
     return res.log_lik_steps, res.last_mean, res.last_cov
-
-
-def filter_full(ss: StateSpace, y, method: str = "auto"):
-    """``(log_lik_steps (time,), pred_obs_mean (time,))``, the one-step predictive mean."""
-    res = kalman_filter(ss, y, method=method)
-    return res.log_lik_steps, res.pred_obs_mean
 
 
 def smoothed_means(ss: StateSpace, y, method: str = "auto"):
