@@ -74,6 +74,7 @@ def test_sites_and_shapes(likelihood):
         "component/seasonal_12": (T,),
         "component/ar": (T,),
         "component/regression": (T,),
+        "y_rep": (T,),
     }
     n = model.state_size
     if likelihood == "negative_binomial":

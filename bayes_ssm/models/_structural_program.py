@@ -184,6 +184,7 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
             res.filtered_covs[-1],
         )
         numpyro.deterministic("y_fitted", res.pred_obs_mean)
+        numpyro.sample("y_rep", dist.Normal(res.pred_obs_mean, jnp.sqrt(res.pred_obs_var)))
     else:
         log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
     numpyro.deterministic("log_lik", log_lik)
@@ -277,6 +278,7 @@ def _run_counts(model, y, params, system, offset, future_offset, horizon, compon
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
         _emit_components(states, system)
+        numpyro.sample("y_rep", observation_distribution(model.likelihood, log_mean, params))
 
 
 def prior_program(model, num_steps: int, *, scales, covariates=None) -> None:
