@@ -92,6 +92,9 @@ def test_sites_and_shapes(likelihood):
     for name, value in tr.items():
         assert np.all(np.isfinite(value["value"])), name
     assert set(model.parameter_sites) <= set(shapes)
+    if likelihood == "negative_binomial":
+        counts = np.asarray(tr["y_forecast"]["value"])
+        assert np.all(counts >= 0) and np.all(counts == np.round(counts))
     # without horizon / components only parameters and log_lik
     tr = _trace(model, y, covariates=jnp.asarray(x))
     assert not any(k.startswith(("component/", "y_forecast", "y_fitted")) for k in tr)
@@ -310,3 +313,33 @@ def test_bad_input_raises():
     ]:
         with pytest.raises(ValueError, match=match):
             _trace(model, y, covariates=jnp.asarray(x), horizon=3, future_covariates=future)
+
+
+def test_damped_trend_matrices_and_limit():
+    """Damped trend: ``[[1, 1], [0, phi]]``; ``phi = 1`` is the local linear trend."""
+    from bayes_ssm.models.components import level_trend_block
+
+    block = level_trend_block(jnp.asarray(0.1), jnp.asarray(0.01), jnp.asarray(0.9))
+    np.testing.assert_allclose(block.transition, [[1.0, 1.0], [0.0, 0.9]])
+    np.testing.assert_allclose(block.noise_var, [0.1, 0.01], rtol=1e-6)
+    llt = level_trend_block(jnp.asarray(0.1), jnp.asarray(0.01))
+    np.testing.assert_allclose(level_trend_block(0.1, 0.01, 1.0).transition, llt.transition)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "student_t", "negative_binomial"])
+def test_gradient_is_finite_with_missing_values(likelihood):
+    """NaN in y never reaches the log density or its gradient (float32, as NUTS runs it)."""
+    from numpyro.infer.util import initialize_model
+
+    model = StructuralTS(seasonal=Seasonal(12, harmonics=2), ar_order=1, likelihood=likelihood)
+    y = np.round(_series())
+    y[[0, 7, 8, 30]] = np.nan
+    info = initialize_model(
+        jax.random.PRNGKey(0),
+        model.model,
+        model_kwargs={"y": jnp.asarray(y, jnp.float32), "scales": model.data_scales(y)},
+    )
+    value, grad = jax.value_and_grad(info.potential_fn)(info.param_info.z)
+    assert np.isfinite(value)
+    for name, g in grad.items():
+        assert np.all(np.isfinite(g)), name
