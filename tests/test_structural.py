@@ -332,6 +332,10 @@ def test_bad_input_raises():
         StructuralTS(regression=True).validate(y)
     with pytest.raises(ValueError, match="covariates must have shape"):
         StructuralTS().validate(y, np.ones((T - 1, 2)))
+    with pytest.raises(ValueError, match="numeric"):
+        StructuralTS().validate(np.array(["1", "2", "3"], dtype=object))
+    with pytest.raises(ValueError, match="inf"):
+        StructuralTS().validate(np.array([1.0, np.inf, 3.0]))
     with pytest.raises(ValueError, match="at least 2"):
         StructuralTS().validate(np.array([1.0, np.nan, np.nan]))
     for kwargs, match in [
