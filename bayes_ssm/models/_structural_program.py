@@ -22,6 +22,7 @@ from bayes_ssm.models.likelihoods import (
     negative_binomial_log_prob,
     observation_distribution,
     student_t_precisions,
+    student_t_predictive_log_prob,
 )
 from bayes_ssm.models.priors import resolve_prior
 
@@ -110,6 +111,7 @@ def _psd_sqrt(cov):
     return v * jnp.sqrt(jnp.clip(w, 0.0))
 
 
+@jax.jit
 def _propagate(transition, observation, noise_sd, start, z):
     """Signal ``Z alpha_{k}``, ``k = 1..K``, of the path ``alpha_k = T alpha_{k-1} + sd * z_k``
     from ``alpha_0 = start``; ``z`` shape ``(K, state)``, returns ``(K,)``."""
@@ -175,9 +177,23 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         system.init_cov,
         offset,
     )
+    # The fast path (no covariance history) carries the likelihood that NUTS differentiates.
     log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
-    numpyro.deterministic("log_lik", log_lik)
     numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
+    if components or model.likelihood == "student_t":
+        # Read-outs only (dead code in the gradient): one-step predictive moments.
+        res = kalman.filter_full(ss, y, method=model.method)
+        pred_mean = res.pred_obs_mean
+        state_var = jnp.clip(res.pred_obs_var - obs_var, 0.0)
+    if model.likelihood == "student_t":
+        # log p(y_t | y_<t, lambda_<t): marginal over the step's own precision lambda_t
+        log_lik = student_t_predictive_log_prob(
+            y, pred_mean, state_var, params["sigma_obs"], params["nu"]
+        )
+    numpyro.deterministic("log_lik", log_lik)
+    if components:
+        numpyro.deterministic("y_fitted", pred_mean)
+        numpyro.deterministic("y_rep", _one_step_replicate(model, pred_mean, state_var, params))
     if horizon > 0:
         n = system.init_mean.shape[0]
         z = numpyro.sample(
@@ -189,11 +205,28 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         signal = signal + future_offset
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
-        _filtered_components(ss, y, system)
+        _emit_components(_simulation_smoother(ss, y, system, model.method), system)
 
 
-def _filtered_components(ss, y, system):
-    """Durbin-Koopman (2002) simulation smoother: ``alpha+ - E[alpha | y+] + E[alpha | y]``."""
+def _one_step_replicate(model, pred_mean, state_var, params):
+    """A draw from ``y_t | y_<t``: state prediction plus a fresh observation error."""
+    key = numpyro.prng_key()
+    if key is None:
+        raise ValueError("components=True draws random paths: run the model under a seed handler")
+    k1, k2 = jax.random.split(key)
+    z = jax.random.normal(k1, pred_mean.shape, pred_mean.dtype)
+    noise = observation_distribution(model.likelihood, jnp.zeros_like(pred_mean), params)
+    return pred_mean + jnp.sqrt(state_var) * z + noise.sample(k2)
+
+
+def _simulation_smoother(ss, y, system, method):
+    """One joint draw of the states given ``y`` (Durbin and Koopman 2002, mean correction).
+
+    Simulate ``(alpha+, y+)`` from the model; then ``alpha+ + E[alpha | y] - E[alpha | y+]`` is
+    an exact draw from ``p(alpha | y)``. The smoothed mean is affine in the data, so the
+    difference of the two smoothed means is one smoother run on ``y - y+`` with zero initial
+    mean and offset.
+    """
     key = numpyro.prng_key()
     if key is None:
         raise ValueError("components=True draws random paths: run the model under a seed handler")
@@ -212,11 +245,8 @@ def _filtered_components(ss, y, system):
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
     y_plus = alpha_plus @ ss.observation + ss.obs_offset
     y_plus = y_plus + obs_sd * jax.random.normal(k2, (num_steps,), y.dtype)
-    y_plus = jnp.where(jnp.isnan(y), jnp.nan, y_plus)
-    draw = kalman.smoothed_means(ss, y) + alpha_plus - kalman.smoothed_means(ss, y_plus)
-    _emit_components(draw, system)
-    _, fitted = kalman.filter_full(ss, y)
-    numpyro.deterministic("y_fitted", fitted)
+    centred = ss._replace(init_mean=jnp.zeros_like(ss.init_mean), obs_offset=jnp.zeros((), y.dtype))
+    return alpha_plus + kalman.smoothed_means(centred, y - y_plus, method=method)
 
 
 def _emit_components(states, system):
@@ -264,6 +294,7 @@ def _run_counts(model, y, params, system, offset, future_offset, horizon, compon
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
         _emit_components(states, system)
+        numpyro.sample("y_rep", observation_distribution(model.likelihood, log_mean, params))
 
 
 def prior_program(model, num_steps: int, *, scales, covariates=None) -> None:

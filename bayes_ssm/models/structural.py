@@ -154,8 +154,10 @@ class StructuralTS(TimeSeriesModel):
     ``y_forecast`` (horizon,); with ``components=True``: ``component/<name>`` (time,) for
     ``level``, each seasonal, ``ar``, ``regression`` - one joint draw from the smoothing
     distribution (Durbin-Koopman simulation smoother; for counts the sampled states themselves,
-    on the log-intensity scale) - and ``y_fitted`` (time,), the one-step predictive mean
-    (Gaussian and Student-t).
+    on the log-intensity scale) - ``y_fitted`` (time,), the one-step predictive mean
+    (Gaussian and Student-t), and ``y_rep`` (time,), replicated data: a draw from the one-step
+    predictive ``y_t | y_<t`` (Gaussian; Student-t given the step's precision) or, for counts,
+    from the negative binomial given the sampled log-intensity.
 
     Examples
     --------
@@ -265,9 +267,14 @@ class StructuralTS(TimeSeriesModel):
             A seasonal period longer than the series; ``regression=True`` without covariates;
             negative or non-integer values for the count likelihood; too few observations.
         """
-        y = np.asarray(y, dtype=np.float64)
+        raw = np.asarray(y)
+        if not (np.issubdtype(raw.dtype, np.number) or np.issubdtype(raw.dtype, np.bool_)):
+            raise ValueError(f"y must be numeric; got dtype {raw.dtype}")
+        y = raw.astype(np.float64)
         if y.ndim != 1:
             raise ValueError(f"y must have shape (time,); got {y.shape}")
+        if np.isinf(y).any():
+            raise ValueError("y contains +/-inf; use NaN for missing values")
         num_steps = y.shape[0]
         num_obs = int(np.sum(~np.isnan(y)))
         if num_obs < 2:
