@@ -46,6 +46,8 @@ __all__ = [
     "contextual_gamma_shape",
     "weibull_gamma_kl",
     "lognormal_gamma_kl",
+    "attention_weights",
+    "elu_feature_map",
 ]
 
 EULER_GAMMA = float(np.euler_gamma)
@@ -202,3 +204,42 @@ def lognormal_gamma_kl(loc, sigma, alpha, beta):
         + beta * jnp.exp(mu + 0.5 * jnp.square(sigma))
     )
     return neg_entropy + cross
+
+
+def elu_feature_map(x):
+    """``elu(x) + 1``: the positive feature map of linear attention (Katharopoulos et al. 2020)."""
+    return jax.nn.elu(x) + 1.0
+
+
+def attention_weights(q, k, *, kind: str = "softmax", causal: bool = True, scale=None):
+    """The deterministic attention weights ``w[..., h, t, s]`` (rows sum to one).
+
+    Parameters
+    ----------
+    q, k : Array, shape ``(*batch, time, head, key_dim)``
+    kind : {"softmax", "linear"}
+        ``softmax_s(scale q_t·k_s)``, or ``φ(q_t)·φ(k_s) / Σ_s' φ(q_t)·φ(k_s')`` with
+        ``φ = elu + 1``.
+    causal : bool
+        Only ``s <= t`` (weights above the diagonal are zero).
+    scale : float, optional
+        Softmax temperature; ``1 / sqrt(key_dim)`` by default.
+
+    Returns
+    -------
+    w : Array, shape ``(*batch, head, time, time)``
+    mask : bool Array, shape ``(time, time)``
+        Where ``w`` may be non-zero.
+    """
+    t = q.shape[-3]
+    mask = jnp.tril(jnp.ones((t, t), bool)) if causal else jnp.ones((t, t), bool)
+    if kind == "softmax":
+        scale = 1.0 / np.sqrt(q.shape[-1]) if scale is None else scale
+        logits = scale * jnp.einsum("...thn,...shn->...hts", q, k)
+        logits = jnp.where(mask, logits, -jnp.inf)
+        return jax.nn.softmax(logits, axis=-1), mask
+    if kind == "linear":
+        sim = jnp.einsum("...thn,...shn->...hts", elu_feature_map(q), elu_feature_map(k))
+        sim = jnp.where(mask, sim, 0.0)
+        return sim / jnp.sum(sim, axis=-1, keepdims=True), mask
+    raise ValueError(f"kind must be 'softmax' or 'linear'; got {kind!r}")

@@ -1,0 +1,294 @@
+"""Stochastic decay: Bayesian attention on the memory of an SSD layer, at linear cost.
+
+An SSD (Mamba-2) head applies the masked attention ``y = (L ∘ C Bᵀ) x̄`` whose mask
+``L[t, s] = prod_{k=s+1..t} a_k`` is 1-semiseparable, which is what lets the scan and chunked
+algorithms run in ``O(T)``. Putting noise on the ``T x T`` entries of ``C Bᵀ`` (as Bayesian
+attention does for softmax attention) would destroy that structure. This layer puts the
+randomness on the decay instead: per step ``t`` and head ``h``
+
+.. math::
+
+    \\log a_{t h} = -\\log 2 \\cdot \\frac{\\Delta_{t h}}{\\tau_h}, \\qquad
+    \\Delta_{t h} = \\mathrm{dt}_t \\, \\varepsilon_{t h},
+
+with ``tau_h`` the head's half-life in steps (prior :class:`bayes_ssm.priors.HalfLife`), ``dt_t``
+the (known) gap between observations and ``eps`` a positive random multiplier of mean one
+(log-normal, or Gamma with an optional contextual mean that depends on the input at step ``t``).
+Each draw of ``(tau, eps)`` gives a random mask ``L`` that is still 1-semiseparable, so every
+draw is computed exactly by the scan or chunked kernel, and the implied attention map has a
+posterior.
+
+With ``noise_scale = 0`` the layer is the deterministic SSD kernel
+:func:`bayes_ssm.kernels.ssd.ssd` with rate ``A_h = -log 2 / tau_h`` and step ``dt``.
+
+Site names (under the caller's :func:`numpyro.handlers.scope`) are API:
+
+``"half_life"``  ``(head,)``
+    Half-life of each head's memory, in steps (prior ``HalfLife``).
+``"step_noise"``  ``(*batch, time, head)``
+    ``noise="lognormal"``: standard normal ``z`` (non-centred; ``eps = exp(sigma z - sigma²/2)``).
+    ``noise="gamma"``: the multiplier ``eps`` itself, ``Gamma(kappa, kappa / m)``,
+    ``kappa = 1 / noise_scale²``. Absent when ``noise="none"``.
+``"context_weight"``  ``(head, head_dim)``
+    ``contextual=True``: weights of the contextual mean ``m_{t h} = 2 sigmoid(x_t · w_h)``.
+``"B_weight"``, ``"C_weight"``  ``(head, head_dim, state)``
+    Only when ``B`` / ``C`` are not passed: input and output projections, ``Normal(0, 1/√(h p))``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import dataclass, field
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+
+from bayes_ssm.kernels.ssd import SSD_METHODS, ssd_discrete
+from bayes_ssm.priors import HalfLife
+
+__all__ = ["StochasticDecaySSD", "decay_attention_row"]
+
+_LOG2 = math.log(2.0)
+_NOISES = ("none", "lognormal", "gamma")
+_GATES = ("one_minus_decay", "euler")
+
+
+def _positive_int(value, what):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{what} must be a positive integer; got {value!r}")
+
+
+@dataclass(frozen=True)
+class StochasticDecaySSD:
+    """An SSD layer whose per-step, per-head decay is random, with a prior on its half-life.
+
+    Parameters
+    ----------
+    num_heads : int
+        ``h``; each head has its own half-life.
+    head_dim : int
+        ``p``, channels per head.
+    state_dim : int
+        ``n``, size of ``B_t`` and ``C_t`` (shared by all heads: one group).
+    half_life : HalfLife
+        Prior on each head's half-life (median in steps or calendar units).
+    noise : {"lognormal", "gamma", "none"}
+        Distribution of the per-step multiplier ``eps`` of the step size.
+    noise_scale : float
+        ``sigma`` of ``log eps`` (log-normal) or the coefficient of variation ``1/√kappa`` of
+        ``eps`` (Gamma). ``0`` (log-normal only) collapses the layer onto the deterministic SSD.
+    contextual : bool
+        Let the mean of ``eps`` depend on the input: ``m_{t h} = 2 sigmoid(x_t · w_h)`` with
+        ``w ~ Normal(0, context_scale)`` (causal: step ``t`` sees only ``x_t``).
+    context_scale : float
+        Prior scale of the contextual weights.
+    input_gate : {"one_minus_decay", "euler"}
+        ``x̄_t = (1 - a_t) x_t`` (an exponentially weighted average whose weights sum to at most
+        one, the readable default) or Mamba-2's Euler rule ``x̄_t = Δ_t x_t``.
+    step : datetime.timedelta, optional
+        Sampling interval of the series, needed when ``half_life`` is in calendar units.
+    method : {"chunked", "scan", "quadratic"}
+        SSD algorithm (all exact; see :mod:`bayes_ssm.kernels.ssd`).
+    chunk_size : int
+        Chunk length for ``method="chunked"``.
+
+    Examples
+    --------
+    >>> import jax.numpy as jnp, numpyro
+    >>> layer = StochasticDecaySSD(num_heads=2, head_dim=1, half_life=HalfLife(steps=4))
+    >>> def model(x):
+    ...     with numpyro.handlers.scope(prefix="ssd"):
+    ...         return layer(x, B=jnp.ones((10, 1, 1)), C=jnp.ones((10, 1, 1)))
+    >>> y = numpyro.handlers.seed(model, 0)(jnp.ones((10, 2, 1)))
+    >>> y.shape
+    (10, 2, 1)
+    """
+
+    num_heads: int
+    head_dim: int = 1
+    state_dim: int = 1
+    half_life: HalfLife = field(default_factory=lambda: HalfLife(steps=8.0))
+    noise: Literal["lognormal", "gamma", "none"] = "lognormal"
+    noise_scale: float = 0.25
+    contextual: bool = False
+    context_scale: float = 1.0
+    input_gate: Literal["one_minus_decay", "euler"] = "one_minus_decay"
+    step: _dt.timedelta | None = None
+    method: str = "chunked"
+    chunk_size: int = 64
+
+    def __post_init__(self):
+        _positive_int(self.num_heads, "num_heads")
+        _positive_int(self.head_dim, "head_dim")
+        _positive_int(self.state_dim, "state_dim")
+        _positive_int(self.chunk_size, "chunk_size")
+        if not isinstance(self.half_life, HalfLife):
+            raise ValueError(
+                f"half_life must be a bayes_ssm.priors.HalfLife; got {self.half_life!r}"
+            )
+        self.half_life.median_steps(self.step)  # calendar units without a step fail here
+        if self.noise not in _NOISES:
+            raise ValueError(f"noise must be one of {_NOISES}; got {self.noise!r}")
+        if self.input_gate not in _GATES:
+            raise ValueError(f"input_gate must be one of {_GATES}; got {self.input_gate!r}")
+        if self.method not in SSD_METHODS:
+            raise ValueError(f"method must be one of {SSD_METHODS}; got {self.method!r}")
+        scale = self.noise_scale
+        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0:
+            raise ValueError(f"noise_scale must be a number >= 0; got {scale!r}")
+        if not math.isfinite(scale):
+            raise ValueError(f"noise_scale must be finite; got {scale!r}")
+        if self.noise == "gamma" and scale == 0:
+            raise ValueError(
+                "noise='gamma' needs noise_scale > 0 (its concentration is 1 / noise_scale**2); "
+                "use noise='lognormal' with noise_scale=0 for a deterministic decay"
+            )
+        if not (isinstance(self.context_scale, int | float) and self.context_scale > 0):
+            raise ValueError(f"context_scale must be positive; got {self.context_scale!r}")
+        if self.contextual and self.noise == "none":
+            raise ValueError("contextual=True needs noise='lognormal' or 'gamma'")
+
+    # ---------------------------------------------------------------- pieces (NumPyro fragments)
+
+    def log_decay(self, x, *, dt=None):
+        """Sample the priors and return the per-step log decays and steps.
+
+        Parameters
+        ----------
+        x : Array, shape ``(*batch, time, head, head_dim)``
+        dt : Array, broadcastable to ``(*batch, time)``, optional
+            Gaps between observations in steps (default 1).
+
+        Returns
+        -------
+        log_a : Array, shape ``(*batch, time, head)``
+            ``log a_{t h} = -log 2 · Δ_{t h} / tau_h`` (negative).
+        delta : Array, shape ``(*batch, time, head)``
+            The random steps ``Δ = dt · eps``.
+        """
+        x = self._check_x(x)
+        shape = x.shape[:-1]  # (*batch, t, h)
+        tau = self.half_life.sample("half_life", shape=(self.num_heads,), step=self.step)
+        eps = self._multiplier(x, shape)
+        if dt is None:
+            delta = jnp.broadcast_to(eps, shape)
+        else:
+            delta = jnp.asarray(dt, x.dtype)[..., None] * eps
+        log_a = -_LOG2 * delta / tau
+        return log_a, delta
+
+    def _multiplier(self, x, shape):
+        if self.noise == "none":
+            return jnp.ones(shape, x.dtype)
+        mean = 1.0
+        if self.contextual:
+            w = numpyro.sample(
+                "context_weight",
+                dist.Normal(0.0, self.context_scale)
+                .expand((self.num_heads, self.head_dim))
+                .to_event(2),
+            )
+            mean = 2.0 * jax.nn.sigmoid(jnp.einsum("...hp,hp->...h", x, w))
+        sigma = float(self.noise_scale)
+        if self.noise == "lognormal":
+            z = numpyro.sample(
+                "step_noise", dist.Normal(0.0, 1.0).expand(shape).to_event(len(shape))
+            )
+            return mean * jnp.exp(sigma * z - 0.5 * sigma**2)
+        kappa = 1.0 / sigma**2
+        rate = jnp.broadcast_to(kappa / jnp.asarray(mean), shape)
+        return numpyro.sample("step_noise", dist.Gamma(kappa, rate).to_event(len(shape)))
+
+    def projections(self, x):
+        """Sample ``B`` and ``C`` projections of ``x``: each ``(*batch, time, 1, state)``."""
+        x = self._check_x(x)
+        s = 1.0 / math.sqrt(self.num_heads * self.head_dim)
+        shape = (self.num_heads, self.head_dim, self.state_dim)
+        wb = numpyro.sample("B_weight", dist.Normal(0.0, s).expand(shape).to_event(3))
+        wc = numpyro.sample("C_weight", dist.Normal(0.0, s).expand(shape).to_event(3))
+        B = jnp.einsum("...hp,hpn->...n", x, wb)[..., None, :]
+        C = jnp.einsum("...hp,hpn->...n", x, wc)[..., None, :]
+        return B, C
+
+    def gate(self, log_a, delta):
+        """Input scaling per step and head: ``1 - a_t`` or ``Δ_t``, shape of ``log_a``."""
+        if self.input_gate == "one_minus_decay":
+            return -jnp.expm1(log_a)
+        return delta
+
+    # ---------------------------------------------------------------- the layer
+
+    def __call__(self, x, *, B=None, C=None, dt=None, return_final_state=False):
+        """Run the layer (a NumPyro fragment: call it inside a model, under a scope).
+
+        Parameters
+        ----------
+        x : Array, shape ``(*batch, time, head, head_dim)``
+        B, C : Array, shape ``(*batch, time, 1, state)``, optional
+            Given, they are used as they are; omitted, they are sampled projections of ``x``.
+        dt : Array, broadcastable to ``(*batch, time)``, optional
+            Gaps between observations (irregular sampling), in steps.
+        return_final_state : bool
+            Also return the state after the last step, ``(*batch, head, head_dim, state)``.
+
+        Returns
+        -------
+        y : Array, shape ``(*batch, time, head, head_dim)``
+        """
+        x = self._check_x(x)
+        log_a, delta = self.log_decay(x, dt=dt)
+        if B is None or C is None:
+            B_, C_ = self.projections(x)
+            B = B_ if B is None else B
+            C = C_ if C is None else C
+        xin = x * self.gate(log_a, delta)[..., None]
+        return ssd_discrete(
+            xin,
+            log_a,
+            B,
+            C,
+            method=self.method,
+            chunk_size=self.chunk_size,
+            return_final_state=return_final_state,
+        )
+
+    def _check_x(self, x):
+        x = jnp.asarray(x)
+        if x.ndim < 3 or x.shape[-2:] != (self.num_heads, self.head_dim):
+            raise ValueError(
+                "x must have shape (*batch, time, head, head_dim) = (..., T, "
+                f"{self.num_heads}, {self.head_dim}); got {x.shape}"
+            )
+        return x
+
+
+def decay_attention_row(log_a, weight, origin: int):
+    """One row of the implied attention of a decay layer: how step ``origin`` weighs the past.
+
+    ``row[s] = exp(sum_{k=s+1..origin} log_a[k]) * weight[s]`` for ``s <= origin`` (the
+    1-semiseparable mask times the per-step input weight, e.g. ``(1 - a_s) C_t·B_s``), computed
+    by suffix sums in log space (no division of cumulative products).
+
+    Parameters
+    ----------
+    log_a : Array, shape ``(..., time)``
+        Log decays.
+    weight : Array, broadcastable to ``(..., time)``
+        Per-source-step weights.
+    origin : int
+        The query step ``t`` (static, ``0 <= origin < time``).
+
+    Returns
+    -------
+    Array, shape ``(..., origin + 1)``
+        ``row[..., s]`` for ``s = 0 .. origin``; ``row[..., -1]`` is the weight of ``origin``.
+    """
+    la = log_a[..., 1 : origin + 1]
+    suffix = jnp.flip(jnp.cumsum(jnp.flip(la, -1), axis=-1), -1)  # sum_{k=s+1..origin}
+    seg = jnp.concatenate([suffix, jnp.zeros_like(log_a[..., :1])], axis=-1)
+    w = jnp.broadcast_to(weight, log_a.shape)[..., : origin + 1]
+    return jnp.exp(seg) * w
