@@ -91,3 +91,308 @@ def test_normalize_weights_rows_sum_to_one_and_zero_rows_stay_zero():
     w = sa.normalize_weights(s)
     np.testing.assert_allclose(w, [[0.0, 0.0], [0.25, 0.75]])
     assert np.isfinite(np.asarray(jax.grad(lambda s: sa.normalize_weights(s)[1, 0])(s))).all()
+
+
+# ---------------------------------------------------------------- stochastic-decay SSD layer
+
+import math  # noqa: E402
+
+import numpyro  # noqa: E402
+import numpyro.distributions as dist  # noqa: E402
+from numpyro.handlers import scope, seed, substitute, trace  # noqa: E402
+
+from bayes_ssm.kernels.attention import linear_attention, softmax_attention  # noqa: E402
+from bayes_ssm.kernels.reference import ssd_ref  # noqa: E402
+from bayes_ssm.kernels.ssd import ssd, ssd_mask  # noqa: E402
+from bayes_ssm.layers import (  # noqa: E402
+    BayesianAttention,
+    StochasticDecaySSD,
+    build_layer,
+    decay_attention_row,
+)
+from bayes_ssm.priors import HalfLife  # noqa: E402
+
+
+def _trace(fn, *args, rng=0, prefix="layer", data=None, **kwargs):
+    fn = scope(fn, prefix=prefix)
+    if data is not None:
+        fn = substitute(fn, data=data)
+    return trace(seed(fn, rng)).get_trace(*args, **kwargs)
+
+
+def _values(tr, kind=("sample", "param")):
+    return {k: v["value"] for k, v in tr.items() if v["type"] in kind}
+
+
+def test_decay_layer_collapsed_equals_the_ssd_kernel_values_and_gradients(x64):
+    T, H, P, N = 21, 3, 2, 4
+    kx, kb, kc = jax.random.split(jax.random.key(0), 3)
+    x = jax.random.normal(kx, (T, H, P))
+    B = jax.random.normal(kb, (T, 1, N))
+    C = jax.random.normal(kc, (T, 1, N))
+    dt = jnp.linspace(0.5, 2.0, T)  # irregular gaps
+    layer = StochasticDecaySSD(
+        num_heads=H, head_dim=P, state_dim=N, noise="lognormal", noise_scale=0.0,
+        input_gate="euler", method="chunked", chunk_size=8,
+    )  # fmt: skip
+    tau = jnp.array([2.0, 5.0, 30.0])
+
+    def layer_out(x, tau):
+        return scope(substitute(seed(layer, 3), data={"half_life": tau}), prefix="s")(
+            x, B=B, C=C, dt=dt
+        )
+
+    def kernel_out(x, tau):  # the deterministic kernel: rate A = -log 2 / tau, step dt
+        rate = -math.log(2.0) / tau
+        return ssd(x, jnp.broadcast_to(dt[:, None], (T, H)), rate, B, C, method="scan")
+
+    np.testing.assert_allclose(layer_out(x, tau), kernel_out(x, tau), rtol=1e-10, atol=1e-12)
+    ref = ssd_ref(x, np.broadcast_to(dt[:, None], (T, H)), -np.log(2.0) / tau, B, C)
+    np.testing.assert_allclose(layer_out(x, tau), ref, rtol=1e-9, atol=1e-10)
+
+    def loss(f):
+        return lambda x, tau: jnp.sum(jnp.sin(f(x, tau)))
+
+    g_layer = jax.grad(loss(layer_out), argnums=(0, 1))(x, tau)
+    g_kernel = jax.grad(loss(kernel_out), argnums=(0, 1))(x, tau)
+    for a, b in zip(g_layer, g_kernel, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize(
+    "noise, contextual, batch",
+    [("lognormal", False, ()), ("gamma", True, (2,)), ("lognormal", True, (2,))],
+)
+def test_stochastic_decay_keeps_scan_chunked_quadratic_equal_for_every_draw(
+    x64, noise, contextual, batch
+):
+    T, H, P, N = 37, 2, 3, 4  # T not a multiple of the chunk
+    x = jax.random.normal(jax.random.key(1), (*batch, T, H, P))
+    for draw in range(4):
+        outs = {}
+        base = StochasticDecaySSD(num_heads=H, head_dim=P, state_dim=N, noise=noise,
+                                  noise_scale=0.6, contextual=contextual, chunk_size=8)  # fmt: skip
+        tr = _trace(base, x, rng=draw)
+        draws = _values(tr)
+        for method in ("chunked", "scan", "quadratic"):
+            layer = StochasticDecaySSD(**{**base.__dict__, "method": method})
+            outs[method] = scope(substitute(seed(layer, 99), data=draws), prefix="layer")(x)
+        np.testing.assert_allclose(outs["scan"], outs["chunked"], rtol=1e-9, atol=1e-11)
+        np.testing.assert_allclose(outs["quadratic"], outs["chunked"], rtol=1e-9, atol=1e-11)
+        # the draws really differ from step to step (the mask is random, not a fixed decay)
+        assert np.std(np.asarray(draws["layer/step_noise"])) > 0.1
+
+
+def test_decay_layer_sites_and_shapes_under_scope():
+    x = jnp.ones((2, 11, 3, 2))
+    layer = StochasticDecaySSD(num_heads=3, head_dim=2, state_dim=5)
+    tr = _trace(layer, x, prefix="ssd")
+    shapes = {k: v["value"].shape for k, v in tr.items()}
+    assert shapes == {
+        "ssd/half_life": (3,),
+        "ssd/step_noise": (2, 11, 3),
+        "ssd/B_weight": (3, 2, 5),
+        "ssd/C_weight": (3, 2, 5),
+    }
+    assert all(v["type"] == "sample" for v in tr.values())
+    ctx = StochasticDecaySSD(num_heads=3, head_dim=2, noise="gamma", contextual=True)
+    tr = _trace(ctx, x[0], prefix="ssd", B=jnp.ones((11, 1, 1)), C=jnp.ones((11, 1, 1)))
+    assert {k: v["value"].shape for k, v in tr.items()} == {
+        "ssd/half_life": (3,),
+        "ssd/context_weight": (3, 2),
+        "ssd/step_noise": (11, 3),
+    }
+    assert float(jnp.min(tr["ssd/step_noise"]["value"])) > 0
+    det = StochasticDecaySSD(num_heads=1, noise="none")
+    assert list(_trace(det, jnp.ones((4, 1, 1)), B=jnp.ones((4, 1, 1)), C=jnp.ones((4, 1, 1))))
+    assert set(_trace(det, jnp.ones((4, 1, 1)), B=jnp.ones((4, 1, 1)),
+                      C=jnp.ones((4, 1, 1)))) == {"layer/half_life"}  # fmt: skip
+
+
+def test_decay_attention_row_is_the_row_of_the_dual_form_and_reproduces_the_output(x64):
+    T, H = 30, 2
+    x = jax.random.normal(jax.random.key(2), (T, H, 1))
+    ones = jnp.ones((T, 1, 1))
+    layer = StochasticDecaySSD(num_heads=H, noise_scale=0.5)
+    tr = _trace(layer.log_decay, x)
+    log_a, _ = substitute(seed(scope(layer.log_decay, prefix="layer"), 0), _values(tr))(x)
+    y = substitute(seed(scope(layer, prefix="layer"), 0), _values(tr))(x, B=ones, C=ones)
+    gate = -jnp.expm1(log_a)  # (t, h)
+    for origin in (0, 7, T - 1):
+        row = decay_attention_row(log_a.T, gate.T, origin)  # (h, origin + 1)
+        full = ssd_mask(log_a.T)[:, origin, : origin + 1] * gate.T[:, : origin + 1]
+        np.testing.assert_allclose(row, full, rtol=1e-10)
+        np.testing.assert_allclose(
+            jnp.einsum("hs,sh->h", row, x[: origin + 1, :, 0]), y[origin, :, 0], rtol=1e-9
+        )
+        # weights of an exponentially weighted average: positive, summing to at most one
+        assert np.all(np.asarray(row) > 0) and np.all(np.asarray(row.sum(-1)) <= 1 + 1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"noise_scale": -0.1}, "noise_scale"),
+        ({"noise": "gamma", "noise_scale": 0.0}, "noise_scale"),
+        ({"noise": "cauchy"}, "noise"),
+        ({"num_heads": 0}, "num_heads"),
+        ({"half_life": HalfLife(weeks=8)}, "step="),
+        ({"half_life": 8.0}, "HalfLife"),
+        ({"method": "fft"}, "method"),
+    ],
+)
+def test_decay_layer_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        StochasticDecaySSD(**{"num_heads": 2, **kwargs})
+
+
+def test_decay_layer_bad_input_shape():
+    layer = StochasticDecaySSD(num_heads=2, head_dim=3)
+    with pytest.raises(ValueError, match=r"\(\*batch, time, head, head_dim\)"):
+        seed(layer, 0)(jnp.ones((10, 6)))
+
+
+def test_memory_prior_on_a_layer_without_decay_is_refused():
+    with pytest.raises(ValueError, match="no decay"):
+        build_layer("softmax", memory_prior=HalfLife(steps=4), num_heads=1, head_dim=2)
+    with pytest.raises(ValueError, match="no decay"):
+        build_layer("linear", memory_prior=HalfLife(steps=4), num_heads=1, head_dim=2)
+    with pytest.raises(ValueError, match="unknown layer"):
+        build_layer("lstm")
+    layer = build_layer("ssd", memory_prior=HalfLife(steps=4), num_heads=2)
+    assert layer.half_life == HalfLife(steps=4)
+
+
+# ---------------------------------------------------------------- Bayesian attention layer
+
+
+@pytest.mark.parametrize(
+    "kind, posterior, kwargs",
+    [
+        ("softmax", "weibull", {"concentration": math.inf}),
+        ("softmax", "lognormal", {"sigma": 0.0}),
+        ("linear", "weibull", {"concentration": math.inf}),
+    ],
+)
+def test_attention_collapsed_equals_the_deterministic_kernel(x64, kind, posterior, kwargs):
+    x = jax.random.normal(jax.random.key(3), (2, 9, 5))
+    layer = BayesianAttention(num_heads=2, head_dim=3, key_dim=4, kind=kind, posterior=posterior,
+                              **kwargs)  # fmt: skip
+    params = _values(_trace(layer.guide, x, prefix="attn"), kind=("param",))
+
+    def layer_out(x, params):
+        return substitute(seed(scope(layer.guide, prefix="attn"), 5), data=params)(x)
+
+    def kernel_out(x, params):
+        wq, wk, wv = (params[f"attn/{n}_weight"] for n in ("query", "key", "value"))
+        q, k, v = (jnp.einsum("...d,dhn->...hn", x, w) for w in (wq, wk, wv))
+        if kind == "softmax":
+            return softmax_attention(q, k, v)
+        return linear_attention(q, k, v, feature_map="elu")
+
+    np.testing.assert_allclose(layer_out(x, params), kernel_out(x, params), rtol=1e-9, atol=1e-12)
+
+    def loss(f):
+        return lambda x, p: jnp.sum(jnp.tanh(f(x, p)) * jnp.arange(3.0))
+
+    g_layer = jax.grad(loss(layer_out), argnums=(0, 1))(x, params)
+    g_kernel = jax.grad(loss(kernel_out), argnums=(0, 1))(x, params)
+    np.testing.assert_allclose(g_layer[0], g_kernel[0], rtol=1e-8, atol=1e-11)
+    for name in ("attn/query_weight", "attn/key_weight", "attn/value_weight"):
+        np.testing.assert_allclose(g_layer[1][name], g_kernel[1][name], rtol=1e-8, atol=1e-11)
+
+
+def test_attention_sites_and_shapes_match_between_model_and_guide():
+    x = jnp.ones((3, 7, 5))
+    layer = BayesianAttention(num_heads=2, head_dim=3, key_dim=4, prior_hidden=6)
+    expected = {
+        "attn/query_weight": ("param", (5, 2, 4)),
+        "attn/key_weight": ("param", (5, 2, 4)),
+        "attn/value_weight": ("param", (5, 2, 3)),
+        "attn/prior_w1": ("param", (2, 4, 6)),
+        "attn/prior_b1": ("param", (2, 6)),
+        "attn/prior_w2": ("param", (2, 6)),
+        "attn/weights": ("sample", (3, 2, 7, 7)),
+    }
+    model_tr = _trace(layer, x, prefix="attn")
+    assert {k: (v["type"], v["value"].shape) for k, v in model_tr.items()} == expected
+    guide_tr = _trace(layer.guide, x, prefix="attn")
+    guide_sites = {k: (v["type"], v["value"].shape) for k, v in guide_tr.items()}
+    assert guide_sites == {k: v for k, v in expected.items() if "prior" not in k}
+    assert isinstance(guide_tr["attn/weights"]["fn"].base_dist.base_dist, dist.Weibull)
+    assert isinstance(model_tr["attn/weights"]["fn"].base_dist.base_dist, dist.Gamma)
+    plain = BayesianAttention(num_heads=1, head_dim=2, contextual_prior=False)
+    assert set(_trace(plain, x, prefix="a")) == {
+        "a/query_weight", "a/key_weight", "a/value_weight", "a/weights",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("posterior", ["weibull", "lognormal"])
+def test_attention_kl_is_the_closed_form_over_the_visible_weights(x64, posterior):
+    x = jax.random.normal(jax.random.key(4), (6, 3))
+    layer = BayesianAttention(num_heads=2, head_dim=2, posterior=posterior, concentration=4.0,
+                              sigma=0.4, prior_rate=2.0)  # fmt: skip
+    params = _values(_trace(layer, x, prefix="attn"), kind=("param",))
+    kl = substitute(seed(scope(layer.kl, prefix="attn"), 0), data=params)(x)
+    w, mask, k, _ = substitute(seed(scope(layer.attention, prefix="attn"), 0), data=params)(x)
+    prior = substitute(seed(scope(layer.prior, prefix="attn"), 0), data=params)(k, mask)
+    alpha = prior.base_dist.base_dist.concentration
+    if posterior == "weibull":
+        terms = sa.weibull_gamma_kl(4.0, sa.weibull_scale(w, 4.0), alpha, 2.0)
+    else:
+        terms = sa.lognormal_gamma_kl(sa.lognormal_loc(w, 0.4), 0.4, alpha, 2.0)
+    np.testing.assert_allclose(kl, jnp.sum(jnp.where(mask, terms, 0.0)), rtol=1e-10)
+
+
+def test_svi_with_the_matching_guide_fits_attention_and_its_mean_field_elbo_agrees():
+    # Targets from a fixed attention layer; SVI must lower the ELBO loss, and the analytic-KL
+    # ELBO (TraceMeanField) must agree with the Monte-Carlo ELBO on average.
+    T, D = 12, 3
+    x = jax.random.normal(jax.random.key(5), (T, D))
+    layer = BayesianAttention(num_heads=1, head_dim=1, key_dim=2, concentration=20.0,
+                              prior_rate=10.0)  # fmt: skip
+    target = jnp.cumsum(x[:, 0]) / jnp.arange(1, T + 1)
+
+    def model(x, y):
+        with scope(prefix="attn"):
+            out = layer(x)[..., 0, 0]
+        numpyro.sample("y", dist.Normal(out, 0.1).to_event(1), obs=y)
+
+    def guide(x, y):
+        with scope(prefix="attn"):
+            layer.guide(x)
+
+    svi = numpyro.infer.SVI(model, guide, numpyro.optim.Adam(0.05), numpyro.infer.Trace_ELBO())
+    init = svi.get_params(svi.init(jax.random.key(6), x, target))
+    res = svi.run(jax.random.key(6), 300, x, target, progress_bar=False)
+    assert np.isfinite(res.losses).all()
+    mean_layer = BayesianAttention(**{**layer.__dict__, "concentration": math.inf})
+
+    def mse(params):  # the posterior-mean attention (collapsed guide) against the target
+        out = substitute(seed(scope(mean_layer.guide, prefix="attn"), 0), data=params)(x)
+        return float(jnp.mean((out[..., 0, 0] - target) ** 2))
+
+    assert mse(res.params) < 0.3 * mse(init)
+    keys = jax.random.split(jax.random.key(7), 400)
+    args = (res.params, model, guide, x, target)
+    mc = jax.vmap(lambda k: numpyro.infer.Trace_ELBO().loss(k, *args))(keys)
+    mf = jax.vmap(lambda k: numpyro.infer.TraceMeanField_ELBO().loss(k, *args))(keys)
+    diff = np.asarray(mc - mf)
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(diff.size) + 1e-6
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"concentration": 0.0}, "concentration"),
+        ({"concentration": -2.0}, "concentration"),
+        ({"sigma": -0.1}, "sigma"),
+        ({"prior_rate": 0.0}, "prior_rate"),
+        ({"kind": "cosine"}, "kind"),
+        ({"posterior": "gamma"}, "posterior"),
+        ({"num_heads": 0}, "num_heads"),
+    ],
+)
+def test_attention_bad_hyperparameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BayesianAttention(**{"num_heads": 1, "head_dim": 2, **kwargs})

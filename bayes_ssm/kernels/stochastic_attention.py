@@ -36,6 +36,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln
 
+from bayes_ssm.kernels.attention import elu_feature_map
+
 __all__ = [
     "EULER_GAMMA",
     "weibull_scale",
@@ -47,7 +49,6 @@ __all__ = [
     "weibull_gamma_kl",
     "lognormal_gamma_kl",
     "attention_weights",
-    "elu_feature_map",
 ]
 
 EULER_GAMMA = float(np.euler_gamma)
@@ -204,11 +205,6 @@ def lognormal_gamma_kl(loc, sigma, alpha, beta):
         + beta * jnp.exp(mu + 0.5 * jnp.square(sigma))
     )
     return neg_entropy + cross
-
-
-def elu_feature_map(x):
-    """``elu(x) + 1``: the positive feature map of linear attention (Katharopoulos et al. 2020)."""
-    return jax.nn.elu(x) + 1.0
 
 
 def attention_weights(q, k, *, kind: str = "softmax", causal: bool = True, scale=None):

@@ -44,6 +44,7 @@ import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
+from numpyro.distributions.distribution import validation_enabled
 from numpyro.distributions.kl import kl_divergence
 from numpyro.distributions.util import promote_shapes
 
@@ -74,7 +75,10 @@ class MeanLogNormal(dist.LogNormal):
 
     def __init__(self, mean, sigma, *, validate_args=None):
         self.mean_, self.sigma_ = promote_shapes(mean, sigma)
-        super().__init__(sa.lognormal_loc(mean, sigma), sigma, validate_args=validate_args)
+        # sigma = 0 (the collapsed layer) is a valid point mass for our sampler, which numpyro's
+        # argument check for LogNormal would refuse: validate only when asked to.
+        with validation_enabled(bool(validate_args)):
+            super().__init__(sa.lognormal_loc(mean, sigma), sigma, validate_args=validate_args)
 
     def sample(self, key, sample_shape=()):
         z = jax.random.normal(key, sample_shape + self.batch_shape)
@@ -154,9 +158,9 @@ class BayesianAttention:
     causal: bool = True
 
     def __post_init__(self):
-        _check(_is_pos_int(self.num_heads), f"num_heads must be a positive int; got "
-               f"{self.num_heads!r}")  # fmt: skip
-        _check(_is_pos_int(self.head_dim), f"head_dim must be a positive int; got {self.head_dim!r}")
+        for name in ("num_heads", "head_dim", "prior_hidden"):
+            value = getattr(self, name)
+            _check(_is_pos_int(value), f"{name} must be a positive int; got {value!r}")
         _check(self.key_dim is None or _is_pos_int(self.key_dim),
                f"key_dim must be a positive int; got {self.key_dim!r}")  # fmt: skip
         _check(self.kind in ("softmax", "linear"),
@@ -172,8 +176,6 @@ class BayesianAttention:
         b = self.prior_rate
         _check(isinstance(b, int | float) and math.isfinite(b) and b > 0,
                f"prior_rate (Gamma beta) must be finite and > 0; got {b!r}")  # fmt: skip
-        _check(_is_pos_int(self.prior_hidden),
-               f"prior_hidden must be a positive int; got {self.prior_hidden!r}")  # fmt: skip
 
     @property
     def _n(self) -> int:
@@ -185,7 +187,7 @@ class BayesianAttention:
         return numpyro.param(name, lambda key: scale * jax.random.normal(key, shape))
 
     def projections(self, x):
-        """``q, k`` ``(*batch, time, head, key_dim)`` and ``v`` ``(*batch, time, head, head_dim)``."""
+        """Projections ``q, k`` ``(*batch, time, head, key_dim)``, ``v`` ``(..., head_dim)``."""
         x = self._check_x(x)
         d, h, n, p = x.shape[-1], self.num_heads, self._n, self.head_dim
         s = 1.0 / math.sqrt(d)
