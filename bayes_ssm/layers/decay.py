@@ -25,7 +25,7 @@ Site names (under the caller's :func:`numpyro.handlers.scope`) are API:
 
 ``"half_life"``  ``(head,)``
     Half-life of each head's memory, in steps (prior ``HalfLife``).
-``"step_noise"``  ``(*batch, time, head)``
+``"step_noise"``  ``(*batch, time, head)``; ``"future_step_noise"`` ``(*batch, horizon, head)``
     ``noise="lognormal"``: standard normal ``z`` (non-centred; ``eps = exp(sigma z - sigma²/2)``).
     ``noise="gamma"``: the multiplier ``eps`` itself, ``Gamma(kappa, kappa / m)``,
     ``kappa = 1 / noise_scale²``. Absent when ``noise="none"``.
@@ -154,7 +154,7 @@ class StochasticDecaySSD:
 
     # ---------------------------------------------------------------- pieces (NumPyro fragments)
 
-    def log_decay(self, x, *, dt=None):
+    def log_decay(self, x, *, dt=None, horizon: int = 0):
         """Sample the priors and return the per-step log decays and steps.
 
         Parameters
@@ -162,46 +162,53 @@ class StochasticDecaySSD:
         x : Array, shape ``(*batch, time, head, head_dim)``
         dt : Array, broadcastable to ``(*batch, time)``, optional
             Gaps between observations in steps (default 1).
+        horizon : int
+            Also draw the decays of ``horizon`` future steps (gap 1; a contextual mean is 1 there,
+            since the future input is unknown), at site ``"future_step_noise"``.
 
         Returns
         -------
-        log_a : Array, shape ``(*batch, time, head)``
+        log_a : Array, shape ``(*batch, time + horizon, head)``
             ``log a_{t h} = -log 2 · Δ_{t h} / tau_h`` (negative).
-        delta : Array, shape ``(*batch, time, head)``
+        delta : Array, shape ``(*batch, time + horizon, head)``
             The random steps ``Δ = dt · eps``.
         """
         x = self._check_x(x)
         shape = x.shape[:-1]  # (*batch, t, h)
         tau = self.half_life.sample("half_life", shape=(self.num_heads,), step=self.step)
-        eps = self._multiplier(x, shape)
-        if dt is None:
-            delta = jnp.broadcast_to(eps, shape)
-        else:
-            delta = jnp.asarray(dt, x.dtype)[..., None] * eps
+        mean = self._contextual_mean(x)
+        delta = self._multiplier("step_noise", shape, mean, x.dtype)
+        if dt is not None:
+            delta = jnp.asarray(dt, x.dtype)[..., None] * delta
+        if horizon:
+            future = (*shape[:-2], int(horizon), self.num_heads)
+            delta_f = self._multiplier("future_step_noise", future, 1.0, x.dtype)
+            delta = jnp.concatenate([delta, delta_f], axis=-2)
         log_a = -_LOG2 * delta / tau
         return log_a, delta
 
-    def _multiplier(self, x, shape):
+    def _contextual_mean(self, x):
+        if not self.contextual:
+            return 1.0
+        w = numpyro.sample(
+            "context_weight",
+            dist.Normal(0.0, self.context_scale)
+            .expand((self.num_heads, self.head_dim))
+            .to_event(2),
+        )
+        return 2.0 * jax.nn.sigmoid(jnp.einsum("...hp,hp->...h", x, w))
+
+    def _multiplier(self, name, shape, mean, dtype):
+        """Positive step multipliers ``eps`` of mean ``mean``, shape ``shape``."""
         if self.noise == "none":
-            return jnp.ones(shape, x.dtype)
-        mean = 1.0
-        if self.contextual:
-            w = numpyro.sample(
-                "context_weight",
-                dist.Normal(0.0, self.context_scale)
-                .expand((self.num_heads, self.head_dim))
-                .to_event(2),
-            )
-            mean = 2.0 * jax.nn.sigmoid(jnp.einsum("...hp,hp->...h", x, w))
+            return jnp.ones(shape, dtype)
         sigma = float(self.noise_scale)
         if self.noise == "lognormal":
-            z = numpyro.sample(
-                "step_noise", dist.Normal(0.0, 1.0).expand(shape).to_event(len(shape))
-            )
+            z = numpyro.sample(name, dist.Normal(0.0, 1.0).expand(shape).to_event(len(shape)))
             return mean * jnp.exp(sigma * z - 0.5 * sigma**2)
         kappa = 1.0 / sigma**2
         rate = jnp.broadcast_to(kappa / jnp.asarray(mean), shape)
-        return numpyro.sample("step_noise", dist.Gamma(kappa, rate).to_event(len(shape)))
+        return numpyro.sample(name, dist.Gamma(kappa, rate).to_event(len(shape)))
 
     def projections(self, x):
         """Sample ``B`` and ``C`` projections of ``x``: each ``(*batch, time, 1, state)``."""
@@ -221,6 +228,24 @@ class StochasticDecaySSD:
         return delta
 
     # ---------------------------------------------------------------- the layer
+
+    def apply(self, x, log_a, delta, B, C, *, h0=None, return_final_state=False):
+        """The deterministic part: gate the input and run the SSD kernel (no sampling).
+
+        ``x (*batch, time, head, head_dim)``, ``log_a`` and ``delta`` ``(*batch, time, head)``,
+        ``B, C (*batch, time, 1, state)``, ``h0 (*batch, head, head_dim, state)``.
+        """
+        xin = x * self.gate(log_a, delta)[..., None]
+        return ssd_discrete(
+            xin,
+            log_a,
+            B,
+            C,
+            h0=h0,
+            method=self.method,
+            chunk_size=self.chunk_size,
+            return_final_state=return_final_state,
+        )
 
     def __call__(self, x, *, B=None, C=None, dt=None, return_final_state=False):
         """Run the layer (a NumPyro fragment: call it inside a model, under a scope).
@@ -245,16 +270,7 @@ class StochasticDecaySSD:
             B_, C_ = self.projections(x)
             B = B_ if B is None else B
             C = C_ if C is None else C
-        xin = x * self.gate(log_a, delta)[..., None]
-        return ssd_discrete(
-            xin,
-            log_a,
-            B,
-            C,
-            method=self.method,
-            chunk_size=self.chunk_size,
-            return_final_state=return_final_state,
-        )
+        return self.apply(x, log_a, delta, B, C, return_final_state=return_final_state)
 
     def _check_x(self, x):
         x = jnp.asarray(x)
