@@ -54,7 +54,9 @@ def _origin_position(origin, index: pd.Index) -> int:
         try:
             stamp = pd.Timestamp(origin)
         except (TypeError, ValueError):
-            raise ValueError(f"origin must be a step position or a timestamp; got {origin!r}")
+            raise ValueError(
+                f"origin must be a step position or a timestamp; got {origin!r}"
+            ) from None
         if stamp not in index:
             raise ValueError(
                 f"origin {stamp.date()} is not a fitted timestamp (the fit runs from "

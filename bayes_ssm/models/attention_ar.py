@@ -110,7 +110,7 @@ class AttentionAR(TimeSeriesModel):
             raise ValueError(f"step_days must be a positive number of days; got {self.step_days!r}")
         if not isinstance(self.min_length, int) or self.min_length < 2:
             raise ValueError(f"min_length must be an int >= 2; got {self.min_length!r}")
-        self.layer  # validates the layer's hyperparameters (half_life, noise, heads, method)
+        _ = self.layer  # validates the layer's hyperparameters (half_life, noise, heads, ...)
 
     @property
     def layer(self) -> StochasticDecaySSD:
