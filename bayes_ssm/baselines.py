@@ -143,9 +143,7 @@ class StatsmodelsETS:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result = model.fit(disp=False)
-            paths = result.simulate(
-                horizon, anchor="end", repetitions=num_samples, rng=_rng(key)
-            )
+            paths = result.simulate(horizon, anchor="end", repetitions=num_samples, rng=_rng(key))
         return np.asarray(paths, dtype=float).reshape(horizon, num_samples).T
 
 
@@ -220,15 +218,15 @@ class ProphetBaseline:
         )
         future = pd.DataFrame({"ds": pd.date_range(index[-1], periods=horizon + 1, freq=freq)[1:]})
         # Prophet draws from NumPy's global generator: seed it from the key, then restore it.
-        state = np.random.get_state()
+        state = np.random.get_state()  # noqa: NPY002 (Prophet uses it)
         log = logging.getLogger("cmdstanpy")
         was_disabled, log.disabled = log.disabled, True
         try:
-            np.random.seed(seed)
+            np.random.seed(seed)  # noqa: NPY002
             model.fit(pd.DataFrame({"ds": index, "y": y}), seed=seed)
             draws = model.predictive_samples(future)["yhat"]  # (horizon, sample)
         finally:
-            np.random.set_state(state)
+            np.random.set_state(state)  # noqa: NPY002
             log.disabled = was_disabled
         return np.asarray(draws, dtype=float).T
 

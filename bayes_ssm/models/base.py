@@ -117,6 +117,8 @@ def model_from_spec(spec: dict[str, Any]) -> TimeSeriesModel:
         raise ValueError(
             f"unknown model kind {spec.get('kind')!r}; known: {sorted(MODEL_REGISTRY)}"
         ) from None
-    return cls.from_params(spec.get("params", {})) if hasattr(cls, "from_params") else cls(
-        **spec.get("params", {})
+    return (
+        cls.from_params(spec.get("params", {}))
+        if hasattr(cls, "from_params")
+        else cls(**spec.get("params", {}))
     )
