@@ -91,8 +91,16 @@ def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
     ax = _new_axes(ax)
     n = values.size
     lo, hi = stats.binom.ppf([0.025, 0.975], n, 1 / bins) * bins / n
-    heights, _, _ = ax.hist(values, bins=bins, range=(0, 1), density=True, color=_BLUE,
-                            alpha=0.75, edgecolor="white", label="PIT")  # fmt: skip
+    heights, _, _ = ax.hist(
+        values,
+        bins=bins,
+        range=(0, 1),
+        density=True,
+        color=_BLUE,
+        alpha=0.75,
+        edgecolor="white",
+        label="PIT",
+    )
     ax.axhspan(lo, hi, color="0.5", alpha=0.25, zorder=3, label="95% band if uniform")
     ax.axhline(1.0, color="k", linestyle="--", linewidth=1, zorder=4, label="uniform")
     ax.set_xlim(0, 1)
@@ -195,12 +203,24 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
     for i, (name, part) in enumerate(frame[ok].groupby("model", sort=False)):
         grouped = part.groupby("horizon")[metric]
         mean, sem = grouped.mean(), grouped.sem().fillna(0.0)
-        ax.errorbar(mean.index, mean, yerr=1.96 * sem, marker="o", capsize=3, color=f"C{i}",
-                    label=f"{name} ({part['fold'].nunique() if 'fold' in part else '?'} folds)")  # fmt: skip
+        ax.errorbar(
+            mean.index,
+            mean,
+            yerr=1.96 * sem,
+            marker="o",
+            capsize=3,
+            color=f"C{i}",
+            label=f"{name} ({part['fold'].nunique() if 'fold' in part else '?'} folds)",
+        )
     bad = frame[~ok]
     if len(bad):
-        ax.scatter(bad["horizon"], bad[metric], facecolors="none", edgecolors="r",
-                   label=f"not converged ({bad['fold'].nunique()} folds, excluded)")  # fmt: skip
+        ax.scatter(
+            bad["horizon"],
+            bad[metric],
+            facecolors="none",
+            edgecolors="r",
+            label=f"not converged ({bad['fold'].nunique()} folds, excluded)",
+        )
     if nominal is not None:
         ax.axhline(nominal, color="k", linestyle="--", linewidth=1, label=f"nominal {nominal:g}")
     ax.set_xlabel("horizon (steps ahead)")
@@ -215,8 +235,10 @@ def _component_frames(components) -> dict[str, pd.DataFrame]:
         return components
     if isinstance(components, pd.DataFrame):
         if "component" in components.columns:
-            return {str(k): g.drop(columns="component") for k, g in components.groupby(
-                "component", sort=False)}  # fmt: skip
+            return {
+                str(k): g.drop(columns="component")
+                for k, g in components.groupby("component", sort=False)
+            }
         return {"component": components}
     raise ValueError(
         "components must be a DataFrame (columns mean, lower_*, upper_*, optionally "
@@ -248,8 +270,14 @@ def plot_components(components, *, y=None, axes=None, title=None):
             raise ValueError(f"component {name!r} lacks a 'mean' column: {list(frame.columns)}")
     panels = len(frames) + (y is not None)
     if axes is None:
-        _, axes = plt.subplots(panels, 1, figsize=(8, 2.2 * panels + 0.5), sharex=True,
-                               layout="constrained", squeeze=False)  # fmt: skip
+        _, axes = plt.subplots(
+            panels,
+            1,
+            figsize=(8, 2.2 * panels + 0.5),
+            sharex=True,
+            layout="constrained",
+            squeeze=False,
+        )
         axes = axes[:, 0]
     axes = np.asarray(axes).ravel()
     if axes.size != panels:
@@ -292,8 +320,14 @@ def plot_attention_map(attention: pd.DataFrame, *, ax=None, title=None):
         part = part.sort_values("lag")
         prefix = f"head {head}: " if head is not None else ""
         _fill_bands(ax, part["lag"].to_numpy(), part, f"C{i}", prefix)
-        ax.plot(part["lag"], part["mean"], marker="o", markersize=3, color=f"C{i}",
-                label=f"{prefix}posterior mean")  # fmt: skip
+        ax.plot(
+            part["lag"],
+            part["mean"],
+            marker="o",
+            markersize=3,
+            color=f"C{i}",
+            label=f"{prefix}posterior mean",
+        )
     ax.set_xlabel("lag (steps before the forecast origin)")
     ax.set_ylabel("attention weight")
     ax.set_title(title or "Implied attention over past steps")
@@ -302,8 +336,9 @@ def plot_attention_map(attention: pd.DataFrame, *, ax=None, title=None):
     return ax
 
 
-def plot_anomalies(anomalies: pd.DataFrame, *, band: pd.DataFrame | None = None, y=None,
-                   ax=None, title=None):  # fmt: skip
+def plot_anomalies(
+    anomalies: pd.DataFrame, *, band: pd.DataFrame | None = None, y=None, ax=None, title=None
+):
     """Flagged observations on the fan chart (or on their one-step predictive band).
 
     Parameters
@@ -331,10 +366,22 @@ def plot_anomalies(anomalies: pd.DataFrame, *, band: pd.DataFrame | None = None,
     if band is not None:
         label = band.attrs.get("level")
         name = f"{100 * label:g}% one-step band" if label else "one-step band"
-        ax.fill_between(band.index, band["lower"].to_numpy(float), band["upper"].to_numpy(float),
-                        color=_BLUE, alpha=0.25, linewidth=0, label=name)  # fmt: skip
-        ax.plot(band.index, band["mean"].to_numpy(float), color=_BLUE, linewidth=1,
-                label="one-step predictive mean")  # fmt: skip
+        ax.fill_between(
+            band.index,
+            band["lower"].to_numpy(float),
+            band["upper"].to_numpy(float),
+            color=_BLUE,
+            alpha=0.25,
+            linewidth=0,
+            label=name,
+        )
+        ax.plot(
+            band.index,
+            band["mean"].to_numpy(float),
+            color=_BLUE,
+            linewidth=1,
+            label="one-step predictive mean",
+        )
         if y is None and "observed" in band:
             y = band["observed"]
     if y is not None:
@@ -342,8 +389,15 @@ def plot_anomalies(anomalies: pd.DataFrame, *, band: pd.DataFrame | None = None,
     for direction, marker in (("high", "^"), ("low", "v")):
         part = anomalies[anomalies["direction"] == direction]
         if len(part):
-            ax.scatter(part.index, part["observed"], marker=marker, s=40, color="C3", zorder=5,
-                       label=f"anomaly ({direction}, {len(part)})")  # fmt: skip
+            ax.scatter(
+                part.index,
+                part["observed"],
+                marker=marker,
+                s=40,
+                color="C3",
+                zorder=5,
+                label=f"anomaly ({direction}, {len(part)})",
+            )
     if fresh:
         ax.set_xlabel(str(anomalies.index.name or "time"))
         ax.set_ylabel("value")
@@ -384,8 +438,7 @@ def plot_trace(data, *, var_names=None, **kwargs):
     """
     import arviz as az
 
-    pc = az.plot_trace_dist(_as_datatree(data), var_names=var_names, backend="matplotlib",
-                            **kwargs)  # fmt: skip
+    pc = az.plot_trace_dist(_as_datatree(data), var_names=var_names, backend="matplotlib", **kwargs)
     axes = _axes_of(pc, "Posterior draws: marginal (left) and trace (right) per chain")
     for ax in axes:
         if not ax.get_ylabel():
@@ -421,11 +474,15 @@ def plot_ppc(data, *, var_names=None, num_samples: int = 50, **kwargs):
     ndarray of matplotlib Axes
     """
     import arviz as az
-
     from matplotlib.lines import Line2D
 
-    pc = az.plot_ppc_dist(_as_datatree(data), var_names=var_names, num_samples=num_samples,
-                          backend="matplotlib", **kwargs)  # fmt: skip
+    pc = az.plot_ppc_dist(
+        _as_datatree(data),
+        var_names=var_names,
+        num_samples=num_samples,
+        backend="matplotlib",
+        **kwargs,
+    )
     axes = _axes_of(pc, "Posterior predictive check", xlabel="{}", ylabel="distribution")
     handles = [
         Line2D([], [], color=_BLUE, alpha=0.5, label=f"posterior predictive ({num_samples} draws)"),
