@@ -1,4 +1,4 @@
-"""Plots (matplotlib; each function returns its Axes). Plots never see JAX."""
+"""Plots of pandas results (matplotlib only; each returns its Axes; plots never see JAX)."""
 
 from bayes_ssm.plotting.evaluation import (
     plot_anomalies,
@@ -11,8 +11,10 @@ from bayes_ssm.plotting.evaluation import (
     plot_rank,
     plot_trace,
 )
+from bayes_ssm.plotting.forecast import plot_forecast
 
 __all__ = [
+    "plot_forecast",
     "plot_anomalies",
     "plot_attention_map",
     "plot_backtest_scores",

@@ -1,0 +1,149 @@
+"""Compiled read-outs of a model: posterior predictive sites under ``Predictive``, cached by jit.
+
+The model object enters jit as a static argument through :class:`ModelKey` (hashed by its JSON
+spec), so repeated forecasts, ``update`` and many small fits of the same model and data shape
+compile once. Scales and data are dynamic arguments.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from numpyro import handlers
+from numpyro.infer import Predictive
+
+__all__ = [
+    "ModelKey", "as_key", "latent_shapes", "latent_sites", "predict", "model_kwargs",
+    "trace_site_names",
+]
+
+
+class ModelKey:
+    """Hashable wrapper of a model for ``jax.jit`` static arguments (equality by spec)."""
+
+    __slots__ = ("model", "_token")
+
+    def __init__(self, model):
+        self.model = model
+        self._token = (type(model), json.dumps(model.spec(), sort_keys=True, default=str))
+
+    def __hash__(self):
+        return hash(self._token)
+
+    def __eq__(self, other):
+        return isinstance(other, ModelKey) and self._token == other._token
+
+
+def as_key(key) -> jax.Array:
+    """An int seed or a JAX PRNG key -> a JAX PRNG key; anything else is a ``ValueError``."""
+    if isinstance(key, bool):
+        raise ValueError(f"key must be an int seed or a jax.random key; got {key!r}")
+    if isinstance(key, int | np.integer):
+        return jax.random.PRNGKey(int(key))
+    if isinstance(key, jax.Array | np.ndarray):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            return key
+        if key.shape == (2,) and key.dtype == jnp.uint32:
+            return jnp.asarray(key)
+    raise ValueError(
+        f"key must be an int seed or a jax.random key (e.g. jax.random.key(0)); got {key!r}"
+    )
+
+
+def model_kwargs(scales, covariates=None, horizon=0, future_covariates=None, components=False):
+    """Keyword arguments of ``model.model`` (besides ``y``)."""
+    return dict(
+        scales=scales,
+        covariates=covariates,
+        horizon=horizon,
+        future_covariates=future_covariates,
+        components=components,
+    )
+
+
+def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
+    """Names of the latent (unobserved ``numpyro.sample``) sites of the fitting program."""
+    with handlers.block(), handlers.trace() as tr, handlers.seed(rng_seed=0):
+        model.model(jnp.asarray(y), **model_kwargs(_as_jnp(scales), _opt(covariates)))
+    return tuple(
+        name
+        for name, site in tr.items()
+        if site["type"] == "sample" and not site["is_observed"]
+    )
+
+
+def _as_jnp(scales):
+    return {k: jnp.asarray(v) for k, v in scales.items()}
+
+
+def _opt(x):
+    return None if x is None else jnp.asarray(x)
+
+
+@partial(jax.jit, static_argnames=("mkey", "horizon", "components", "sites"))
+def _predict(mkey, key, draws, y, scales, covariates, future_covariates, horizon, components, sites):
+    predictive = Predictive(
+        mkey.model.model, posterior_samples=draws, return_sites=list(sites), parallel=True, batch_ndims=1
+    )
+    return predictive(
+        key, y, **model_kwargs(scales, covariates, horizon, future_covariates, components)
+    )
+
+
+def predict(
+    model,
+    key,
+    draws,
+    y,
+    scales,
+    *,
+    covariates=None,
+    future_covariates=None,
+    horizon=0,
+    components=False,
+    sites=(),
+) -> dict[str, np.ndarray]:
+    """Run the model under ``Predictive`` with posterior ``draws`` and return ``sites``.
+
+    Parameters
+    ----------
+    draws : dict of str to array, each of shape ``(sample, ...)``
+        Latent site values (chains already flattened into ``sample``).
+    y : array, shape ``(time,)``
+    sites : tuple of str
+        Sites to return; each result has shape ``(sample, ...)``.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    out = _predict(
+        ModelKey(model),
+        as_key(key),
+        {k: jnp.asarray(v) for k, v in draws.items()},
+        jnp.asarray(y),
+        _as_jnp(scales),
+        _opt(covariates),
+        _opt(future_covariates),
+        int(horizon),
+        bool(components),
+        tuple(sites),
+    )
+    return {k: np.asarray(v) for k, v in out.items()}
+
+
+def trace_site_names(model, y, scales, *, covariates=None, horizon=0, future_covariates=None,
+                     components=False) -> dict[str, str]:
+    """All site names of one prior run of the program, mapped to their site type."""
+    with handlers.trace() as tr, handlers.seed(rng_seed=0):
+        model.model(
+            jnp.asarray(y),
+            **model_kwargs(
+                _as_jnp(scales), _opt(covariates), horizon, _opt(future_covariates), components
+            ),
+        )
+    return {name: site["type"] for name, site in tr.items()}

@@ -1,0 +1,256 @@
+"""Diagnostics of a fit through ArviZ 1.x: the DataTree, a summary table, plain-words checks, LOO.
+
+``to_datatree`` builds the ArviZ view of a :class:`bayes_ssm.Fit`; ``summary`` wraps
+``arviz_stats.summary``; ``check`` turns r_hat, ESS, divergences, tree depth, BFMI and SVI
+convergence into warnings a user can act on; ``compare`` wraps ``arviz_stats.compare`` (PSIS-LOO).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import arviz_base
+import arviz_stats
+import numpy as np
+import pandas as pd
+
+__all__ = ["summary", "check", "compare", "to_datatree", "FitWarning"]
+
+
+class FitWarning(UserWarning):
+    """A fit that should not be trusted as it is (see :func:`check`)."""
+
+
+def _time_coord(index: pd.Index) -> np.ndarray:
+    return index.to_numpy()
+
+
+def to_datatree(fit, *, key=0):
+    """Build the ArviZ ``DataTree`` of ``fit`` (see :meth:`bayes_ssm.Fit.to_arviz`).
+
+    Returns
+    -------
+    xarray.DataTree
+        Groups ``posterior``, ``sample_stats`` (NUTS only), ``log_likelihood``,
+        ``posterior_predictive`` (when the model emits ``"y_rep"``), ``observed_data`` and
+        ``constant_data`` (covariates). Sample dimensions ``(chain, draw)``; the data
+        dimension ``time`` holds the observed (non-NaN) timestamps.
+    """
+    from bayes_ssm import _engine
+
+    chains, draws = fit.num_chains, fit.num_draws
+    observed = ~np.isnan(fit.data.y)
+    time = _time_coord(fit.data.index[observed])
+    names = _engine.trace_site_names(
+        fit.model, fit.data.y, dict(fit.scales), covariates=fit.data.covariates, components=True
+    )
+    sites = ["log_lik"] + (["y_rep"] if "y_rep" in names else [])
+    # y_rep lives in the components=True program; log_lik is the same in both.
+    out = fit._predict(key, sites, components="y_rep" in sites)
+
+    def per_chain(arr):
+        return arr.reshape((chains, draws) + arr.shape[1:])[..., observed]
+
+    groups = {
+        "posterior": dict(fit.draws),
+        "log_likelihood": {"y": per_chain(out["log_lik"])},
+        "observed_data": {"y": fit.data.y[observed]},
+    }
+    if "y_rep" in out:
+        groups["posterior_predictive"] = {"y": per_chain(out["y_rep"])}
+    if fit.sample_stats:
+        groups["sample_stats"] = dict(fit.sample_stats)
+    dims = {"y": ["time"]}
+    coords = {"time": time}
+    if fit.data.covariates is not None:
+        groups["constant_data"] = {"covariates": fit.data.covariates[observed]}
+        dims["covariates"] = ["time", "covariate"]
+        coords["covariate"] = list(fit.data.covariate_names)
+    attrs = {"/": {"bayes_ssm_model": fit.model.kind, "inference": fit.method}}
+    return arviz_base.from_dict(groups, dims=dims, coords=coords, attrs=attrs)
+
+
+def _posterior_tree(fit):
+    groups = {"posterior": dict(fit.draws)}
+    if fit.sample_stats:
+        groups["sample_stats"] = dict(fit.sample_stats)
+    return arviz_base.from_dict(groups)
+
+
+def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame:
+    """Posterior summary per parameter.
+
+    Parameters
+    ----------
+    fit : Fit
+    ci_prob : float
+        Credible interval probability, in (0, 1).
+    ci_kind : {"eti", "hdi"}
+        Equal-tailed or highest-density interval.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per parameter (and element of vector parameters): ``mean, sd``, the interval
+        bounds, and for NUTS ``ess_bulk, ess_tail, r_hat`` (and MCSE). ``df.attrs`` holds
+        ``divergences`` (count), ``draws`` (total), ``bfmi`` (per chain) and ``method``.
+    """
+    if not 0 < ci_prob < 1:
+        raise ValueError(f"ci_prob must be in (0, 1); got {ci_prob!r}")
+    if ci_kind not in ("eti", "hdi"):
+        raise ValueError(f"ci_kind must be 'eti' or 'hdi'; got {ci_kind!r}")
+    tree = _posterior_tree(fit)
+    kind = "all" if fit.method == "nuts" and fit.num_chains * fit.num_draws >= 4 else "stats"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        table = arviz_stats.summary(
+            tree, var_names=list(fit.draws), kind=kind, ci_prob=ci_prob, ci_kind=ci_kind,
+            round_to="none",
+        )
+    table.attrs["method"] = fit.method
+    table.attrs["draws"] = fit.num_samples
+    if fit.method == "nuts":
+        table.attrs["divergences"] = int(np.sum(fit.sample_stats["diverging"]))
+        table.attrs["bfmi"] = [float(b) for b in _bfmi(fit)]
+    return table
+
+
+def _bfmi(fit) -> np.ndarray:
+    """BFMI per chain (``arviz_stats.bfmi`` on the energy), shape ``(chain,)``."""
+    tree = arviz_base.from_dict({"sample_stats": {"energy": fit.sample_stats["energy"]}})
+    return np.atleast_1d(np.asarray(arviz_stats.bfmi(tree)["energy"]))
+
+
+def check(
+    fit, *, rhat_max: float = 1.01, min_ess: int | None = None, warn: bool = True
+) -> list[str]:
+    """Check a fit and say, in plain words with the numbers, what should not be trusted.
+
+    NUTS: r_hat above ``rhat_max``, bulk or tail ESS below ``min_ess`` (default 100 per
+    chain), divergent transitions, transitions that hit the maximum tree depth, BFMI below 0.3,
+    a single chain. SVI: the optimisation did not converge; a point-mass (delta) guide.
+
+    Parameters
+    ----------
+    fit : Fit
+    warn : bool
+        Also emit each problem as a :class:`FitWarning`.
+
+    Returns
+    -------
+    list of str
+        One sentence per problem; empty when nothing was found.
+    """
+    problems: list[str] = []
+    if fit.method == "svi":
+        info = fit.info
+        if not info.get("converged", False):
+            problems.append(
+                f"SVI did not converge: after {info.get('steps')} steps the loss still changed "
+                f"by {info.get('rel_elbo_change', float('nan')):.1e} (relative, tolerance "
+                f"{info.get('tol')}). Run more steps or raise the learning rate."
+            )
+        if info.get("guide") == "delta":
+            problems.append(
+                "the delta guide is a point estimate: forecast intervals leave out parameter "
+                "uncertainty."
+            )
+    else:
+        problems += _check_nuts(fit, rhat_max, min_ess)
+    if warn:
+        for p in problems:
+            warnings.warn(p, FitWarning, stacklevel=2)
+    return problems
+
+
+def _check_nuts(fit, rhat_max, min_ess) -> list[str]:
+    problems = []
+    chains, total = fit.num_chains, fit.num_samples
+    min_ess = 100 * chains if min_ess is None else int(min_ess)
+    div = int(np.sum(fit.sample_stats["diverging"]))
+    if div:
+        problems.append(
+            f"{div} of {total} draws after warm-up ({100 * div / total:.1f}%) ended in a "
+            "divergence: the sampler could not explore part of the posterior and the results "
+            f"may be biased. Raise target_accept (now {fit.info.get('target_accept')}) or "
+            "reparameterise the model."
+        )
+    depth = np.asarray(fit.sample_stats.get("tree_depth", np.zeros(1)))
+    max_depth = fit.info.get("max_tree_depth")
+    if max_depth is not None:
+        hit = int(np.sum(depth >= max_depth))
+        if hit:
+            problems.append(
+                f"{hit} of {total} draws ({100 * hit / total:.1f}%) hit the maximum tree depth "
+                f"{max_depth}: sampling was cut short and is inefficient; raise max_tree_depth "
+                "or reparameterise."
+            )
+    if chains == 1:
+        problems.append(
+            "only one chain was run: r_hat cannot detect chains that disagree; run 2 or more."
+        )
+    tree = _posterior_tree(fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = arviz_stats.rhat(tree, var_names=list(fit.draws)) if chains > 1 else None
+        ess_bulk = arviz_stats.ess(tree, var_names=list(fit.draws), method="bulk")
+        ess_tail = arviz_stats.ess(tree, var_names=list(fit.draws), method="tail")
+    for name in fit.draws:
+        if rhat is not None:
+            r = float(np.nanmax(np.asarray(rhat[name])))
+            if not r <= rhat_max:  # NaN counts as a problem
+                problems.append(
+                    f"r_hat of {name} is {r:.3f} (above {rhat_max}): the chains disagree, so "
+                    "they have not converged to one posterior. Run longer or check the model."
+                )
+        for label, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
+            e = float(np.nanmin(np.asarray(ess[name])))
+            if not e >= min_ess:
+                problems.append(
+                    f"the {label} effective sample size of {name} is {e:.0f} (below {min_ess}) "
+                    f"out of {total} draws: estimates of its {'centre' if label == 'bulk' else 'tails'} "
+                    "are noisy. Run more draws."
+                )
+    if fit.num_draws > 2:
+        bfmi = _bfmi(fit)
+        low = np.flatnonzero(bfmi < 0.3)
+        if low.size:
+            problems.append(
+                f"BFMI is {', '.join(f'{b:.2f}' for b in bfmi[low])} (below 0.3) in chain(s) "
+                f"{low.tolist()}: the sampler explores the energy poorly; reparameterise."
+            )
+    return problems
+
+
+def compare(fits, *, method: str = "stacking") -> pd.DataFrame:
+    """Compare fits by PSIS-LOO expected log predictive density (``arviz_stats.compare``).
+
+    Parameters
+    ----------
+    fits : mapping of str to Fit, or sequence of Fit
+        Fits to the same data. A sequence is named ``model0, model1, ...``.
+    method : {"stacking", "BB-pseudo-BMA", "pseudo-BMA"}
+        How model weights are computed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per fit, best first: ``rank, elpd, p, elpd_diff, weight, se, dse, warning``.
+
+    Notes
+    -----
+    The pointwise terms are ``log p(y_t | y_<t, theta)`` (the model's ``"log_lik"`` site), so
+    this is PSIS-LOO over one-step-ahead predictive densities.
+    """
+    if not isinstance(fits, Mapping):
+        fits = {f"model{i}": f for i, f in enumerate(fits)}
+    if len(fits) < 2:
+        raise ValueError(f"compare needs at least two fits; got {len(fits)}")
+    lengths = {name: f.data.num_steps for name, f in fits.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"fits must be to the same data; got series lengths {lengths}")
+    trees = {name: f.to_arviz() for name, f in fits.items()}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return arviz_stats.compare(trees, method=method)

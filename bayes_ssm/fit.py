@@ -1,0 +1,346 @@
+"""The immutable result of a fit, and everything read out of it (forecasts, fitted values, ...).
+
+A :class:`Fit` holds the posterior draws of the model's latent sites (from NUTS, or drawn from
+the fitted SVI guide), the model's hyperparameters, the validated data with its index, and the
+data scales that fixed the priors. Every read-out reruns the same NumPyro program under
+``Predictive`` with the draws substituted, so forecasts are conditioning, not a second simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bayes_ssm import _engine
+from bayes_ssm.data import SeriesData, as_series_data, check_future_covariates, future_index
+from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
+from bayes_ssm.models.base import TimeSeriesModel
+
+__all__ = ["Fit"]
+
+
+def _frozen_arrays(arrays: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
+    out = {}
+    for name, value in arrays.items():
+        arr = np.array(value, copy=True)
+        arr.setflags(write=False)
+        out[name] = arr
+    return MappingProxyType(out)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Fit:
+    """A fitted model: posterior draws + model + data. Immutable; build it with ``fit_nuts``,
+    ``fit_svi`` or ``bs.load``.
+
+    Attributes
+    ----------
+    model : TimeSeriesModel
+        The model (hyperparameters) that was fitted.
+    data : SeriesData
+        The validated training data, with its index and frequency.
+    scales : mapping of str to float
+        ``model.data_scales`` of the training data (they fix the priors).
+    method : {"nuts", "svi"}
+    draws : mapping of str to ndarray, each shape ``(chain, draw, ...)``
+        Posterior draws of the latent sites (SVI: draws from the fitted guide, one chain).
+    sample_stats : mapping of str to ndarray, each shape ``(chain, draw)``
+        Sampler statistics (NUTS: ``diverging``, ``energy``, ``n_steps``, ``tree_depth``,
+        ``acceptance_rate``, ``step_size``); empty for SVI.
+    info : mapping
+        JSON-serialisable settings and results of the run (seed, num_warmup, elapsed seconds,
+        SVI convergence, ...).
+    guide_params : mapping of str to ndarray
+        The fitted SVI guide's parameters (empty for NUTS).
+    svi_loss : ndarray, shape ``(step,)``, or None
+        The SVI loss (negative ELBO) at every step.
+    """
+
+    model: TimeSeriesModel
+    data: SeriesData
+    scales: Mapping[str, float]
+    method: str
+    draws: Mapping[str, np.ndarray]
+    sample_stats: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    info: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    guide_params: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    svi_loss: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.method not in ("nuts", "svi"):
+            raise ValueError(f"method must be 'nuts' or 'svi'; got {self.method!r}")
+        set_ = object.__setattr__
+        set_(self, "scales", MappingProxyType({k: float(v) for k, v in self.scales.items()}))
+        set_(self, "draws", _frozen_arrays(self.draws))
+        set_(self, "sample_stats", _frozen_arrays(self.sample_stats))
+        set_(self, "guide_params", _frozen_arrays(self.guide_params))
+        set_(self, "info", MappingProxyType(dict(self.info)))
+        if self.svi_loss is not None:
+            set_(self, "svi_loss", _frozen_arrays({"loss": self.svi_loss})["loss"])
+        shapes = {k: v.shape[:2] for k, v in self.draws.items()}
+        if len(set(shapes.values())) > 1:
+            raise ValueError(f"draws must share (chain, draw) dimensions; got {shapes}")
+
+    # ------------------------------------------------------------------ sizes
+    @property
+    def num_chains(self) -> int:
+        return int(next(iter(self.draws.values())).shape[0]) if self.draws else 1
+
+    @property
+    def num_draws(self) -> int:
+        return int(next(iter(self.draws.values())).shape[1]) if self.draws else 1
+
+    @property
+    def num_samples(self) -> int:
+        """Total posterior draws, ``chain * draw``."""
+        return self.num_chains * self.num_draws
+
+    def __repr__(self) -> str:
+        idx = self.data.index
+        return (
+            f"Fit(model={self.model.kind!r}, method={self.method!r}, "
+            f"chains={self.num_chains}, draws={self.num_draws}, time={self.data.num_steps}, "
+            f"from {idx[0]} to {idx[-1]}, sites={list(self.draws)})"
+        )
+
+    # ------------------------------------------------------------ internals
+    def _flat_draws(self, num_samples=None) -> dict[str, np.ndarray]:
+        total = self.num_samples
+        if num_samples is None:
+            sel = slice(None)
+        else:
+            if isinstance(num_samples, bool) or not isinstance(num_samples, int | np.integer):
+                raise ValueError(f"num_samples must be a positive integer; got {num_samples!r}")
+            if not 0 < num_samples <= total:
+                raise ValueError(
+                    f"num_samples must be between 1 and the {total} posterior draws the fit "
+                    f"holds; got {num_samples}"
+                )
+            sel = np.unique(np.linspace(0, total - 1, int(num_samples)).round().astype(int))
+        flat = {k: v.reshape((total,) + v.shape[2:])[sel] for k, v in self.draws.items()}
+        if not flat:  # a model with no latent sites (everything fixed): one "sample" per draw
+            n = total if num_samples is None else len(sel)
+            flat = {"_no_latent_sites": np.zeros(n)}
+        return flat
+
+    def _predict(self, key, sites, *, horizon=0, future_covariates=None, components=False,
+                 num_samples=None):
+        return _engine.predict(
+            self.model,
+            key,
+            self._flat_draws(num_samples),
+            self.data.y,
+            dict(self.scales),
+            covariates=self.data.covariates,
+            future_covariates=future_covariates,
+            horizon=horizon,
+            components=components,
+            sites=tuple(sites),
+        )
+
+    # ------------------------------------------------------------- forecasts
+    def forecast_samples(self, horizon: int, *, covariates=None, num_samples=None, key=0):
+        """Draws of the posterior predictive of the next ``horizon`` observations.
+
+        Parameters
+        ----------
+        horizon : int
+            Number of future steps (> 0).
+        covariates : pandas.DataFrame or array-like, shape ``(horizon, covariate)``, optional
+            Future covariates; required when the model was fitted with covariates.
+        num_samples : int, optional
+            Use this many posterior draws (evenly thinned); all of them by default.
+        key : int or jax.random key
+            Same key, same draws.
+
+        Returns
+        -------
+        numpy.ndarray, shape ``(sample, horizon)``
+            Each row carries parameter, state and observation uncertainty.
+        """
+        horizon = validate_horizon(horizon)
+        future_cov = check_future_covariates(self.data, covariates, horizon)
+        out = self._predict(
+            key, ("y_forecast",), horizon=horizon, future_covariates=future_cov,
+            num_samples=num_samples,
+        )
+        return out["y_forecast"].reshape(-1, horizon)
+
+    def forecast(
+        self, horizon: int, *, prob=(0.8, 0.95), covariates=None, num_samples=None, key=0
+    ) -> pd.DataFrame:
+        """Forecast as a DataFrame of the posterior predictive on the future timestamps.
+
+        Parameters
+        ----------
+        horizon : int
+            Number of future steps (> 0); timestamps continue the fitted index at its frequency.
+        prob : float or sequence of float
+            Central credible-interval levels, each in (0, 1).
+        covariates, num_samples, key
+            As in :meth:`forecast_samples`.
+
+        Returns
+        -------
+        pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
+            Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` (for the default
+            levels), indexed by the future timestamps (name ``data.index.name``).
+        """
+        horizon = validate_horizon(horizon)
+        levels = validate_prob(prob)
+        draws = self.forecast_samples(
+            horizon, covariates=covariates, num_samples=num_samples, key=key
+        )
+        index = future_index(self.data, horizon)
+        index.name = self.data.index.name
+        return summarize_draws(draws, index, levels)
+
+    # -------------------------------------------------------- in-sample
+    def fitted(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+        """In-sample one-step-ahead predictive means ``E[y_t | y_<t, theta]`` with credible bands.
+
+        The bands show posterior (parameter) uncertainty of the fitted mean, not observation
+        noise. Requires the model to emit the ``"y_fitted"`` site.
+
+        Returns
+        -------
+        pandas.DataFrame, shape ``(time, 2 + 2 * len(prob))``, on the fitted index.
+        """
+        levels = validate_prob(prob)
+        out = self._predict(key, ("y_fitted",), components=True, num_samples=num_samples)
+        if "y_fitted" not in out:
+            raise ValueError(f"model {self.model.kind!r} does not emit the 'y_fitted' site")
+        return summarize_draws(out["y_fitted"], self.data.index, levels)
+
+    def components(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+        """Smoothed components (level, trend, seasonal, regression, ar, ...) with credible bands.
+
+        Each posterior draw contributes one draw of the smoothed components, so the bands carry
+        parameter and state uncertainty.
+
+        Returns
+        -------
+        pandas.DataFrame, shape ``(time, component * (2 + 2 * len(prob)))``
+            Columns are a MultiIndex ``(component, statistic)``: ``fc["level"]["median"]``.
+        """
+        levels = validate_prob(prob)
+        names = _engine.trace_site_names(
+            self.model, self.data.y, dict(self.scales), covariates=self.data.covariates,
+            components=True,
+        )
+        sites = tuple(n for n in names if n.startswith("component/"))
+        if not sites:
+            raise ValueError(f"model {self.model.kind!r} emits no 'component/<name>' sites")
+        out = self._predict(key, sites, components=True, num_samples=num_samples)
+        frames = {s.split("/", 1)[1]: summarize_draws(out[s], self.data.index, levels)
+                  for s in sites}
+        return pd.concat(frames, axis=1, names=["component", "statistic"])
+
+    # ------------------------------------------------------------ update
+    def update(self, y_new, *, covariates=None) -> Fit:
+        """Condition on newly arrived observations without refitting the parameters.
+
+        The posterior draws of the parameters stay as they are; the state is filtered forward
+        through ``y_new``, so the next forecast starts from the end of ``y_new``.
+
+        Parameters
+        ----------
+        y_new : pandas.Series, or array-like of shape ``(new,)``
+            Observations after the last fitted timestamp (a Series must continue the index at
+            its frequency; an array is placed at the next ``new`` timestamps).
+        covariates : pandas.DataFrame or array-like, shape ``(new, covariate)``, optional
+            Covariates for the new steps (required when the model uses covariates).
+
+        Returns
+        -------
+        Fit
+            A new fit; this one is untouched.
+        """
+        old_index = self.data.index
+        if isinstance(y_new, pd.DataFrame):
+            if y_new.shape[1] != 1:
+                raise ValueError(f"y_new must have one column; got {y_new.shape[1]}")
+            y_new = y_new.iloc[:, 0]
+        if isinstance(y_new, pd.Series):
+            if isinstance(old_index, pd.DatetimeIndex) != isinstance(
+                y_new.index, pd.DatetimeIndex
+            ):
+                raise ValueError("y_new must have the same kind of index as the fitted data")
+            if not isinstance(old_index, pd.DatetimeIndex):
+                y_new = pd.Series(y_new.to_numpy(), index=future_index(self.data, len(y_new)))
+        else:
+            values = np.asarray(y_new, dtype=float)
+            if values.ndim != 1 or values.size == 0:
+                raise ValueError(f"y_new must be a non-empty 1-D array; got shape {values.shape}")
+            y_new = pd.Series(values, index=future_index(self.data, values.size))
+        if len(y_new) == 0:
+            raise ValueError("y_new is empty")
+        if y_new.index.min() <= old_index[-1]:
+            raise ValueError(
+                f"y_new must start after the last fitted timestamp {old_index[-1]}; "
+                f"it starts at {y_new.index.min()}"
+            )
+        old = pd.Series(self.data.y, index=old_index, name=self.data.name)
+        combined = pd.concat([old, y_new.astype(float)])
+        cov = None
+        if self.data.covariates is not None:
+            if covariates is None:
+                raise ValueError(
+                    f"the model uses covariates {list(self.data.covariate_names)}; pass "
+                    f"covariates= for the {len(y_new)} new steps"
+                )
+            new_cov = check_future_covariates(self.data, covariates, len(y_new))
+            new_index = future_index(self.data, len(y_new))
+            if isinstance(combined.index, pd.DatetimeIndex) and not y_new.index.equals(new_index):
+                raise ValueError("with covariates, y_new must continue the index without gaps")
+            cov = pd.DataFrame(
+                np.concatenate([self.data.covariates, new_cov]),
+                index=combined.index,
+                columns=list(self.data.covariate_names),
+            )
+        elif covariates is not None:
+            raise ValueError("covariates were given but the fit used none")
+        if isinstance(old_index, pd.DatetimeIndex):
+            data = as_series_data(combined, covariates=cov, freq=self.data.freq)
+        else:
+            data = as_series_data(combined.to_numpy(), covariates=cov, freq=self.data.freq)
+        data = dataclasses.replace(data, name=self.data.name)
+        shapes = _engine.latent_shapes(self.model, data.y, dict(self.scales), data.covariates)
+        grown = {k: (v.shape[2:], shapes.get(k)) for k, v in self.draws.items()
+                 if shapes.get(k) != v.shape[2:]}
+        if grown:
+            raise ValueError(
+                f"cannot update without refitting: latent sites {sorted(grown)} change shape "
+                f"with the series length ({grown}); this model samples per-step latents, so "
+                "refit it on the longer series"
+            )
+        info = dict(self.info)
+        info["updated_steps"] = int(info.get("updated_steps", 0)) + (
+            data.num_steps - self.data.num_steps
+        )
+        return dataclasses.replace(self, data=data, info=info)
+
+    # ----------------------------------------------------------- exports
+    def to_arviz(self, *, key=0):
+        """The fit as an ArviZ 1.x ``xarray.DataTree``.
+
+        Groups: ``posterior`` (latent sites), ``sample_stats`` (NUTS), ``log_likelihood``
+        (variable ``y``: ``log p(y_t | y_<t, theta)`` per observed step), ``posterior_predictive``
+        (variable ``y``: one-step-ahead replicates, when the model emits ``"y_rep"``),
+        ``observed_data`` (``y``) and ``constant_data`` (covariates, when used). The time
+        dimension of the last three covers the observed (non-NaN) steps.
+        """
+        from bayes_ssm.diagnostics import to_datatree
+
+        return to_datatree(self, key=key)
+
+    def save(self, path) -> None:
+        """Write the fit to ``path`` (netCDF + JSON spec, no pickle; atomic). See ``bs.load``."""
+        from bayes_ssm.io import save
+
+        save(self, path)

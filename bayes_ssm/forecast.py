@@ -1,0 +1,98 @@
+"""Forecast draws in, pandas out: credible intervals as a DataFrame on the future timestamps.
+
+Everything here is plain NumPy/pandas; the draws come from the model's ``"y_forecast"`` site
+(read out by :meth:`bayes_ssm.Fit.forecast_samples`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["summarize_draws", "validate_prob", "validate_horizon", "level_label"]
+
+
+def validate_horizon(horizon) -> int:
+    """Return ``horizon`` as an int, or raise ``ValueError`` unless it is a positive integer."""
+    if isinstance(horizon, bool) or not isinstance(horizon, int | np.integer) or horizon <= 0:
+        raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
+    return int(horizon)
+
+
+def validate_prob(prob) -> tuple[float, ...]:
+    """Validate credible-interval levels.
+
+    Parameters
+    ----------
+    prob : float or sequence of float
+        Central interval probabilities, each strictly between 0 and 1 (e.g. ``(0.8, 0.95)``).
+
+    Returns
+    -------
+    tuple of float
+        Unique levels in increasing order.
+    """
+    levels = (prob,) if np.isscalar(prob) else tuple(prob)
+    if len(levels) == 0:
+        raise ValueError("prob must name at least one interval level, e.g. prob=(0.8, 0.95)")
+    out = []
+    for p in levels:
+        if isinstance(p, bool) or not isinstance(p, int | float | np.integer | np.floating):
+            raise ValueError(f"prob must hold numbers strictly between 0 and 1; got {p!r}")
+        if not 0.0 < float(p) < 1.0:
+            raise ValueError(f"prob must be strictly between 0 and 1; got {p!r} in prob={prob!r}")
+        out.append(float(p))
+    return tuple(sorted(set(out)))
+
+
+def level_label(p: float) -> str:
+    """Column suffix of a level: ``0.8 -> "80"``, ``0.975 -> "97.5"``."""
+    return f"{100 * p:.10g}"
+
+
+def summarize_draws(
+    draws: np.ndarray, index: pd.Index, prob: Sequence[float] = (0.8, 0.95)
+) -> pd.DataFrame:
+    """Summarise predictive draws as mean, median and central credible intervals.
+
+    Parameters
+    ----------
+    draws : array-like, shape ``(sample, time)``
+        Draws of the predictive distribution at each timestamp.
+    index : pandas.Index, length ``time``
+        The timestamps (future ones for a forecast).
+    prob : sequence of float
+        Central interval levels; level ``p`` gives columns ``lower_<100p>`` (the
+        ``(1 - p) / 2`` quantile) and ``upper_<100p>`` (the ``(1 + p) / 2`` quantile).
+
+    Returns
+    -------
+    pandas.DataFrame, shape ``(time, 2 + 2 * len(prob))``
+        Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` for the default levels.
+    """
+    levels = validate_prob(prob)
+    draws = np.asarray(draws, dtype=np.float64)
+    if draws.ndim != 2 or draws.shape[1] != len(index):
+        raise ValueError(
+            f"draws must have shape (sample, time) with time={len(index)}; got {draws.shape}"
+        )
+    if draws.shape[0] < 2:
+        raise ValueError(f"need at least 2 draws to summarise; got {draws.shape[0]}")
+    bad = ~np.isfinite(draws)
+    if bad.any():
+        cols = np.flatnonzero(bad.any(axis=0))
+        raise ValueError(
+            f"{int(bad.sum())} predictive draws are not finite (at steps {cols[:5].tolist()}); "
+            "the posterior or the model is degenerate; check the fit with bs.check(fit)"
+        )
+    qs = [0.5]
+    for p in levels:
+        qs += [(1 - p) / 2, (1 + p) / 2]
+    quant = np.quantile(draws, qs, axis=0)
+    columns = {"mean": draws.mean(axis=0), "median": quant[0]}
+    for i, p in enumerate(levels):
+        columns[f"lower_{level_label(p)}"] = quant[1 + 2 * i]
+        columns[f"upper_{level_label(p)}"] = quant[2 + 2 * i]
+    return pd.DataFrame(columns, index=index)

@@ -1,0 +1,417 @@
+"""Inference drivers: NUTS (``fit_nuts``) and stochastic variational inference (``fit_svi``).
+
+Both take a model (``bayes_ssm.models.base.TimeSeriesModel``) and pandas data, validate the
+data at the boundary (``bayes_ssm.data``), fix the prior scales from the training data once
+(``model.data_scales``) and return an immutable :class:`bayes_ssm.Fit`.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from functools import lru_cache, partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median, init_to_sample
+from numpyro.infer import autoguide
+from numpyro.infer.util import unconstrain_fn
+from numpyro.optim import optax_to_numpyro
+from tqdm.auto import tqdm
+
+from bayes_ssm import _engine
+from bayes_ssm.data import as_series_data
+from bayes_ssm.fit import Fit
+
+__all__ = ["fit_nuts", "fit_svi", "GUIDES"]
+
+GUIDES = {
+    "normal": autoguide.AutoNormal,
+    "multivariate_normal": autoguide.AutoMultivariateNormal,
+    "low_rank": autoguide.AutoLowRankMultivariateNormal,
+    "delta": autoguide.AutoDelta,
+}
+_CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
+_INITS = ("prior", "median", "svi", "map")
+_NUTS_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size")
+
+
+def _positive_int(value, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def _seed_info(key):
+    return int(key) if isinstance(key, int | np.integer) else None
+
+
+def _show_progress(progress: bool) -> bool:
+    return bool(progress) and sys.stderr.isatty()
+
+
+def _prepare(model, y, covariates, freq):
+    data = as_series_data(y, covariates=covariates, freq=freq)
+    model.validate(data.y, data.covariates)
+    scales = {k: float(v) for k, v in model.data_scales(data.y, data.covariates).items()}
+    return data, scales
+
+
+def _jnp_args(data, scales):
+    """Dynamic (traceable) model arguments: ``(y, {"scales", "covariates"})``."""
+    cov = None if data.covariates is None else jnp.asarray(data.covariates)
+    return jnp.asarray(data.y), {
+        "scales": {k: jnp.asarray(v) for k, v in scales.items()},
+        "covariates": cov,
+    }
+
+
+# ---------------------------------------------------------------------------------------- SVI
+@lru_cache(maxsize=32)
+def _default_optimizer(learning_rate: float):
+    return optax.adam(learning_rate)
+
+
+def _make_svi(model, guide_kind, optimizer):
+    guide = GUIDES[guide_kind](model.model, init_loc_fn=init_to_median(num_samples=15))
+    return SVI(model.model, guide, optax_to_numpyro(optimizer), Trace_ELBO())
+
+
+@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
+def _svi_init(mkey, guide_kind, optimizer, key, y, dyn):
+    kwargs = _engine.model_kwargs(**dyn)
+    return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **kwargs)
+
+
+@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
+def _svi_steps(mkey, guide_kind, optimizer, num_steps, state, y, dyn):
+    kwargs = _engine.model_kwargs(**dyn)
+    svi = _make_svi(mkey.model, guide_kind, optimizer)
+    svi.init(jax.random.PRNGKey(0), y, **kwargs)  # sets svi.constrain_fn; the result is unused
+
+    def body(s, _):
+        return svi.update(s, y, **kwargs)
+
+    return jax.lax.scan(body, state, None, length=num_steps)
+
+
+@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
+def _svi_finish(mkey, guide_kind, optimizer, num_samples, state, key, y, dyn):
+    kwargs = _engine.model_kwargs(**dyn)
+    svi = _make_svi(mkey.model, guide_kind, optimizer)
+    svi.init(jax.random.PRNGKey(0), y, **kwargs)
+    params = svi.get_params(state)
+    draws = svi.guide.sample_posterior(key, params, sample_shape=(num_samples,))
+    return params, draws
+
+
+def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
+    y, dyn = _jnp_args(data, scales)
+    mkey = _engine.ModelKey(model)
+    state = _svi_init(mkey, guide, optimizer, key, y, dyn)
+    losses, prev, rel, converged = [], None, float("nan"), False
+    bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not _show_progress(progress))
+    done = 0
+    try:
+        while done < steps:
+            n = min(check_every, steps - done)
+            state, chunk = _svi_steps(mkey, guide, optimizer, n, state, y, dyn)
+            chunk = np.asarray(chunk)
+            if not np.all(np.isfinite(chunk)):
+                bad = done + int(np.flatnonzero(~np.isfinite(chunk))[0])
+                raise FloatingPointError(
+                    f"SVI loss became {chunk[bad - done]} at step {bad}; try a smaller "
+                    "learning_rate, another guide, or check the data scale"
+                )
+            losses.append(chunk)
+            done += n
+            bar.update(n)
+            mean = float(chunk.mean())
+            if prev is not None and n == check_every:
+                # relative ELBO change between consecutive windows, with a Monte-Carlo floor:
+                # a change smaller than twice its standard error is noise, not progress.
+                se = float(np.sqrt(chunk.var(ddof=1) / n + prev[1] / n))
+                delta = abs(mean - prev[0])
+                rel = delta / max(abs(prev[0]), 1e-12)
+                bar.set_postfix(loss=f"{mean:.4g}", rel=f"{rel:.1e}")
+                if rel < tol or delta < 2 * se:
+                    converged = True
+                    break
+            prev = (mean, float(chunk.var(ddof=1)))
+    finally:
+        bar.close()
+    return state, np.concatenate(losses), converged, rel, done
+
+
+def fit_svi(
+    model,
+    y,
+    *,
+    key,
+    covariates=None,
+    freq=None,
+    guide: str = "normal",
+    steps: int = 10_000,
+    optimizer=None,
+    learning_rate: float = 0.01,
+    tol: float = 1e-4,
+    check_every: int = 250,
+    num_samples: int = 1000,
+    progress: bool = True,
+) -> Fit:
+    """Fit ``model`` to ``y`` by stochastic variational inference with a NumPyro autoguide.
+
+    Parameters
+    ----------
+    model : TimeSeriesModel
+    y : pandas.Series (DatetimeIndex), one-column DataFrame, or array-like ``(time,)``
+        NaN marks missing values.
+    key : int or jax.random key
+        Keyword-only. Same key, same fit.
+    covariates : pandas.DataFrame or array-like ``(time, covariate)``, optional
+    freq : str, optional
+        Frequency when it cannot be inferred from the index (or ``y`` is an array).
+    guide : {"normal", "multivariate_normal", "low_rank", "delta"}
+        AutoNormal (mean field), AutoMultivariateNormal, AutoLowRankMultivariateNormal or
+        AutoDelta (MAP: the draws are one point repeated).
+    steps : int
+        Most optimisation steps.
+    optimizer : optax.GradientTransformation, optional
+        Default ``optax.adam(learning_rate)``.
+    tol : float
+        Stop when the mean loss of the last ``check_every`` steps changes by less than
+        ``tol`` relative to the previous window, or by less than twice its Monte-Carlo
+        standard error. ``fit.info["converged"]`` records whether that happened.
+    num_samples : int
+        Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
+    progress : bool
+        tqdm bar; shown only when stderr is a terminal.
+
+    Returns
+    -------
+    Fit
+    """
+    if guide not in GUIDES:
+        raise ValueError(f"guide must be one of {sorted(GUIDES)}; got {guide!r}")
+    steps = _positive_int(steps, "steps")
+    check_every = _positive_int(check_every, "check_every", 2)
+    num_samples = _positive_int(num_samples, "num_samples", 2)
+    if not (isinstance(tol, float | int) and tol > 0):
+        raise ValueError(f"tol must be a positive number; got {tol!r}")
+    if optimizer is None:
+        if not (isinstance(learning_rate, float | int) and learning_rate > 0):
+            raise ValueError(f"learning_rate must be positive; got {learning_rate!r}")
+        optimizer = _default_optimizer(float(learning_rate))
+    elif not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be an optax.GradientTransformation; got {optimizer!r}")
+    data, scales = _prepare(model, y, covariates, freq)
+    k_fit, k_draw = jax.random.split(_engine.as_key(key))
+    latent = _engine.latent_sites(model, data.y, scales, data.covariates)
+    if not latent:
+        raise ValueError(f"model {model.kind!r} has no latent sites to fit")
+    start = time.perf_counter()
+    state, losses, converged, rel, done = _run_svi(
+        model, data, scales, k_fit, guide=guide, steps=steps, optimizer=optimizer, tol=tol,
+        check_every=check_every, progress=progress,
+    )
+    y_j, dyn = _jnp_args(data, scales)
+    params, draws = _svi_finish(
+        _engine.ModelKey(model), guide, optimizer, num_samples, state, k_draw, y_j, dyn
+    )
+    draws = {k: np.asarray(draws[k])[None] for k in latent}
+    info = {
+        "seed": _seed_info(key),
+        "guide": guide,
+        "steps": done,
+        "max_steps": steps,
+        "converged": bool(converged),
+        "rel_elbo_change": float(rel),
+        "tol": float(tol),
+        "final_loss": float(losses[-check_every:].mean()),
+        "learning_rate": float(learning_rate),
+        "num_samples": num_samples,
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return Fit(
+        model=model,
+        data=data,
+        scales=scales,
+        method="svi",
+        draws=draws,
+        info=info,
+        guide_params={k: np.asarray(v) for k, v in params.items()},
+        svi_loss=losses,
+    )
+
+
+# --------------------------------------------------------------------------------------- NUTS
+def _chain_method(chain_method: str, num_chains: int) -> str:
+    if chain_method not in _CHAIN_METHODS:
+        raise ValueError(f"chain_method must be one of {_CHAIN_METHODS}; got {chain_method!r}")
+    if chain_method == "auto":
+        return "parallel" if jax.local_device_count() >= num_chains else "vectorized"
+    return chain_method
+
+
+def _initial_point(model, data, scales, key, init, num_chains):
+    """(init_strategy, init_params) for NUTS; init_params are unconstrained, one per chain."""
+    if init == "prior":
+        return init_to_sample, None
+    if init == "median":
+        return init_to_median(num_samples=15), None
+    guide = "normal" if init == "svi" else "delta"
+    k_svi, k_draw, k_jit = jax.random.split(key, 3)
+    fit = fit_svi(
+        model, data_series(data), key=k_svi, covariates=_cov_frame(data), freq=data.freq,
+        guide=guide, steps=2000, num_samples=max(num_chains, 2), progress=False,
+    )
+    y, dyn = _jnp_args(data, scales)
+    kwargs = _engine.model_kwargs(**dyn)
+    values = {k: jnp.asarray(v[0, :num_chains]) for k, v in fit.draws.items()}
+    unconstrained = jax.vmap(
+        lambda p: unconstrain_fn(model.model, (y,), kwargs, p)
+    )(values)
+    if init == "map":  # one point: jitter the chains apart in unconstrained space
+        unconstrained = {
+            k: v + 0.1 * jax.random.normal(jax.random.fold_in(k_jit, i), v.shape)
+            for i, (k, v) in enumerate(sorted(unconstrained.items()))
+        }
+    if num_chains == 1:
+        unconstrained = {k: v[0] for k, v in unconstrained.items()}
+    return init_to_sample, unconstrained
+
+
+def data_series(data):
+    """A ``SeriesData`` back to the pandas Series it came from (values, index, name)."""
+    import pandas as pd
+
+    return pd.Series(data.y, index=data.index, name=data.name)
+
+
+def _cov_frame(data):
+    import pandas as pd
+
+    if data.covariates is None:
+        return None
+    return pd.DataFrame(data.covariates, index=data.index, columns=list(data.covariate_names))
+
+
+def fit_nuts(
+    model,
+    y,
+    *,
+    key,
+    covariates=None,
+    freq=None,
+    num_chains: int = 4,
+    num_warmup: int = 1000,
+    num_samples: int = 1000,
+    target_accept: float = 0.8,
+    max_tree_depth: int = 10,
+    dense_mass: bool = False,
+    chain_method: str = "auto",
+    init: str = "prior",
+    progress: bool = True,
+) -> Fit:
+    """Fit ``model`` to ``y`` with the No-U-Turn sampler (NumPyro).
+
+    Parameters
+    ----------
+    model : TimeSeriesModel
+    y : pandas.Series (DatetimeIndex), one-column DataFrame, or array-like ``(time,)``
+        NaN marks missing values.
+    key : int or jax.random key
+        Keyword-only. Same key, same draws.
+    covariates : pandas.DataFrame or array-like ``(time, covariate)``, optional
+    freq : str, optional
+    num_chains, num_warmup, num_samples : int
+        Chains, warm-up (adaptation) iterations and kept draws per chain.
+    target_accept : float
+        NUTS target acceptance probability, in (0, 1); raise it when there are divergences.
+    max_tree_depth : int
+    dense_mass : bool
+        Adapt a dense mass matrix instead of a diagonal one.
+    chain_method : {"auto", "parallel", "vectorized", "sequential"}
+        ``"auto"``: parallel when ``jax.local_device_count() >= num_chains`` (on CPU, call
+        ``numpyro.set_host_device_count`` before JAX starts), vectorized otherwise.
+    init : {"prior", "median", "svi", "map"}
+        Where chains start: independent prior draws; the prior median; draws from a short
+        mean-field SVI fit; the MAP (AutoDelta) point jittered per chain.
+    progress : bool
+        NumPyro's progress bar; shown only when stderr is a terminal.
+
+    Returns
+    -------
+    Fit
+        ``draws`` of shape ``(chain, draw, ...)`` for every latent site, ``sample_stats``.
+    """
+    num_chains = _positive_int(num_chains, "num_chains")
+    num_warmup = _positive_int(num_warmup, "num_warmup", 0)
+    num_samples = _positive_int(num_samples, "num_samples")
+    max_tree_depth = _positive_int(max_tree_depth, "max_tree_depth")
+    if not (isinstance(target_accept, float) and 0 < target_accept < 1):
+        raise ValueError(f"target_accept must be a float in (0, 1); got {target_accept!r}")
+    if init not in _INITS:
+        raise ValueError(f"init must be one of {_INITS}; got {init!r}")
+    method = _chain_method(chain_method, num_chains)
+    data, scales = _prepare(model, y, covariates, freq)
+    k_init, k_mcmc = jax.random.split(_engine.as_key(key))
+    latent = _engine.latent_sites(model, data.y, scales, data.covariates)
+    if not latent:
+        raise ValueError(f"model {model.kind!r} has no latent sites to sample")
+    start = time.perf_counter()
+    strategy, init_params = _initial_point(model, data, scales, k_init, init, num_chains)
+    kernel = NUTS(
+        model.model,
+        target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+        init_strategy=strategy,
+    )
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=method,
+        progress_bar=_show_progress(progress),
+    )
+    y_j, dyn = _jnp_args(data, scales)
+    mcmc.run(
+        k_mcmc, y_j, init_params=init_params, extra_fields=_NUTS_FIELDS,
+        **_engine.model_kwargs(**dyn),
+    )
+    samples = mcmc.get_samples(group_by_chain=True)
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    num_steps = np.asarray(extra["num_steps"])
+    stats = {
+        "diverging": np.asarray(extra["diverging"], dtype=bool),
+        "energy": np.asarray(extra["energy"]),
+        "n_steps": num_steps,
+        "tree_depth": np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1,
+        "acceptance_rate": np.asarray(extra["accept_prob"]),
+        "step_size": np.asarray(extra["adapt_state.step_size"]),
+    }
+    info = {
+        "seed": _seed_info(key),
+        "num_chains": num_chains,
+        "num_warmup": num_warmup,
+        "num_samples": num_samples,
+        "target_accept": float(target_accept),
+        "max_tree_depth": max_tree_depth,
+        "dense_mass": bool(dense_mass),
+        "chain_method": method,
+        "init": init,
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return Fit(
+        model=model,
+        data=data,
+        scales=scales,
+        method="nuts",
+        draws={k: np.asarray(samples[k]) for k in latent},
+        sample_stats=stats,
+        info=info,
+    )

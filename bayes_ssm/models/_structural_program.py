@@ -1,0 +1,286 @@
+"""The NumPyro program of :class:`~bayes_ssm.models.structural.StructuralTS` (private).
+
+``run`` samples the parameters, assembles the state space (:mod:`.components`) and then either
+integrates the states out with the Kalman filter (Gaussian, Student-t) or samples them
+non-centred (negative binomial). Forecasts draw the final state from its filtered law (or take
+the sampled one), propagate it with state noise and add observation noise; components come from
+a Durbin-Koopman simulation smoother (one exact joint draw from the smoothing distribution).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from jax import lax
+
+from bayes_ssm.models import _kalman_adapter as kalman
+from bayes_ssm.models.components import noise_mask, pacf_to_ar, structural_system
+from bayes_ssm.models.likelihoods import (
+    negative_binomial_log_prob,
+    observation_distribution,
+    student_t_precisions,
+)
+from bayes_ssm.models.priors import resolve_prior
+
+__all__ = ["run", "prior_program", "sample_parameters", "to_variances"]
+
+
+def sample_parameters(model, scales: dict, num_covariates: int) -> dict:
+    """Sample every parameter site of ``model``; returns ``{site: value}``."""
+    overrides = model.prior_overrides
+
+    def draw(name, size=None):
+        return numpyro.sample(name, resolve_prior(name, overrides, scales, size=size))
+
+    params = {}
+    if model.likelihood != "negative_binomial":
+        params["sigma_obs"] = draw("sigma_obs")
+    if model.level:
+        params["sigma_level"] = draw("sigma_level")
+    if model.trend is not None:
+        params["sigma_slope"] = draw("sigma_slope")
+    if model.trend == "damped":
+        params["damping"] = draw("damping")
+    for s in model.seasonal:
+        params[f"sigma_{s.name}"] = draw(f"sigma_{s.name}")
+    if model.ar_order:
+        params["ar_pacf"] = draw("ar_pacf", model.ar_order)
+        params["sigma_ar"] = draw("sigma_ar")
+    if num_covariates:
+        params["beta"] = draw("beta", num_covariates)
+    if model.likelihood == "student_t":
+        params["nu"] = draw("nu")
+    if model.likelihood == "negative_binomial":
+        params["concentration"] = draw("concentration")
+    return params
+
+
+def to_variances(model, params: dict) -> dict:
+    """Sampled sds / partial autocorrelations -> the inputs of ``structural_system``."""
+    out = {}
+    if model.level:
+        out["level_var"] = params["sigma_level"] ** 2
+    if model.trend is not None:
+        out["slope_var"] = params["sigma_slope"] ** 2
+    if model.trend == "damped":
+        out["damping"] = params["damping"]
+    for s in model.seasonal:
+        out[f"{s.name}_var"] = params[f"sigma_{s.name}"] ** 2
+    if model.ar_order:
+        out["ar_coefs"] = pacf_to_ar(params["ar_pacf"])
+        out["ar_var"] = params["sigma_ar"] ** 2
+    return out
+
+
+def _regression(model, covariates, future_covariates, horizon, params, dtype):
+    if "beta" not in params:
+        return jnp.zeros((), dtype), jnp.zeros((), dtype)
+    beta = params["beta"]
+    offset = jnp.asarray(covariates, dtype) @ beta
+    future = jnp.zeros((), dtype)
+    if horizon > 0:
+        if future_covariates is None:
+            raise ValueError(
+                f"the model regresses on {beta.shape[0]} covariates; future_covariates of shape "
+                f"(horizon={horizon}, {beta.shape[0]}) are needed to forecast"
+            )
+        fc = future_covariates
+        if not isinstance(fc, jax.core.Tracer):
+            fc = np.asarray(fc, dtype=np.float64)
+            if fc.ndim == 1:
+                fc = fc[:, None]
+            if fc.shape != (horizon, beta.shape[0]):
+                raise ValueError(
+                    f"future_covariates must have shape (horizon={horizon}, "
+                    f"covariate={beta.shape[0]}); got {fc.shape}"
+                )
+            if not np.all(np.isfinite(fc)):
+                raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
+        future = jnp.asarray(fc, dtype) @ beta
+    return offset, future
+
+
+def _psd_sqrt(cov):
+    """A square root ``L`` with ``L L' = cov`` for a PSD (possibly singular) matrix."""
+    cov = 0.5 * (cov + cov.T)
+    w, v = jnp.linalg.eigh(cov)
+    return v * jnp.sqrt(jnp.clip(w, 0.0))
+
+
+def _propagate(transition, observation, noise_sd, start, z):
+    """Signal ``Z alpha_{k}``, ``k = 1..K``, of the path ``alpha_k = T alpha_{k-1} + sd * z_k``
+    from ``alpha_0 = start``; ``z`` shape ``(K, state)``, returns ``(K,)``."""
+
+    def step(state, zk):
+        nxt = transition @ state + noise_sd * zk
+        return nxt, observation @ nxt
+
+    _, signal = lax.scan(step, start, z)
+    return signal
+
+
+def _check_inputs(model, y, covariates, horizon):
+    if y.ndim != 1:
+        raise ValueError(f"y must have shape (time,); got {y.shape}")
+    if horizon < 0:
+        raise ValueError(f"horizon must be >= 0; got {horizon}")
+    reg = model.uses_regression(covariates)
+    if reg and covariates is None:
+        raise ValueError("regression=True needs covariates of shape (time, covariate)")
+    if reg and (jnp.ndim(covariates) != 2 or covariates.shape[0] != y.shape[0]):
+        raise ValueError(
+            f"covariates must have shape (time={y.shape[0]}, covariate); got "
+            f"{jnp.shape(covariates)}"
+        )
+    return int(covariates.shape[1]) if reg else 0
+
+
+def run(model, y, *, scales, covariates, horizon, future_covariates, components):
+    """The program behind :meth:`StructuralTS.model`."""
+    y = jnp.asarray(y)
+    if not jnp.issubdtype(y.dtype, jnp.floating):
+        y = y.astype(jnp.result_type(float))
+    dtype = y.dtype
+    num_cov = _check_inputs(model, y, covariates, horizon)
+    params = sample_parameters(model, scales, num_cov)
+    system = structural_system(model, to_variances(model, params), scales)
+    system = system._replace(
+        **{k: getattr(system, k).astype(dtype) for k in system._fields if k != "spans"}
+    )
+    offset, future_offset = _regression(
+        model, covariates, future_covariates, horizon, params, dtype
+    )
+    if model.likelihood == "negative_binomial":
+        _run_counts(model, y, params, system, offset, future_offset, horizon, components)
+    else:
+        _run_filtered(model, y, params, system, offset, future_offset, horizon, components)
+    if components and num_cov:
+        numpyro.deterministic("component/regression", jnp.broadcast_to(offset, y.shape))
+
+
+def _run_filtered(model, y, params, system, offset, future_offset, horizon, components):
+    num_steps = y.shape[0]
+    obs_var = params["sigma_obs"] ** 2
+    if model.likelihood == "student_t":
+        obs_var = obs_var / student_t_precisions(params["nu"], num_steps)
+    ss = kalman.StateSpace(
+        system.transition,
+        system.observation,
+        jnp.diag(system.noise_var),
+        obs_var,
+        system.init_mean,
+        system.init_cov,
+        offset,
+    )
+    log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
+    numpyro.deterministic("log_lik", log_lik)
+    numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
+    if horizon > 0:
+        n = system.init_mean.shape[0]
+        z = numpyro.sample(
+            "forecast_state_z", dist.Normal(jnp.zeros((horizon + 1, n), y.dtype), 1.0).to_event(2)
+        )
+        last = final_mean + _psd_sqrt(final_cov) @ z[0]
+        noise_sd = jnp.sqrt(system.noise_var)
+        signal = _propagate(system.transition, system.observation, noise_sd, last, z[1:])
+        signal = signal + future_offset
+        numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
+    if components:
+        _filtered_components(ss, y, system)
+
+
+def _filtered_components(ss, y, system):
+    """Durbin-Koopman (2002) simulation smoother: ``alpha+ - E[alpha | y+] + E[alpha | y]``."""
+    key = numpyro.prng_key()
+    if key is None:
+        raise ValueError("components=True draws random paths: run the model under a seed handler")
+    num_steps, n = y.shape[0], ss.init_mean.shape[0]
+    k0, k1, k2 = jax.random.split(key, 3)
+    noise_sd = jnp.sqrt(system.noise_var)
+    alpha1 = ss.init_mean + _psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
+    z = jax.random.normal(k1, (num_steps - 1, n), y.dtype)
+
+    def step(state, zk):
+        nxt = ss.transition @ state + noise_sd * zk
+        return nxt, nxt
+
+    _, rest = lax.scan(step, alpha1, z)
+    alpha_plus = jnp.concatenate([alpha1[None], rest])
+    obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
+    y_plus = alpha_plus @ ss.observation + ss.obs_offset
+    y_plus = y_plus + obs_sd * jax.random.normal(k2, (num_steps,), y.dtype)
+    y_plus = jnp.where(jnp.isnan(y), jnp.nan, y_plus)
+    draw = kalman.smoothed_means(ss, y) + alpha_plus - kalman.smoothed_means(ss, y_plus)
+    _emit_components(draw, system)
+    _, fitted = kalman.filter_full(ss, y)
+    numpyro.deterministic("y_fitted", fitted)
+
+
+def _emit_components(states, system):
+    for name, start, stop in system.spans:
+        value = states[:, start:stop] @ system.observation[start:stop]
+        numpyro.deterministic(f"component/{name}", value)
+
+
+def _sample_states(model, system, num_steps, dtype):
+    """Non-centred state path: ``alpha_1 = a_1 + L z_0``, ``alpha_{t+1} = T alpha_t + sd * z_t``."""
+    n = system.init_mean.shape[0]
+    mask = noise_mask(model)
+    idx = np.flatnonzero(mask)
+    z0 = numpyro.sample("state_init_z", dist.Normal(jnp.zeros(n, dtype), 1.0).to_event(1))
+    z = numpyro.sample(
+        "state_z", dist.Normal(jnp.zeros((num_steps - 1, idx.size), dtype), 1.0).to_event(2)
+    )
+    alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ z0
+    sd = jnp.sqrt(system.noise_var[idx])
+    full = jnp.zeros((num_steps - 1, n), dtype).at[:, idx].set(z * sd)
+
+    def step(state, eta):
+        nxt = system.transition @ state + eta
+        return nxt, nxt
+
+    _, rest = lax.scan(step, alpha1, full)
+    return jnp.concatenate([alpha1[None], rest]), idx
+
+
+def _run_counts(model, y, params, system, offset, future_offset, horizon, components):
+    num_steps = y.shape[0]
+    states, idx = _sample_states(model, system, num_steps, y.dtype)
+    log_mean = states @ system.observation + offset
+    log_lik = negative_binomial_log_prob(y, log_mean, params["concentration"])
+    numpyro.deterministic("log_lik", log_lik)
+    numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
+    if horizon > 0:
+        n = system.init_mean.shape[0]
+        z = numpyro.sample(
+            "forecast_state_z", dist.Normal(jnp.zeros((horizon, n), y.dtype), 1.0).to_event(2)
+        )
+        noise_sd = jnp.sqrt(system.noise_var)
+        signal = _propagate(system.transition, system.observation, noise_sd, states[-1], z)
+        signal = signal + future_offset
+        numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
+    if components:
+        _emit_components(states, system)
+
+
+def prior_program(model, num_steps: int, *, scales, covariates=None) -> None:
+    """Prior predictive program: parameters, then a state path and ``y_prior`` (time,)."""
+    dtype = jnp.result_type(float)
+    num_cov = 0 if not model.uses_regression(covariates) else int(np.shape(covariates)[1])
+    params = sample_parameters(model, scales, num_cov)
+    system = structural_system(model, to_variances(model, params), scales)
+    offset = jnp.zeros((), dtype)
+    if num_cov:
+        offset = jnp.asarray(covariates, dtype) @ params["beta"]
+    n = system.init_mean.shape[0]
+    z = numpyro.sample(
+        "prior_state_z", dist.Normal(jnp.zeros((num_steps, n), dtype), 1.0).to_event(2)
+    )
+    first = system.init_mean + _psd_sqrt(system.init_cov) @ z[0]
+    noise_sd = jnp.sqrt(system.noise_var)
+    signal = _propagate(system.transition, system.observation, noise_sd, first, z[1:])
+    signal = jnp.concatenate([(system.observation @ first)[None], signal]) + offset
+    numpyro.sample("y_prior", observation_distribution(model.likelihood, signal, params))

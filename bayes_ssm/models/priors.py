@@ -1,0 +1,158 @@
+"""Default priors of :class:`~bayes_ssm.models.structural.StructuralTS`, scaled to the data.
+
+Every default is weakly informative *relative to the data's own scales*, which
+:meth:`StructuralTS.data_scales` computes once from the training series (and the fit stores, so a
+forecast or a reloaded fit uses the same priors):
+
+``y_loc``
+    mean of the observed values (on the log1p scale for the negative binomial);
+``y_scale``
+    their standard deviation;
+``dy_scale``
+    standard deviation of the first differences (the step-to-step movement);
+``x_scale_<j>``
+    standard deviation of covariate ``j``.
+
+Scales are floored (``_MIN_SCALE`` times ``max(1, |y_loc|)``) so that a constant series gives
+tight but proper priors and finite output rather than NaN.
+
+=====================  ==========================================  =================================
+site                   default                                     meaning
+=====================  ==========================================  =================================
+``sigma_obs``          ``HalfNormal(y_scale)``                     observation noise sd
+``sigma_level``        ``HalfNormal(dy_scale)``                    level disturbance sd
+``sigma_slope``        ``HalfNormal(0.1 * dy_scale)``              slope disturbance sd
+``damping``            ``Uniform(0.8, 1.0)``                       damped-trend ``phi``
+``sigma_<seasonal>``   ``HalfNormal(0.1 * y_scale)``               seasonal disturbance sd
+``ar_pacf``            ``Uniform(-1, 1)`` per lag                  partial autocorrelations (AR)
+``sigma_ar``           ``HalfNormal(y_scale)``                     AR innovation sd
+``beta``               ``Normal(0, y_scale / x_scale_j)``          regression coefficients
+``nu``                 ``Gamma(2, 0.1)`` (Juarez and Steel 2010)   Student-t degrees of freedom
+``concentration``      ``Gamma(2, 0.1)``                           negative-binomial shape
+=====================  ==========================================  =================================
+
+The initial state is given a proper prior too (integrated out by the Kalman filter for the
+Gaussian and Student-t likelihoods): level ``N(y_loc, (3 y_scale)^2)``, slope
+``N(0, (2 dy_scale)^2)``, seasonal states ``N(0, y_scale^2)``, AR states their stationary law.
+
+Overrides: ``StructuralTS(priors={"sigma_obs": {"dist": "HalfNormal", "scale": 0.5}})`` - the
+name of any ``numpyro.distributions`` class and its keyword arguments in data units (JSON
+round-trips), or a ``numpyro.distributions.Distribution`` instance (not saved with ``spec()``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import numpyro.distributions as dist
+
+__all__ = ["default_prior", "resolve_prior", "compute_scales", "prior_from_spec"]
+
+_MIN_SCALE = 1e-3
+
+
+def compute_scales(y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
+    """The data scales that fix the default priors (plain floats).
+
+    Parameters
+    ----------
+    y : ndarray, shape ``(time,)``
+        Observations (NaN allowed), already on the model's scale (log1p for counts).
+    covariates : ndarray, shape ``(time, covariate)``, optional
+
+    Returns
+    -------
+    dict
+        ``y_loc``, ``y_scale``, ``dy_scale``, ``num_steps`` and ``x_scale_<j>`` per covariate.
+    """
+    y = np.asarray(y, dtype=np.float64)
+    obs = y[~np.isnan(y)]
+    if obs.size == 0:
+        raise ValueError("y has no observed values; cannot scale the priors")
+    loc = float(np.mean(obs))
+    floor = _MIN_SCALE * max(1.0, abs(loc))
+    scale = float(np.std(obs)) if obs.size > 1 else 0.0
+    diffs = np.diff(y)
+    diffs = diffs[~np.isnan(diffs)]
+    dscale = float(np.std(diffs)) if diffs.size > 1 else scale
+    scales = {
+        "y_loc": loc,
+        "y_scale": max(scale, floor),
+        "dy_scale": max(dscale, floor),
+        "num_steps": float(y.shape[0]),
+    }
+    if covariates is not None:
+        cov = np.asarray(covariates, dtype=np.float64)
+        for j in range(cov.shape[1]):
+            sd = float(np.std(cov[:, j]))
+            scales[f"x_scale_{j}"] = sd if sd > 0 else 1.0
+    return scales
+
+
+def default_prior(name: str, scales: dict[str, float], *, size: int | None = None):
+    """The default prior of parameter site ``name`` (see the module table).
+
+    Parameters
+    ----------
+    name : str
+        Site name; seasonal sds are ``sigma_<component name>``.
+    scales : dict
+        From :func:`compute_scales`.
+    size : int, optional
+        Vector length of ``ar_pacf`` / ``beta``.
+    """
+    ys, dys = scales["y_scale"], scales["dy_scale"]
+    if name == "sigma_obs":
+        return dist.HalfNormal(ys)
+    if name == "sigma_level":
+        return dist.HalfNormal(dys)
+    if name == "sigma_slope":
+        return dist.HalfNormal(0.1 * dys)
+    if name == "damping":
+        return dist.Uniform(0.8, 1.0)
+    if name == "ar_pacf":
+        return dist.Uniform(-np.ones(size), np.ones(size)).to_event(1)
+    if name == "sigma_ar":
+        return dist.HalfNormal(ys)
+    if name == "beta":
+        xs = np.array([scales.get(f"x_scale_{j}", 1.0) for j in range(size)])
+        return dist.Normal(np.zeros(size), ys / xs).to_event(1)
+    if name == "nu":
+        return dist.Gamma(2.0, 0.1)
+    if name == "concentration":
+        return dist.Gamma(2.0, 0.1)
+    if name.startswith("sigma_"):  # seasonal components
+        return dist.HalfNormal(0.1 * ys)
+    raise KeyError(f"no default prior for site {name!r}")
+
+
+def prior_from_spec(name: str, spec) -> dist.Distribution:
+    """Build a distribution from an override: a Distribution, or ``{"dist": Name, **kwargs}``."""
+    if isinstance(spec, dist.Distribution):
+        return spec
+    if not isinstance(spec, dict) or "dist" not in spec:
+        raise ValueError(
+            f"prior override for {name!r} must be a numpyro Distribution or a dict like "
+            f"{{'dist': 'HalfNormal', 'scale': 1.0}}; got {spec!r}"
+        )
+    kwargs = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in spec.items()}
+    family = kwargs.pop("dist")
+    cls = getattr(dist, str(family), None)
+    if not (isinstance(cls, type) and issubclass(cls, dist.Distribution)):
+        raise ValueError(f"prior override for {name!r}: unknown distribution {family!r}")
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"prior override for {name!r} ({family}{kwargs}) is invalid: {err}"
+        ) from None
+
+
+def resolve_prior(name: str, overrides: dict, scales: dict[str, float], *, size=None):
+    """The override for ``name`` if any, else :func:`default_prior`; vector sites get their event
+    shape."""
+    if name in overrides:
+        prior = prior_from_spec(name, overrides[name])
+        if size is not None and prior.event_shape != (size,):
+            prior = prior.expand((size,)).to_event(1) if prior.event_shape == () else prior
+        return prior
+    return default_prior(name, scales, size=size)

@@ -1,0 +1,416 @@
+"""Bayesian structural time series with an exact (Kalman) likelihood: :class:`StructuralTS`.
+
+The hyperparameters choose components (level, trend, seasonalities, AR, regression) and an
+observation law; :meth:`StructuralTS.model` is the NumPyro program. For the Gaussian and
+Student-t laws the hidden states are integrated out by the Kalman filter, so NUTS samples only a
+handful of variances and coefficients (plus, for Student-t, one latent precision per step); for
+the negative binomial the states are sampled, non-centred. See :mod:`bayes_ssm.models.priors`
+for the default priors and :mod:`bayes_ssm.models.components` for the state equations (the same
+as statsmodels' ``UnobservedComponents``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from bayes_ssm.models import _structural_program as program
+from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
+from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
+from bayes_ssm.models.priors import compute_scales
+
+__all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS"]
+
+TRENDS = (None, "local_linear", "damped")
+DEFAULT_HARMONICS = 3
+
+
+@dataclass(frozen=True)
+class Seasonal:
+    """One seasonal component.
+
+    Parameters
+    ----------
+    period : float
+        Season length in steps (52 weeks, 7 days, 365.25 days); an integer for ``kind="dummy"``.
+    harmonics : int, optional
+        Harmonics of the trigonometric form (``2 * harmonics`` states); default
+        ``min(3, floor(period / 2))``: cheap, smooth seasonal shapes. Ignored for ``"dummy"``.
+    kind : {"trig", "dummy"}
+        Trigonometric (frequency domain) or dummy-variable (``period - 1`` states) form.
+    name : str, optional
+        Component name (sites ``sigma_<name>``, ``component/<name>``); default ``"seasonal"`` for
+        a single seasonal, else ``"seasonal_<period>"`` (dots as underscores).
+    """
+
+    period: float
+    harmonics: int | None = None
+    kind: str = "trig"
+    name: str | None = None
+
+    def __post_init__(self):
+        if isinstance(self.period, bool) or not isinstance(self.period, int | float | np.number):
+            raise ValueError(f"seasonal period must be a number; got {self.period!r}")
+        if not self.period >= 2:
+            raise ValueError(f"seasonal period must be >= 2; got {self.period}")
+        if self.kind not in ("trig", "dummy"):
+            raise ValueError(f"seasonal kind must be 'trig' or 'dummy'; got {self.kind!r}")
+        if self.kind == "dummy":
+            if float(self.period) != int(self.period):
+                raise ValueError(
+                    f"a dummy seasonal needs an integer period; got {self.period} "
+                    "(use kind='trig' for fractional periods such as 365.25)"
+                )
+            object.__setattr__(self, "period", int(self.period))
+            object.__setattr__(self, "harmonics", None)
+        else:
+            max_h = int(np.floor(self.period / 2))
+            h = min(DEFAULT_HARMONICS, max_h) if self.harmonics is None else self.harmonics
+            if isinstance(h, bool) or int(h) != h or not 1 <= h <= max_h:
+                raise ValueError(
+                    f"harmonics must be an integer in [1, floor(period / 2) = {max_h}] for "
+                    f"period {self.period}; got {self.harmonics!r}"
+                )
+            object.__setattr__(self, "harmonics", int(h))
+            if float(self.period) == int(self.period):
+                object.__setattr__(self, "period", int(self.period))
+
+    @property
+    def num_states(self) -> int:
+        return self.period - 1 if self.kind == "dummy" else 2 * self.harmonics
+
+
+def _as_seasonals(seasonal) -> tuple[Seasonal, ...]:
+    if seasonal is None:
+        return ()
+    if isinstance(seasonal, Seasonal | dict | int | float | np.number) and not isinstance(
+        seasonal, bool
+    ):
+        seasonal = [seasonal]
+    if isinstance(seasonal, bool) or not isinstance(seasonal, list | tuple):
+        raise ValueError(
+            f"seasonal must be a period, a Seasonal, or a list of them; got {seasonal!r}"
+        )
+    out = []
+    for s in seasonal:
+        if isinstance(s, Seasonal):
+            out.append(s)
+        elif isinstance(s, dict):
+            out.append(Seasonal(**s))
+        else:
+            out.append(Seasonal(period=s))
+    names = []
+    for s in out:
+        if s.name is None:
+            auto = "seasonal" if len(out) == 1 else f"seasonal_{s.period:g}".replace(".", "_")
+            s = Seasonal(s.period, s.harmonics, s.kind, auto)
+        names.append(s)
+    labels = [s.name for s in names]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"seasonal components need distinct names; got {labels}")
+    return tuple(names)
+
+
+@register_model
+@dataclass(frozen=True)
+class StructuralTS(TimeSeriesModel):
+    """Structural time series: level, trend, seasonalities, AR(p), regression, one noise law.
+
+    Parameters
+    ----------
+    level : bool
+        Include a stochastic level (random walk).
+    trend : {"local_linear", "damped", None}
+        Add a stochastic slope to the level (``"damped"``: the slope decays by ``damping`` per
+        step, which flattens long-range forecasts). Requires ``level=True``.
+    seasonal : number, Seasonal, or list of them, optional
+        ``52`` is ``Seasonal(52)`` (trigonometric, 3 harmonics); several at once, e.g.
+        ``[Seasonal(7, kind="dummy"), Seasonal(365.25, harmonics=4)]`` on daily data.
+    ar_order : int
+        Order ``p`` of a stationary AR(p) component (0: none).
+    regression : bool, optional
+        Regress on the covariates (coefficients ``beta``). ``None``: whenever covariates are
+        given. Covariates must then be supplied over the forecast horizon as well.
+    likelihood : {"gaussian", "student_t", "negative_binomial"}
+        Observation law. ``"student_t"`` is a scale mixture of normals with a latent precision
+        per step (still filtered exactly given them); ``"negative_binomial"`` is for counts,
+        with the log-intensity following the structural model and states sampled non-centred.
+    priors : dict, optional
+        Overrides of the default priors by site name (:mod:`bayes_ssm.models.priors`).
+    method : {"auto", "sequential", "parallel"}
+        Kalman filter algorithm.
+
+    Notes
+    -----
+    Parameter sites: ``sigma_obs`` (not for counts), ``sigma_level``, ``sigma_slope``,
+    ``damping``, ``sigma_<seasonal name>``, ``ar_pacf`` (p,), ``sigma_ar``, ``beta``
+    (covariate,), ``nu`` and ``obs_precision`` (time,) for Student-t, ``concentration`` and
+    ``state_init_z`` (state,), ``state_z`` (time - 1, noise) for the negative binomial.
+
+    Output sites: ``log_lik`` (time,) one-step predictive log density (conditional on the
+    step's latent precision for Student-t and on the sampled states for the negative binomial);
+    ``y_forecast`` (horizon,); with ``components=True``: ``component/<name>`` (time,) for
+    ``level``, each seasonal, ``ar``, ``regression`` - one joint draw from the smoothing
+    distribution (Durbin-Koopman simulation smoother; for counts the sampled states themselves,
+    on the log-intensity scale) - and ``y_fitted`` (time,), the one-step predictive mean
+    (Gaussian and Student-t).
+
+    Examples
+    --------
+    >>> model = StructuralTS(trend="local_linear", seasonal=52)
+    >>> model.state_size
+    8
+    """
+
+    kind: ClassVar[str] = "structural"
+
+    level: bool = True
+    trend: str | None = "local_linear"
+    seasonal: Any = None
+    ar_order: int = 0
+    regression: bool | None = None
+    likelihood: str = "gaussian"
+    priors: Any = field(default=None)
+    method: str = "auto"
+
+    def __post_init__(self):
+        if self.trend not in TRENDS:
+            raise ValueError(f"trend must be one of {TRENDS}; got {self.trend!r}")
+        if self.trend is not None and not self.level:
+            raise ValueError(f"trend={self.trend!r} needs level=True")
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {self.likelihood!r}")
+        if isinstance(self.ar_order, bool) or int(self.ar_order) != self.ar_order:
+            raise ValueError(f"ar_order must be a non-negative integer; got {self.ar_order!r}")
+        if self.ar_order < 0:
+            raise ValueError(f"ar_order must be a non-negative integer; got {self.ar_order!r}")
+        object.__setattr__(self, "ar_order", int(self.ar_order))
+        if self.method not in ("auto", "sequential", "parallel"):
+            raise ValueError(
+                f"method must be 'auto', 'sequential' or 'parallel'; got {self.method!r}"
+            )
+        object.__setattr__(self, "seasonal", _as_seasonals(self.seasonal))
+        priors = self.priors or {}
+        if not isinstance(priors, dict | tuple):
+            raise ValueError(f"priors must be a dict of site name -> prior; got {priors!r}")
+        object.__setattr__(
+            self, "priors", tuple(sorted(_freeze(k, v) for k, v in dict(priors).items()))
+        )
+        if self.state_size == 0:
+            raise ValueError("the model has no state component: set level, seasonal or ar_order")
+
+    # -- structure ------------------------------------------------------------------------
+    @property
+    def prior_overrides(self) -> dict:
+        """The prior overrides as ``{site: Distribution or {"dist": ..., **kwargs}}``."""
+        return {k: (dict(v) if isinstance(v, tuple) else v) for k, v in self.priors}
+
+    @property
+    def state_size(self) -> int:
+        """Length of the state vector."""
+        n = int(self.level) + int(self.trend is not None)
+        return n + sum(s.num_states for s in self.seasonal) + self.ar_order
+
+    @property
+    def component_names(self) -> tuple[str, ...]:
+        """Names of the additive state components (``component/<name>`` sites)."""
+        names = ["level"] if self.level else []
+        names += [s.name for s in self.seasonal]
+        if self.ar_order:
+            names.append("ar")
+        return tuple(names)
+
+    @property
+    def parameter_sites(self) -> tuple[str, ...]:
+        sites = [] if self.likelihood == "negative_binomial" else ["sigma_obs"]
+        if self.level:
+            sites.append("sigma_level")
+        if self.trend is not None:
+            sites.append("sigma_slope")
+        if self.trend == "damped":
+            sites.append("damping")
+        sites += [f"sigma_{s.name}" for s in self.seasonal]
+        if self.ar_order:
+            sites += ["ar_pacf", "sigma_ar"]
+        if self.regression:
+            sites.append("beta")
+        if self.likelihood == "student_t":
+            sites.append("nu")
+        if self.likelihood == "negative_binomial":
+            sites.append("concentration")
+        return tuple(sites)
+
+    def uses_regression(self, covariates) -> bool:
+        return bool(self.regression) if self.regression is not None else covariates is not None
+
+    # -- data -----------------------------------------------------------------------------
+    def data_scales(self, y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
+        """Scales of the training data for the default priors (see :mod:`.priors`).
+
+        For the negative binomial they are computed on ``log1p(y)``, the log-intensity scale.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        if self.likelihood == "negative_binomial":
+            y = np.log1p(np.where(np.isnan(y), np.nan, np.maximum(y, 0.0)))
+        return compute_scales(y, covariates if self.uses_regression(covariates) else None)
+
+    def validate(self, y: np.ndarray, covariates: np.ndarray | None = None) -> None:
+        """Model-specific checks (``data.py`` has already checked types, NaN covariates, length).
+
+        Raises
+        ------
+        ValueError
+            A seasonal period longer than the series; ``regression=True`` without covariates;
+            negative or non-integer values for the count likelihood; too few observations.
+        """
+        y = np.asarray(y, dtype=np.float64)
+        if y.ndim != 1:
+            raise ValueError(f"y must have shape (time,); got {y.shape}")
+        num_steps = y.shape[0]
+        num_obs = int(np.sum(~np.isnan(y)))
+        if num_obs < 2:
+            raise ValueError(f"y has {num_obs} observed values; StructuralTS needs at least 2")
+        for s in self.seasonal:
+            if s.period > num_steps:
+                raise ValueError(
+                    f"seasonal period {s.period} ({s.name}) is longer than the series "
+                    f"({num_steps} steps); drop it or supply at least one full period"
+                )
+        if self.regression and covariates is None:
+            raise ValueError("regression=True needs covariates of shape (time, covariate)")
+        if covariates is not None and self.uses_regression(covariates):
+            cov = np.asarray(covariates)
+            if cov.ndim != 2 or cov.shape[0] != num_steps:
+                raise ValueError(
+                    f"covariates must have shape (time={num_steps}, covariate); got {cov.shape}"
+                )
+            if not np.all(np.isfinite(cov)):
+                raise ValueError("covariates contain NaN or inf")
+        if self.likelihood == "negative_binomial":
+            validate_counts(y)
+
+    # -- the NumPyro program -------------------------------------------------------------
+    def model(
+        self,
+        y,
+        *,
+        scales: dict[str, float],
+        covariates=None,
+        horizon: int = 0,
+        future_covariates=None,
+        components: bool = False,
+    ) -> None:
+        """The NumPyro program (see the class Notes for its sites).
+
+        Parameters
+        ----------
+        y : Array, shape ``(time,)``
+            Observations, NaN where missing; all NaN gives prior (predictive) draws.
+        scales : dict
+            From :meth:`data_scales` on the training data.
+        covariates : Array, shape ``(time, covariate)``, optional
+        horizon : int
+            Steps to draw at ``y_forecast``.
+        future_covariates : Array, shape ``(horizon, covariate)``, optional
+            Required when the model regresses and ``horizon > 0``.
+        components : bool
+            Emit ``component/<name>`` and ``y_fitted``.
+        """
+        program.run(
+            self,
+            y,
+            scales=scales,
+            covariates=covariates,
+            horizon=int(horizon),
+            future_covariates=future_covariates,
+            components=components,
+        )
+
+    def prior_predictive(
+        self,
+        num_steps: int,
+        *,
+        key,
+        scales: dict[str, float],
+        num_samples: int = 200,
+        covariates=None,
+    ) -> dict[str, np.ndarray]:
+        """Draws from the prior predictive: parameters and ``y_prior`` (sample, time).
+
+        Parameters
+        ----------
+        num_steps : int
+            Length of the simulated series.
+        key : int or jax.random.PRNGKey
+        scales : dict
+            From :meth:`data_scales` (the priors are scaled to the data).
+        num_samples : int
+        covariates : Array, shape ``(num_steps, covariate)``, optional
+
+        Returns
+        -------
+        dict of ndarray
+            Every parameter site and ``"y_prior"`` of shape ``(num_samples, num_steps)``.
+        """
+        import jax
+        from numpyro.infer import Predictive
+
+        if int(num_steps) < 1:
+            raise ValueError(f"num_steps must be a positive integer; got {num_steps!r}")
+        if isinstance(key, int | np.integer):
+            key = jax.random.PRNGKey(int(key))
+        draws = Predictive(program.prior_program, num_samples=int(num_samples))(
+            key, self, int(num_steps), scales=scales, covariates=covariates
+        )
+        return {k: np.asarray(v) for k, v in draws.items() if k != "prior_state_z"}
+
+    # -- serialisation --------------------------------------------------------------------
+    def spec(self) -> dict[str, Any]:
+        params = {
+            "level": self.level,
+            "trend": self.trend,
+            "seasonal": [
+                {"period": s.period, "harmonics": s.harmonics, "kind": s.kind, "name": s.name}
+                for s in self.seasonal
+            ],
+            "ar_order": self.ar_order,
+            "regression": self.regression,
+            "likelihood": self.likelihood,
+            "priors": {k: _prior_json(k, v) for k, v in self.priors},
+            "method": self.method,
+        }
+        return {"kind": self.kind, "params": _jsonable(params)}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> StructuralTS:
+        params = dict(params)
+        params["seasonal"] = [Seasonal(**s) for s in params.get("seasonal") or []] or None
+        return cls(**params)
+
+
+def _freeze(name, value):
+    """Priors are stored hashable: dict specs as sorted tuples of items (lists as tuples)."""
+    if isinstance(value, tuple):
+        value = dict(value)
+    if isinstance(value, dict):
+        items = (
+            (k, tuple(np.ravel(v).tolist()) if isinstance(v, list | np.ndarray) else v)
+            for k, v in value.items()
+        )
+        return (name, tuple(sorted(items)))
+    return (name, value)
+
+
+def _prior_json(name, value):
+    if isinstance(value, tuple):
+        value = {k: list(v) if isinstance(v, tuple) else v for k, v in value}
+    if not isinstance(value, dict):
+        raise ValueError(
+            f"prior override {name!r} is a {type(value).__name__}, which cannot be saved in a "
+            "spec; give it as {'dist': 'HalfNormal', 'scale': ...} instead"
+        )
+    return {
+        k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in value.items()
+    }
