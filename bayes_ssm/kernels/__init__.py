@@ -6,3 +6,23 @@ __all__ = ["linear_recurrence", "choose_method"]
 from bayes_ssm.kernels.ssd import SSDParams, ssd, ssd_discrete, ssd_mask  # noqa: E402
 
 __all__ += ["ssd", "ssd_discrete", "ssd_mask", "SSDParams"]
+from bayes_ssm.kernels._checks import merge_heads, split_heads  # noqa: E402
+from bayes_ssm.kernels.attention import (  # noqa: E402
+    favor_attention,
+    favor_features,
+    init_favor_projection,
+    linear_attention,
+    softmax_attention,
+)
+from bayes_ssm.kernels.discretize import discretize_zoh  # noqa: E402
+
+__all__ += [
+    "split_heads",
+    "merge_heads",
+    "softmax_attention",
+    "linear_attention",
+    "favor_attention",
+    "favor_features",
+    "init_favor_projection",
+    "discretize_zoh",
+]
