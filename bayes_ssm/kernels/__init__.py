@@ -26,3 +26,22 @@ __all__ += [
     "init_favor_projection",
     "discretize_zoh",
 ]
+from bayes_ssm.kernels.s4d import S4DParams, init_s4d, s4d, s4d_kernel  # noqa: E402
+from bayes_ssm.kernels.selective import (  # noqa: E402
+    SelectiveParams,
+    init_selective_A,
+    selective_scan,
+)
+
+__all__ += [
+    "S4DParams",
+    "init_s4d",
+    "s4d",
+    "s4d_kernel",
+    "SelectiveParams",
+    "init_selective_A",
+    "selective_scan",
+]
+from bayes_ssm.kernels.implied import implied_attention  # noqa: E402
+
+__all__ += ["implied_attention"]
