@@ -4,7 +4,7 @@ Methods (all from ``bayes_ssm.kernels``, jitted, float32 unless ``--dtype``):
 
 =================  ======================================================================
 ssd_chunked        ``ssd(..., method="chunked")``          O(T l)   matrix products
-ssd_scan           ``ssd(..., method="scan")``             O(T)     ``linear_recurrence`` on (T,h,p,n)
+ssd_scan           ``ssd(..., method="scan")``             O(T)     scan on (T,h,p,n) states
 ssd_quadratic      ``ssd(..., method="quadratic")``        O(T²)    the dual masked-attention form
 selective_scan     ``selective_scan`` (Mamba-1, d = h·p)   O(T)     states (T,d,n)
 s4d_conv           ``s4d(..., mode="convolution")``        O(T log T) FFT
@@ -56,8 +56,15 @@ from bayes_ssm.kernels import (
 
 LINEAR = ("ssd_chunked", "ssd_scan", "selective_scan", "s4d_conv", "linear_attention")
 QUADRATIC = ("ssd_quadratic", "softmax_attention")
-ALL = ("ssd_chunked", "ssd_scan", "ssd_quadratic", "selective_scan", "s4d_conv",
-       "linear_attention", "softmax_attention")  # fmt: skip
+ALL = (
+    "ssd_chunked",
+    "ssd_scan",
+    "ssd_quadratic",
+    "selective_scan",
+    "s4d_conv",
+    "linear_attention",
+    "softmax_attention",
+)
 
 
 def make_inputs(T, args, dtype, key=0):
@@ -88,19 +95,29 @@ def method_fn(name, args, T):
     chunk = args.chunk
     block = args.selective_block if T > args.selective_block else None
     table = {
-        "ssd_chunked": (lambda x, dt, A, B, C: ssd(x, dt, A, B, C, chunk_size=chunk),
-                        ("x", "dt", "A", "B", "C")),
-        "ssd_scan": (lambda x, dt, A, B, C: ssd(x, dt, A, B, C, method="scan"),
-                     ("x", "dt", "A", "B", "C")),
-        "ssd_quadratic": (lambda x, dt, A, B, C: ssd(x, dt, A, B, C, method="quadratic"),
-                          ("x", "dt", "A", "B", "C")),
-        "selective_scan": (lambda x, dt, A, B, C: selective_scan(x, dt, A, B, C, block_size=block),
-                           ("xd", "dtd", "A_sel", "Bs", "Cs")),
+        "ssd_chunked": (
+            lambda x, dt, A, B, C: ssd(x, dt, A, B, C, chunk_size=chunk),
+            ("x", "dt", "A", "B", "C"),
+        ),
+        "ssd_scan": (
+            lambda x, dt, A, B, C: ssd(x, dt, A, B, C, method="scan"),
+            ("x", "dt", "A", "B", "C"),
+        ),
+        "ssd_quadratic": (
+            lambda x, dt, A, B, C: ssd(x, dt, A, B, C, method="quadratic"),
+            ("x", "dt", "A", "B", "C"),
+        ),
+        "selective_scan": (
+            lambda x, dt, A, B, C: selective_scan(x, dt, A, B, C, block_size=block),
+            ("xd", "dtd", "A_sel", "Bs", "Cs"),
+        ),
         "s4d_conv": (lambda p, x: s4d(p, x), ("s4d", "xd")),
-        "linear_attention": (lambda q, k, v: linear_attention(q, k, v, method="chunked",
-                                                              chunk_size=chunk), ("q", "k", "x")),
+        "linear_attention": (
+            lambda q, k, v: linear_attention(q, k, v, method="chunked", chunk_size=chunk),
+            ("q", "k", "x"),
+        ),
         "softmax_attention": (lambda q, k, v: softmax_attention(q, k, v), ("q", "k", "x")),
-    }  # fmt: skip
+    }
     return table[name]
 
 
@@ -158,8 +175,12 @@ def run_table(args, dtype):
                 if jax.default_backend() == "gpu":
                     peak = gpu_peak()
                     extra = f" gpu_peak={peak / 2**20:.0f}MB" if peak else ""
-                print(f"  {name:18s} T={T:>8d}  {sec * 1e3:10.3f} ms  "
-                      f"{(mem or 0) / 2**20:9.1f} MB{extra}", file=sys.stderr, flush=True)  # fmt: skip
+                print(
+                    f"  {name:18s} T={T:>8d}  {sec * 1e3:10.3f} ms  "
+                    f"{(mem or 0) / 2**20:9.1f} MB{extra}",
+                    file=sys.stderr,
+                    flush=True,
+                )
             except Exception as err:  # noqa: BLE001 - out of memory and friends end up here
                 msg = str(err).splitlines()[0][:60]
                 results[name, T] = "OOM" if "RESOURCE_EXHAUSTED" in str(err) else f"error: {msg}"
@@ -168,8 +189,11 @@ def run_table(args, dtype):
 
 
 def fit_slope(results, name, sizes, fit_from):
-    pts = [(T, results[name, T][0]) for T in sizes
-           if T >= fit_from and isinstance(results.get((name, T)), tuple)]  # fmt: skip
+    pts = [
+        (T, results[name, T][0])
+        for T in sizes
+        if T >= fit_from and isinstance(results.get((name, T)), tuple)
+    ]
     if len(pts) < 2:
         return float("nan")
     logT, logt = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
@@ -181,8 +205,7 @@ def print_tables(results, args):
     head = "| method | " + " | ".join(f"T={T}" for T in sizes) + " | slope |"
     rule = "|---|" + "---|" * (len(sizes) + 1)
     print(
-        "\nTime (ms, median of %d after warm-up%s)\n"
-        % (args.repeats, ", fwd+bwd" if args.grad else "")
+        f"\nTime (ms, median of {args.repeats} after warm-up{', fwd+bwd' if args.grad else ''})\n"
     )
     print(head)
     print(rule)
@@ -219,8 +242,12 @@ def print_tables(results, args):
                     break
             print(f"  {name:18s} {cross if cross else 'not within measured sizes'}")
         for name in LINEAR:
-            big = [T for T in sizes if isinstance(results.get((name, T)), tuple)
-                   and isinstance(results.get(("softmax_attention", T)), tuple)]  # fmt: skip
+            big = [
+                T
+                for T in sizes
+                if isinstance(results.get((name, T)), tuple)
+                and isinstance(results.get(("softmax_attention", T)), tuple)
+            ]
             if name in args.methods and big:
                 T = big[-1]
                 ratio = results["softmax_attention", T][0] / results[name, T][0]
@@ -244,14 +271,25 @@ def run_long(args, dtype):
 
 
 def run_target(args):
-    """The issue's target sizes: SSD (b=2, T=4096, h=16, p=64, n=64), selective (b=4, d=1024, n=16)."""
-    print("\nTargets (issue 5): SSD b=2 T=4096 h=16 p=64 n=64 chunk 128; "
-          "selective b=4 T=4096 d=1024 n=16\n")  # fmt: skip
+    """The issue's targets: SSD (b=2, T=4096, h=16, p=64, n=64), selective (b=4, d=1024, n=16)."""
+    print(
+        "\nTargets (issue 5): SSD b=2 T=4096 h=16 p=64 n=64 chunk 128; "
+        "selective b=4 T=4096 d=1024 n=16\n"
+    )
     print("| kernel | dtype | forward ms | forward+backward ms | MB (fwd) |")
     print("|---|---|---|---|---|")
     for dtype in (jnp.float32, jnp.bfloat16):
-        t_args = argparse.Namespace(**{**vars(args), "batch": 2, "heads": 16, "head_dim": 64,
-                                       "state": 64, "groups": 1, "chunk": 128})  # fmt: skip
+        t_args = argparse.Namespace(
+            **{
+                **vars(args),
+                "batch": 2,
+                "heads": 16,
+                "head_dim": 64,
+                "state": 64,
+                "groups": 1,
+                "chunk": 128,
+            }
+        )
         inputs = make_inputs(4096, t_args, dtype)
         for name in ("ssd_chunked", "ssd_quadratic", "ssd_scan"):
             fn, names = method_fn(name, t_args, 4096)
@@ -259,12 +297,22 @@ def run_target(args):
             try:
                 fwd, mem = measure(fn, arrays, args.repeats)
                 bwd, _ = measure(_with_grad(fn), arrays, args.repeats)
-                print(f"| {name} | {jnp.dtype(dtype).name} | {fwd * 1e3:.3g} | {bwd * 1e3:.3g} | "
-                      f"{(mem or 0) / 2**20:.4g} |")  # fmt: skip
+                print(
+                    f"| {name} | {jnp.dtype(dtype).name} | {fwd * 1e3:.3g} | {bwd * 1e3:.3g} | "
+                    f"{(mem or 0) / 2**20:.4g} |"
+                )
             except Exception as err:  # noqa: BLE001
                 print(f"| {name} | {jnp.dtype(dtype).name} | {str(err)[:40]} | | |")
-    s_args = argparse.Namespace(**{**vars(args), "batch": 4, "heads": 16, "head_dim": 64,
-                                   "state": 16, "selective_block": 1 << 30})  # fmt: skip
+    s_args = argparse.Namespace(
+        **{
+            **vars(args),
+            "batch": 4,
+            "heads": 16,
+            "head_dim": 64,
+            "state": 16,
+            "selective_block": 1 << 30,
+        }
+    )
     inputs = make_inputs(4096, s_args, jnp.float32)
     fn, names = method_fn("selective_scan", s_args, 4096)
     for method in ("associative", "chunked", "sequential"):
@@ -277,10 +325,13 @@ def run_target(args):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+",
-                        default=[256, 1024, 4096, 16384, 65536])  # fmt: skip
-    parser.add_argument("--max-quadratic-T", type=int, default=8192,
-                        help="largest T for the O(T^2) methods (memory)")  # fmt: skip
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 4096, 16384, 65536])
+    parser.add_argument(
+        "--max-quadratic-T",
+        type=int,
+        default=8192,
+        help="largest T for the O(T^2) methods (memory)",
+    )
     parser.add_argument("--methods", nargs="+", default=list(ALL), choices=ALL)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--heads", type=int, default=4)
@@ -288,8 +339,12 @@ def main(argv=None):
     parser.add_argument("--state", type=int, default=16)
     parser.add_argument("--groups", type=int, default=1)
     parser.add_argument("--chunk", type=int, default=64)
-    parser.add_argument("--selective-block", type=int, default=65536,
-                        help="time block of the selective scan above this length (memory)")  # fmt: skip
+    parser.add_argument(
+        "--selective-block",
+        type=int,
+        default=65536,
+        help="time block of the selective scan above this length (memory)",
+    )
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--grad", action="store_true", help="time forward + backward")
@@ -301,9 +356,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     dtype = jnp.dtype(args.dtype)
     dev = jax.devices()[0]
-    print(f"# benchmarks/layers.py on {jax.default_backend()} ({dev.device_kind}), jax "
-          f"{jax.__version__}; batch={args.batch} heads={args.heads} head_dim={args.head_dim} "
-          f"state={args.state} groups={args.groups} chunk={args.chunk} dtype={args.dtype}")  # fmt: skip
+    print(
+        f"# benchmarks/layers.py on {jax.default_backend()} ({dev.device_kind}), jax "
+        f"{jax.__version__}; batch={args.batch} heads={args.heads} head_dim={args.head_dim} "
+        f"state={args.state} groups={args.groups} chunk={args.chunk} dtype={args.dtype}"
+    )
     if not args.skip_table:
         results = run_table(args, dtype)
         print_tables(results, args)
