@@ -8,11 +8,13 @@ import numpy as np
 import pytest
 from jax.test_util import check_grads
 
-from bayes_ssm.kernels import ssd, ssd_discrete, ssd_mask
+from bayes_ssm.kernels import SSDParams, implied_attention, ssd, ssd_discrete, ssd_mask
 from bayes_ssm.kernels.reference import ssd_ref
 from tests.conftest import maybe_x64
 
 METHODS = ("scan", "chunked", "quadratic")
+STATIC = ("method", "chunk_size", "bidirectional", "return_final_state", "scan_method")
+jit_ssd = jax.jit(ssd, static_argnames=STATIC)  # one compiled program per configuration
 TOL = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
@@ -35,8 +37,8 @@ def test_three_forms_equal_loop_twin(dtype, bidirectional):
         x, dt, A, B, C, D = make_inputs(dtype)
         expected = ssd_ref(x, dt, A, B, C, D, bidirectional=bidirectional)
         for method in METHODS:
-            for chunk in (4, 5, 64):
-                y = ssd(x, dt, A, B, C, D=D, method=method, chunk_size=chunk,
+            for chunk in (4, 64):
+                y = jit_ssd(x, dt, A, B, C, D=D, method=method, chunk_size=chunk,
                         bidirectional=bidirectional)  # fmt: skip
                 assert y.dtype == dtype and y.shape == x.shape
                 np.testing.assert_allclose(y, expected, **TOL[dtype], err_msg=f"{method} {chunk}")
@@ -51,7 +53,7 @@ def test_gradients_agree_across_forms(dtype):
         def loss(method, *args):
             return jnp.sum(w * ssd(*args, D=D, method=method, chunk_size=4))
 
-        grads = {m: jax.grad(lambda *a, m=m: loss(m, *a), argnums=(0, 1, 2, 3, 4))(
+        grads = {m: jax.jit(jax.grad(lambda *a, m=m: loss(m, *a), argnums=(0, 1, 2, 3, 4)))(
             x, dt, A, B, C) for m in METHODS}  # fmt: skip
         for m in ("chunked", "quadratic"):
             for g_scan, g_m in zip(grads["scan"], grads[m], strict=True):
@@ -161,3 +163,19 @@ def test_bad_input_raises_clear_errors():
         ssd(x.astype(jnp.int32), dt, A, B, C)
     with pytest.raises(ValueError, match="bidirectional"):
         ssd(x, dt, A, B, C, bidirectional=True, return_final_state=True)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_implied_attention_times_input_equals_output(bidirectional):
+    x, dt, A, B, C, D = make_inputs(np.float32)
+    M = implied_attention("ssd", SSDParams(dt, A, B, C, D), x, bidirectional=bidirectional)
+    assert M.shape == (2, 4, 13, 13)
+    y = jnp.einsum("...hts,...shp->...thp", M, x)
+    expected = ssd(x, dt, A, B, C, D=D, bidirectional=bidirectional)
+    np.testing.assert_allclose(y, expected, rtol=2e-4, atol=2e-4)
+    if not bidirectional:
+        assert np.allclose(np.triu(np.asarray(M), k=1), 0)
+    with pytest.raises(ValueError, match="SSDParams"):
+        implied_attention("ssd", tuple(SSDParams(dt, A, B, C, D)), x)
+    with pytest.raises(ValueError, match="layer"):
+        implied_attention("mamba3", SSDParams(dt, A, B, C, D), x)

@@ -238,7 +238,9 @@ def init_favor_projection(key, num_features: int, dim: int, *, orthogonal: bool 
     num_blocks = -(-num_features // dim)
     block_key, norm_key = jax.random.split(key)
     gaussian = jax.random.normal(block_key, (num_blocks, dim, dim), dtype)
-    q, _ = jnp.linalg.qr(gaussian)  # (blocks, n, n), orthonormal columns
+    q, r = jnp.linalg.qr(gaussian)  # (blocks, n, n), orthonormal columns
+    # Signs of diag(R) make Q Haar-distributed (without them the rows are biased).
+    q = q * jnp.sign(jnp.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
     rows = jnp.swapaxes(q, -1, -2).reshape(num_blocks * dim, dim)[:num_features]
     norms = jnp.linalg.norm(jax.random.normal(norm_key, (num_features, dim), dtype), axis=-1)
     return rows * norms[:, None]
