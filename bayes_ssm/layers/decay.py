@@ -42,24 +42,18 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-import jax
 import jax.numpy as jnp
 import numpyro
 import numpyro.distributions as dist
 
 from bayes_ssm.kernels.ssd import SSD_METHODS, ssd_discrete
+from bayes_ssm.layers import _memory
 from bayes_ssm.priors import HalfLife
 
 __all__ = ["StochasticDecaySSD", "decay_attention_row"]
 
 _LOG2 = math.log(2.0)
-_NOISES = ("none", "lognormal", "gamma")
 _GATES = ("one_minus_decay", "euler")
-
-
-def _positive_int(value, what):
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{what} must be a positive integer; got {value!r}")
 
 
 @dataclass(frozen=True)
@@ -122,35 +116,13 @@ class StochasticDecaySSD:
     chunk_size: int = 64
 
     def __post_init__(self):
-        _positive_int(self.num_heads, "num_heads")
-        _positive_int(self.head_dim, "head_dim")
-        _positive_int(self.state_dim, "state_dim")
-        _positive_int(self.chunk_size, "chunk_size")
-        if not isinstance(self.half_life, HalfLife):
-            raise ValueError(
-                f"half_life must be a bayes_ssm.priors.HalfLife; got {self.half_life!r}"
-            )
-        self.half_life.median_steps(self.step)  # calendar units without a step fail here
-        if self.noise not in _NOISES:
-            raise ValueError(f"noise must be one of {_NOISES}; got {self.noise!r}")
+        for name in ("num_heads", "head_dim", "state_dim", "chunk_size"):
+            _memory.positive_int(getattr(self, name), name)
+        _memory.validate_memory(self)
         if self.input_gate not in _GATES:
             raise ValueError(f"input_gate must be one of {_GATES}; got {self.input_gate!r}")
         if self.method not in SSD_METHODS:
             raise ValueError(f"method must be one of {SSD_METHODS}; got {self.method!r}")
-        scale = self.noise_scale
-        if isinstance(scale, bool) or not isinstance(scale, int | float) or not scale >= 0:
-            raise ValueError(f"noise_scale must be a number >= 0; got {scale!r}")
-        if not math.isfinite(scale):
-            raise ValueError(f"noise_scale must be finite; got {scale!r}")
-        if self.noise == "gamma" and scale == 0:
-            raise ValueError(
-                "noise='gamma' needs noise_scale > 0 (its concentration is 1 / noise_scale**2); "
-                "use noise='lognormal' with noise_scale=0 for a deterministic decay"
-            )
-        if not (isinstance(self.context_scale, int | float) and self.context_scale > 0):
-            raise ValueError(f"context_scale must be positive; got {self.context_scale!r}")
-        if self.contextual and self.noise == "none":
-            raise ValueError("contextual=True needs noise='lognormal' or 'gamma'")
 
     # ---------------------------------------------------------------- pieces (NumPyro fragments)
 
@@ -175,40 +147,18 @@ class StochasticDecaySSD:
         """
         x = self._check_x(x)
         shape = x.shape[:-1]  # (*batch, t, h)
-        tau = self.half_life.sample("half_life", shape=(self.num_heads,), step=self.step)
-        mean = self._contextual_mean(x)
-        delta = self._multiplier("step_noise", shape, mean, x.dtype)
+        tau = _memory.sample_half_life(self, self.num_heads)
+        w = _memory.sample_context_weight(self, (self.num_heads, self.head_dim))
+        mean = 1.0 if w is None else _memory.contextual_mean(jnp.einsum("...hp,hp->...h", x, w))
+        delta = _memory.step_multiplier(self, "step_noise", shape, mean, x.dtype)
         if dt is not None:
             delta = jnp.asarray(dt, x.dtype)[..., None] * delta
         if horizon:
             future = (*shape[:-2], int(horizon), self.num_heads)
-            delta_f = self._multiplier("future_step_noise", future, 1.0, x.dtype)
+            delta_f = _memory.step_multiplier(self, "future_step_noise", future, 1.0, x.dtype)
             delta = jnp.concatenate([delta, delta_f], axis=-2)
         log_a = -_LOG2 * delta / tau
         return log_a, delta
-
-    def _contextual_mean(self, x):
-        if not self.contextual:
-            return 1.0
-        w = numpyro.sample(
-            "context_weight",
-            dist.Normal(0.0, self.context_scale)
-            .expand((self.num_heads, self.head_dim))
-            .to_event(2),
-        )
-        return 2.0 * jax.nn.sigmoid(jnp.einsum("...hp,hp->...h", x, w))
-
-    def _multiplier(self, name, shape, mean, dtype):
-        """Positive step multipliers ``eps`` of mean ``mean``, shape ``shape``."""
-        if self.noise == "none":
-            return jnp.ones(shape, dtype)
-        sigma = float(self.noise_scale)
-        if self.noise == "lognormal":
-            z = numpyro.sample(name, dist.Normal(0.0, 1.0).expand(shape).to_event(len(shape)))
-            return mean * jnp.exp(sigma * z - 0.5 * sigma**2)
-        kappa = 1.0 / sigma**2
-        rate = jnp.broadcast_to(kappa / jnp.asarray(mean), shape)
-        return numpyro.sample(name, dist.Gamma(kappa, rate).to_event(len(shape)))
 
     def projections(self, x):
         """Sample ``B`` and ``C`` projections of ``x``: each ``(*batch, time, 1, state)``."""
