@@ -396,3 +396,116 @@ def test_svi_with_the_matching_guide_fits_attention_and_its_mean_field_elbo_agre
 def test_attention_bad_hyperparameters(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BayesianAttention(**{"num_heads": 1, "head_dim": 2, **kwargs})
+
+
+# ---------------------------------------------------------------- S4D and selective layers
+
+from bayes_ssm.kernels.implied import implied_attention  # noqa: E402
+from bayes_ssm.kernels.reference import s4d_ref, selective_scan_ref  # noqa: E402
+from bayes_ssm.kernels.s4d import s4d  # noqa: E402
+from bayes_ssm.kernels.selective import SelectiveParams, selective_scan  # noqa: E402
+from bayes_ssm.layers import StochasticDecayS4D, StochasticDecaySelective  # noqa: E402
+
+
+def test_s4d_layer_collapsed_equals_the_convolution_kernel_values_and_gradients(x64):
+    T, D = 33, 3
+    x = jax.random.normal(jax.random.key(8), (T, D))
+    layer = StochasticDecayS4D(channels=D, state_size=4, noise_scale=0.0)
+    draws = _values(_trace(layer, x, prefix="s4d"))
+
+    def layer_out(x, tau):  # recurrent mode, per-step steps (all equal here)
+        data = {**draws, "s4d/half_life": tau}
+        return substitute(seed(scope(layer, prefix="s4d"), 0), data=data)(x)
+
+    def kernel_out(x, tau):  # FFT convolution at the fixed step log 2 / (tau |Re A|)
+        params = layer.base_params()._replace(
+            log_dt=jnp.log(math.log(2.0) / (tau * 0.5)),
+            C=jax.lax.complex(draws["s4d/C_real"], draws["s4d/C_imag"]),
+            D=draws["s4d/D"],
+        )
+        return s4d(params, x, mode="convolution")
+
+    tau = jnp.array([1.5, 6.0, 40.0])
+    np.testing.assert_allclose(layer_out(x, tau), kernel_out(x, tau), rtol=1e-8, atol=1e-10)
+    g1 = jax.grad(lambda x, t: jnp.sum(jnp.sin(layer_out(x, t))), argnums=(0, 1))(x, tau)
+    g2 = jax.grad(lambda x, t: jnp.sum(jnp.sin(kernel_out(x, t))), argnums=(0, 1))(x, tau)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-7, atol=1e-9)
+
+
+def test_s4d_stochastic_steps_every_draw_matches_loop_twin_and_implied_attention(x64):
+    T, D = 25, 2
+    x = jax.random.normal(jax.random.key(9), (T, D))
+    layer = StochasticDecayS4D(channels=D, state_size=3, noise="gamma", noise_scale=0.7,
+                               contextual=True)  # fmt: skip
+    for draw in range(3):
+        vals = _values(_trace(layer, x, rng=draw))
+        y = substitute(seed(scope(layer, prefix="layer"), 0), data=vals)(x)
+        params, delta = substitute(seed(scope(layer.sample_params, prefix="layer"), 0), vals)()
+        steps = substitute(seed(scope(layer.steps, prefix="layer"), 0), vals)(x, delta)
+        assert np.std(np.asarray(steps[:, 0])) > 0.1 * float(delta[0])  # really random
+        ref = s4d_ref(x, params.A, params.B, params.C, steps, params.D)
+        np.testing.assert_allclose(y, ref, rtol=1e-8, atol=1e-10)
+        M = implied_attention("s4d", params, x, dt=steps)  # D on its diagonal
+        np.testing.assert_allclose(y, jnp.einsum("dts,sd->td", M, x), rtol=1e-8, atol=1e-10)
+
+
+def test_selective_layer_collapsed_equals_the_kernel_and_its_loop_twin(x64):
+    T, D, N = 19, 3, 2
+    x = jax.random.normal(jax.random.key(10), (T, D))
+    layer = StochasticDecaySelective(channels=D, state_size=N, noise_scale=0.0, contextual=False)
+    draws = _values(_trace(layer, x, prefix="sel"))
+
+    def layer_out(x, tau):
+        return substitute(seed(scope(layer, prefix="sel"), 0), {**draws, "sel/half_life": tau})(x)
+
+    def kernel_out(x, tau):
+        dt = jnp.broadcast_to(math.log(2.0) / tau, (T, D))
+        A = -jnp.broadcast_to(jnp.arange(1.0, N + 1), (D, N))
+        B, C = x @ draws["sel/B_weight"], x @ draws["sel/C_weight"]
+        return selective_scan(x, dt, A, B, C, D=draws["sel/D"])
+
+    tau = jnp.array([2.0, 9.0, 0.7])
+    np.testing.assert_allclose(layer_out(x, tau), kernel_out(x, tau), rtol=1e-10, atol=1e-12)
+    dt = np.broadcast_to(math.log(2.0) / np.asarray(tau), (T, D))
+    A = -np.broadcast_to(np.arange(1.0, N + 1), (D, N))
+    ref = selective_scan_ref(x, dt, A, x @ draws["sel/B_weight"], x @ draws["sel/C_weight"],
+                             draws["sel/D"])  # fmt: skip
+    np.testing.assert_allclose(layer_out(x, tau), ref, rtol=1e-9, atol=1e-11)
+    g1 = jax.grad(lambda x, t: jnp.sum(jnp.sin(layer_out(x, t))), argnums=(0, 1))(x, tau)
+    g2 = jax.grad(lambda x, t: jnp.sum(jnp.sin(kernel_out(x, t))), argnums=(0, 1))(x, tau)
+    for a, b in zip(g1, g2, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+
+
+def test_selective_every_draw_equals_its_implied_attention(x64):
+    T, D = 17, 2
+    x = jax.random.normal(jax.random.key(11), (T, D))
+    layer = StochasticDecaySelective(channels=D, state_size=3, noise_scale=0.5)
+    for draw in range(3):
+        vals = _values(_trace(layer, x, rng=draw))
+        y = substitute(seed(scope(layer, prefix="layer"), 0), data=vals)(x)
+        p = substitute(seed(scope(layer.sample_params, prefix="layer"), 0), data=vals)(x)
+        M = implied_attention("selective", SelectiveParams(p.dt, p.A, p.B, p.C), x)
+        np.testing.assert_allclose(y, jnp.einsum("dts,sd->td", M, x) + p.D * x, rtol=1e-8,
+                                   atol=1e-10)  # fmt: skip
+
+
+def test_s4d_and_selective_sites_under_scope():
+    x = jnp.ones((2, 9, 3))
+    s4 = _trace(StochasticDecayS4D(channels=3, state_size=5), x, prefix="s4d")
+    assert {k: v["value"].shape for k, v in s4.items()} == {
+        "s4d/half_life": (3,), "s4d/C_real": (3, 5), "s4d/C_imag": (3, 5), "s4d/D": (3,),
+        "s4d/step_noise": (2, 9, 3),
+    }  # fmt: skip
+    sel = _trace(StochasticDecaySelective(channels=3, state_size=2), x, prefix="sel")
+    assert {k: v["value"].shape for k, v in sel.items()} == {
+        "sel/half_life": (3,), "sel/context_weight": (3, 3), "sel/step_noise": (2, 9, 3),
+        "sel/B_weight": (3, 2), "sel/C_weight": (3, 2), "sel/D": (3,),
+    }  # fmt: skip
+    assert isinstance(build_layer("s4d", memory_prior=HalfLife(steps=2), channels=3),
+                      StochasticDecayS4D)  # fmt: skip
+    with pytest.raises(ValueError, match="channel"):
+        seed(StochasticDecayS4D(channels=3), 0)(jnp.ones((9, 4)))
+    with pytest.raises(ValueError, match="noise_scale"):
+        StochasticDecaySelective(channels=2, noise_scale=-1.0)

@@ -9,11 +9,26 @@ from __future__ import annotations
 
 from bayes_ssm.layers.attention import BayesianAttention
 from bayes_ssm.layers.decay import StochasticDecaySSD, decay_attention_row
+from bayes_ssm.layers.s4d import StochasticDecayS4D
+from bayes_ssm.layers.selective import StochasticDecaySelective
 
-__all__ = ["BayesianAttention", "StochasticDecaySSD", "decay_attention_row", "build_layer"]
+__all__ = [
+    "BayesianAttention",
+    "StochasticDecaySSD",
+    "StochasticDecayS4D",
+    "StochasticDecaySelective",
+    "decay_attention_row",
+    "build_layer",
+]
 
-_LAYERS = {"ssd": StochasticDecaySSD, "softmax": BayesianAttention, "linear": BayesianAttention}
-_HAS_DECAY = ("ssd",)
+_LAYERS = {
+    "ssd": StochasticDecaySSD,
+    "s4d": StochasticDecayS4D,
+    "selective": StochasticDecaySelective,
+    "softmax": BayesianAttention,
+    "linear": BayesianAttention,
+}
+_HAS_DECAY = ("ssd", "s4d", "selective")
 
 
 def build_layer(kind: str, *, memory_prior=None, **hyperparameters):
@@ -21,8 +36,10 @@ def build_layer(kind: str, *, memory_prior=None, **hyperparameters):
 
     Parameters
     ----------
-    kind : {"ssd", "softmax", "linear"}
-        ``"ssd"``: :class:`StochasticDecaySSD`; ``"softmax"`` / ``"linear"``:
+    kind : {"ssd", "s4d", "selective", "softmax", "linear"}
+        ``"ssd"``, ``"s4d"``, ``"selective"``: the stochastic-decay layers
+        (:class:`StochasticDecaySSD`, :class:`StochasticDecayS4D`,
+        :class:`StochasticDecaySelective`); ``"softmax"`` / ``"linear"``:
         :class:`BayesianAttention` of that kind.
     memory_prior : bayes_ssm.priors.HalfLife, optional
         Prior on the half-life of the layer's memory. Only layers with a decay have one.
