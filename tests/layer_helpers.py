@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 from numpyro.handlers import scope, seed, substitute, trace
 
-__all__ = ["tracer", "replayer", "site_shapes"]
+__all__ = ["tracer", "replayer", "site_shapes", "run_trace"]
 
 
 def tracer(fn, *, prefix="layer", **kwargs):
@@ -48,3 +48,19 @@ def site_shapes(fn, *args, prefix="layer", **kwargs):
     sites = {k: (meta[k][0], tuple(shapes[k].shape)) for k in shapes}
     dists = {k: meta[k][1] for k in shapes}
     return sites, dists
+
+
+def run_trace(fn, *args, rng=0, data=None, **kwargs):
+    """``{site: {"type", "value"}}`` of one seeded run of ``fn`` (optionally with ``data``
+    substituted), computed in one jitted call (``kwargs`` are static)."""
+    types = {}
+
+    @jax.jit
+    def go(key, data, *args):
+        f = fn if data is None else substitute(fn, data=data)
+        tr = trace(seed(f, key)).get_trace(*args, **kwargs)
+        types.update({k: v["type"] for k, v in tr.items()})
+        return {k: v["value"] for k, v in tr.items()}
+
+    values = go(jax.random.PRNGKey(rng), data, *args)
+    return {k: {"type": types[k], "value": v} for k, v in values.items()}

@@ -6,12 +6,12 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import pytest
-from numpyro.handlers import seed, substitute, trace
 
 from bayes_ssm.attention_map import attention_map
 from bayes_ssm.infer import fit_nuts, fit_svi
 from bayes_ssm.models import AttentionAR, model_from_spec
 from bayes_ssm.priors import HalfLife
+from tests.layer_helpers import run_trace
 
 
 def simulate(rng, T, *, half_life, gain=0.95, intercept=0.0, sd=0.3, noise_scale=0.1):
@@ -50,7 +50,7 @@ def test_contract_sites_and_shapes():
     model = AttentionAR(half_life=HalfLife(steps=4), num_heads=2)
     y = jnp.asarray(np.r_[np.linspace(0, 1, 20), np.nan, np.linspace(1, 0, 9)])
     scales = model.data_scales(np.asarray(y))
-    tr = trace(seed(model.model, 0)).get_trace(y, scales=scales, horizon=5)
+    tr = run_trace(model.model, y, scales=scales, horizon=5)
     shapes = {k: (v["type"], np.shape(v["value"])) for k, v in tr.items()}
     assert shapes == {
         "memory/half_life": ("sample", (2,)),
@@ -78,12 +78,11 @@ def test_implied_attention_reproduces_the_models_own_prediction(x64):
     model = AttentionAR(half_life=HalfLife(steps=3), num_heads=2, noise_scale=0.5)
     y = jnp.asarray(np.sin(np.arange(40) / 3.0) * 2 + 1 + 0.1 * np.arange(40))
     scales = model.data_scales(np.asarray(y))
-    tr = trace(seed(model.model, 1)).get_trace(y, scales=scales)
+    tr = run_trace(model.model, y, rng=1, scales=scales)
     params = {k: v["value"] for k, v in tr.items() if v["type"] == "sample" and k != "obs"}
-    for origin in (5, 22, 39):
-        att = trace(substitute(seed(model.implied_attention, 2), params)).get_trace(
-            y, scales=scales, origin=origin, max_lag=origin + 1
-        )
+    for origin in (22, 39):
+        att = run_trace(model.implied_attention, y, data=params, scales=scales, origin=origin,
+                        max_lag=origin + 1)  # fmt: skip
         weights = np.asarray(att["attention"]["value"])  # lag 1 .. origin + 1
         past = np.asarray(y)[origin::-1]
         loc, scale = scales["loc"], scales["scale"]
@@ -167,6 +166,22 @@ def test_plot_attention_map(sim_fit):
 
     ax = plot_attention_map(attention_map(sim_fit, max_lag=10))
     assert len(ax.lines) >= 1 and len(ax.collections) >= 1
+
+
+def test_attention_map_on_weekly_ili():
+    # The real series: 300 weeks of US % weighted ILI (same model spec and length as the
+    # simulated fit, so the compiled SVI program is reused).
+    from bayes_ssm import datasets
+
+    y = datasets.load("ili")[-300:]
+    model = AttentionAR(half_life=HalfLife(weeks=8), step_days=7, noise_scale=0.1)
+    fit = fit_svi(model, y, key=0, steps=1500, learning_rate=0.02, progress=False)
+    df = attention_map(fit, origin="2025-01-04", max_lag=8)
+    assert df["date"].iloc[0] == pd.Timestamp("2025-01-04")
+    assert df.attrs["target"] == pd.Timestamp("2025-01-11")
+    assert np.isfinite(df.drop(columns="date").to_numpy(float)).all()
+    # week-to-week persistence: the latest week carries most of the weight
+    assert df["mean"].iloc[0] > 0.5 and df["mean"].iloc[0] == df["mean"].abs().max()
 
 
 @pytest.mark.slow
