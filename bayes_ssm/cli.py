@@ -55,11 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="fit only the last N steps (default: the last 8 seasonal cycles, all if shorter)",
+        help="fit only the last N steps (default: the last 6 seasonal cycles, all if shorter)",
     )
     mod = fc.add_argument_group("model")
     mod.add_argument("--model", choices=["structural"], default="structural")
-    mod.add_argument("--trend", choices=["local_linear", "damped", "none"], default="damped")
+    mod.add_argument(
+        "--trend",
+        choices=["local_linear", "damped", "none"],
+        default="none",
+        help="slope on the level (default none: a random-walk level)",
+    )
     mod.add_argument(
         "--seasonal-period",
         type=float,
@@ -67,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
         "monthly); 0 for none",
     )
-    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
+    mod.add_argument("--harmonics", type=int, default=2, help="harmonics of the seasonal")
     mod.add_argument(
         "--likelihood",
         choices=["gaussian", "student_t"],
@@ -151,9 +156,10 @@ def _build_model(args, period, num_steps):
     return StructuralTS(trend=trend, seasonal=seasonal, likelihood=args.likelihood)
 
 
-def _print_summary(fit, elapsed, out=sys.stdout):
+def _print_summary(fit, elapsed, out=None):
     import numpy as np
 
+    out = sys.stdout if out is None else out
     from bayes_ssm.diagnostics import check, summary
 
     table = summary(fit)
@@ -197,7 +203,7 @@ def _forecast(args, parser):
     period = _season(args, full.freq)
     fit_last = args.fit_last
     if fit_last is None:
-        fit_last = int(round(8 * period)) if period else len(y)
+        fit_last = min(len(y), int(round(6 * period))) if period else len(y)
     if fit_last < 2:
         raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
     y_fit = y.iloc[-fit_last:]
@@ -208,10 +214,11 @@ def _forecast(args, parser):
     else:
         y_model = y_fit
     model = _build_model(args, period, len(y_fit))
+    first, last = (t.date() if isinstance(t, pd.Timestamp) else t for t in y.index[[0, -1]])
+    scale = "log scale" if args.transform == "log" else "original scale"
     print(
-        f"series {full.name!r}: {len(y)} steps from {y.index[0].date() if hasattr(y.index[0], 'date') else y.index[0]} "
-        f"to {y.index[-1].date() if hasattr(y.index[-1], 'date') else y.index[-1]}; fitting the last {len(y_fit)} "
-        f"({'log scale' if args.transform == 'log' else 'original scale'})"
+        f"series {full.name!r}: {len(y)} steps from {first} to {last}; "
+        f"fitting the last {len(y_fit)} ({scale})"
     )
     print(f"model: {model.spec()['params']}")
     start = time.perf_counter()

@@ -86,7 +86,7 @@ class HalfLife:
     >>> prior = HalfLife(weeks=8)
     >>> prior.median_steps(step=datetime.timedelta(weeks=1))
     8.0
-    >>> round(half_life_to_decay(8.0), 4)
+    >>> round(float(half_life_to_decay(8.0)), 4)
     0.917
     """
 
