@@ -39,7 +39,7 @@ def sim_fit():
 
 
 def test_half_life_recovered_inside_its_90_percent_interval(sim_fit):
-    draws = sim_fit.draws["memory/half_life"].ravel()
+    draws = sim_fit.draws["memory.half_life"].ravel()
     lo, hi = np.quantile(draws, [0.05, 0.95])
     assert lo < 5.0 < hi, (lo, hi)
     assert hi / lo < 4.0  # and the data did narrow the prior (its 90% interval spans 5.2x)
@@ -53,9 +53,9 @@ def test_contract_sites_and_shapes():
     tr = run_trace(model.model, y, scales=scales, horizon=5)
     shapes = {k: (v["type"], np.shape(v["value"])) for k, v in tr.items()}
     assert shapes == {
-        "memory/half_life": ("sample", (2,)),
-        "memory/step_noise": ("sample", (30, 2)),
-        "memory/future_step_noise": ("sample", (5, 2)),
+        "memory.half_life": ("sample", (2,)),
+        "memory.step_noise": ("sample", (30, 2)),
+        "memory.future_step_noise": ("sample", (5, 2)),
         "gain": ("sample", (2,)),
         "intercept": ("sample", ()),
         "obs_sd": ("sample", ()),
@@ -107,7 +107,7 @@ def test_attention_map_frame(sim_fit):
     # one head with gain g and a memory of half-life ~5: positive weights, decaying with lag
     assert (df["mean"] > 0).all() and df["mean"].is_monotonic_decreasing
     # the weights multiply past values: check the posterior mean against draws by hand
-    tau = sim_fit.draws["memory/half_life"].ravel()[:50]
+    tau = sim_fit.draws["memory.half_life"].ravel()[:50]
     by_origin = attention_map(sim_fit, origin=str(index[100].date()), max_lag=3, num_samples=50)
     assert by_origin["date"].iloc[0] == index[100]
     assert by_origin.attrs["origin"] == index[100]
@@ -117,6 +117,20 @@ def test_attention_map_frame(sim_fit):
     np.testing.assert_allclose(heads["mean"], df["mean"].iloc[:4], rtol=1e-6)
     early = attention_map(sim_fit, origin=2, max_lag=5)
     assert early["mean"].iloc[3:].eq(0).all() and early["date"].iloc[3:].isna().all()
+
+
+def test_saved_fit_reloads_with_the_same_map_and_to_arviz(sim_fit, tmp_path):
+    from bayes_ssm.io import load
+
+    path = tmp_path / "fit.nc"
+    sim_fit.save(path)
+    again = load(path)
+    assert again.model == sim_fit.model
+    a = attention_map(sim_fit, max_lag=5, num_samples=100)
+    b = attention_map(again, max_lag=5, num_samples=100)
+    pd.testing.assert_frame_equal(a, b)
+    tree = sim_fit.to_arviz()
+    assert "memory.half_life" in tree["posterior"].data_vars
 
 
 def test_attention_map_bad_input(sim_fit):
@@ -192,7 +206,7 @@ def test_half_life_interval_coverage_over_replications():
         rng = np.random.default_rng(100 + rep)
         y = weekly(5.0 + 2.0 * simulate(rng, 300, half_life=5.0))
         fit = fit_svi(model, y, key=rep, steps=1500, learning_rate=0.02, progress=False)
-        lo, hi = np.quantile(fit.draws["memory/half_life"], [0.05, 0.95])
+        lo, hi = np.quantile(fit.draws["memory.half_life"], [0.05, 0.95])
         hits += lo < 5.0 < hi
     assert hits >= 15, hits  # P(hits < 15 | 90% coverage) ~ 1%
 
@@ -205,8 +219,8 @@ def test_nuts_on_a_tiny_layer_mixes():
     fit = fit_nuts(model, y, key=1, num_chains=2, num_warmup=400, num_samples=400, progress=False)
     from numpyro.diagnostics import split_gelman_rubin
 
-    for site in ("memory/half_life", "gain", "intercept", "obs_sd"):
+    for site in ("memory.half_life", "gain", "intercept", "obs_sd"):
         rhat = np.max(split_gelman_rubin(np.asarray(fit.draws[site]).reshape(2, 400, -1)))
         assert rhat < 1.05, (site, rhat)
-    noise_rhat = split_gelman_rubin(np.asarray(fit.draws["memory/step_noise"]).reshape(2, 400, -1))
+    noise_rhat = split_gelman_rubin(np.asarray(fit.draws["memory.step_noise"]).reshape(2, 400, -1))
     assert np.max(noise_rhat) < 1.05

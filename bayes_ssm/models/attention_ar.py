@@ -22,9 +22,11 @@ Unrolled, the prediction made at origin ``t`` is ``c + sum_s A[t, s] x_s`` with 
 attention ``A[t, s] = sum_h g_h (1 - a_{s h}) prod_{k=s+1..t} a_{k h}``: which past steps drive
 this forecast. Its posterior is what :func:`bayes_ssm.attention_map` reports.
 
-Sites (model-specific, beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``):
-``"memory/half_life"`` ``(head,)`` (prior ``half_life``), ``"memory/step_noise"``
-``(time, head)`` (and ``"memory/future_step_noise"`` ``(horizon, head)``), ``"gain"``
+Sites (model-specific, beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; the
+layer's sites sit under scope ``"memory"`` with divider ``"."``, which keeps them valid xarray
+variable names for ``fit.save`` and ``fit.to_arviz``):
+``"memory.half_life"`` ``(head,)`` (prior ``half_life``), ``"memory.step_noise"``
+``(time, head)`` (and ``"memory.future_step_noise"`` ``(horizon, head)``), ``"gain"``
 ``(head,)`` ~ ``Normal(1/head, 1)``, ``"intercept"`` ~ ``Normal(0, 1)``, ``"obs_sd"`` ~
 ``HalfNormal(1)`` (standardised units), ``"forecast_noise"`` ``(horizon,)``; and, from
 :meth:`AttentionAR.implied_attention`, ``"attention"`` ``(lag,)``.
@@ -155,7 +157,7 @@ class AttentionAR(TimeSeriesModel):
 
     @property
     def parameter_sites(self):
-        return ("memory/half_life", "gain", "intercept", "obs_sd")
+        return ("memory.half_life", "gain", "intercept", "obs_sd")
 
     # ------------------------------------------------------------------ program
     def _memory(self, y, scales, horizon):
@@ -163,7 +165,7 @@ class AttentionAR(TimeSeriesModel):
         z = (_ffill(y) - scales["loc"]) / scales["scale"]
         x = jnp.broadcast_to(z[:, None, None], (z.shape[0], self.num_heads, 1))
         layer = self.layer
-        with scope(prefix="memory", divider="/"):
+        with scope(prefix="memory", divider="."):
             log_a, delta = layer.log_decay(x, horizon=horizon)
         h = self.num_heads
         gain = numpyro.sample("gain", dist.Normal(1.0 / h, 1.0).expand([h]).to_event(1))
