@@ -224,3 +224,5 @@ def test_nuts_on_a_tiny_layer_mixes():
         assert rhat < 1.05, (site, rhat)
     noise_rhat = split_gelman_rubin(np.asarray(fit.draws["memory.step_noise"]).reshape(2, 400, -1))
     assert np.max(noise_rhat) < 1.05
+    df = attention_map(fit, max_lag=6)  # the map from NUTS draws (2 chains flattened)
+    assert np.isfinite(df[["mean", "lower_95", "upper_95"]].to_numpy()).all()
