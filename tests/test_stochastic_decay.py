@@ -20,12 +20,12 @@ from bayes_ssm.kernels.reference import s4d_ref, selective_scan_ref, ssd_ref
 from bayes_ssm.kernels.s4d import s4d
 from bayes_ssm.kernels.selective import SelectiveParams, selective_scan
 from bayes_ssm.kernels.ssd import ssd, ssd_mask
+from bayes_ssm.kernels.stochastic_attention import decay_attention_row
 from bayes_ssm.layers import (
     StochasticDecayS4D,
     StochasticDecaySelective,
     StochasticDecaySSD,
     build_layer,
-    decay_attention_row,
 )
 from bayes_ssm.priors import HalfLife
 from tests.layer_helpers import replayer, site_shapes, tracer

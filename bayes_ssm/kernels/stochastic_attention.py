@@ -49,6 +49,7 @@ __all__ = [
     "weibull_gamma_kl",
     "lognormal_gamma_kl",
     "attention_weights",
+    "decay_attention_row",
 ]
 
 EULER_GAMMA = float(np.euler_gamma)
@@ -239,3 +240,31 @@ def attention_weights(q, k, *, kind: str = "softmax", causal: bool = True, scale
         sim = jnp.where(mask, sim, 0.0)
         return sim / jnp.sum(sim, axis=-1, keepdims=True), mask
     raise ValueError(f"kind must be 'softmax' or 'linear'; got {kind!r}")
+
+
+def decay_attention_row(log_a, weight, origin: int):
+    """One row of the implied attention of a decay layer: how step ``origin`` weighs the past.
+
+    ``row[s] = exp(sum_{k=s+1..origin} log_a[k]) * weight[s]`` for ``s <= origin`` (the
+    1-semiseparable mask times the per-step input weight, e.g. ``(1 - a_s) C_t·B_s``), computed
+    by suffix sums in log space (no division of cumulative products).
+
+    Parameters
+    ----------
+    log_a : Array, shape ``(..., time)``
+        Log decays.
+    weight : Array, broadcastable to ``(..., time)``
+        Per-source-step weights.
+    origin : int
+        The query step ``t`` (static, ``0 <= origin < time``).
+
+    Returns
+    -------
+    Array, shape ``(..., origin + 1)``
+        ``row[..., s]`` for ``s = 0 .. origin``; ``row[..., -1]`` is the weight of ``origin``.
+    """
+    la = log_a[..., 1 : origin + 1]
+    suffix = jnp.flip(jnp.cumsum(jnp.flip(la, -1), axis=-1), -1)  # sum_{k=s+1..origin}
+    seg = jnp.concatenate([suffix, jnp.zeros_like(log_a[..., :1])], axis=-1)
+    w = jnp.broadcast_to(weight, log_a.shape)[..., : origin + 1]
+    return jnp.exp(seg) * w

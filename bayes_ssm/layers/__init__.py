@@ -8,7 +8,7 @@ Site names are API and are listed in each layer's module docstring.
 from __future__ import annotations
 
 from bayes_ssm.layers.attention import BayesianAttention
-from bayes_ssm.layers.decay import StochasticDecaySSD, decay_attention_row
+from bayes_ssm.layers.decay import StochasticDecaySSD
 from bayes_ssm.layers.s4d import StochasticDecayS4D
 from bayes_ssm.layers.selective import StochasticDecaySelective
 
@@ -17,7 +17,6 @@ __all__ = [
     "StochasticDecaySSD",
     "StochasticDecayS4D",
     "StochasticDecaySelective",
-    "decay_attention_row",
     "build_layer",
 ]
 

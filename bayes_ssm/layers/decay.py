@@ -50,7 +50,7 @@ from bayes_ssm.kernels.ssd import SSD_METHODS, ssd_discrete
 from bayes_ssm.layers import _memory
 from bayes_ssm.priors import HalfLife
 
-__all__ = ["StochasticDecaySSD", "decay_attention_row"]
+__all__ = ["StochasticDecaySSD"]
 
 _LOG2 = math.log(2.0)
 _GATES = ("one_minus_decay", "euler")
@@ -230,31 +230,3 @@ class StochasticDecaySSD:
                 f"{self.num_heads}, {self.head_dim}); got {x.shape}"
             )
         return x
-
-
-def decay_attention_row(log_a, weight, origin: int):
-    """One row of the implied attention of a decay layer: how step ``origin`` weighs the past.
-
-    ``row[s] = exp(sum_{k=s+1..origin} log_a[k]) * weight[s]`` for ``s <= origin`` (the
-    1-semiseparable mask times the per-step input weight, e.g. ``(1 - a_s) C_t·B_s``), computed
-    by suffix sums in log space (no division of cumulative products).
-
-    Parameters
-    ----------
-    log_a : Array, shape ``(..., time)``
-        Log decays.
-    weight : Array, broadcastable to ``(..., time)``
-        Per-source-step weights.
-    origin : int
-        The query step ``t`` (static, ``0 <= origin < time``).
-
-    Returns
-    -------
-    Array, shape ``(..., origin + 1)``
-        ``row[..., s]`` for ``s = 0 .. origin``; ``row[..., -1]`` is the weight of ``origin``.
-    """
-    la = log_a[..., 1 : origin + 1]
-    suffix = jnp.flip(jnp.cumsum(jnp.flip(la, -1), axis=-1), -1)  # sum_{k=s+1..origin}
-    seg = jnp.concatenate([suffix, jnp.zeros_like(log_a[..., :1])], axis=-1)
-    w = jnp.broadcast_to(weight, log_a.shape)[..., : origin + 1]
-    return jnp.exp(seg) * w

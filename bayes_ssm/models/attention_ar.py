@@ -46,7 +46,8 @@ import numpyro
 import numpyro.distributions as dist
 from numpyro.handlers import scope
 
-from bayes_ssm.layers.decay import StochasticDecaySSD, decay_attention_row
+from bayes_ssm.kernels.stochastic_attention import decay_attention_row
+from bayes_ssm.layers.decay import StochasticDecaySSD
 from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
 from bayes_ssm.priors import HalfLife
 
