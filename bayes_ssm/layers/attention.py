@@ -26,8 +26,12 @@ by model and guide through their names. Site names under the caller's scope are 
 ``"query_weight"``, ``"key_weight"`` ``(channel, head, key_dim)``; ``"value_weight"``
 ``(channel, head, head_dim)``; with ``contextual_prior``: ``"prior_w1"`` ``(head, key_dim,
 hidden)``, ``"prior_b1"`` ``(head, hidden)``, ``"prior_w2"`` ``(head, hidden)`` (params);
-``"weights"`` ``(*batch, head, time, time)`` (the latent ``S``, masked above the diagonal when
-causal).
+``"weights"`` ``(*batch, head, time, time)`` (the latent ``S``; when causal, the entries above
+the diagonal are placeholders, masked out of the density and of the output).
+
+To use the layer in a larger model fitted by SVI, give the ``"weights"`` site this layer's
+:meth:`BayesianAttention.guide` (e.g. as one part of an ``AutoGuideList`` whose autoguide
+blocks that site); the other sites may take any guide.
 
 References
 ----------
@@ -66,7 +70,10 @@ class MeanWeibull(dist.Weibull):
 
     def sample(self, key, sample_shape=()):
         shape = sample_shape + self.batch_shape
-        u = jax.random.uniform(key, shape, minval=0.0, maxval=1.0, dtype=jnp.result_type(float))
+        dtype = jnp.result_type(float)
+        # u = 0 (probability 2^-23 per entry in float32, so a few times per draw of a large
+        # T x T map) would give S = 0 and a log-density of -inf: draw u in [tiny, 1).
+        u = jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
         return sa.weibull_reparam(self.mean_, self.concentration, u)
 
 
