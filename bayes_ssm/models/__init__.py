@@ -1,6 +1,14 @@
 """NumPyro models over the kernels. ``numpyro.sample`` lives here and in ``layers/`` only."""
 
+from bayes_ssm.models.attention_ar import AttentionAR
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
 from bayes_ssm.models.structural import Seasonal, StructuralTS
 
-__all__ = ["TimeSeriesModel", "model_from_spec", "register_model", "StructuralTS", "Seasonal"]
+__all__ = [
+    "TimeSeriesModel",
+    "model_from_spec",
+    "register_model",
+    "StructuralTS",
+    "Seasonal",
+    "AttentionAR",
+]

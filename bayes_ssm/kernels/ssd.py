@@ -1,0 +1,415 @@
+"""State-space duality (SSD, Mamba-2): one layer, three algorithms.
+
+The SSD layer has a scalar-times-identity state matrix per head, so each head ``h`` runs the
+recurrence, for every head channel ``p`` and state ``n``,
+
+.. math::
+
+    H_t = a_t H_{t-1} + \\bar x_t B_t^\\top, \\qquad y_t = H_t C_t,
+    \\qquad a_t = e^{Δ_t A}, \\quad \\bar x_t = Δ_t x_t
+
+(zero-order hold for the decay, the Euler rule for the input, as in Mamba-2). Unrolled,
+
+.. math::
+
+    y_t = \\sum_{s \\le t} L_{ts} (C_t^\\top B_s) \\bar x_s, \\qquad
+    L_{ts} = \\prod_{k=s+1}^{t} a_k,
+
+i.e. ``Y = (L ∘ C Bᵀ) X̄``: masked attention with the 1-semiseparable mask ``L``. Three
+algorithms compute the same ``y``:
+
+``"scan"``
+    The recurrence itself through :func:`bayes_ssm.kernels.linear_recurrence` on the
+    ``(t, h, p, n)`` states. ``O(T)`` work, ``O(T h p n)`` memory.
+``"chunked"``
+    The algorithm of ``ssd_minimal.py`` (Listing 1 of the Mamba-2 paper): split time into
+    chunks of ``l`` steps; (1) diagonal blocks by the quadratic form inside each chunk,
+    (2) each chunk's final state, (3) one recurrence across chunks, (4) each chunk's
+    carried-in state to outputs. ``O(T l)`` work, matrix products throughout.
+``"quadratic"``
+    The dual attention form ``(L ∘ C Bᵀ) X̄`` over the whole series: ``O(T²)``.
+
+The mask is computed in log space from segment sums ``log L_{ts} = Σ_{k=s+1..t} log a_k``
+(never by dividing cumulative products), so decays near 1 over 10⁵ steps in float32 neither
+overflow nor lose the small ones.
+
+Shapes (dimension vocabulary of ``docs/architecture.md``): ``x`` ``(*batch, t, h, p)``,
+``dt`` ``(*batch, t, h)``, ``A`` ``(h,)``, ``B`` and ``C`` ``(*batch, t, g, n)`` with ``g``
+groups of heads sharing ``B, C`` (``g`` divides ``h``; ``r = h / g`` heads per group).
+
+References
+----------
+T. Dao and A. Gu, "Transformers are SSMs: Generalized Models and Efficient Algorithms
+Through Structured State Space Duality", ICML 2024 (and ``mamba_ssm/modules/ssd_minimal.py``).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from bayes_ssm.kernels import _checks
+from bayes_ssm.kernels.recurrence import _segment_sum, linear_recurrence
+
+__all__ = ["ssd", "ssd_discrete", "ssd_mask", "SSDParams", "SSD_METHODS", "DEFAULT_SSD_CHUNK"]
+
+SSD_METHODS = ("chunked", "scan", "quadratic")
+DEFAULT_SSD_CHUNK = 64
+
+
+class SSDParams(NamedTuple):
+    """The inputs of an SSD layer besides ``x`` (for :func:`implied_attention`).
+
+    Attributes
+    ----------
+    dt : Array, shape ``(*batch, t, h)``
+        Per-step, per-head step sizes ``Δ_t > 0``.
+    A : Array, shape ``(h,)``
+        Continuous decay rate per head (negative).
+    B, C : Array, shape ``(*batch, t, g, n)``
+        Input and output projections.
+    D : Array, shape ``(h,)``, optional
+        Skip connection ``y += D x``.
+    """
+
+    dt: jax.Array
+    A: jax.Array
+    B: jax.Array
+    C: jax.Array
+    D: jax.Array | None = None
+
+
+def ssd_mask(log_a):
+    """The 1-semiseparable mask ``L[..., t, s] = exp(Σ_{k=s+1..t} log_a[..., k])``, 0 for ``s > t``.
+
+    Parameters
+    ----------
+    log_a : Array, shape ``(..., t)``
+        Log decays (time last).
+
+    Returns
+    -------
+    Array, shape ``(..., t, t)``
+    """
+    return jnp.exp(_segment_sum(log_a))
+
+
+# --------------------------------------------------------------------------------------------
+# Input checks
+# --------------------------------------------------------------------------------------------
+
+
+def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
+    if method not in SSD_METHODS:
+        raise ValueError(f"method must be one of {SSD_METHODS}, got {method!r}")
+    _checks.positive_int("chunk_size", chunk_size)
+    x = _checks.as_float("x", x)
+    log_a = _checks.as_float("log_a", log_a)
+    B = _checks.as_float("B", B)
+    C = _checks.as_float("C", C)
+    _checks.check_ndim("x", x, 3, "(*batch, t, h, p)")
+    _checks.check_ndim("B", B, 3, "(*batch, t, g, n)")
+    _checks.check_ndim("C", C, 3, "(*batch, t, g, n)")
+    num_steps, num_heads = x.shape[-3], x.shape[-2]
+    if num_steps == 0:
+        raise ValueError(f"x has an empty time axis (shape {x.shape})")
+    if B.shape[-3:] != C.shape[-3:]:
+        raise ValueError(f"B and C must have the same (t, g, n) shape; got {B.shape}, {C.shape}")
+    if B.shape[-3] != num_steps:
+        raise ValueError(
+            f"B and C must have t = {num_steps} steps like x (shape {x.shape}); got B {B.shape}"
+        )
+    groups = B.shape[-2]
+    if groups == 0 or num_heads % groups:
+        raise ValueError(
+            f"the number of groups g={groups} of B/C (shape {B.shape}) must divide the number "
+            f"of heads h={num_heads} of x (shape {x.shape})"
+        )
+    try:
+        batch = jnp.broadcast_shapes(x.shape[:-3], B.shape[:-3], C.shape[:-3])
+    except ValueError:
+        raise ValueError(
+            f"batch axes of x {x.shape}, B {B.shape}, C {C.shape} do not broadcast"
+        ) from None
+    x = jnp.broadcast_to(x, (*batch, *x.shape[-3:]))
+    B = jnp.broadcast_to(B, (*batch, *B.shape[-3:]))
+    C = jnp.broadcast_to(C, (*batch, *C.shape[-3:]))
+    log_a = _checks.broadcast_to("log_a", log_a, x.shape[:-1], "(*batch, t, h)")
+    dtype = _checks.result_dtype(x, log_a, B, C)
+    if h0 is not None:
+        h0 = _checks.as_float("h0", h0)
+        state = (*batch, num_heads, x.shape[-1], B.shape[-1])
+        h0 = _checks.broadcast_to("h0", h0, state, "(*batch, h, p, n)").astype(dtype)
+    return x.astype(dtype), log_a.astype(dtype), B.astype(dtype), C.astype(dtype), h0
+
+
+def _group(x, log_a, groups, h0):
+    """Split heads ``h -> (g, r)``: x ``(..., t, g, r, p)``, log_a ``(..., t, g, r)``."""
+    t, h, p = x.shape[-3:]
+    r = h // groups
+    x = x.reshape(*x.shape[:-2], groups, r, p)
+    log_a = log_a.reshape(*log_a.shape[:-1], groups, r)
+    if h0 is not None:
+        h0 = h0.reshape(*h0.shape[:-3], groups, r, *h0.shape[-2:])
+    return x, log_a, h0
+
+
+# --------------------------------------------------------------------------------------------
+# The three algorithms, on grouped inputs:
+#   x (..., t, g, r, p)   log_a (..., t, g, r)   B, C (..., t, g, n)   h0 (..., g, r, p, n)
+# --------------------------------------------------------------------------------------------
+
+
+def _scan(x, log_a, B, C, h0, scan_method, precision):
+    """Recurrent form: ``H_t = a_t H_{t-1} + x_t B_tᵀ``, ``y_t = H_t C_t``."""
+    b = jnp.einsum("...tgrp,...tgn->...tgrpn", x, B, precision=precision)
+    a = jnp.exp(log_a)[..., None, None]  # (..., t, g, r, 1, 1)
+    states = linear_recurrence(a, b, h0, method=scan_method, axis=-5)  # (..., t, g, r, p, n)
+    y = jnp.einsum("...tgrpn,...tgn->...tgrp", states, C, precision=precision)
+    return y, states[..., -1, :, :, :, :]
+
+
+def _quadratic(x, log_a, B, C, h0, precision):
+    """Dual form: ``y = (L ∘ C Bᵀ) x`` with the full ``(t, s)`` mask."""
+    log_a = jnp.moveaxis(log_a, -3, -1)  # (..., g, r, t)
+    L = ssd_mask(log_a)  # (..., g, r, t, s)
+    y = jnp.einsum("...tgn,...sgn,...grts,...sgrp->...tgrp", C, B, L, x, precision=precision)
+    final = jnp.einsum("...grs,...sgn,...sgrp->...grpn", L[..., -1, :], B, x, precision=precision)
+    if h0 is not None:
+        from_start = jnp.exp(jnp.cumsum(log_a, axis=-1))  # (..., g, r, t)
+        y = y + jnp.einsum("...tgn,...grt,...grpn->...tgrp", C, from_start, h0, precision=precision)
+        final = final + from_start[..., -1, None, None] * h0
+    return y, final
+
+
+def _suffix_sum(x):
+    """``out[..., t] = Σ_{k=t+1..l-1} x[..., k]`` (no subtraction of cumulative sums)."""
+    rest = jnp.flip(jnp.cumsum(jnp.flip(x[..., 1:], -1), axis=-1), -1)
+    return jnp.concatenate([rest, jnp.zeros_like(x[..., :1])], axis=-1)
+
+
+def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
+    """The four steps of ``ssd_minimal.py``, for any length (padding with decay 1, input 0)."""
+    num_steps = x.shape[-4]
+    length = min(chunk_size, num_steps)
+    num_chunks = -(-num_steps // length)
+    pad = num_chunks * length - num_steps
+    if pad:
+        # Padded steps (decay 1, zero input) change neither the outputs nor the final state.
+        def pad_time(z, time_axis):
+            widths = [(0, 0)] * z.ndim
+            widths[time_axis % z.ndim] = (0, pad)
+            return jnp.pad(z, widths)
+
+        x, B, C = pad_time(x, -4), pad_time(B, -3), pad_time(C, -3)
+        log_a = pad_time(log_a, -3)
+
+    def chunks(z, time_axis):
+        time_axis %= z.ndim
+        return z.reshape(*z.shape[:time_axis], num_chunks, length, *z.shape[time_axis + 1 :])
+
+    X = chunks(x, -4)  # (..., c, l, g, r, p)
+    Bc = chunks(B, -3)  # (..., c, l, g, n)
+    Cc = chunks(C, -3)  # (..., c, l, g, n)
+    A = jnp.moveaxis(chunks(log_a, -3), (-4, -3), (-2, -1))  # (..., g, r, c, l)
+    A_cumsum = jnp.cumsum(A, axis=-1)
+
+    # 1. Diagonal blocks: the quadratic form inside each chunk.
+    L = jnp.exp(_segment_sum(A))  # (..., g, r, c, l, s)
+    Y_diag = jnp.einsum(
+        "...clgn,...csgn,...grcls,...csgrp->...clgrp", Cc, Bc, L, X, precision=precision
+    )
+    # 2. The state each chunk ends in, from a zero start (the B terms).
+    decay_states = jnp.exp(_suffix_sum(A))  # (..., g, r, c, l)
+    states = jnp.einsum(
+        "...clgn,...grcl,...clgrp->...cgrpn", Bc, decay_states, X, precision=precision
+    )
+    # 3. Carry states across chunk boundaries: one recurrence of length c (the A terms).
+    chunk_decay = jnp.moveaxis(jnp.exp(A_cumsum[..., -1]), -1, -3)  # (..., c, g, r)
+    ends = linear_recurrence(
+        chunk_decay[..., None, None], states, h0, method=scan_method, axis=-5
+    )  # (..., c, g, r, p, n): the state after each chunk
+    start = jnp.zeros_like(ends[..., :1, :, :, :, :]) if h0 is None else h0[..., None, :, :, :, :]
+    starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5)
+    # 4. Carried-in state to outputs (the C terms).
+    state_decay_out = jnp.exp(A_cumsum)  # (..., g, r, c, l)
+    Y_off = jnp.einsum(
+        "...clgn,...cgrpn,...grcl->...clgrp", Cc, starts, state_decay_out, precision=precision
+    )
+    y = (Y_diag + Y_off).reshape(*x.shape)
+    return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
+
+
+def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision):
+    if method == "scan":
+        return _scan(x, log_a, B, C, h0, scan_method, precision)
+    if method == "quadratic":
+        return _quadratic(x, log_a, B, C, h0, precision)
+    return _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision)
+
+
+def _reverse_strict(x, log_a, B, C, method, chunk_size, scan_method, precision):
+    """Anti-causal part ``y_t = Σ_{s>t} (Π_{k=t+1..s} a_k) (C_tᵀ B_s) x_s``.
+
+    Runs the causal algorithm on the time-flipped series whose decays are shifted by one
+    step (``a'_u = a_{T-u}``, so the product between flipped steps ``v < u`` covers the
+    original steps ``t+1..s``), then removes the diagonal ``(C_tᵀ B_t) x_t``.
+    """
+    flip = lambda z, axis: jnp.flip(z, axis)  # noqa: E731
+    log_a_rev = flip(log_a, -3)
+    log_a_rev = jnp.concatenate(
+        [jnp.zeros_like(log_a_rev[..., :1, :, :]), log_a_rev[..., :-1, :, :]], axis=-3
+    )
+    y, _ = _forward(
+        flip(x, -4), log_a_rev, flip(B, -3), flip(C, -3), None,
+        method, chunk_size, scan_method, precision,
+    )  # fmt: skip
+    diag = jnp.einsum("...tgn,...tgn->...tg", C, B, precision=precision)[..., None, None] * x
+    return flip(y, -4) - diag
+
+
+def ssd_discrete(
+    x,
+    log_a,
+    B,
+    C,
+    *,
+    h0=None,
+    method: str = "chunked",
+    chunk_size: int = DEFAULT_SSD_CHUNK,
+    bidirectional: bool = False,
+    return_final_state: bool = False,
+    scan_method: str = "auto",
+    precision=None,
+):
+    """SSD on discretised inputs: ``H_t = exp(log_a_t) H_{t-1} + x_t B_tᵀ``, ``y_t = H_t C_t``.
+
+    The signature of ``ssd_minimal_discrete`` (Mamba-2), with any number of leading batch axes.
+
+    Parameters
+    ----------
+    x : Array, shape ``(*batch, t, h, p)``
+        Discretised inputs ``x̄ = Δ x``.
+    log_a : Array, broadcastable to ``(*batch, t, h)``
+        Log decays ``Δ A`` (``<= 0`` for a stable layer; ``0`` gives linear attention).
+    B, C : Array, shape ``(*batch, t, g, n)``
+        ``g`` must divide ``h``.
+    h0 : Array, shape ``(*batch, h, p, n)``, optional
+        State before the first step (causal only).
+    method : {"chunked", "scan", "quadratic"}
+        Algorithm; all agree up to rounding.
+    chunk_size : int
+        Chunk length ``l`` for ``"chunked"``; need not divide ``t``.
+    bidirectional : bool
+        Non-causal: add the anti-causal part ``Σ_{s>t} (Π_{k=t+1..s} a_k) (C_tᵀ B_s) x_s``
+        (the forward and reversed scans combined, the diagonal counted once).
+    return_final_state : bool
+        Also return the state after the last step ``(*batch, h, p, n)`` (causal only).
+    scan_method : str
+        ``method`` of :func:`linear_recurrence` for ``"scan"`` and for step 3 of ``"chunked"``.
+    precision : jax.lax.Precision, optional
+        Passed to the matrix products.
+
+    Returns
+    -------
+    y : Array, shape ``(*batch, t, h, p)``
+    final_state : Array, shape ``(*batch, h, p, n)``
+        Only when ``return_final_state``.
+    """
+    if bidirectional and (h0 is not None or return_final_state):
+        raise ValueError("bidirectional=True takes no h0 and returns no final state")
+    x, log_a, B, C, h0 = _check_discrete(x, log_a, B, C, h0, method, chunk_size)
+    out_shape = x.shape
+    groups = B.shape[-2]
+    xg, la, h0g = _group(x, log_a, groups, h0)
+    y, final = _forward(xg, la, B, C, h0g, method, chunk_size, scan_method, precision)
+    if bidirectional:
+        y = y + _reverse_strict(xg, la, B, C, method, chunk_size, scan_method, precision)
+    y = y.reshape(out_shape)
+    if return_final_state:
+        return y, final.reshape(*final.shape[:-4], -1, *final.shape[-2:])
+    return y
+
+
+def ssd(
+    x,
+    dt,
+    A,
+    B,
+    C,
+    *,
+    D=None,
+    h0=None,
+    method: str = "chunked",
+    chunk_size: int = DEFAULT_SSD_CHUNK,
+    bidirectional: bool = False,
+    return_final_state: bool = False,
+    scan_method: str = "auto",
+    precision=None,
+):
+    """The SSD (Mamba-2) layer with per-step, per-head steps ``Δ_t``.
+
+    Discretises ``a_t = exp(Δ_t A)`` (zero-order hold) and ``x̄_t = Δ_t x_t`` (Euler), runs
+    :func:`ssd_discrete`, and adds the skip ``D x``. A series sampled at irregular times
+    passes its real gaps in ``dt``.
+
+    Parameters
+    ----------
+    x : Array, shape ``(*batch, t, h, p)``
+    dt : Array, broadcastable to ``(*batch, t, h)``
+        Step sizes ``Δ_t > 0`` (checked when concrete).
+    A : Array, broadcastable to ``(h,)``
+        Continuous decay rates (negative for a stable layer).
+    B, C : Array, shape ``(*batch, t, g, n)``
+    D : Array, broadcastable to ``(h,)``, optional
+    h0, method, chunk_size, bidirectional, return_final_state, scan_method, precision
+        As in :func:`ssd_discrete`.
+
+    Returns
+    -------
+    y : Array, shape ``(*batch, t, h, p)`` (and the final state, see :func:`ssd_discrete`)
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> x = jnp.ones((10, 2, 3)); B = C = jnp.ones((10, 1, 4))
+    >>> y = ssd(x, jnp.full((10, 2), 0.1), -jnp.ones(2), B, C, chunk_size=4)
+    >>> q = ssd(x, jnp.full((10, 2), 0.1), -jnp.ones(2), B, C, method="quadratic")
+    >>> bool(jnp.allclose(y, q, atol=1e-5))
+    True
+    """
+    x = _checks.as_float("x", x)
+    _checks.check_ndim("x", x, 3, "(*batch, t, h, p)")
+    dt = _checks.as_float("dt", dt)
+    _checks.check_positive("dt", dt)
+    A = _checks.broadcast_to("A", _checks.as_float("A", A), x.shape[-2:-1], "(h,)")
+    try:
+        batch = jnp.broadcast_shapes(x.shape[:-3], jnp.shape(B)[:-3], dt.shape[:-2])
+    except ValueError:
+        raise ValueError(
+            f"batch axes of x {x.shape}, dt {dt.shape} and B {jnp.shape(B)} do not broadcast"
+        ) from None
+    x = jnp.broadcast_to(x, (*batch, *x.shape[-3:]))
+    dt = _checks.broadcast_to("dt", dt, x.shape[:-1], "(*batch, t, h)")
+    y = ssd_discrete(
+        x * dt[..., None],
+        dt * A,
+        B,
+        C,
+        h0=h0,
+        method=method,
+        chunk_size=chunk_size,
+        bidirectional=bidirectional,
+        return_final_state=return_final_state,
+        scan_method=scan_method,
+        precision=precision,
+    )
+    if D is None:
+        return y
+    D = _checks.broadcast_to("D", _checks.as_float("D", D), x.shape[-2:-1], "(h,)")
+    skip = D[:, None] * x
+    if return_final_state:
+        return y[0] + skip, y[1]
+    return y + skip

@@ -1,0 +1,220 @@
+"""Rolling-origin backtests: fold geometry, no look-ahead, flagged folds, scores, bad input."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from bayes_ssm import backtest as bt
+from bayes_ssm import metrics
+from bayes_ssm.baselines import SeasonalNaive
+from tests.toy_models import ToyLocalLevel
+
+
+def random_walk(n=80, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.Series(
+        np.cumsum(rng.normal(size=n)) + 50,
+        index=pd.date_range("2021-01-04", periods=n, freq="B"),
+        name="rw",
+    )
+
+
+class Recorder:
+    """A baseline that remembers the training data it was given (and forecasts the last one)."""
+
+    name = "recorder"
+
+    def __init__(self):
+        self.seen = []
+
+    def forecast_samples(self, y_train, horizon, *, num_samples, key=None):
+        self.seen.append(np.array(y_train))
+        return np.full((num_samples, horizon), y_train[-1])
+
+
+def test_rolling_origins_hand_computed():
+    folds = bt.rolling_origins(20, 3, 3, step=2, min_train=5)
+    assert [(f.train.start, f.train.stop, f.test.start, f.test.stop) for f in folds] == [
+        (0, 13, 13, 16),
+        (0, 15, 15, 18),
+        (0, 17, 17, 20),
+    ]
+    sliding = bt.rolling_origins(20, 3, 3, step=2, window="sliding", min_train=5)
+    assert [(f.train.start, f.train.stop) for f in sliding] == [(8, 13), (10, 15), (12, 17)]
+    default_step = bt.rolling_origins(20, 4, 2, min_train=5)
+    assert [f.test.start for f in default_step] == [12, 16]
+
+
+def test_training_slice_ends_at_the_origin():
+    y = random_walk()
+    rec = Recorder()
+    scores = bt.backtest(
+        None, y, horizon=4, folds=5, step=3, baselines=[rec], key=0, progress=False, num_samples=3
+    )
+    plan = bt.rolling_origins(len(y), 4, 5, step=3, min_train=10)
+    assert len(rec.seen) == 5
+    for fold, seen in zip(plan, rec.seen, strict=True):
+        origin = fold.test.start
+        np.testing.assert_array_equal(seen, y.to_numpy()[:origin])  # exactly the past
+    table = scores.attrs["folds"]
+    assert (table["cutoff"] < table["first_forecast"]).all()
+    # independent check: the one-step error of "repeat the last value" on a random walk is the
+    # increment at the origin - it would be 0 if the training data reached the origin.
+    one_step = scores[scores.horizon == 1].sort_values("fold")
+    origins = [f.test.start for f in plan]
+    expected = np.abs(y.to_numpy()[origins] - y.to_numpy()[np.array(origins) - 1])
+    np.testing.assert_allclose(one_step["abs_error"], expected)
+    assert (expected > 0).all()
+
+
+def test_planted_leak_is_caught(monkeypatch):
+    y = random_walk()
+
+    def leaky(series, fold):  # an off-by-one bug: the training data include the origin
+        return series.iloc[fold.train.start : fold.train.stop + 1].copy()
+
+    monkeypatch.setattr(bt, "_training_data", leaky)
+    with pytest.raises(bt.BacktestLeakError, match="see the future"):
+        bt.backtest(None, y, horizon=3, folds=2, baselines=["naive"], key=0, progress=False)
+
+
+def test_scores_agree_with_the_metrics_module():
+    y = random_walk(60, seed=3)
+    y.iloc[55] = np.nan  # a missing actual inside a test window
+    naive = SeasonalNaive(1)
+    scores = bt.backtest(
+        None,
+        y,
+        horizon=5,
+        folds=3,
+        baselines=[naive],
+        season=1,
+        key=1,
+        progress=False,
+        num_samples=2,
+    )
+    plan = bt.rolling_origins(len(y), 5, 3, min_train=10)
+    actual, forecast = [], []
+    for fold in plan:
+        train = y.iloc[fold.train]
+        test = y.iloc[fold.test]
+        point = naive.point_forecast(train.to_numpy(), 5)
+        rows = scores[scores.fold == fold.number]
+        np.testing.assert_allclose(rows["crps"], np.abs(test - point))  # point mass: |error|
+        mase = metrics.mase(test, pd.Series(point, index=test.index), y_train=train)
+        assert rows["scaled_error"].mean() == pytest.approx(mase)
+        actual.append(test.to_numpy())
+        forecast.append(np.tile(point, (2, 1)))
+    summary = bt.summarize_backtest(scores).iloc[0]
+    pooled = metrics.wql(np.concatenate(actual), np.concatenate(forecast, axis=1))
+    assert summary["wql"] == pytest.approx(pooled)
+    assert np.isnan(scores.loc[scores.timestamp == y.index[55], "crps"]).all()
+    assert np.isfinite(summary["crps"])
+
+
+def test_bayesian_fold_that_did_not_converge_is_flagged_and_excluded():
+    y = random_walk(70, seed=4)
+    scores = bt.backtest(
+        ToyLocalLevel(),
+        y,
+        horizon=3,
+        folds=2,
+        window="sliding",
+        min_train=40,
+        method="svi",
+        baselines=["naive"],
+        key=0,
+        fit_kwargs={"steps": 5, "check_every": 10},
+        num_samples=50,
+        progress=False,
+    )
+    toy = scores[scores.model == "toy_local_level"]
+    assert not toy["converged"].any()
+    assert toy["problems"].str.contains("SVI did not converge").all()
+    summary = bt.summarize_backtest(scores).set_index("model")
+    assert summary.loc["toy_local_level", "folds"] == 0
+    assert summary.loc["toy_local_level", "folds_excluded"] == 2
+    assert np.isnan(summary.loc["toy_local_level", "crps"])
+    assert summary.loc["naive", "folds"] == 2 and summary.loc["naive", "folds_excluded"] == 0
+
+
+def test_bayesian_model_fitted_per_fold():
+    y = random_walk(100, seed=5)  # increments N(0, 1)
+    scores = bt.backtest(
+        ToyLocalLevel(obs_sd=0.1),
+        y,
+        horizon=3,
+        folds=2,
+        window="sliding",
+        min_train=80,
+        key=0,
+        num_samples=None,
+        progress=False,
+    )
+    assert set(scores.model) == {"toy_local_level"}
+    assert scores.shape[0] == 6 and scores["converged"].all()
+    # a random walk seen through little noise: the predictive sd at step h is close to
+    # sqrt(h * level_var + 0.01) with level_sd near 1, so the 95% width grows like sqrt(h)
+    widths = scores.groupby("horizon")["width_95"].mean()
+    assert widths.is_monotonic_increasing
+    np.testing.assert_allclose(widths, 2 * 1.96 * np.sqrt(np.arange(1, 4) + 0.01), rtol=0.3)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"horizon": 5, "folds": 20}, "min_train"),
+        ({"horizon": 100, "folds": 1}, "min_train"),
+        ({"horizon": 0, "folds": 2}, "horizon"),
+        ({"horizon": 3, "folds": 2, "window": "rolling"}, "window"),
+        ({"horizon": 3, "folds": 2, "levels": (0.8, 1.5)}, "strictly between 0 and 1"),
+        ({"horizon": 3, "folds": 2, "method": "mcmc"}, "method"),
+        ({"horizon": 3, "folds": 2, "baselines": ["arima"]}, "unknown baseline"),
+    ],
+)
+def test_bad_input_is_refused(kwargs, match):
+    y = random_walk(40)
+    with pytest.raises(ValueError, match=match):
+        bt.backtest(
+            None, y, baselines=kwargs.pop("baselines", ["naive"]), key=0, progress=False, **kwargs
+        )
+
+
+def test_key_is_required_and_keyword_only():
+    with pytest.raises(TypeError):
+        bt.backtest(None, random_walk(), horizon=3, folds=2, baselines=["naive"])
+
+
+@pytest.mark.slow
+def test_pit_of_a_well_specified_model_is_uniform():
+    """One-step-ahead PITs over many origins: uniform when the model is right, not when wrong."""
+    rng = np.random.default_rng(11)
+    n = 250
+    y = pd.Series(
+        np.cumsum(rng.normal(0, 1.0, n)) + rng.normal(0, 0.5, n),
+        index=pd.date_range("2020-01-01", periods=n, freq="D"),
+    )
+    scores = bt.backtest(
+        ToyLocalLevel(),
+        y,
+        horizon=1,
+        folds=200,
+        step=1,
+        window="sliding",
+        min_train=50,
+        baselines=["naive"],
+        key=0,
+        num_samples=None,
+        fit_kwargs={"steps": 1000},
+        progress=False,
+    )
+    good = scores[scores.model == "toy_local_level"]
+    assert good["converged"].mean() > 0.9
+    assert stats.kstest(good["pit"], "uniform").pvalue > 0.01
+    assert 0.72 < good["covered_80"].mean() < 0.88
+    # the naive point forecast has no spread at all: its PITs pile up at 0 and 1
+    naive = scores[scores.model == "naive"]
+    assert stats.kstest(naive["pit"], "uniform").pvalue < 1e-6
