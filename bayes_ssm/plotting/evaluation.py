@@ -384,6 +384,15 @@ def plot_anomalies(
         )
         if y is None and "observed" in band:
             y = band["observed"]
+        # keep the view on the data: a diffuse first step (filter start-up) would flatten it
+        width = (band["upper"] - band["lower"]).to_numpy(float)
+        calm = width <= 5 * np.nanmedian(width)
+        values = [band["lower"].to_numpy(float)[calm], band["upper"].to_numpy(float)[calm]]
+        if y is not None:
+            values.append(np.asarray(y, dtype=float))
+        lo, hi = np.nanmin(np.concatenate(values)), np.nanmax(np.concatenate(values))
+        pad = 0.05 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
     if y is not None:
         ax.plot(y.index, np.asarray(y, dtype=float), color="k", linewidth=0.8, label="observed")
     for direction, marker in (("high", "^"), ("low", "v")):
