@@ -163,6 +163,31 @@ def test_bayesian_model_fitted_per_fold():
     np.testing.assert_allclose(widths, 2 * 1.96 * np.sqrt(np.arange(1, 4) + 0.01), rtol=0.3)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AttributeError,
+    reason="Fit.update (branch infer) calls bayes_ssm._engine.latent_shapes, which is missing",
+)
+def test_refit_false_updates_later_folds_without_refitting():
+    y = random_walk(100, seed=6)
+    scores = bt.backtest(
+        ToyLocalLevel(obs_sd=0.1),
+        y,
+        horizon=2,
+        folds=3,
+        refit=False,
+        min_train=60,
+        key=0,
+        progress=False,
+    )
+    folds = scores.attrs["folds"]
+    assert (folds["cutoff"] < folds["first_forecast"]).all()
+    one_step = scores[scores.horizon == 1].sort_values("fold")
+    last_seen = y.shift(1).loc[one_step["timestamp"]].to_numpy()
+    # the state is filtered up to each origin: the one-step median sits near the last value
+    np.testing.assert_allclose(one_step["median"], last_seen, atol=0.3)
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [

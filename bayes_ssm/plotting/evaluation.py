@@ -234,6 +234,9 @@ def _component_frames(components) -> dict[str, pd.DataFrame]:
     if isinstance(components, dict):
         return components
     if isinstance(components, pd.DataFrame):
+        if isinstance(components.columns, pd.MultiIndex):  # Fit.components(): (component, stat)
+            names = components.columns.get_level_values(0).unique()
+            return {str(name): components[name] for name in names}
         if "component" in components.columns:
             return {
                 str(k): g.drop(columns="component")
@@ -251,9 +254,10 @@ def plot_components(components, *, y=None, axes=None, title=None):
 
     Parameters
     ----------
-    components : dict of str to DataFrame, or DataFrame
-        Per component, a DataFrame indexed by time with ``mean`` and ``lower_<L>`` /
-        ``upper_<L>`` band columns; or one long DataFrame with a ``component`` column.
+    components : DataFrame, or dict of str to DataFrame
+        ``fit.components()`` (columns ``(component, statistic)``); or, per component, a
+        DataFrame indexed by time with ``mean`` and ``lower_<L>`` / ``upper_<L>`` band
+        columns; or one long DataFrame with a ``component`` column.
     y : Series, optional
         The observations, drawn on an extra top panel.
     axes : sequence of matplotlib Axes, optional
