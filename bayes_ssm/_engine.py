@@ -17,12 +17,7 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 
 __all__ = [
-    "ModelKey",
-    "as_key",
-    "latent_shapes",
-    "latent_sites",
-    "predict",
-    "model_kwargs",
+    "ModelKey", "as_key", "latent_shapes", "latent_sites", "predict", "model_kwargs",
     "trace_site_names",
 ]
 
@@ -75,7 +70,9 @@ def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
     with handlers.block(), handlers.trace() as tr, handlers.seed(rng_seed=0):
         model.model(jnp.asarray(y), **model_kwargs(_as_jnp(scales), _opt(covariates)))
     return tuple(
-        name for name, site in tr.items() if site["type"] == "sample" and not site["is_observed"]
+        name
+        for name, site in tr.items()
+        if site["type"] == "sample" and not site["is_observed"]
     )
 
 
@@ -88,15 +85,9 @@ def _opt(x):
 
 
 @partial(jax.jit, static_argnames=("mkey", "horizon", "components", "sites"))
-def _predict(
-    mkey, key, draws, y, scales, covariates, future_covariates, horizon, components, sites
-):
+def _predict(mkey, key, draws, y, scales, covariates, future_covariates, horizon, components, sites):
     predictive = Predictive(
-        mkey.model.model,
-        posterior_samples=draws,
-        return_sites=list(sites),
-        parallel=True,
-        batch_ndims=1,
+        mkey.model.model, posterior_samples=draws, return_sites=list(sites), parallel=True, batch_ndims=1
     )
     return predictive(
         key, y, **model_kwargs(scales, covariates, horizon, future_covariates, components)
@@ -145,9 +136,8 @@ def predict(
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def trace_site_names(
-    model, y, scales, *, covariates=None, horizon=0, future_covariates=None, components=False
-) -> dict[str, str]:
+def trace_site_names(model, y, scales, *, covariates=None, horizon=0, future_covariates=None,
+                     components=False) -> dict[str, str]:
     """All site names of one prior run of the program, mapped to their site type."""
     with handlers.trace() as tr, handlers.seed(rng_seed=0):
         model.model(

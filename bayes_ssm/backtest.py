@@ -24,7 +24,14 @@ from bayes_ssm import metrics
 from bayes_ssm._scoring_inputs import check_levels
 from bayes_ssm.data import as_series_data
 
-__all__ = ["Fold", "rolling_origins", "backtest", "summarize_backtest", "BacktestLeakError"]
+__all__ = [
+    "Fold",
+    "rolling_origins",
+    "backtest",
+    "summarize_backtest",
+    "backtest_calibration",
+    "BacktestLeakError",
+]
 
 
 class BacktestLeakError(RuntimeError):
@@ -389,3 +396,31 @@ def summarize_backtest(scores: pd.DataFrame, *, by=("model",)) -> pd.DataFrame:
             out.loc[idx, ["folds", "folds_excluded"]] = [0, excluded[idx]]
     out["folds_excluded"] = out["folds_excluded"].astype(int)
     return out.reset_index()
+
+
+def backtest_calibration(scores: pd.DataFrame) -> pd.DataFrame:
+    """Nominal vs empirical coverage per model from backtest scores (converged folds only).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``model``, ``level``, ``coverage``, ``num_observed``: the input of
+        :func:`bayes_ssm.plotting.plot_calibration`.
+    """
+    cols = [c for c in scores.columns if c.startswith("covered_")]
+    if not cols:
+        raise ValueError("scores have no covered_<level> columns (run bs.backtest with levels=)")
+    ok = scores[scores["converged"].astype(bool)]
+    rows = []
+    for model, part in ok.groupby("model", sort=False):
+        for col in cols:
+            values = part[col].dropna()
+            rows.append(
+                {
+                    "model": model,
+                    "level": float(col.removeprefix("covered_")) / 100,
+                    "coverage": float(values.mean()) if len(values) else np.nan,
+                    "num_observed": int(values.size),
+                }
+            )
+    return pd.DataFrame(rows).sort_values(["model", "level"], kind="stable", ignore_index=True)

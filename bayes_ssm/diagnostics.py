@@ -105,11 +105,7 @@ def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         table = arviz_stats.summary(
-            tree,
-            var_names=list(fit.draws),
-            kind=kind,
-            ci_prob=ci_prob,
-            ci_kind=ci_kind,
+            tree, var_names=list(fit.draws), kind=kind, ci_prob=ci_prob, ci_kind=ci_kind,
             round_to="none",
         )
     table.attrs["method"] = fit.method

@@ -213,16 +213,8 @@ def fit_svi(
         raise ValueError(f"model {model.kind!r} has no latent sites to fit")
     start = time.perf_counter()
     state, losses, converged, rel, done = _run_svi(
-        model,
-        data,
-        scales,
-        k_fit,
-        guide=guide,
-        steps=steps,
-        optimizer=optimizer,
-        tol=tol,
-        check_every=check_every,
-        progress=progress,
+        model, data, scales, k_fit, guide=guide, steps=steps, optimizer=optimizer, tol=tol,
+        check_every=check_every, progress=progress,
     )
     y_j, dyn = _jnp_args(data, scales)
     params, draws = _svi_finish(
@@ -272,20 +264,15 @@ def _initial_point(model, data, scales, key, init, num_chains):
     guide = "normal" if init == "svi" else "delta"
     k_svi, k_draw, k_jit = jax.random.split(key, 3)
     fit = fit_svi(
-        model,
-        data_series(data),
-        key=k_svi,
-        covariates=_cov_frame(data),
-        freq=data.freq,
-        guide=guide,
-        steps=2000,
-        num_samples=max(num_chains, 2),
-        progress=False,
+        model, data_series(data), key=k_svi, covariates=_cov_frame(data), freq=data.freq,
+        guide=guide, steps=2000, num_samples=max(num_chains, 2), progress=False,
     )
     y, dyn = _jnp_args(data, scales)
     kwargs = _engine.model_kwargs(**dyn)
     values = {k: jnp.asarray(v[0, :num_chains]) for k, v in fit.draws.items()}
-    unconstrained = jax.vmap(lambda p: unconstrain_fn(model.model, (y,), kwargs, p))(values)
+    unconstrained = jax.vmap(
+        lambda p: unconstrain_fn(model.model, (y,), kwargs, p)
+    )(values)
     if init == "map":  # one point: jitter the chains apart in unconstrained space
         unconstrained = {
             k: v + 0.1 * jax.random.normal(jax.random.fold_in(k_jit, i), v.shape)
@@ -393,10 +380,7 @@ def fit_nuts(
     )
     y_j, dyn = _jnp_args(data, scales)
     mcmc.run(
-        k_mcmc,
-        y_j,
-        init_params=init_params,
-        extra_fields=_NUTS_FIELDS,
+        k_mcmc, y_j, init_params=init_params, extra_fields=_NUTS_FIELDS,
         **_engine.model_kwargs(**dyn),
     )
     samples = mcmc.get_samples(group_by_chain=True)

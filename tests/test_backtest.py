@@ -113,6 +113,15 @@ def test_scores_agree_with_the_metrics_module():
     assert summary["wql"] == pytest.approx(pooled)
     assert np.isnan(scores.loc[scores.timestamp == y.index[55], "crps"]).all()
     assert np.isfinite(summary["crps"])
+    calib = bt.backtest_calibration(scores)
+    assert calib["level"].tolist() == [0.5, 0.8, 0.95]
+    assert calib["num_observed"].tolist() == [14, 14, 14]  # 15 steps, one missing
+    covered = [
+        np.mean(np.abs(np.concatenate(actual) - f[0]) == 0)
+        for f in [np.concatenate(forecast, axis=1)]
+    ]
+    # a point mass covers an observation only when it hits it exactly
+    np.testing.assert_allclose(calib["coverage"], covered[0])
 
 
 def test_bayesian_fold_that_did_not_converge_is_flagged_and_excluded():

@@ -60,9 +60,8 @@ class ToyLocalLevel(TimeSeriesModel):
                 f"y has {n} observed values; ToyLocalLevel needs at least {self.min_length}"
             )
 
-    def model(
-        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
-    ):
+    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
+              components=False):
         scale = scales["scale"]
         if self.obs_sd is None:
             obs_sd = numpyro.sample("obs_sd", dist.HalfNormal(scale))
@@ -126,9 +125,8 @@ class ToyDivergent(TimeSeriesModel):
     def data_scales(self, y, covariates=None):
         return {"scale": 1.0}
 
-    def model(
-        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
-    ):
+    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
+              components=False):
         log_tau = numpyro.sample("log_tau", dist.Normal(0, 3))
         theta = numpyro.sample("theta", dist.Normal(0, jnp.exp(log_tau / 2)).expand([5]))
         mask = ~jnp.isnan(y)
@@ -183,15 +181,16 @@ class ToyExplicitLevel(TimeSeriesModel):
         obs = obs[~np.isnan(obs)]
         return {"loc": float(obs[0]), "scale": 1.0}
 
-    def model(
-        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
-    ):
+    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
+              components=False):
         n = y.shape[0]
         z = numpyro.sample("z", dist.Normal(0, 1).expand([n]))
         sd = jnp.concatenate([jnp.array([self.init_sd * 1.0]), jnp.full(n - 1, self.level_sd)])
         level = scales["loc"] + jnp.cumsum(sd * scales["scale"] * z)
         mask = ~jnp.isnan(y)
-        ll = jnp.where(mask, dist.Normal(level, self.obs_sd).log_prob(jnp.where(mask, y, 0.0)), 0.0)
+        ll = jnp.where(
+            mask, dist.Normal(level, self.obs_sd).log_prob(jnp.where(mask, y, 0.0)), 0.0
+        )
         numpyro.deterministic("log_lik", ll)
         numpyro.factor("obs", ll.sum())
         numpyro.deterministic("y_fitted", level)

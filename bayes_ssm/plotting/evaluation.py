@@ -119,7 +119,8 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     ----------
     tables : DataFrame or dict of str to DataFrame
         :func:`bayes_ssm.metrics.coverage_table` output (columns ``level``, ``coverage`` and
-        optionally ``num_observed``); a dict overlays several models.
+        optionally ``num_observed``); a dict, or a ``model`` column (as in
+        :func:`bayes_ssm.backtest.backtest_calibration`), overlays several models.
     ax : matplotlib Axes, optional
 
     Returns
@@ -127,7 +128,10 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     matplotlib Axes
     """
     if isinstance(tables, pd.DataFrame):
-        tables = {"forecast": tables}
+        if "model" in tables.columns:  # e.g. bayes_ssm.backtest.backtest_calibration
+            tables = {str(k): g for k, g in tables.groupby("model", sort=False)}
+        else:
+            tables = {"forecast": tables}
     if not tables:
         raise ValueError("tables is empty")
     ax = _new_axes(ax, figsize=(5, 5))
