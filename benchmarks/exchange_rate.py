@@ -125,7 +125,10 @@ def run_structural(series, context, method, num_samples, key, trend, nuts=None):
             fit = infer.fit_nuts(model, y, key=key + i, progress=False, **(nuts or {}))
         else:
             fit = infer.fit_svi(model, y, key=key + i, progress=False)
-        problems += bool(diagnostics.check(fit, warn=False))
+        found = diagnostics.check(fit, warn=False)
+        problems += bool(found)
+        for text in found:
+            print(f"  [{series[i][0]}, StructuralTS {trend}, {method}] {text}")
         draws = fit.forecast_samples(
             HORIZON, num_samples=min(num_samples, fit.num_samples), key=key + i
         )
