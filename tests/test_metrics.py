@@ -33,6 +33,8 @@ def test_crps_point_mass_is_absolute_error():
     point = np.array([1.5, 2.0, 1.0])
     draws = np.tile(point, (10, 1))
     np.testing.assert_allclose(metrics.crps(y, draws, pointwise=True), np.abs(y - point))
+    single = point[None, :]  # one draw
+    np.testing.assert_allclose(metrics.crps(y, single, pointwise=True), np.abs(y - point))
 
 
 def test_coverage_and_width_hand_computed():
