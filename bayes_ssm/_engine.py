@@ -17,8 +17,15 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 
 __all__ = [
-    "ModelKey", "as_key", "latent_shapes", "latent_sites", "predict", "model_kwargs",
+    "ModelKey",
+    "as_key",
+    "latent_shapes",
+    "latent_sites",
+    "predict",
+    "model_kwargs",
     "trace_site_names",
+    "call_with_scales",
+    "resolve_scales",
 ]
 
 
@@ -54,6 +61,51 @@ def as_key(key) -> jax.Array:
     )
 
 
+# Model kinds whose programs need concrete (Python float) scales, e.g. because they build numpy
+# arrays from them. Found on first use; their compiled programs are then keyed on the scales.
+_STATIC_SCALE_KINDS: set[str] = set()
+_TRACE_ERRORS = (
+    jax.errors.ConcretizationTypeError,
+    jax.errors.TracerArrayConversionError,
+    jax.errors.TracerBoolConversionError,
+    jax.errors.TracerIntegerConversionError,
+)
+
+
+class StaticScales:
+    """Hashable data scales, for models whose programs need them as Python floats."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, scales):
+        self.items = tuple(sorted((str(k), float(v)) for k, v in scales.items()))
+
+    def __hash__(self):
+        return hash(self.items)
+
+    def __eq__(self, other):
+        return isinstance(other, StaticScales) and self.items == other.items
+
+
+def resolve_scales(static, dynamic):
+    """The scales dict a program sees inside jit (one of the two is None)."""
+    return dict(static.items) if static is not None else dynamic
+
+
+def call_with_scales(model, scales, fn):
+    """``fn(static, dynamic)`` with the scales traced when the model allows it.
+
+    Traced scales let one compiled program serve every dataset of the same shape; a model whose
+    program needs concrete floats is remembered and gets them as a static argument instead.
+    """
+    if model.kind not in _STATIC_SCALE_KINDS:
+        try:
+            return fn(None, {k: jnp.asarray(v) for k, v in scales.items()})
+        except _TRACE_ERRORS:
+            _STATIC_SCALE_KINDS.add(model.kind)
+    return fn(StaticScales(scales), None)
+
+
 def model_kwargs(scales, covariates=None, horizon=0, future_covariates=None, components=False):
     """Keyword arguments of ``model.model`` (besides ``y``)."""
     return dict(
@@ -65,29 +117,47 @@ def model_kwargs(scales, covariates=None, horizon=0, future_covariates=None, com
     )
 
 
-def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
-    """Names of the latent (unobserved ``numpyro.sample``) sites of the fitting program."""
-    with handlers.block(), handlers.trace() as tr, handlers.seed(rng_seed=0):
-        model.model(jnp.asarray(y), **model_kwargs(_as_jnp(scales), _opt(covariates)))
-    return tuple(
-        name
+def latent_shapes(model, y, scales, covariates=None) -> dict[str, tuple[int, ...]]:
+    """Latent (unobserved ``numpyro.sample``) sites of the fitting program and their shapes."""
+    with handlers.trace() as tr, handlers.seed(rng_seed=0):
+        model.model(jnp.asarray(y), **model_kwargs(dict(scales), _opt(covariates)))
+    return {
+        name: tuple(site["value"].shape)
         for name, site in tr.items()
         if site["type"] == "sample" and not site["is_observed"]
-    )
+    }
 
 
-def _as_jnp(scales):
-    return {k: jnp.asarray(v) for k, v in scales.items()}
+def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
+    """Names of the latent sites of the fitting program."""
+    return tuple(latent_shapes(model, y, scales, covariates))
 
 
 def _opt(x):
     return None if x is None else jnp.asarray(x)
 
 
-@partial(jax.jit, static_argnames=("mkey", "horizon", "components", "sites"))
-def _predict(mkey, key, draws, y, scales, covariates, future_covariates, horizon, components, sites):
+@partial(jax.jit, static_argnames=("mkey", "static_scales", "horizon", "components", "sites"))
+def _predict(
+    mkey,
+    key,
+    draws,
+    y,
+    static_scales,
+    dyn_scales,
+    covariates,
+    future_covariates,
+    horizon,
+    components,
+    sites,
+):
+    scales = resolve_scales(static_scales, dyn_scales)
     predictive = Predictive(
-        mkey.model.model, posterior_samples=draws, return_sites=list(sites), parallel=True, batch_ndims=1
+        mkey.model.model,
+        posterior_samples=draws,
+        return_sites=list(sites),
+        parallel=True,
+        batch_ndims=1,
     )
     return predictive(
         key, y, **model_kwargs(scales, covariates, horizon, future_covariates, components)
@@ -121,29 +191,26 @@ def predict(
     -------
     dict of str to numpy.ndarray
     """
-    out = _predict(
+    args = (
         ModelKey(model),
         as_key(key),
         {k: jnp.asarray(v) for k, v in draws.items()},
         jnp.asarray(y),
-        _as_jnp(scales),
-        _opt(covariates),
-        _opt(future_covariates),
-        int(horizon),
-        bool(components),
-        tuple(sites),
     )
+    rest = (_opt(covariates), _opt(future_covariates), int(horizon), bool(components), tuple(sites))
+    out = call_with_scales(model, scales, lambda st, dy: _predict(*args, st, dy, *rest))
     return {k: np.asarray(v) for k, v in out.items()}
 
 
-def trace_site_names(model, y, scales, *, covariates=None, horizon=0, future_covariates=None,
-                     components=False) -> dict[str, str]:
+def trace_site_names(
+    model, y, scales, *, covariates=None, horizon=0, future_covariates=None, components=False
+) -> dict[str, str]:
     """All site names of one prior run of the program, mapped to their site type."""
     with handlers.trace() as tr, handlers.seed(rng_seed=0):
         model.model(
             jnp.asarray(y),
             **model_kwargs(
-                _as_jnp(scales), _opt(covariates), horizon, _opt(future_covariates), components
+                dict(scales), _opt(covariates), horizon, _opt(future_covariates), components
             ),
         )
     return {name: site["type"] for name, site in tr.items()}

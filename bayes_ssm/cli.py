@@ -16,8 +16,19 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
-_SEASON_BY_FREQ = {"W": 52.18, "D": 7, "B": 5, "M": 12, "MS": 12, "ME": 12, "Q": 4, "QS": 4,
-                   "QE": 4, "h": 24, "H": 24}
+_SEASON_BY_FREQ = {
+    "W": 52.18,
+    "D": 7,
+    "B": 5,
+    "M": 12,
+    "MS": 12,
+    "ME": 12,
+    "Q": 4,
+    "QS": 4,
+    "QE": 4,
+    "h": 24,
+    "H": 24,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,23 +51,37 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--value-col", help="value column of --csv (or of a multi-column dataset)")
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
     src.add_argument(
-        "--fit-last", type=int, default=None, metavar="N",
-        help="fit only the last N steps (default: the last 8 seasonal cycles, all if shorter)",
+        "--fit-last",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fit only the last N steps (default: the last 6 seasonal cycles, all if shorter)",
     )
     mod = fc.add_argument_group("model")
     mod.add_argument("--model", choices=["structural"], default="structural")
-    mod.add_argument("--trend", choices=["local_linear", "damped", "none"], default="damped")
     mod.add_argument(
-        "--seasonal-period", type=float, default=None,
+        "--trend",
+        choices=["local_linear", "damped", "none"],
+        default="none",
+        help="slope on the level (default none: a random-walk level)",
+    )
+    mod.add_argument(
+        "--seasonal-period",
+        type=float,
+        default=None,
         help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
         "monthly); 0 for none",
     )
-    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
+    mod.add_argument("--harmonics", type=int, default=2, help="harmonics of the seasonal")
     mod.add_argument(
-        "--likelihood", choices=["gaussian", "student_t"], default="gaussian",
+        "--likelihood",
+        choices=["gaussian", "student_t"],
+        default="gaussian",
     )
     mod.add_argument(
-        "--transform", choices=["log", "none"], default="log",
+        "--transform",
+        choices=["log", "none"],
+        default="log",
         help="fit log(y) and back-transform the forecast draws (default; needs y > 0)",
     )
     inf = fc.add_argument_group("inference")
@@ -69,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     out = fc.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     out.add_argument(
-        "--prob", type=float, nargs="+", default=[0.8, 0.95], help="interval levels in (0, 1)",
+        "--prob",
+        type=float,
+        nargs="+",
+        default=[0.8, 0.95],
+        help="interval levels in (0, 1)",
     )
     out.add_argument("--out", type=Path, help="forecast CSV to write")
     out.add_argument("--plot", type=Path, help="fan chart PNG to write")
@@ -127,21 +156,28 @@ def _build_model(args, period, num_steps):
     return StructuralTS(trend=trend, seasonal=seasonal, likelihood=args.likelihood)
 
 
-def _print_summary(fit, elapsed, out=sys.stdout):
+def _print_summary(fit, elapsed, out=None):
     import numpy as np
 
+    out = sys.stdout if out is None else out
     from bayes_ssm.diagnostics import check, summary
 
     table = summary(fit)
     cols = [c for c in table.columns if c in ("mean", "sd", "r_hat", "ess_bulk", "ess_tail")]
     cols += [c for c in table.columns if c.startswith(("eti", "hdi"))]
-    print(f"\nPosterior summary ({fit.method}, {fit.num_chains} chain(s) x {fit.num_draws} "
-          f"draws, {elapsed:.1f} s):", file=out)
+    print(
+        f"\nPosterior summary ({fit.method}, {fit.num_chains} chain(s) x {fit.num_draws} "
+        f"draws, {elapsed:.1f} s):",
+        file=out,
+    )
     with np.printoptions(precision=3):
         print(table[cols].round(3).to_string(), file=out)
     if fit.method == "nuts":
-        print(f"divergences: {table.attrs['divergences']} of {table.attrs['draws']}; BFMI per "
-              f"chain: {', '.join(f'{b:.2f}' for b in table.attrs['bfmi'])}", file=out)
+        print(
+            f"divergences: {table.attrs['divergences']} of {table.attrs['draws']}; BFMI per "
+            f"chain: {', '.join(f'{b:.2f}' for b in table.attrs['bfmi'])}",
+            file=out,
+        )
     problems = check(fit, warn=False)
     if problems:
         print("\nWARNINGS:", file=out)
@@ -167,7 +203,7 @@ def _forecast(args, parser):
     period = _season(args, full.freq)
     fit_last = args.fit_last
     if fit_last is None:
-        fit_last = int(round(8 * period)) if period else len(y)
+        fit_last = min(len(y), int(round(6 * period))) if period else len(y)
     if fit_last < 2:
         raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
     y_fit = y.iloc[-fit_last:]
@@ -178,20 +214,30 @@ def _forecast(args, parser):
     else:
         y_model = y_fit
     model = _build_model(args, period, len(y_fit))
-    print(f"series {full.name!r}: {len(y)} steps from {y.index[0].date() if hasattr(y.index[0], 'date') else y.index[0]} "
-          f"to {y.index[-1].date() if hasattr(y.index[-1], 'date') else y.index[-1]}; fitting the last {len(y_fit)} "
-          f"({'log scale' if args.transform == 'log' else 'original scale'})")
+    first, last = (t.date() if isinstance(t, pd.Timestamp) else t for t in y.index[[0, -1]])
+    scale = "log scale" if args.transform == "log" else "original scale"
+    print(
+        f"series {full.name!r}: {len(y)} steps from {first} to {last}; "
+        f"fitting the last {len(y_fit)} ({scale})"
+    )
     print(f"model: {model.spec()['params']}")
     start = time.perf_counter()
     progress = not args.quiet
     if args.method == "nuts":
         fit = fit_nuts(
-            model, y_model, key=args.seed, freq=full.freq, num_chains=args.chains,
-            num_warmup=args.warmup, num_samples=args.samples, progress=progress,
+            model,
+            y_model,
+            key=args.seed,
+            freq=full.freq,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+            progress=progress,
         )
     else:
-        fit = fit_svi(model, y_model, key=args.seed, freq=full.freq, steps=args.svi_steps,
-                      progress=progress)
+        fit = fit_svi(
+            model, y_model, key=args.seed, freq=full.freq, steps=args.svi_steps, progress=progress
+        )
     draws = fit.forecast_samples(horizon, key=args.seed + 1)
     elapsed = time.perf_counter() - start
     if args.transform == "log":
@@ -216,9 +262,10 @@ def _forecast(args, parser):
         from bayes_ssm.plotting import plot_forecast
 
         args.plot.parent.mkdir(parents=True, exist_ok=True)
-        shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)):]
+        shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
         ax = plot_forecast(
-            fc, history=shown,
+            fc,
+            history=shown,
             title=f"{full.name}: {horizon}-step forecast ({args.method.upper()}, "
             f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
         )

@@ -105,7 +105,11 @@ def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         table = arviz_stats.summary(
-            tree, var_names=list(fit.draws), kind=kind, ci_prob=ci_prob, ci_kind=ci_kind,
+            tree,
+            var_names=list(fit.draws),
+            kind=kind,
+            ci_prob=ci_prob,
+            ci_kind=ci_kind,
             round_to="none",
         )
     table.attrs["method"] = fit.method
@@ -206,10 +210,11 @@ def _check_nuts(fit, rhat_max, min_ess) -> list[str]:
                 )
         for label, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
             e = float(np.nanmin(np.asarray(ess[name])))
+            part = "centre" if label == "bulk" else "tails"
             if not e >= min_ess:
                 problems.append(
                     f"the {label} effective sample size of {name} is {e:.0f} (below {min_ess}) "
-                    f"out of {total} draws: estimates of its {'centre' if label == 'bulk' else 'tails'} "
+                    f"out of {total} draws: estimates of its {part} "
                     "are noisy. Run more draws."
                 )
     if fit.num_draws > 2:

@@ -128,8 +128,9 @@ class Fit:
             flat = {"_no_latent_sites": np.zeros(n)}
         return flat
 
-    def _predict(self, key, sites, *, horizon=0, future_covariates=None, components=False,
-                 num_samples=None):
+    def _predict(
+        self, key, sites, *, horizon=0, future_covariates=None, components=False, num_samples=None
+    ):
         return _engine.predict(
             self.model,
             key,
@@ -166,7 +167,10 @@ class Fit:
         horizon = validate_horizon(horizon)
         future_cov = check_future_covariates(self.data, covariates, horizon)
         out = self._predict(
-            key, ("y_forecast",), horizon=horizon, future_covariates=future_cov,
+            key,
+            ("y_forecast",),
+            horizon=horizon,
+            future_covariates=future_cov,
             num_samples=num_samples,
         )
         return out["y_forecast"].reshape(-1, horizon)
@@ -230,15 +234,19 @@ class Fit:
         """
         levels = validate_prob(prob)
         names = _engine.trace_site_names(
-            self.model, self.data.y, dict(self.scales), covariates=self.data.covariates,
+            self.model,
+            self.data.y,
+            dict(self.scales),
+            covariates=self.data.covariates,
             components=True,
         )
         sites = tuple(n for n in names if n.startswith("component/"))
         if not sites:
             raise ValueError(f"model {self.model.kind!r} emits no 'component/<name>' sites")
         out = self._predict(key, sites, components=True, num_samples=num_samples)
-        frames = {s.split("/", 1)[1]: summarize_draws(out[s], self.data.index, levels)
-                  for s in sites}
+        frames = {
+            s.split("/", 1)[1]: summarize_draws(out[s], self.data.index, levels) for s in sites
+        }
         return pd.concat(frames, axis=1, names=["component", "statistic"])
 
     # ------------------------------------------------------------ update
@@ -267,9 +275,7 @@ class Fit:
                 raise ValueError(f"y_new must have one column; got {y_new.shape[1]}")
             y_new = y_new.iloc[:, 0]
         if isinstance(y_new, pd.Series):
-            if isinstance(old_index, pd.DatetimeIndex) != isinstance(
-                y_new.index, pd.DatetimeIndex
-            ):
+            if isinstance(old_index, pd.DatetimeIndex) != isinstance(y_new.index, pd.DatetimeIndex):
                 raise ValueError("y_new must have the same kind of index as the fitted data")
             if not isinstance(old_index, pd.DatetimeIndex):
                 y_new = pd.Series(y_new.to_numpy(), index=future_index(self.data, len(y_new)))
@@ -311,8 +317,11 @@ class Fit:
             data = as_series_data(combined.to_numpy(), covariates=cov, freq=self.data.freq)
         data = dataclasses.replace(data, name=self.data.name)
         shapes = _engine.latent_shapes(self.model, data.y, dict(self.scales), data.covariates)
-        grown = {k: (v.shape[2:], shapes.get(k)) for k, v in self.draws.items()
-                 if shapes.get(k) != v.shape[2:]}
+        grown = {
+            k: (v.shape[2:], shapes.get(k))
+            for k, v in self.draws.items()
+            if shapes.get(k) != v.shape[2:]
+        }
         if grown:
             raise ValueError(
                 f"cannot update without refitting: latent sites {sorted(grown)} change shape "

@@ -15,8 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median, init_to_sample
-from numpyro.infer import autoguide
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, autoguide, init_to_median, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 from numpyro.optim import optax_to_numpyro
 from tqdm.auto import tqdm
@@ -59,13 +58,10 @@ def _prepare(model, y, covariates, freq):
     return data, scales
 
 
-def _jnp_args(data, scales):
-    """Dynamic (traceable) model arguments: ``(y, {"scales", "covariates"})``."""
+def _jnp_data(data):
+    """``(y, covariates)`` as JAX arrays (covariates None when there are none)."""
     cov = None if data.covariates is None else jnp.asarray(data.covariates)
-    return jnp.asarray(data.y), {
-        "scales": {k: jnp.asarray(v) for k, v in scales.items()},
-        "covariates": cov,
-    }
+    return jnp.asarray(data.y), cov
 
 
 # ---------------------------------------------------------------------------------------- SVI
@@ -79,15 +75,22 @@ def _make_svi(model, guide_kind, optimizer):
     return SVI(model.model, guide, optax_to_numpyro(optimizer), Trace_ELBO())
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
-def _svi_init(mkey, guide_kind, optimizer, key, y, dyn):
-    kwargs = _engine.model_kwargs(**dyn)
+def _kwargs(static_scales, dyn_scales, cov):
+    return _engine.model_kwargs(_engine.resolve_scales(static_scales, dyn_scales), cov)
+
+
+_STATIC = ("mkey", "guide_kind", "optimizer", "static_scales")
+
+
+@partial(jax.jit, static_argnames=_STATIC)
+def _svi_init(mkey, guide_kind, optimizer, static_scales, key, y, dyn_scales, cov):
+    kwargs = _kwargs(static_scales, dyn_scales, cov)
     return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **kwargs)
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
-def _svi_steps(mkey, guide_kind, optimizer, num_steps, state, y, dyn):
-    kwargs = _engine.model_kwargs(**dyn)
+@partial(jax.jit, static_argnames=_STATIC + ("num_steps",))
+def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, dyn_scales, cov):
+    kwargs = _kwargs(static_scales, dyn_scales, cov)
     svi = _make_svi(mkey.model, guide_kind, optimizer)
     svi.init(jax.random.PRNGKey(0), y, **kwargs)  # sets svi.constrain_fn; the result is unused
 
@@ -97,27 +100,33 @@ def _svi_steps(mkey, guide_kind, optimizer, num_steps, state, y, dyn):
     return jax.lax.scan(body, state, None, length=num_steps)
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
-def _svi_finish(mkey, guide_kind, optimizer, num_samples, state, key, y, dyn):
-    kwargs = _engine.model_kwargs(**dyn)
+@partial(jax.jit, static_argnames=_STATIC + ("num_samples",))
+def _svi_finish(
+    mkey, guide_kind, optimizer, static_scales, num_samples, state, key, y, dyn_scales, cov
+):
+    kwargs = _kwargs(static_scales, dyn_scales, cov)
     svi = _make_svi(mkey.model, guide_kind, optimizer)
     svi.init(jax.random.PRNGKey(0), y, **kwargs)
     params = svi.get_params(state)
-    draws = svi.guide.sample_posterior(key, params, sample_shape=(num_samples,))
+    draws = svi.guide.sample_posterior(key, params, y, sample_shape=(num_samples,), **kwargs)
     return params, draws
 
 
 def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
-    y, dyn = _jnp_args(data, scales)
+    y, cov = _jnp_data(data)
     mkey = _engine.ModelKey(model)
-    state = _svi_init(mkey, guide, optimizer, key, y, dyn)
-    losses, prev, rel, converged = [], None, float("nan"), False
+    static, dyn, state = _engine.call_with_scales(
+        model,
+        scales,
+        lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
+    )
+    losses, prev, rel, converged, quiet = [], None, float("nan"), False, 0
     bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not _show_progress(progress))
     done = 0
     try:
         while done < steps:
             n = min(check_every, steps - done)
-            state, chunk = _svi_steps(mkey, guide, optimizer, n, state, y, dyn)
+            state, chunk = _svi_steps(mkey, guide, optimizer, static, n, state, y, dyn, cov)
             chunk = np.asarray(chunk)
             if not np.all(np.isfinite(chunk)):
                 bad = done + int(np.flatnonzero(~np.isfinite(chunk))[0])
@@ -136,13 +145,14 @@ def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_ev
                 delta = abs(mean - prev[0])
                 rel = delta / max(abs(prev[0]), 1e-12)
                 bar.set_postfix(loss=f"{mean:.4g}", rel=f"{rel:.1e}")
-                if rel < tol or delta < 2 * se:
+                quiet = quiet + 1 if (rel < tol or delta < 2 * se) else 0
+                if quiet >= 2:  # two windows in a row without real change
                     converged = True
                     break
             prev = (mean, float(chunk.var(ddof=1)))
     finally:
         bar.close()
-    return state, np.concatenate(losses), converged, rel, done
+    return state, np.concatenate(losses), converged, rel, done, (static, dyn)
 
 
 def fit_svi(
@@ -181,9 +191,9 @@ def fit_svi(
     optimizer : optax.GradientTransformation, optional
         Default ``optax.adam(learning_rate)``.
     tol : float
-        Stop when the mean loss of the last ``check_every`` steps changes by less than
-        ``tol`` relative to the previous window, or by less than twice its Monte-Carlo
-        standard error. ``fit.info["converged"]`` records whether that happened.
+        Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
+        less than ``tol`` relative to the previous window, or by less than twice its
+        Monte-Carlo standard error. ``fit.info["converged"]`` records whether that happened.
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool
@@ -212,13 +222,30 @@ def fit_svi(
     if not latent:
         raise ValueError(f"model {model.kind!r} has no latent sites to fit")
     start = time.perf_counter()
-    state, losses, converged, rel, done = _run_svi(
-        model, data, scales, k_fit, guide=guide, steps=steps, optimizer=optimizer, tol=tol,
-        check_every=check_every, progress=progress,
+    state, losses, converged, rel, done, (static, dyn) = _run_svi(
+        model,
+        data,
+        scales,
+        k_fit,
+        guide=guide,
+        steps=steps,
+        optimizer=optimizer,
+        tol=tol,
+        check_every=check_every,
+        progress=progress,
     )
-    y_j, dyn = _jnp_args(data, scales)
+    y_j, cov = _jnp_data(data)
     params, draws = _svi_finish(
-        _engine.ModelKey(model), guide, optimizer, num_samples, state, k_draw, y_j, dyn
+        _engine.ModelKey(model),
+        guide,
+        optimizer,
+        static,
+        num_samples,
+        state,
+        k_draw,
+        y_j,
+        dyn,
+        cov,
     )
     draws = {k: np.asarray(draws[k])[None] for k in latent}
     info = {
@@ -264,15 +291,20 @@ def _initial_point(model, data, scales, key, init, num_chains):
     guide = "normal" if init == "svi" else "delta"
     k_svi, k_draw, k_jit = jax.random.split(key, 3)
     fit = fit_svi(
-        model, data_series(data), key=k_svi, covariates=_cov_frame(data), freq=data.freq,
-        guide=guide, steps=2000, num_samples=max(num_chains, 2), progress=False,
+        model,
+        data_series(data),
+        key=k_svi,
+        covariates=_cov_frame(data),
+        freq=data.freq,
+        guide=guide,
+        steps=2000,
+        num_samples=max(num_chains, 2),
+        progress=False,
     )
-    y, dyn = _jnp_args(data, scales)
-    kwargs = _engine.model_kwargs(**dyn)
+    y, cov = _jnp_data(data)
+    kwargs = _engine.model_kwargs(dict(scales), cov)
     values = {k: jnp.asarray(v[0, :num_chains]) for k, v in fit.draws.items()}
-    unconstrained = jax.vmap(
-        lambda p: unconstrain_fn(model.model, (y,), kwargs, p)
-    )(values)
+    unconstrained = jax.vmap(lambda p: unconstrain_fn(model.model, (y,), kwargs, p))(values)
     if init == "map":  # one point: jitter the chains apart in unconstrained space
         unconstrained = {
             k: v + 0.1 * jax.random.normal(jax.random.fold_in(k_jit, i), v.shape)
@@ -378,10 +410,13 @@ def fit_nuts(
         chain_method=method,
         progress_bar=_show_progress(progress),
     )
-    y_j, dyn = _jnp_args(data, scales)
+    y_j, cov = _jnp_data(data)
     mcmc.run(
-        k_mcmc, y_j, init_params=init_params, extra_fields=_NUTS_FIELDS,
-        **_engine.model_kwargs(**dyn),
+        k_mcmc,
+        y_j,
+        init_params=init_params,
+        extra_fields=_NUTS_FIELDS,
+        **_engine.model_kwargs(dict(scales), cov),
     )
     samples = mcmc.get_samples(group_by_chain=True)
     extra = mcmc.get_extra_fields(group_by_chain=True)

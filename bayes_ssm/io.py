@@ -63,9 +63,11 @@ def _checksum(groups: dict[str, dict[str, np.ndarray]], spec_json: str) -> str:
 
 def _array_groups(fit: Fit) -> dict[str, dict[str, np.ndarray]]:
     index = fit.data.index
-    time = index.to_numpy().astype("datetime64[ns]") if isinstance(
-        index, pd.DatetimeIndex
-    ) else np.asarray(index, dtype=np.int64)
+    time = (
+        index.to_numpy().astype("datetime64[ns]")
+        if isinstance(index, pd.DatetimeIndex)
+        else np.asarray(index, dtype=np.int64)
+    )
     groups = {
         "posterior": dict(fit.draws),
         "observed_data": {"y": fit.data.y, "time": time},
@@ -114,12 +116,16 @@ def save(fit: Fit, path) -> None:
         raise ValueError(f"cannot save to {path}: folder {path.parent} does not exist")
     groups = _array_groups(fit)
     spec_json = json.dumps(_spec(fit), sort_keys=True)
-    tree = {"/": xr.Dataset(attrs={
-        "bayes_ssm_format": FORMAT,
-        "bayes_ssm_format_version": FORMAT_VERSION,
-        "spec": spec_json,
-        "checksum": _checksum(groups, spec_json),
-    })}
+    tree = {
+        "/": xr.Dataset(
+            attrs={
+                "bayes_ssm_format": FORMAT,
+                "bayes_ssm_format_version": FORMAT_VERSION,
+                "spec": spec_json,
+                "checksum": _checksum(groups, spec_json),
+            }
+        )
+    }
     for group, arrays in groups.items():
         sample_dims = ("chain", "draw") if group in ("posterior", "sample_stats") else ()
         if group == "observed_data":
@@ -150,9 +156,7 @@ def _read_tree(path: Path) -> dict[str, xr.Dataset]:
         )
     try:
         with xr.open_datatree(path, engine=_ENGINE) as tree:
-            return {
-                node.path: node.to_dataset(inherit=False).load() for node in tree.subtree
-            }
+            return {node.path: node.to_dataset(inherit=False).load() for node in tree.subtree}
     except (OSError, ValueError, KeyError, RuntimeError, TypeError) as err:
         raise ValueError(
             f"{path} is truncated or corrupted: it cannot be read as netCDF ({err})"

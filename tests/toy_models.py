@@ -6,7 +6,7 @@ Kalman filter (lax.scan), so its only latent sites are the two standard deviatio
 when both are fixed: then the only uncertainty is the state, the conjugate case whose
 predictive is known in closed form: :func:`kalman_predictive_numpy`).
 
-``ToyDivergent``: Neal's funnel; NUTS with a short warmup diverges on it.
+``ToyDivergent``: a potential with a cliff; NUTS diverges on it.
 """
 
 from __future__ import annotations
@@ -60,8 +60,9 @@ class ToyLocalLevel(TimeSeriesModel):
                 f"y has {n} observed values; ToyLocalLevel needs at least {self.min_length}"
             )
 
-    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
-              components=False):
+    def model(
+        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
+    ):
         scale = scales["scale"]
         if self.obs_sd is None:
             obs_sd = numpyro.sample("obs_sd", dist.HalfNormal(scale))
@@ -118,21 +119,26 @@ class ToyLocalLevel(TimeSeriesModel):
 @register_model
 @dataclass(frozen=True)
 class ToyDivergent(TimeSeriesModel):
-    """Neal's funnel attached to a white-noise likelihood: NUTS diverges on it (test-only)."""
+    """A potential with a cliff: NUTS trajectories that cross ``x = 1`` diverge (test-only).
+
+    ``x ~ Normal(0, 1)`` with ``log p = -1e6`` beyond ``x = 1``: the energy error of any
+    leapfrog step over the cliff exceeds NumPyro's divergence threshold (1000).
+    """
 
     kind = "toy_divergent"
 
     def data_scales(self, y, covariates=None):
         return {"scale": 1.0}
 
-    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
-              components=False):
-        log_tau = numpyro.sample("log_tau", dist.Normal(0, 3))
-        theta = numpyro.sample("theta", dist.Normal(0, jnp.exp(log_tau / 2)).expand([5]))
+    def model(
+        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
+    ):
+        x = numpyro.sample("x", dist.Normal(0, 1))
+        numpyro.factor("cliff", jnp.where(x > 1.0, -1e6, 0.0))
         mask = ~jnp.isnan(y)
         ll = jnp.where(mask, dist.Normal(0, 1).log_prob(jnp.where(mask, y, 0.0)), 0.0)
         numpyro.deterministic("log_lik", ll)
-        numpyro.factor("obs", ll.sum() + 0.0 * theta.sum())
+        numpyro.factor("obs", ll.sum())
         if horizon > 0:
             numpyro.sample("y_forecast", dist.Normal(0, 1).expand([horizon]))
 
@@ -181,16 +187,15 @@ class ToyExplicitLevel(TimeSeriesModel):
         obs = obs[~np.isnan(obs)]
         return {"loc": float(obs[0]), "scale": 1.0}
 
-    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
-              components=False):
+    def model(
+        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
+    ):
         n = y.shape[0]
         z = numpyro.sample("z", dist.Normal(0, 1).expand([n]))
         sd = jnp.concatenate([jnp.array([self.init_sd * 1.0]), jnp.full(n - 1, self.level_sd)])
         level = scales["loc"] + jnp.cumsum(sd * scales["scale"] * z)
         mask = ~jnp.isnan(y)
-        ll = jnp.where(
-            mask, dist.Normal(level, self.obs_sd).log_prob(jnp.where(mask, y, 0.0)), 0.0
-        )
+        ll = jnp.where(mask, dist.Normal(level, self.obs_sd).log_prob(jnp.where(mask, y, 0.0)), 0.0)
         numpyro.deterministic("log_lik", ll)
         numpyro.factor("obs", ll.sum())
         numpyro.deterministic("y_fitted", level)
@@ -200,3 +205,24 @@ class ToyExplicitLevel(TimeSeriesModel):
         if horizon > 0:
             innov = numpyro.sample("level_innov", dist.Normal(0, self.level_sd).expand([horizon]))
             numpyro.sample("y_forecast", dist.Normal(level[-1] + jnp.cumsum(innov), self.obs_sd))
+
+
+def kalman_smoother_numpy(y, obs_sd, level_sd, a1, p1):
+    """RTS smoothed means and variances of the local level (plain float64 loops)."""
+    n = len(y)
+    a_pred, p_pred = np.empty(n), np.empty(n)
+    a_filt, p_filt = np.empty(n), np.empty(n)
+    a, p = float(a1), float(p1)
+    for t, y_t in enumerate(np.asarray(y, float)):
+        a_pred[t], p_pred[t] = a, p
+        if not np.isnan(y_t):
+            k = p / (p + obs_sd**2)
+            a, p = a + k * (y_t - a), p * (1 - k)
+        a_filt[t], p_filt[t] = a, p
+        p = p + level_sd**2
+    a_s, p_s = a_filt.copy(), p_filt.copy()
+    for t in range(n - 2, -1, -1):
+        g = p_filt[t] / p_pred[t + 1]
+        a_s[t] = a_filt[t] + g * (a_s[t + 1] - a_pred[t + 1])
+        p_s[t] = p_filt[t] + g**2 * (p_s[t + 1] - p_pred[t + 1])
+    return a_s, p_s

@@ -17,6 +17,10 @@ Site names are API (tests pin them):
     observation uncertainty.
 ``"y_fitted"``
     optional, shape ``(time,)``: one-step-ahead predictive mean in sample.
+``"y_rep"``
+    optional, with ``components=True``, shape ``(time,)``: one draw from the one-step-ahead
+    predictive ``p(y_t | y_<t, theta)`` in sample (ArviZ's ``posterior_predictive`` group, for
+    posterior predictive checks and LOO-PIT; ``Fit.to_arviz`` omits that group without it).
 ``"component/<name>"``
     with ``components=True``, shape ``(time,)``: one draw of each smoothed component
     (``level``, ``trend``, ``seasonal``, ``regression``, ``ar``, ...).

@@ -89,7 +89,12 @@ def plot_forecast(
     if actual is not None:
         actual = _as_series(actual, "actual")
         ax.plot(
-            actual.index, actual.to_numpy(float), "o", ms=3.5, color="C3", label="actual",
+            actual.index,
+            actual.to_numpy(float),
+            "o",
+            ms=3.5,
+            color="C3",
+            label="actual",
             zorder=3,
         )
     if history is not None and len(history):

@@ -1,0 +1,137 @@
+"""The command line: ``bayes-ssm forecast`` writes a forecast CSV and a fan chart."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bayes_ssm.cli import main
+
+
+@pytest.fixture
+def weekly_csv(tmp_path):
+    rng = np.random.default_rng(0)
+    t = np.arange(160)
+    y = np.exp(1 + 0.5 * np.sin(2 * np.pi * t / 52.18) + np.cumsum(rng.normal(0, 0.03, t.size)))
+    dates = pd.date_range("2019-01-05", periods=t.size, freq="W-SAT")
+    frame = pd.DataFrame({"week": dates.strftime("%Y-%m-%d"), "visits": y})
+    path = tmp_path / "visits.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_forecast_from_csv(weekly_csv, tmp_path, capsys):
+    path, frame = weekly_csv
+    out, plot, saved = tmp_path / "o" / "fc.csv", tmp_path / "fc.png", tmp_path / "fit.nc"
+    code = main(
+        [
+            "forecast",
+            "--csv",
+            str(path),
+            "--date-col",
+            "week",
+            "--value-col",
+            "visits",
+            "--horizon",
+            "6",
+            "--method",
+            "svi",
+            "--svi-steps",
+            "1500",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--save-fit",
+            str(saved),
+            "--quiet",
+            "--prob",
+            "0.5",
+            "0.9",
+        ]
+    )
+    assert code == 0
+    fc = pd.read_csv(out, index_col="date", parse_dates=True)
+    assert list(fc.columns) == ["mean", "median", "lower_50", "upper_50", "lower_90", "upper_90"]
+    expected = pd.date_range(pd.Timestamp(frame["week"].iloc[-1]), periods=7, freq="W-SAT")[1:]
+    assert fc.index.equals(pd.DatetimeIndex(expected, name="date"))
+    assert (fc["lower_90"] > 0).all()  # log transform: positive forecasts
+    # the series sits around exp(1 +- 0.5): the forecast does too
+    assert fc["median"].between(1.0, 8.0).all()
+    assert plot.stat().st_size > 10_000 and plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert saved.is_file()
+    text = capsys.readouterr().out
+    assert "Posterior summary (svi" in text and "sigma_obs" in text and "wrote" in text
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--csv", "x.csv", "--horizon", "3"], "--date-col"),
+        (["--dataset", "ili", "--horizon", "0"], "horizon"),
+        (["--dataset", "ili", "--horizon", "3", "--prob", "1.5"], "prob"),
+        (["--dataset", "nope", "--horizon", "3"], "unknown dataset"),
+        (["--dataset", "exchange_rate", "--horizon", "3"], "--value-col"),
+    ],
+)
+def test_bad_arguments(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as err:
+        main(["forecast", *argv, "--quiet"])
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unsorted_csv_is_refused(weekly_csv, capsys):
+    path, frame = weekly_csv
+    frame.iloc[::-1].to_csv(path, index=False)
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "forecast",
+                "--csv",
+                str(path),
+                "--date-col",
+                "week",
+                "--value-col",
+                "visits",
+                "--horizon",
+                "3",
+                "--method",
+                "svi",
+                "--quiet",
+            ]
+        )
+    assert "sorted" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_readme_main_job_small(tmp_path, capsys):
+    """The README's command on the bundled ILI series, with fewer draws (CI budget)."""
+    out, plot = tmp_path / "forecast.csv", tmp_path / "forecast.png"
+    code = main(
+        [
+            "forecast",
+            "--dataset",
+            "ili",
+            "--horizon",
+            "26",
+            "--method",
+            "nuts",
+            "--warmup",
+            "150",
+            "--samples",
+            "150",
+            "--out",
+            str(out),
+            "--plot",
+            str(plot),
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    fc = pd.read_csv(out, index_col="date", parse_dates=True)
+    assert len(fc) == 26 and fc.index[0] == pd.Timestamp("2025-04-12")
+    assert (fc["lower_95"] > 0).all() and (fc["upper_95"] < 20).all()
+    assert plot.stat().st_size > 10_000

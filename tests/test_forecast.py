@@ -1,0 +1,187 @@
+"""Forecast DataFrames: index, columns, quantiles, input validation, keys, the fan chart."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from toy_models import ToyLocalLevel, simulate_local_level
+
+import bayes_ssm.infer as bi
+from bayes_ssm.data import future_index
+from bayes_ssm.forecast import level_label, summarize_draws, validate_horizon, validate_prob
+from bayes_ssm.plotting import plot_forecast
+
+
+def _series(n=60, freq="W-SAT", start="2021-01-02", seed=0, name="cases"):
+    y, _ = simulate_local_level(np.random.default_rng(seed), n, 1.0, 0.3, start=10.0)
+    return pd.Series(y, index=pd.date_range(start, periods=n, freq=freq), name=name)
+
+
+@pytest.fixture(scope="module")
+def weekly_fit():
+    return bi.fit_svi(ToyLocalLevel(), _series(), key=0, steps=1500, progress=False)
+
+
+@pytest.fixture(scope="module")
+def cov_fit():
+    y = _series(50)
+    x = pd.DataFrame({"x": np.sin(np.arange(50) / 3.0)}, index=y.index)
+    y = y + 2.0 * x["x"]
+    return bi.fit_svi(ToyLocalLevel(), y, covariates=x, key=0, steps=1500, progress=False)
+
+
+# ------------------------------------------------------------------ summarize_draws
+def test_summarize_draws_matches_numpy_quantiles():
+    rng = np.random.default_rng(1)
+    draws = rng.normal(size=(4000, 3)) * np.array([1.0, 2.0, 3.0])
+    index = pd.date_range("2024-01-01", periods=3, freq="D")
+    fc = summarize_draws(draws, index, prob=(0.95, 0.8, 0.5))
+    assert list(fc.columns) == [
+        "mean",
+        "median",
+        "lower_50",
+        "upper_50",
+        "lower_80",
+        "upper_80",
+        "lower_95",
+        "upper_95",
+    ]
+    assert fc.index.equals(index)
+    np.testing.assert_allclose(fc["lower_95"], np.quantile(draws, 0.025, axis=0))
+    np.testing.assert_allclose(fc["upper_80"], np.quantile(draws, 0.9, axis=0))
+    np.testing.assert_allclose(fc["median"], np.median(draws, axis=0))
+    np.testing.assert_allclose(fc["mean"], draws.mean(axis=0))
+    assert (fc["lower_95"] < fc["lower_80"]).all() and (fc["upper_80"] < fc["upper_95"]).all()
+
+
+def test_level_labels():
+    assert level_label(0.8) == "80"
+    assert level_label(0.975) == "97.5"
+    assert validate_prob(0.9) == (0.9,)
+
+
+@pytest.mark.parametrize("prob", [0.0, 1.0, -0.1, 1.5, (0.8, 1.2), (), ("a",), True])
+def test_bad_prob(prob):
+    with pytest.raises(ValueError, match="prob"):
+        validate_prob(prob)
+
+
+@pytest.mark.parametrize("horizon", [0, -3, 2.5, True, "4", None])
+def test_bad_horizon(horizon):
+    with pytest.raises(ValueError, match="horizon"):
+        validate_horizon(horizon)
+
+
+def test_non_finite_draws_refused():
+    draws = np.ones((10, 2))
+    draws[3, 1] = np.nan
+    with pytest.raises(ValueError, match="not finite"):
+        summarize_draws(draws, pd.RangeIndex(2))
+
+
+# ----------------------------------------------------------------- fit.forecast
+def test_forecast_index_columns_and_shape(weekly_fit):
+    fc = weekly_fit.forecast(8, key=1)
+    assert fc.shape == (8, 6)
+    assert list(fc.columns) == ["mean", "median", "lower_80", "upper_80", "lower_95", "upper_95"]
+    expected = pd.date_range("2022-02-26", periods=8, freq="W-SAT")  # the week after the last
+    assert weekly_fit.data.index[-1] == pd.Timestamp("2022-02-19")
+    assert fc.index.equals(expected)
+    assert fc.index.freqstr == "W-SAT"
+    assert (fc["lower_95"] <= fc["lower_80"]).all() and (fc["lower_80"] <= fc["median"]).all()
+    assert (fc["median"] <= fc["upper_80"]).all() and (fc["upper_80"] <= fc["upper_95"]).all()
+    # the interval widens with the horizon (state uncertainty accumulates)
+    width = fc["upper_95"] - fc["lower_95"]
+    assert width.iloc[-1] > width.iloc[0]
+    samples = weekly_fit.forecast_samples(8, key=1)
+    assert samples.shape == (weekly_fit.num_samples, 8)
+    np.testing.assert_allclose(fc["median"], np.median(samples, axis=0))
+
+
+def test_forecast_daily_and_range_index():
+    daily = bi.fit_svi(ToyLocalLevel(), _series(40, "D"), key=0, steps=500, progress=False)
+    fc = daily.forecast(3, prob=0.5)
+    assert list(fc.columns) == ["mean", "median", "lower_50", "upper_50"]
+    assert fc.index[0] == pd.Timestamp("2021-02-11")  # the day after 2021-01-02 + 39 days
+    plain = bi.fit_svi(ToyLocalLevel(), _series(40).to_numpy(), key=0, steps=500, progress=False)
+    assert plain.forecast(4).index.equals(pd.RangeIndex(40, 44))
+
+
+def test_same_key_same_forecast_other_key_differs(weekly_fit):
+    a = weekly_fit.forecast(5, key=3)
+    b = weekly_fit.forecast(5, key=3)
+    pd.testing.assert_frame_equal(a, b)
+    c = weekly_fit.forecast(5, key=4)
+    assert not np.allclose(a.to_numpy(), c.to_numpy())
+
+
+def test_forecast_num_samples_thins(weekly_fit):
+    s = weekly_fit.forecast_samples(3, num_samples=100, key=0)
+    assert s.shape == (100, 3)
+    with pytest.raises(ValueError, match="num_samples"):
+        weekly_fit.forecast_samples(3, num_samples=10**6)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        dict(horizon=0),
+        dict(horizon=-1),
+        dict(horizon=2, prob=1.0),
+        dict(horizon=2, prob=(0.0, 0.5)),
+        dict(horizon=2, key="x"),
+    ],
+)
+def test_forecast_bad_input(weekly_fit, bad):
+    with pytest.raises(ValueError):
+        weekly_fit.forecast(**bad)
+
+
+def test_covariates_required_for_the_horizon(cov_fit):
+    with pytest.raises(ValueError, match="covariates"):
+        cov_fit.forecast(4)
+    short = pd.DataFrame({"x": [0.0, 1.0]}, index=future_index(cov_fit.data, 2))
+    with pytest.raises(ValueError, match="no rows"):
+        cov_fit.forecast(4, covariates=short)
+    future = pd.DataFrame({"x": np.ones(4)}, index=future_index(cov_fit.data, 4))
+    fc_hi = cov_fit.forecast(4, covariates=future)
+    fc_lo = cov_fit.forecast(4, covariates=-future)
+    # beta ~ 2: moving x from -1 to +1 shifts the forecast by about 4
+    shift = (fc_hi["mean"] - fc_lo["mean"]).to_numpy()
+    assert np.all((shift > 3.0) & (shift < 5.0))
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        (lambda y: y.iloc[::-1], "sorted"),
+        (lambda y: pd.concat([y.iloc[:10], y.iloc[9:]]), "duplicated"),
+        (lambda y: y.iloc[:3], "at least"),
+        (lambda y: y.astype(str), "numeric"),
+    ],
+)
+def test_bad_series_refused(make, match):
+    with pytest.raises(ValueError, match=match):
+        bi.fit_svi(ToyLocalLevel(), make(_series()), key=0, steps=10, progress=False)
+
+
+# -------------------------------------------------------------------- plotting
+def test_plot_forecast(weekly_fit):
+    fc = weekly_fit.forecast(6)
+    history = pd.Series(weekly_fit.data.y, index=weekly_fit.data.index, name="cases")
+    actual = pd.Series(np.zeros(6), index=fc.index)
+    ax = plot_forecast(fc, history=history, actual=actual, title="t")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["observed", "95% interval", "80% interval", "forecast (median)", "actual"]
+    assert ax.get_xlabel() == "date" and ax.get_ylabel() == "cases"
+    assert len(ax.collections) == 2  # one band per level
+    np.testing.assert_allclose(ax.lines[1].get_ydata(), fc["median"])
+    plt.close(ax.figure)
+    with pytest.raises(ValueError, match="median"):
+        plot_forecast(pd.DataFrame({"a": [1.0]}))
