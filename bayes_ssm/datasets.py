@@ -61,7 +61,9 @@ def _load_ili(column: str = "% WEIGHTED ILI") -> pd.Series:
     raw = pd.read_csv(_path("ili"), skiprows=1, na_values=["X"])
     if column not in raw.columns:
         raise ValueError(f"ILINet has no column {column!r}; columns: {list(raw.columns)}")
-    dates = [mmwr_week_ending(int(y), int(w)) for y, w in zip(raw["YEAR"], raw["WEEK"], strict=True)]
+    dates = [
+        mmwr_week_ending(int(y), int(w)) for y, w in zip(raw["YEAR"], raw["WEEK"], strict=True)
+    ]
     series = pd.Series(raw[column].to_numpy(float), index=pd.DatetimeIndex(dates), name="ili")
     full = pd.date_range(series.index[0], series.index[-1], freq="W-SAT")
     series = series.reindex(full)  # a week absent from the file becomes NaN

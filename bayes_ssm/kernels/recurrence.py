@@ -88,7 +88,9 @@ def _check_inputs(a, b, h0, axis, method, chunk_size):
     a = jnp.asarray(a)
     b = jnp.asarray(b)
     for name, x in (("a", a), ("b", b)):
-        if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)):
+        if not (
+            jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.complexfloating)
+        ):
             raise ValueError(
                 f"{name} must have a floating or complex dtype, got {x.dtype} (shape {x.shape}); "
                 f"cast it, e.g. {name}.astype(jnp.float32)"

@@ -175,7 +175,18 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         system.init_cov,
         offset,
     )
-    log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
+    if components:
+        # one filter with history: log_lik, y_fitted and the last moments
+        res = kalman.kalman_filter(ss, y, method=model.method)
+        log_lik, final_mean, final_cov = (
+            res.log_lik_steps,
+            res.filtered_means[-1],
+            res.filtered_covs[-1],
+        )
+        numpyro.deterministic("y_fitted", res.pred_obs_mean)
+        numpyro.sample("y_rep", dist.Normal(res.pred_obs_mean, jnp.sqrt(res.pred_obs_var)))
+    else:
+        log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
     numpyro.deterministic("log_lik", log_lik)
     numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
     if horizon > 0:
@@ -189,11 +200,17 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         signal = signal + future_offset
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
-        _filtered_components(ss, y, system)
+        _emit_components(_simulation_smoother(ss, y, system, model.method), system)
 
 
-def _filtered_components(ss, y, system):
-    """Durbin-Koopman (2002) simulation smoother: ``alpha+ - E[alpha | y+] + E[alpha | y]``."""
+def _simulation_smoother(ss, y, system, method):
+    """One joint draw of the states given ``y`` (Durbin and Koopman 2002, mean correction).
+
+    Simulate ``(alpha+, y+)`` from the model; then ``alpha+ + E[alpha | y] - E[alpha | y+]`` is
+    an exact draw from ``p(alpha | y)``. The smoothed mean is affine in the data, so the
+    difference of the two smoothed means is one smoother run on ``y - y+`` with zero initial
+    mean and offset.
+    """
     key = numpyro.prng_key()
     if key is None:
         raise ValueError("components=True draws random paths: run the model under a seed handler")
@@ -212,11 +229,8 @@ def _filtered_components(ss, y, system):
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
     y_plus = alpha_plus @ ss.observation + ss.obs_offset
     y_plus = y_plus + obs_sd * jax.random.normal(k2, (num_steps,), y.dtype)
-    y_plus = jnp.where(jnp.isnan(y), jnp.nan, y_plus)
-    draw = kalman.smoothed_means(ss, y) + alpha_plus - kalman.smoothed_means(ss, y_plus)
-    _emit_components(draw, system)
-    _, fitted = kalman.filter_full(ss, y)
-    numpyro.deterministic("y_fitted", fitted)
+    centred = ss._replace(init_mean=jnp.zeros_like(ss.init_mean), obs_offset=jnp.zeros((), y.dtype))
+    return alpha_plus + kalman.smoothed_means(centred, y - y_plus, method=method)
 
 
 def _emit_components(states, system):
@@ -264,6 +278,7 @@ def _run_counts(model, y, params, system, offset, future_offset, horizon, compon
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
         _emit_components(states, system)
+        numpyro.sample("y_rep", observation_distribution(model.likelihood, log_mean, params))
 
 
 def prior_program(model, num_steps: int, *, scales, covariates=None) -> None:

@@ -23,8 +23,9 @@ dummy seasonal, period ``s``
     ``s - 1`` states; ``gamma_{t+1} = -sum_{j=1}^{s-1} gamma_{t+1-j} + omega`` (noise on the first
     state only).
 trigonometric seasonal, period ``s`` (real allowed, e.g. 365.25), ``h`` harmonics
-    ``2h`` states, a rotation by ``lambda_j = 2 pi j / s`` per harmonic, ``[[cos, sin], [-sin, cos]]``,
-    noise of the same variance on all ``2h`` states; the first state of each pair is observed.
+    ``2h`` states, a rotation by ``lambda_j = 2 pi j / s`` per harmonic,
+    ``[[cos, sin], [-sin, cos]]``, noise of the same variance on all ``2h`` states; the first
+    state of each pair is observed.
 AR(p)
     companion form, ``x_{t+1} = phi_1 x_t + ... + phi_p x_{t-p+1} + noise``, started from its
     stationary distribution.

@@ -5,7 +5,8 @@
     Kalman filter.
 ``student_t``
     ``eps_t ~ t_nu(0, sigma_obs)`` written as a scale mixture of normals,
-    ``eps_t | lambda_t ~ N(0, sigma_obs^2 / lambda_t)``, ``lambda_t ~ Gamma(nu / 2, rate = nu / 2)``.
+    ``eps_t | lambda_t ~ N(0, sigma_obs^2 / lambda_t)``,
+    ``lambda_t ~ Gamma(nu / 2, rate = nu / 2)``.
     The latent precisions ``lambda_t`` (site ``obs_precision``) are sampled; given them the model is
     linear-Gaussian with a time-varying observation variance and still filtered exactly.
 ``negative_binomial``

@@ -42,6 +42,7 @@ round-trips), or a ``numpyro.distributions.Distribution`` instance (not saved wi
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
 
@@ -114,8 +115,8 @@ def default_prior(name: str, scales: dict[str, float], *, size: int | None = Non
     if name == "sigma_ar":
         return dist.HalfNormal(ys)
     if name == "beta":
-        xs = np.array([scales.get(f"x_scale_{j}", 1.0) for j in range(size)])
-        return dist.Normal(np.zeros(size), ys / xs).to_event(1)
+        xs = jnp.stack([jnp.asarray(scales.get(f"x_scale_{j}", 1.0)) for j in range(size)])
+        return dist.Normal(jnp.zeros(size), ys / xs).to_event(1)
     if name == "nu":
         return dist.Gamma(2.0, 0.1)
     if name == "concentration":

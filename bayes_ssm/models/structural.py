@@ -154,8 +154,10 @@ class StructuralTS(TimeSeriesModel):
     ``y_forecast`` (horizon,); with ``components=True``: ``component/<name>`` (time,) for
     ``level``, each seasonal, ``ar``, ``regression`` - one joint draw from the smoothing
     distribution (Durbin-Koopman simulation smoother; for counts the sampled states themselves,
-    on the log-intensity scale) - and ``y_fitted`` (time,), the one-step predictive mean
-    (Gaussian and Student-t).
+    on the log-intensity scale) - ``y_fitted`` (time,), the one-step predictive mean
+    (Gaussian and Student-t), and ``y_rep`` (time,), replicated data: a draw from the one-step
+    predictive ``y_t | y_<t`` (Gaussian; Student-t given the step's precision) or, for counts,
+    from the negative binomial given the sampled log-intensity.
 
     Examples
     --------
