@@ -86,3 +86,20 @@ def test_anomalies_plot_on_the_band(shocked_fit, tmp_path):
 def test_level_outside_unit_interval_is_refused(shocked_fit, level):
     with pytest.raises(ValueError, match="strictly between 0 and 1"):
         anomalies(shocked_fit, level=level)
+
+
+def test_structural_model_flags_a_market_shock():
+    from bayes_ssm.models.structural import StructuralTS
+
+    rng = np.random.default_rng(3)
+    n = 150
+    y = np.cumsum(rng.normal(0, 0.2, n)) + rng.normal(0, 0.5, n)
+    y[100] += 5.0
+    y[[20, 21]] = np.nan
+    series = pd.Series(y, index=pd.bdate_range("2024-01-01", periods=n))
+    fit = infer.fit_svi(StructuralTS(trend=None), series, key=0, progress=False)
+    found = anomalies(fit, level=0.99)
+    assert series.index[100] in found.index
+    assert found.loc[series.index[100], "direction"] == "high"
+    assert len(found) <= 4
+    assert not found.index.isin(series.index[[20, 21]]).any()

@@ -228,11 +228,6 @@ def test_several_models_by_name_and_duplicate_names_refused():
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AttributeError,
-    reason="Fit.update (branch infer) calls bayes_ssm._engine.latent_shapes, which is missing",
-)
 def test_refit_false_updates_later_folds_without_refitting():
     y = random_walk(100, seed=6)
     scores = bt.backtest(
