@@ -20,11 +20,23 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from bayes_ssm import baselines as _baselines
-from bayes_ssm import metrics
 from bayes_ssm._scoring_inputs import check_levels
+from bayes_ssm.backtest_scores import (
+    backtest_calibration,
+    failed_fold,
+    score_fold,
+    summarize_backtest,
+)
 from bayes_ssm.data import as_series_data
 
-__all__ = ["Fold", "rolling_origins", "backtest", "summarize_backtest", "BacktestLeakError"]
+__all__ = [
+    "Fold",
+    "rolling_origins",
+    "backtest",
+    "summarize_backtest",
+    "backtest_calibration",
+    "BacktestLeakError",
+]
 
 
 class BacktestLeakError(RuntimeError):
@@ -97,10 +109,33 @@ def _as_series(y) -> pd.Series:
     return pd.Series(data.y, index=data.index, name=data.name)
 
 
-def _baseline_list(baselines, season: int) -> list:
-    out = []
+def _is_model(runner) -> bool:
+    return hasattr(runner, "model") and hasattr(runner, "data_scales")
+
+
+def _runners(model, baselines, season: int) -> dict:
+    """Name -> model or baseline, in order; names must be unique."""
+    out: dict = {}
+    items = list(model.items()) if isinstance(model, dict) else [(None, model)]
     for b in baselines or ():
-        out.append(_baselines.baseline_from_name(b, season=season) if isinstance(b, str) else b)
+        obj = _baselines.baseline_from_name(b, season=season) if isinstance(b, str) else b
+        items.append((None, obj))
+    for name, runner in items:
+        if runner is None:
+            continue
+        if not (_is_model(runner) or hasattr(runner, "forecast_samples")):
+            raise ValueError(
+                f"{runner!r} is neither a bayes_ssm model nor a baseline with forecast_samples"
+            )
+        name = name or getattr(runner, "name", None) or getattr(runner, "kind", None)
+        name = str(name or type(runner).__name__)
+        if name in out:
+            raise ValueError(
+                f"two runners are both named {name!r}: pass model={{'name': model, ...}}"
+            )
+        out[name] = runner
+    if not out:
+        raise ValueError("nothing to evaluate: pass a model and/or baselines")
     return out
 
 
@@ -111,55 +146,45 @@ def _seeds(key, count: int) -> np.ndarray:
     return rng.integers(0, 2**31 - 1, size=(count, 2))
 
 
-def _fit_model(model, train, method, fit_kwargs, seed):
-    import bayes_ssm.infer as infer
-    from bayes_ssm import diagnostics
+def _model_draws(
+    runner, train, test, horizon, *, method, fit_kwargs, cov, fold, seeds, cache, refit, num_samples
+):
+    """Fit (or update) a bayes_ssm model on the fold's training data; forecast draws."""
+    from bayes_ssm import diagnostics, infer
 
-    fitter = {"svi": infer.fit_svi, "nuts": infer.fit_nuts}[method]
-    kwargs = {"progress": False, **(fit_kwargs or {})}
-    fit = fitter(model, train, key=int(seed), **kwargs)
-    return fit, diagnostics.check(fit, warn=False)
-
-
-def _score_fold(name, fold, draws, train, test, *, levels, season, converged, problems, seed):
-    """One row per horizon step: pointwise scores and the pieces of pooled ones."""
-    actual = test.to_numpy()
-    rows = pd.DataFrame(
-        {
-            "model": name,
-            "fold": fold.number,
-            "cutoff": train.index[-1],
-            "timestamp": test.index,
-            "horizon": np.arange(1, len(test) + 1),
-            "actual": actual,
-            "mean": draws.mean(axis=0),
-            "median": np.median(draws, axis=0),
-        }
+    train_cov = None if cov is None else cov.loc[train.index]
+    test_cov = None if cov is None else cov.loc[test.index]
+    first = cache.get("fit")
+    if refit or first is None:
+        fitter = {"svi": infer.fit_svi, "nuts": infer.fit_nuts}[method]
+        kwargs = {"progress": False, **(fit_kwargs or {})}
+        if train_cov is not None:
+            kwargs["covariates"] = train_cov
+        fit = fitter(runner, train, key=int(seeds[0]), **kwargs)
+        cache["fit"] = fit
+        problems = diagnostics.check(fit, warn=False)
+        cache["problems"] = problems
+    else:  # parameters from the first fold; the state filtered through the newer data
+        new = train.loc[train.index > first.data.index[-1]]
+        new_cov = None if train_cov is None else train_cov.loc[new.index]
+        fit = first.update(new, covariates=new_cov) if len(new) else first
+        problems = cache["problems"]
+    if fit.data.index[-1] >= test.index[0]:
+        raise BacktestLeakError(f"fold {fold.number}: the fit saw the future")
+    draws = fit.forecast_samples(
+        horizon, covariates=test_cov, num_samples=num_samples, key=int(seeds[1])
     )
-    observed = ~np.isnan(actual)
-    rows["crps"] = metrics.crps(actual, draws, pointwise=True)
-    rows["pit"] = metrics.pit(actual, draws, key=int(seed))
-    rows["abs_error"] = np.abs(actual - rows["median"].to_numpy())
-    try:
-        scale = metrics.seasonal_scale(train.to_numpy(), season)
-    except ValueError:
-        scale = np.nan  # a constant or too-short training window: MASE undefined for this fold
-    rows["scaled_error"] = rows["abs_error"] / scale
-    q = np.asarray(metrics.QUANTILES)
-    quant = np.quantile(draws, q, axis=0).T  # (time, quantile)
-    pin = metrics._pinball(actual, quant, q)  # (time, quantile), NaN at missing actuals
-    rows["quantile_loss"] = 2 * pin.mean(axis=1)  # WQL = sum(quantile_loss) / sum(abs_actual)
-    rows["abs_actual"] = np.abs(actual)
-    for level in levels:
-        lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
-        tag = f"{100 * level:g}"
-        covered = ((actual >= lo) & (actual <= hi)).astype(float)
-        covered[~observed] = np.nan
-        rows[f"covered_{tag}"] = covered
-        rows[f"width_{tag}"] = hi - lo
-    rows["converged"] = converged
-    rows["problems"] = "; ".join(problems)
-    return rows
+    return np.asarray(draws, dtype=float), problems
+
+
+def _baseline_draws(runner, train, horizon, *, seed, num_samples):
+    extra = {}
+    if isinstance(runner, _baselines.ProphetBaseline):
+        extra = {"index": train.index, "freq": getattr(train.index, "freq", None)}
+    draws = runner.forecast_samples(
+        train.to_numpy(), horizon, num_samples=num_samples or 1000, key=int(seed), **extra
+    )
+    return np.asarray(draws, dtype=float), []
 
 
 def backtest(
@@ -186,10 +211,11 @@ def backtest(
 
     Parameters
     ----------
-    model : TimeSeriesModel, a baseline object, or None
-        A bayes_ssm model is fitted with ``fit_svi`` / ``fit_nuts`` at each origin. An object
+    model : TimeSeriesModel, baseline object, dict of str to either, or None
+        A bayes_ssm model is fitted with ``fit_svi`` / ``fit_nuts`` at each origin; an object
         with ``forecast_samples(y_train, horizon, *, num_samples, key)`` (see
-        :mod:`bayes_ssm.baselines`) is run as is. None: baselines only.
+        :mod:`bayes_ssm.baselines`) is run as is; a dict compares several under its names.
+        None: baselines only.
     y : pandas.Series or array-like, shape ``(time,)``
         NaN marks missing values (they are skipped by the scores).
     horizon : int
@@ -199,7 +225,8 @@ def backtest(
     step : int, optional
         Steps between consecutive origins (default ``horizon``).
     window : {"expanding", "sliding"}
-        Train on everything before the origin, or on the last ``min_train`` steps.
+        Train on everything before the origin, or on the last ``min_train`` steps (a fixed
+        length, so every fold reuses one compiled program: much faster).
     min_train : int, optional
         Fewest training steps of the first fold (the window length when sliding). Default:
         ``max(2 * season, 10)``.
@@ -214,7 +241,7 @@ def backtest(
     season : int
         Season length of the seasonal naive baseline and of the MASE scale.
     levels : sequence of float
-        Central interval levels scored for coverage and width.
+        Central interval levels scored for coverage and width, each in (0, 1).
     num_samples : int, optional
         Predictive draws per fold (models: posterior draws used; baselines: default 1000).
     fit_kwargs : dict, optional
@@ -224,7 +251,7 @@ def backtest(
     key : int or numpy.random.Generator
         Keyword-only; fixes every fold's seeds.
     progress : bool
-        tqdm progress bar over folds.
+        tqdm progress bar over folds and models.
 
     Returns
     -------
@@ -233,10 +260,16 @@ def backtest(
         timestamp, horizon, actual, mean, median, crps, pit, abs_error, scaled_error,
         quantile_loss, abs_actual, covered_<L>, width_<L>, converged, problems``.
         ``converged`` is False for a fold whose fit failed its diagnostics
-        (:func:`bayes_ssm.diagnostics.check`; ``problems`` says why):
-        :func:`summarize_backtest` leaves such folds out and counts them.
-        ``attrs["folds"]`` holds one row per fold and model (training span, seconds,
-        diagnostics).
+        (:func:`bayes_ssm.diagnostics.check`) or raised a numerical error (its scores are
+        NaN); ``problems`` says why. :func:`summarize_backtest` leaves such folds out and
+        counts them. ``attrs["folds"]`` holds one row per fold and model (training span,
+        seconds, diagnostics).
+
+    Examples
+    --------
+    >>> scores = bs.backtest(model, y, horizon=4, folds=20, baselines=["seasonal_naive"],
+    ...                      season=52, key=0)  # doctest: +SKIP
+    >>> bs.summarize_backtest(scores)  # doctest: +SKIP
     """
     series = _as_series(y)
     levels = tuple(float(v) for v in check_levels(levels, "levels"))
@@ -250,86 +283,62 @@ def backtest(
     plan = rolling_origins(
         len(series), horizon, folds, step=step, window=window, min_train=min_train
     )
-    runners = []
-    if model is not None:
-        runners.append(model)
-    runners += _baseline_list(baselines, season)
-    if not runners:
-        raise ValueError("nothing to evaluate: pass a model and/or baselines")
-    cov = None
-    if covariates is not None:
-        cov = pd.DataFrame(covariates).reindex(series.index)
+    runners = _runners(model, baselines, season)
+    cov = None if covariates is None else pd.DataFrame(covariates).reindex(series.index)
     seeds = _seeds(key, len(plan))
+    caches = {name: {} for name in runners}
     frames, fold_rows = [], []
     bar = tqdm(total=len(plan) * len(runners), desc="backtest", disable=not progress)
-    first_fit = None
-    for fold, (fit_seed, draw_seed) in zip(plan, seeds, strict=True):
+    for fold, fold_seeds in zip(plan, seeds, strict=True):
         train = _training_data(series, fold)
         test = series.iloc[fold.test]
         _check_no_leak(train, test.index, fold)
-        for runner in runners:
+        for name, runner in runners.items():
             start = time.perf_counter()
-            is_model = hasattr(runner, "model") and hasattr(runner, "data_scales")
-            name = getattr(runner, "name", None) or getattr(runner, "kind", type(runner).__name__)
-            problems: list[str] = []
-            if is_model:
-                train_cov = None if cov is None else cov.iloc[fold.train]
-                test_cov = None if cov is None else cov.iloc[fold.test]
-                kwargs = dict(fit_kwargs or {})
-                if train_cov is not None:
-                    kwargs["covariates"] = train_cov
-                if refit or first_fit is None:
-                    fit, problems = _fit_model(runner, train, method, kwargs, fit_seed)
-                    first_fit = fit
-                else:
-                    new = train.loc[train.index > first_fit.data.index[-1]]
-                    new_cov = None if cov is None else train_cov.loc[new.index]
-                    fit = first_fit.update(new, covariates=new_cov)
-                    from bayes_ssm import diagnostics
-
-                    problems = diagnostics.check(first_fit, warn=False)
-                if fit.data.index[-1] >= test.index[0]:
-                    raise BacktestLeakError(f"fold {fold.number}: the fit saw the future")
-                draws = np.asarray(
-                    fit.forecast_samples(
-                        horizon, covariates=test_cov, num_samples=num_samples, key=int(draw_seed)
-                    ),
-                    dtype=float,
-                )
-            else:
-                extra = {}
-                if isinstance(runner, _baselines.ProphetBaseline):
-                    extra = {"index": train.index, "freq": getattr(train.index, "freq", None)}
-                draws = np.asarray(
-                    runner.forecast_samples(
-                        train.to_numpy(),
+            try:
+                if _is_model(runner):
+                    draws, problems = _model_draws(
+                        runner,
+                        train,
+                        test,
                         horizon,
-                        num_samples=num_samples or 1000,
-                        key=int(draw_seed),
-                        **extra,
-                    ),
-                    dtype=float,
+                        method=method,
+                        fit_kwargs=fit_kwargs,
+                        cov=cov,
+                        fold=fold,
+                        seeds=fold_seeds,
+                        cache=caches[name],
+                        refit=refit,
+                        num_samples=num_samples,
+                    )
+                else:
+                    draws, problems = _baseline_draws(
+                        runner, train, horizon, seed=fold_seeds[1], num_samples=num_samples
+                    )
+            except (FloatingPointError, np.linalg.LinAlgError) as err:
+                problem = f"the fit failed: {type(err).__name__}: {err}"
+                frames.append(failed_fold(name, fold, train, test, levels=levels, problem=problem))
+                problems, draws = [problem], None
+            if draws is not None:
+                if draws.ndim != 2 or draws.shape[1] != horizon:
+                    raise ValueError(
+                        f"{name} returned draws of shape {draws.shape}; expected "
+                        f"(sample, {horizon})"
+                    )
+                frames.append(
+                    score_fold(
+                        name,
+                        fold,
+                        draws,
+                        train,
+                        test,
+                        levels=levels,
+                        season=season,
+                        converged=not problems,
+                        problems=problems,
+                        seed=fold_seeds[1],
+                    )
                 )
-            if draws.shape[-1] != horizon or draws.ndim != 2:
-                raise ValueError(
-                    f"{name} returned draws of shape {draws.shape}; expected (sample, {horizon})"
-                )
-            converged = not problems
-            seconds = time.perf_counter() - start
-            frames.append(
-                _score_fold(
-                    name,
-                    fold,
-                    draws,
-                    train,
-                    test,
-                    levels=levels,
-                    season=season,
-                    converged=converged,
-                    problems=problems,
-                    seed=draw_seed,
-                )
-            )
             fold_rows.append(
                 {
                     "model": name,
@@ -338,8 +347,8 @@ def backtest(
                     "cutoff": train.index[-1],
                     "num_train": int(train.notna().sum()),
                     "first_forecast": test.index[0],
-                    "seconds": seconds,
-                    "converged": converged,
+                    "seconds": time.perf_counter() - start,
+                    "converged": not problems,
                     "problems": "; ".join(problems),
                 }
             )
@@ -349,43 +358,3 @@ def backtest(
     scores.attrs["folds"] = pd.DataFrame(fold_rows)
     scores.attrs["levels"] = levels
     return scores
-
-
-def summarize_backtest(scores: pd.DataFrame, *, by=("model",)) -> pd.DataFrame:
-    """Aggregate backtest scores (converged folds only), e.g. per model or per model and horizon.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Per group: ``crps`` (mean), ``mase`` (mean scaled error), ``wql`` (pooled: sum of
-        quantile losses / sum of |actuals|), ``coverage_<L>`` and ``width_<L>`` (means),
-        ``mae``, ``folds`` (used) and ``folds_excluded`` (not converged).
-    """
-    by = [by] if isinstance(by, str) else list(by)
-    missing = set(by) - set(scores.columns)
-    if missing:
-        raise ValueError(f"scores have no columns {sorted(missing)}")
-    ok = scores[scores["converged"].astype(bool)]
-    bad = scores[~scores["converged"].astype(bool)]
-    grouped = ok.groupby(by, sort=False)
-    out = pd.DataFrame(
-        {
-            "crps": grouped["crps"].mean(),
-            "mase": grouped["scaled_error"].mean(),
-            "wql": grouped["quantile_loss"].sum() / grouped["abs_actual"].sum(),
-            "mae": grouped["abs_error"].mean(),
-        }
-    )
-    for col in scores.columns:
-        if col.startswith(("covered_", "width_")):
-            label = col.replace("covered_", "coverage_")
-            out[label] = grouped[col].mean()
-    out["folds"] = grouped["fold"].nunique()
-    excluded = bad.groupby(by, sort=False)["fold"].nunique() if len(bad) else None
-    out["folds_excluded"] = 0 if excluded is None else excluded.reindex(out.index).fillna(0)
-    if excluded is not None:
-        only_bad = excluded.index.difference(out.index)
-        for idx in only_bad:  # every fold of this group failed: keep the row, scores NaN
-            out.loc[idx, ["folds", "folds_excluded"]] = [0, excluded[idx]]
-    out["folds_excluded"] = out["folds_excluded"].astype(int)
-    return out.reset_index()

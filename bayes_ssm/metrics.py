@@ -99,7 +99,8 @@ def crps(y, samples, *, estimator: str = "fair", pointwise: bool = False):
             actuals.values[obs],
             draws[:, obs],
             m_axis=0,
-            estimator=estimators[estimator],
+            # one draw: the fair estimator divides by S(S-1); both equal |x - y| there
+            estimator=estimators[estimator] if draws.shape[0] > 1 else "qd",
             backend=_BACKEND,
         )
     if pointwise:

@@ -113,6 +113,15 @@ def test_scores_agree_with_the_metrics_module():
     assert summary["wql"] == pytest.approx(pooled)
     assert np.isnan(scores.loc[scores.timestamp == y.index[55], "crps"]).all()
     assert np.isfinite(summary["crps"])
+    calib = bt.backtest_calibration(scores)
+    assert calib["level"].tolist() == [0.5, 0.8, 0.95]
+    assert calib["num_observed"].tolist() == [14, 14, 14]  # 15 steps, one missing
+    covered = [
+        np.mean(np.abs(np.concatenate(actual) - f[0]) == 0)
+        for f in [np.concatenate(forecast, axis=1)]
+    ]
+    # a point mass covers an observation only when it hits it exactly
+    np.testing.assert_allclose(calib["coverage"], covered[0])
 
 
 def test_bayesian_fold_that_did_not_converge_is_flagged_and_excluded():
@@ -161,6 +170,82 @@ def test_bayesian_model_fitted_per_fold():
     widths = scores.groupby("horizon")["width_95"].mean()
     assert widths.is_monotonic_increasing
     np.testing.assert_allclose(widths, 2 * 1.96 * np.sqrt(np.arange(1, 4) + 0.01), rtol=0.3)
+
+
+class Exploding:
+    """A baseline whose 'fit' breaks numerically on the second fold."""
+
+    name = "exploding"
+
+    def __init__(self):
+        self.calls = 0
+
+    def forecast_samples(self, y_train, horizon, *, num_samples, key=None):
+        self.calls += 1
+        if self.calls == 2:
+            raise FloatingPointError("loss became nan")
+        return np.full((num_samples, horizon), y_train[-1])
+
+
+def test_numerical_failure_is_flagged_not_averaged():
+    y = random_walk(60, seed=8)
+    scores = bt.backtest(
+        None,
+        y,
+        horizon=2,
+        folds=3,
+        baselines=[Exploding(), "naive"],
+        key=0,
+        progress=False,
+        num_samples=2,
+    )
+    bad = scores[(scores.model == "exploding") & (scores.fold == 1)]
+    assert len(bad) == 2 and not bad["converged"].any() and bad["crps"].isna().all()
+    assert bad["problems"].str.contains("FloatingPointError").all()
+    summary = bt.summarize_backtest(scores).set_index("model")
+    assert summary.loc["exploding", "folds"] == 2
+    assert summary.loc["exploding", "folds_excluded"] == 1
+    # the remaining folds of "exploding" are the naive forecast: same scores as "naive" there
+    naive = scores[(scores.model == "naive") & (scores.fold != 1)]["crps"].mean()
+    assert summary.loc["exploding", "crps"] == pytest.approx(naive)
+
+
+def test_several_models_by_name_and_duplicate_names_refused():
+    y = random_walk(60, seed=9)
+    scores = bt.backtest(
+        {"last value": SeasonalNaive(1), "weekly": SeasonalNaive(5)},
+        y,
+        horizon=2,
+        folds=2,
+        key=0,
+        progress=False,
+        num_samples=1,
+    )
+    assert list(scores["model"].unique()) == ["last value", "weekly"]
+    with pytest.raises(ValueError, match="both named 'naive'"):
+        bt.backtest(
+            SeasonalNaive(1), y, horizon=2, folds=2, baselines=["naive"], key=0, progress=False
+        )
+
+
+def test_refit_false_updates_later_folds_without_refitting():
+    y = random_walk(100, seed=6)
+    scores = bt.backtest(
+        ToyLocalLevel(obs_sd=0.1),
+        y,
+        horizon=2,
+        folds=3,
+        refit=False,
+        min_train=60,
+        key=0,
+        progress=False,
+    )
+    folds = scores.attrs["folds"]
+    assert (folds["cutoff"] < folds["first_forecast"]).all()
+    one_step = scores[scores.horizon == 1].sort_values("fold")
+    last_seen = y.shift(1).loc[one_step["timestamp"]].to_numpy()
+    # the state is filtered up to each origin: the one-step median sits near the last value
+    np.testing.assert_allclose(one_step["median"], last_seen, atol=0.3)
 
 
 @pytest.mark.parametrize(

@@ -33,6 +33,8 @@ def test_crps_point_mass_is_absolute_error():
     point = np.array([1.5, 2.0, 1.0])
     draws = np.tile(point, (10, 1))
     np.testing.assert_allclose(metrics.crps(y, draws, pointwise=True), np.abs(y - point))
+    single = point[None, :]  # one draw
+    np.testing.assert_allclose(metrics.crps(y, single, pointwise=True), np.abs(y - point))
 
 
 def test_coverage_and_width_hand_computed():
@@ -183,3 +185,25 @@ def test_exchange_rate_seasonal_naive_reproduces_published_protocol():
     pooled = metrics.wql(np.concatenate(actual), np.concatenate(predicted, axis=1))
     assert f"{pooled:.3g}" == "0.013" and round(pooled, 5) == 0.01298
     assert f"{np.mean(mases):.4g}" == "1.74"
+
+
+def test_metrics_take_a_fit_forecast_and_its_draws():
+    from bayes_ssm import infer
+    from tests.toy_models import ToyLocalLevel
+
+    rng = np.random.default_rng(5)
+    y = pd.Series(np.cumsum(rng.normal(size=70)), index=pd.date_range("2024-01-01", periods=70))
+    train, test = y.iloc[:-6], y.iloc[-6:]
+    fit = infer.fit_svi(ToyLocalLevel(), train, key=0, steps=500, progress=False)
+    fc = fit.forecast(6, prob=(0.2, 0.4, 0.6, 0.8), key=1)
+    draws = fit.forecast_samples(6, key=1)
+    # the bands DataFrame and the draws it summarises give the same scores
+    assert metrics.wql(test, fc) == pytest.approx(metrics.wql(test.to_numpy(), draws), rel=1e-6)
+    assert metrics.interval_coverage(test, fc, level=0.8) == metrics.interval_coverage(
+        test.to_numpy(), draws, level=0.8
+    )
+    assert metrics.mase(test, fc, y_train=train) == pytest.approx(
+        metrics.mase(test.to_numpy(), draws, y_train=train)
+    )
+    with pytest.raises(ValueError, match="horizon is longer"):
+        metrics.crps(test.iloc[:4], pd.DataFrame(draws.T, index=fc.index))

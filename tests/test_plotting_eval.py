@@ -122,6 +122,8 @@ def test_component_decomposition(tmp_path):
     _save(axes, "components", tmp_path)
     long = pd.concat([f.assign(component=k) for k, f in components.items()])
     assert len(ev.plot_components(long)) == 2
+    wide = pd.concat(components, axis=1, names=["component", "statistic"])  # Fit.components()
+    assert [ax.get_ylabel() for ax in ev.plot_components(wide)] == ["level", "seasonal"]
     plt.close("all")
     with pytest.raises(ValueError, match="'mean'"):
         ev.plot_components({"level": components["level"].drop(columns="mean")})

@@ -1,18 +1,25 @@
-"""Evaluation plots: calibration, backtest scores, components, attention, anomalies, MCMC.
+"""Evaluation plots: PIT, calibration, backtest scores by horizon, anomalies on the band.
 
 Matplotlib only; every function takes pandas objects (or an ArviZ ``DataTree``) and returns
 the Axes it drew on (an array of Axes for multi-panel figures), so it can be restyled or
-saved. Plots never see JAX.
+saved. Plots never see JAX. The component / attention plots (``components.py``) and the
+ArviZ MCMC plots (``mcmc.py``) are re-exported here, so this module is the one entry point.
 """
 
 from __future__ import annotations
 
 import re
 
-import matplotlib.pyplot as plt
+import matplotlib
+import matplotlib.colors
+import matplotlib.ticker
 import numpy as np
 import pandas as pd
 from scipy import stats
+
+from bayes_ssm.plotting._common import BLUE, new_axes
+from bayes_ssm.plotting.components import plot_attention_map, plot_components
+from bayes_ssm.plotting.mcmc import plot_ppc, plot_rank, plot_trace
 
 __all__ = [
     "plot_pit",
@@ -25,40 +32,6 @@ __all__ = [
     "plot_rank",
     "plot_ppc",
 ]
-
-_BAND = re.compile(r"^lower_(\d+(?:\.\d+)?)$")
-_BLUE = "C0"
-
-
-def _band_levels(frame: pd.DataFrame) -> list[str]:
-    """Interval labels with both ``lower_<L>`` and ``upper_<L>`` columns, widest first."""
-    labels = []
-    for col in frame.columns:
-        match = _BAND.match(str(col))
-        if match and f"upper_{match.group(1)}" in frame.columns:
-            labels.append(match.group(1))
-    return sorted(labels, key=float, reverse=True)
-
-
-def _fill_bands(ax, x, frame: pd.DataFrame, color, label_prefix: str = "") -> None:
-    labels = _band_levels(frame)
-    for i, lv in enumerate(labels):
-        alpha = 0.15 + 0.25 * (i + 1) / max(len(labels), 1)
-        ax.fill_between(
-            x,
-            frame[f"lower_{lv}"].to_numpy(float),
-            frame[f"upper_{lv}"].to_numpy(float),
-            color=color,
-            alpha=alpha,
-            linewidth=0,
-            label=f"{label_prefix}{lv}% interval",
-        )
-
-
-def _new_axes(ax, figsize=(7, 4)):
-    if ax is None:
-        _, ax = plt.subplots(figsize=figsize, layout="constrained")
-    return ax
 
 
 def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
@@ -88,7 +61,7 @@ def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
         raise ValueError(f"PIT values must lie in [0, 1]; got [{values.min()}, {values.max()}]")
     if not isinstance(bins, int | np.integer) or bins < 2:
         raise ValueError(f"bins must be an integer >= 2; got {bins!r}")
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     n = values.size
     lo, hi = stats.binom.ppf([0.025, 0.975], n, 1 / bins) * bins / n
     heights, _, _ = ax.hist(
@@ -96,7 +69,7 @@ def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
         bins=bins,
         range=(0, 1),
         density=True,
-        color=_BLUE,
+        color=BLUE,
         alpha=0.75,
         edgecolor="white",
         label="PIT",
@@ -119,7 +92,8 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     ----------
     tables : DataFrame or dict of str to DataFrame
         :func:`bayes_ssm.metrics.coverage_table` output (columns ``level``, ``coverage`` and
-        optionally ``num_observed``); a dict overlays several models.
+        optionally ``num_observed``); a dict, or a ``model`` column (as in
+        :func:`bayes_ssm.backtest.backtest_calibration`), overlays several models.
     ax : matplotlib Axes, optional
 
     Returns
@@ -127,16 +101,19 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     matplotlib Axes
     """
     if isinstance(tables, pd.DataFrame):
-        tables = {"forecast": tables}
+        if "model" in tables.columns:  # e.g. bayes_ssm.backtest.backtest_calibration
+            tables = {str(k): g for k, g in tables.groupby("model", sort=False)}
+        else:
+            tables = {"forecast": tables}
     if not tables:
         raise ValueError("tables is empty")
-    ax = _new_axes(ax, figsize=(5, 5))
+    ax = new_axes(ax, figsize=(5, 5))
     grid = np.linspace(0, 1, 101)
     first = next(iter(tables.values()))
     if "num_observed" in first:
         n = int(first["num_observed"].max())
-        lo = stats.binom.ppf(0.025, n, grid) / n
-        hi = stats.binom.ppf(0.975, n, grid) / n
+        half = 1.96 * np.sqrt(grid * (1 - grid) / n)  # normal approximation to the binomial
+        lo, hi = grid - half, grid + half
         ax.fill_between(grid, lo, hi, color="0.88", label=f"95% band (n={n})")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="ideal")
     for i, (name, table) in enumerate(tables.items()):
@@ -198,19 +175,23 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
     if "model" not in frame:
         frame["model"] = "model"
     ok = frame["converged"].astype(bool) if "converged" in frame else pd.Series(True, frame.index)
-    ax = _new_axes(ax)
+    ax = new_axes(ax)
     label, nominal = _metric_label(metric)
-    for i, (name, part) in enumerate(frame[ok].groupby("model", sort=False)):
+    groups = list(frame[ok].groupby("model", sort=False))
+    offsets = 0.06 * (np.arange(len(groups)) - (len(groups) - 1) / 2)  # dodge the error bars
+    for i, (name, part) in enumerate(groups):
         grouped = part.groupby("horizon")[metric]
         mean, sem = grouped.mean(), grouped.sem().fillna(0.0)
+        folds = part["fold"].nunique() if "fold" in part else "?"
         ax.errorbar(
-            mean.index,
+            mean.index + offsets[i],
             mean,
             yerr=1.96 * sem,
             marker="o",
-            capsize=3,
+            capsize=2,
             color=f"C{i}",
-            label=f"{name} ({part['fold'].nunique() if 'fold' in part else '?'} folds)",
+            ecolor=matplotlib.colors.to_rgba(f"C{i}", 0.45),
+            label=f"{name} ({folds} folds)",
         )
     bad = frame[~ok]
     if len(bad):
@@ -223,115 +204,10 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
         )
     if nominal is not None:
         ax.axhline(nominal, color="k", linestyle="--", linewidth=1, label=f"nominal {nominal:g}")
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel("horizon (steps ahead)")
     ax.set_ylabel(f"{label} (mean over folds, 95% CI)")
     ax.set_title(title or f"Backtest: {label} by horizon")
-    ax.legend(fontsize="small")
-    return ax
-
-
-def _component_frames(components) -> dict[str, pd.DataFrame]:
-    if isinstance(components, dict):
-        return components
-    if isinstance(components, pd.DataFrame):
-        if "component" in components.columns:
-            return {
-                str(k): g.drop(columns="component")
-                for k, g in components.groupby("component", sort=False)
-            }
-        return {"component": components}
-    raise ValueError(
-        "components must be a DataFrame (columns mean, lower_*, upper_*, optionally "
-        f"'component') or a dict of such DataFrames; got {type(components).__name__}"
-    )
-
-
-def plot_components(components, *, y=None, axes=None, title=None):
-    """Smoothed component decomposition with credible bands, one panel per component.
-
-    Parameters
-    ----------
-    components : dict of str to DataFrame, or DataFrame
-        Per component, a DataFrame indexed by time with ``mean`` and ``lower_<L>`` /
-        ``upper_<L>`` band columns; or one long DataFrame with a ``component`` column.
-    y : Series, optional
-        The observations, drawn on an extra top panel.
-    axes : sequence of matplotlib Axes, optional
-
-    Returns
-    -------
-    ndarray of matplotlib Axes
-    """
-    frames = _component_frames(components)
-    if not frames:
-        raise ValueError("components is empty")
-    for name, frame in frames.items():
-        if "mean" not in frame.columns:
-            raise ValueError(f"component {name!r} lacks a 'mean' column: {list(frame.columns)}")
-    panels = len(frames) + (y is not None)
-    if axes is None:
-        _, axes = plt.subplots(
-            panels,
-            1,
-            figsize=(8, 2.2 * panels + 0.5),
-            sharex=True,
-            layout="constrained",
-            squeeze=False,
-        )
-        axes = axes[:, 0]
-    axes = np.asarray(axes).ravel()
-    if axes.size != panels:
-        raise ValueError(f"need {panels} axes (one per panel); got {axes.size}")
-    i = 0
-    if y is not None:
-        axes[0].plot(y.index, y.to_numpy(float), color="k", linewidth=1)
-        axes[0].set_ylabel("observed")
-        i = 1
-    for ax, (name, frame) in zip(axes[i:], frames.items(), strict=True):
-        _fill_bands(ax, frame.index, frame, _BLUE)
-        ax.plot(frame.index, frame["mean"].to_numpy(float), color=_BLUE, label="posterior mean")
-        ax.set_ylabel(name)
-    axes[-1].set_xlabel(str(next(iter(frames.values())).index.name or "time"))
-    axes[i].legend(fontsize="small", loc="upper left")
-    axes[0].set_title(title or "Component decomposition (smoothed, with credible bands)")
-    return axes
-
-
-def plot_attention_map(attention: pd.DataFrame, *, ax=None, title=None):
-    """Implied attention over past lags with credible bands: which past steps drive the forecast.
-
-    Parameters
-    ----------
-    attention : DataFrame
-        Columns ``lag`` (steps back, 1 = the latest), ``mean`` and ``lower_<L>`` /
-        ``upper_<L>``; optionally ``head`` (one curve per head).
-    ax : matplotlib Axes, optional
-
-    Returns
-    -------
-    matplotlib Axes
-    """
-    missing = {"lag", "mean"} - set(attention.columns)
-    if missing:
-        raise ValueError(f"attention lacks columns {sorted(missing)}: {list(attention.columns)}")
-    ax = _new_axes(ax)
-    groups = attention.groupby("head", sort=True) if "head" in attention else [(None, attention)]
-    for i, (head, part) in enumerate(groups):
-        part = part.sort_values("lag")
-        prefix = f"head {head}: " if head is not None else ""
-        _fill_bands(ax, part["lag"].to_numpy(), part, f"C{i}", prefix)
-        ax.plot(
-            part["lag"],
-            part["mean"],
-            marker="o",
-            markersize=3,
-            color=f"C{i}",
-            label=f"{prefix}posterior mean",
-        )
-    ax.set_xlabel("lag (steps before the forecast origin)")
-    ax.set_ylabel("attention weight")
-    ax.set_title(title or "Implied attention over past steps")
-    ax.set_ylim(bottom=0)
     ax.legend(fontsize="small")
     return ax
 
@@ -362,7 +238,7 @@ def plot_anomalies(
     if missing:
         raise ValueError(f"anomalies lacks columns {sorted(missing)}: {list(anomalies.columns)}")
     fresh = ax is None
-    ax = _new_axes(ax, figsize=(9, 4))
+    ax = new_axes(ax, figsize=(9, 4))
     if band is not None:
         label = band.attrs.get("level")
         name = f"{100 * label:g}% one-step band" if label else "one-step band"
@@ -370,7 +246,7 @@ def plot_anomalies(
             band.index,
             band["lower"].to_numpy(float),
             band["upper"].to_numpy(float),
-            color=_BLUE,
+            color=BLUE,
             alpha=0.25,
             linewidth=0,
             label=name,
@@ -378,12 +254,21 @@ def plot_anomalies(
         ax.plot(
             band.index,
             band["mean"].to_numpy(float),
-            color=_BLUE,
+            color=BLUE,
             linewidth=1,
             label="one-step predictive mean",
         )
         if y is None and "observed" in band:
             y = band["observed"]
+        # keep the view on the data: a diffuse first step (filter start-up) would flatten it
+        width = (band["upper"] - band["lower"]).to_numpy(float)
+        calm = width <= 5 * np.nanmedian(width)
+        values = [band["lower"].to_numpy(float)[calm], band["upper"].to_numpy(float)[calm]]
+        if y is not None:
+            values.append(np.asarray(y, dtype=float))
+        lo, hi = np.nanmin(np.concatenate(values)), np.nanmax(np.concatenate(values))
+        pad = 0.05 * (hi - lo)
+        ax.set_ylim(lo - pad, hi + pad)
     if y is not None:
         ax.plot(y.index, np.asarray(y, dtype=float), color="k", linewidth=0.8, label="observed")
     for direction, marker in (("high", "^"), ("low", "v")):
@@ -404,89 +289,3 @@ def plot_anomalies(
     ax.set_title(title or f"Anomalies: {len(anomalies)} observations outside the band")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=5)
     return ax
-
-
-def _as_datatree(data):
-    return data.to_arviz() if hasattr(data, "to_arviz") else data
-
-
-def _axes_of(plot_collection, title: str, xlabel: str | None = None, ylabel: str | None = None):
-    figure = plot_collection.viz["figure"].item()
-    figure.suptitle(title)
-    figure.set_layout_engine("constrained")
-    axes = [ax for ax in figure.axes if ax.get_visible()]
-    for ax in axes:
-        if xlabel and not ax.get_xlabel():
-            ax.set_xlabel(xlabel if "{}" not in xlabel else xlabel.format(ax.get_title()))
-        if ylabel and not ax.get_ylabel():
-            ax.set_ylabel(ylabel)
-    return np.asarray(axes)
-
-
-def plot_trace(data, *, var_names=None, **kwargs):
-    """Trace and marginal plots of posterior draws (``arviz.plot_trace_dist``).
-
-    Parameters
-    ----------
-    data : ArviZ DataTree, or a fit with ``to_arviz()``
-    var_names : list of str, optional
-    **kwargs : passed to ArviZ
-
-    Returns
-    -------
-    ndarray of matplotlib Axes
-    """
-    import arviz as az
-
-    pc = az.plot_trace_dist(_as_datatree(data), var_names=var_names, backend="matplotlib", **kwargs)
-    axes = _axes_of(pc, "Posterior draws: marginal (left) and trace (right) per chain")
-    for ax in axes:
-        if not ax.get_ylabel():
-            ax.set_ylabel("density")
-    return axes
-
-
-def plot_rank(data, *, var_names=None, **kwargs):
-    """Rank (fractional ECDF) plots per chain, the mixing check (``arviz.plot_rank``).
-
-    Returns
-    -------
-    ndarray of matplotlib Axes
-    """
-    import arviz as az
-
-    pc = az.plot_rank(_as_datatree(data), var_names=var_names, backend="matplotlib", **kwargs)
-    return _axes_of(
-        pc,
-        "Rank plots: per-chain rank ECDF minus uniform (flat and overlapping = mixing)",
-        xlabel="fractional rank of {}",
-        ylabel="ECDF difference",
-    )
-
-
-def plot_ppc(data, *, var_names=None, num_samples: int = 50, **kwargs):
-    """Posterior predictive check: predictive vs observed distribution (``arviz.plot_ppc_dist``).
-
-    Needs the ``posterior_predictive`` and ``observed_data`` groups.
-
-    Returns
-    -------
-    ndarray of matplotlib Axes
-    """
-    import arviz as az
-    from matplotlib.lines import Line2D
-
-    pc = az.plot_ppc_dist(
-        _as_datatree(data),
-        var_names=var_names,
-        num_samples=num_samples,
-        backend="matplotlib",
-        **kwargs,
-    )
-    axes = _axes_of(pc, "Posterior predictive check", xlabel="{}", ylabel="distribution")
-    handles = [
-        Line2D([], [], color=_BLUE, alpha=0.5, label=f"posterior predictive ({num_samples} draws)"),
-        Line2D([], [], color="k", label="observed"),
-    ]
-    axes[0].legend(handles=handles, fontsize="small", loc="upper left")
-    return axes
