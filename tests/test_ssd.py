@@ -181,3 +181,15 @@ def test_implied_attention_times_input_equals_output(bidirectional):
         implied_attention("ssd", tuple(SSDParams(dt, A, B, C, D)), x)
     with pytest.raises(ValueError, match="layer"):
         implied_attention("mamba3", SSDParams(dt, A, B, C, D), x)
+
+
+def test_bfloat16_chunked_close_to_float32():
+    """bfloat16 inputs: log decays and masks stay float32, the result is within bf16 rounding."""
+    x, dt, A, B, C, D = make_inputs(np.float32, T=40)
+    expected = ssd(x, dt, A, B, C, method="scan")
+    low = [z.astype(jnp.bfloat16) for z in (x, dt, A, B, C)]
+    for method in METHODS:
+        y = jit_ssd(*low, method=method, chunk_size=16)
+        assert y.dtype == jnp.bfloat16
+        err = float(jnp.max(jnp.abs(y.astype(jnp.float32) - expected)))
+        assert err < 0.05 * float(jnp.max(jnp.abs(expected))), (method, err)
