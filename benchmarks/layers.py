@@ -179,7 +179,7 @@ def run_table(args, dtype):
                     peak = gpu_peak()
                     extra = f" gpu_peak={peak / 2**20:.0f}MB" if peak else ""
                 print(
-                    f"  {name:18s} T={T:>8d}  {sec * 1e3:10.3f} ms  "
+                    f"  [{time.strftime('%H:%M:%S')}] {name:18s} T={T:>8d}  {sec * 1e3:10.3f} ms  "
                     f"{(mem or 0) / 2**20:9.1f} MB{extra}",
                     file=sys.stderr,
                     flush=True,
