@@ -86,7 +86,10 @@ def make_inputs(T, args, dtype, key=0):
         Bs=jax.random.normal(ks[3], (b, T, n), dtype) / math.sqrt(n),
         Cs=jax.random.normal(ks[4], (b, T, n), dtype) / math.sqrt(n),
         A_sel=init_selective_A(d, n, dtype=dtype),
-        s4d=init_s4d(jax.random.key(key + 1), d, args.state, dtype=dtype),
+        # S4D parameters are complex: keep them float32 when the inputs are bfloat16.
+        s4d=init_s4d(
+            jax.random.key(key + 1), d, args.state, dtype=jnp.promote_types(dtype, "float32")
+        ),
     )
 
 
@@ -127,7 +130,7 @@ def _with_grad(fn):
     def loss(*a):
         return jnp.sum(fn(*a).astype(jnp.float32) ** 2)
 
-    return jax.grad(loss, argnums=0)
+    return lambda *a: jax.grad(loss, argnums=tuple(range(len(a))))(*a)
 
 
 def measure(fn, inputs, repeats):
@@ -176,7 +179,7 @@ def run_table(args, dtype):
                     peak = gpu_peak()
                     extra = f" gpu_peak={peak / 2**20:.0f}MB" if peak else ""
                 print(
-                    f"  {name:18s} T={T:>8d}  {sec * 1e3:10.3f} ms  "
+                    f"  [{time.strftime('%H:%M:%S')}] {name:18s} T={T:>8d}  {sec * 1e3:10.3f} ms  "
                     f"{(mem or 0) / 2**20:9.1f} MB{extra}",
                     file=sys.stderr,
                     flush=True,

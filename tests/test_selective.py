@@ -45,7 +45,9 @@ def test_equals_loop_twin_for_every_scan_method(dtype):
 def test_gradients_match_finite_differences(x64):
     x, dt, A, B, C, D, z = make_inputs(np.float64, batch=(), T=7, d=2, n=3)
     for kwargs in (dict(method="associative"), dict(block_size=3), dict(bidirectional=True)):
-        f = lambda x, dt, A, B, C, z, kw=kwargs: selective_scan(x, dt, A, B, C, D=D, z=z, **kw)  # noqa: E731
+        f = jax.jit(
+            lambda x, dt, A, B, C, z, kw=kwargs: selective_scan(x, dt, A, B, C, D=D, z=z, **kw)
+        )
         check_grads(f, (x, dt, A, B, C, z), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 

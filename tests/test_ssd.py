@@ -63,7 +63,7 @@ def test_gradients_agree_across_forms(dtype):
 def test_gradients_match_finite_differences(x64):
     x, dt, A, B, C, D = make_inputs(np.float64, batch=(), T=7, h=2, p=2, g=1, n=3)
     for method in METHODS:
-        f = lambda x, dt, A, B, C, m=method: ssd(x, dt, A, B, C, method=m, chunk_size=3)  # noqa: E731
+        f = jax.jit(lambda x, dt, A, B, C, m=method: ssd(x, dt, A, B, C, method=m, chunk_size=3))
         check_grads(f, (x, dt, A, B, C), order=1, modes=["rev"], atol=1e-5, rtol=1e-5)
 
 
@@ -71,9 +71,9 @@ def test_initial_and_final_state_continue_a_series():
     x, dt, A, B, C, D = make_inputs(np.float32, T=12)
     full = ssd(x, dt, A, B, C, method="scan")
     for method in METHODS:
-        y1, h1 = ssd(x[:, :5], dt[:, :5], A, B[:, :5], C[:, :5], method=method, chunk_size=4,
+        y1, h1 = jit_ssd(x[:, :5], dt[:, :5], A, B[:, :5], C[:, :5], method=method, chunk_size=4,
                      return_final_state=True)  # fmt: skip
-        y2 = ssd(x[:, 5:], dt[:, 5:], A, B[:, 5:], C[:, 5:], h0=h1, method=method, chunk_size=4)
+        y2 = jit_ssd(x[:, 5:], dt[:, 5:], A, B[:, 5:], C[:, 5:], h0=h1, method=method, chunk_size=4)
         np.testing.assert_allclose(jnp.concatenate([y1, y2], 1), full, rtol=1e-4, atol=1e-4)
 
 
@@ -94,7 +94,9 @@ def test_irregular_gap_equals_two_steps_without_input():
         # plus the empty step before it), the input keeps its own dt.
         gap = dt + jnp.concatenate([jnp.zeros_like(dt[:1]), dt[:-1]])
         for method in METHODS:
-            coarse = ssd_discrete(x * dt[..., None], gap * A, B, C, method=method, chunk_size=4)
+            coarse = jax.jit(ssd_discrete, static_argnames=("method", "chunk_size"))(
+                x * dt[..., None], gap * A, B, C, method=method, chunk_size=4
+            )
             np.testing.assert_allclose(coarse, fine, rtol=1e-10, atol=1e-10)
 
 
@@ -179,3 +181,15 @@ def test_implied_attention_times_input_equals_output(bidirectional):
         implied_attention("ssd", tuple(SSDParams(dt, A, B, C, D)), x)
     with pytest.raises(ValueError, match="layer"):
         implied_attention("mamba3", SSDParams(dt, A, B, C, D), x)
+
+
+def test_bfloat16_chunked_close_to_float32():
+    """bfloat16 inputs: log decays and masks stay float32, the result is within bf16 rounding."""
+    x, dt, A, B, C, D = make_inputs(np.float32, T=40)
+    expected = ssd(x, dt, A, B, C, method="scan")
+    low = [z.astype(jnp.bfloat16) for z in (x, dt, A, B, C)]
+    for method in METHODS:
+        y = jit_ssd(*low, method=method, chunk_size=16)
+        assert y.dtype == jnp.bfloat16
+        err = float(jnp.max(jnp.abs(y.astype(jnp.float32) - expected)))
+        assert err < 0.05 * float(jnp.max(jnp.abs(expected))), (method, err)

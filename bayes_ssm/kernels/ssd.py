@@ -137,12 +137,14 @@ def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
     B = jnp.broadcast_to(B, (*batch, *B.shape[-3:]))
     C = jnp.broadcast_to(C, (*batch, *C.shape[-3:]))
     log_a = _checks.broadcast_to("log_a", log_a, x.shape[:-1], "(*batch, t, h)")
-    dtype = _checks.result_dtype(x, log_a, B, C)
+    dtype = _checks.result_dtype(x, B, C)  # log_a may be wider (float32 for bf16 inputs)
     if h0 is not None:
         h0 = _checks.as_float("h0", h0)
         state = (*batch, num_heads, x.shape[-1], B.shape[-1])
         h0 = _checks.broadcast_to("h0", h0, state, "(*batch, h, p, n)").astype(dtype)
-    return x.astype(dtype), log_a.astype(dtype), B.astype(dtype), C.astype(dtype), h0
+    # Log decays, their sums and exponentials stay in float32 at least (bfloat16 inputs).
+    log_dtype = jnp.promote_types(dtype, jnp.float32)
+    return x.astype(dtype), log_a.astype(log_dtype), B.astype(dtype), C.astype(dtype), h0
 
 
 def _group(x, log_a, groups, h0):
@@ -217,12 +219,12 @@ def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
     A_cumsum = jnp.cumsum(A, axis=-1)
 
     # 1. Diagonal blocks: the quadratic form inside each chunk.
-    L = jnp.exp(_segment_sum(A))  # (..., g, r, c, l, s)
+    L = jnp.exp(_segment_sum(A)).astype(x.dtype)  # (..., g, r, c, l, s)
     Y_diag = jnp.einsum(
         "...clgn,...csgn,...grcls,...csgrp->...clgrp", Cc, Bc, L, X, precision=precision
     )
     # 2. The state each chunk ends in, from a zero start (the B terms).
-    decay_states = jnp.exp(_suffix_sum(A))  # (..., g, r, c, l)
+    decay_states = jnp.exp(_suffix_sum(A)).astype(x.dtype)  # (..., g, r, c, l)
     states = jnp.einsum(
         "...clgn,...grcl,...clgrp->...cgrpn", Bc, decay_states, X, precision=precision
     )
@@ -234,9 +236,13 @@ def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
     start = jnp.zeros_like(ends[..., :1, :, :, :, :]) if h0 is None else h0[..., None, :, :, :, :]
     starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5)
     # 4. Carried-in state to outputs (the C terms).
-    state_decay_out = jnp.exp(A_cumsum)  # (..., g, r, c, l)
+    state_decay_out = jnp.exp(A_cumsum).astype(x.dtype)  # (..., g, r, c, l)
     Y_off = jnp.einsum(
-        "...clgn,...cgrpn,...grcl->...clgrp", Cc, starts, state_decay_out, precision=precision
+        "...clgn,...cgrpn,...grcl->...clgrp",
+        Cc,
+        starts.astype(x.dtype),
+        state_decay_out,
+        precision=precision,
     )
     y = (Y_diag + Y_off).reshape(*x.shape)
     return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
@@ -327,7 +333,7 @@ def ssd_discrete(
     y, final = _forward(xg, la, B, C, h0g, method, chunk_size, scan_method, precision)
     if bidirectional:
         y = y + _reverse_strict(xg, la, B, C, method, chunk_size, scan_method, precision)
-    y = y.reshape(out_shape)
+    y = y.reshape(out_shape).astype(x.dtype)
     if return_final_state:
         return y, final.reshape(*final.shape[:-4], -1, *final.shape[-2:])
     return y
@@ -395,7 +401,7 @@ def ssd(
     dt = _checks.broadcast_to("dt", dt, x.shape[:-1], "(*batch, t, h)")
     y = ssd_discrete(
         x * dt[..., None],
-        dt * A,
+        dt.astype(jnp.promote_types(dt.dtype, jnp.float32)) * A,
         B,
         C,
         h0=h0,
