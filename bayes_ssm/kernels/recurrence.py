@@ -263,6 +263,21 @@ def _associative(a, b, h0):
     return h
 
 
+def _segment_sum(x):
+    """``out[..., t, s] = sum_{k=s+1..t} x[..., k]`` for ``s <= t``, ``-inf`` above the diagonal.
+
+    ``x`` has shape ``(..., l)``, the result ``(..., l, l)``. Computed by a masked cumulative sum
+    (no subtraction of cumulative sums), as Mamba-2's ``segsum``: exact for ``-inf`` entries and
+    free of cancellation, at ``O(l^2)`` cumulative-sum work. Used by the SSD kernels.
+    """
+    length = x.shape[-1]
+    strictly_lower = jnp.tril(jnp.ones((length, length), bool), k=-1)
+    lower = jnp.tril(jnp.ones((length, length), bool), k=0)
+    xx = jnp.where(strictly_lower, x[..., :, None], 0)  # [..., k, s]: x_k where k > s
+    seg = jnp.cumsum(xx, axis=-2)  # [..., t, s] = sum_{s < k <= t} x_k
+    return jnp.where(lower, seg, -jnp.inf)
+
+
 def _decay_matrix(a_chunks):
     """``M[..., t, s] = prod_{k=s+1..t} a[..., k]`` (lower triangular), in log space.
 

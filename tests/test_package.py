@@ -1,0 +1,36 @@
+"""The package's global contract: importing it changes nothing, the public API is there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_import_changes_nothing_global():
+    code = (
+        "import jax, matplotlib\n"
+        "backend = matplotlib.get_backend()\n"
+        "before = (jax.config.jax_enable_x64, jax.config.jax_platforms)\n"
+        "import bayes_ssm\n"
+        "after = (jax.config.jax_enable_x64, jax.config.jax_platforms)\n"
+        "assert before == after, (before, after)\n"
+        "assert jax.local_device_count() == 1, jax.local_device_count()\n"
+        "assert matplotlib.get_backend() == backend\n"
+        "import jax.numpy as jnp\n"
+        "assert jnp.ones(1).dtype == jnp.float32\n"
+        "print('ok')\n"
+    )
+    env = {"PATH": "", "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="."
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
+def test_public_api_names():
+    import bayes_ssm as bs
+
+    for name in bs.__all__:
+        assert hasattr(bs, name), name
+    assert callable(bs.fit_nuts) and callable(bs.datasets.load)
