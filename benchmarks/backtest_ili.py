@@ -15,13 +15,15 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import importlib
 import time
 from pathlib import Path
 
 import pandas as pd
 
-from bayes_ssm import backtest as bt
 from bayes_ssm import baselines, datasets
+
+bt = importlib.import_module("bayes_ssm.backtest")  # the module (bs.backtest is the function)
 
 
 def main(argv=None):

@@ -9,6 +9,7 @@ CI runs it with ``BAYES_SSM_SMOKE=1``: notebooks read that variable and shrink t
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,10 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
+# The kernel imports the checkout's bayes_ssm even where it is not pip-installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p
+)
 
 
 def main() -> int:
