@@ -147,6 +147,8 @@ def test_bad_input_raises_clear_errors():
     x, dt, A, B, C, D = make_inputs(np.float32)
     with pytest.raises(ValueError, match="groups g=3"):
         ssd(x, dt, A, jnp.ones((2, 13, 3, 5)), jnp.ones((2, 13, 3, 5)))
+    with pytest.raises(ValueError, match="positive state size"):
+        ssd(x, dt, A, B[..., :0], C[..., :0])
     with pytest.raises(ValueError, match="t = 13"):
         ssd(x, dt, A, B[:, :7], C[:, :7])
     with pytest.raises(ValueError, match="dt must broadcast"):

@@ -121,6 +121,8 @@ def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
         raise ValueError(
             f"B and C must have t = {num_steps} steps like x (shape {x.shape}); got B {B.shape}"
         )
+    if B.shape[-1] == 0:
+        raise ValueError(f"B and C must have a positive state size n; got shape {B.shape}")
     groups = B.shape[-2]
     if groups == 0 or num_heads % groups:
         raise ValueError(
