@@ -372,7 +372,7 @@ def main(argv=None):
     dtype = jnp.dtype(args.dtype)
     dev = jax.devices()[0]
     print(
-        f"# benchmarks/layers.py on {jax.default_backend()} ({dev.device_kind}), jax "
+        f"Measured by benchmarks/layers.py on {jax.default_backend()} ({dev.device_kind}), jax "
         f"{jax.__version__}; batch={args.batch} heads={args.heads} head_dim={args.head_dim} "
         f"state={args.state} groups={args.groups} chunk={args.chunk} dtype={args.dtype}"
     )
