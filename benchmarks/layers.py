@@ -318,11 +318,23 @@ def run_target(args):
     )
     inputs = make_inputs(4096, s_args, jnp.float32)
     fn, names = method_fn("selective_scan", s_args, 4096)
-    for method in ("associative", "chunked", "sequential"):
-        f = lambda x, dt, A, B, C, m=method: selective_scan(x, dt, A, B, C, method=m)  # noqa: E731
-        fwd, mem = measure(f, [inputs[k] for k in names], args.repeats)
+    variants = [(m, None) for m in ("associative", "chunked", "sequential")]
+    variants += [("associative", blk) for blk in (256, 1024)]
+    for method, blk in variants:
+
+        def f(x, dt, A, B, C, m=method, blk=blk):
+            return selective_scan(x, dt, A, B, C, method=m, block_size=blk)
+
+        arrays = [inputs[k] for k in names]
+        label = f"selective_scan[{method}{f', block {blk}' if blk else ''}]"
+        try:
+            fwd, mem = measure(f, arrays, args.repeats)
+            both, _ = measure(_with_grad(f), arrays, args.repeats)
+        except Exception as err:  # noqa: BLE001 - e.g. out of memory
+            print(f"| {label} | float32 | {str(err).splitlines()[0][:60]} | | |")
+            continue
         print(
-            f"| selective_scan[{method}] | float32 | {fwd * 1e3:.3g} | | {(mem or 0) / 2**20:.4g} |"
+            f"| {label} | float32 | {fwd * 1e3:.3g} | {both * 1e3:.3g} | {(mem or 0) / 2**20:.4g} |"
         )
 
 
@@ -360,7 +372,7 @@ def main(argv=None):
     dtype = jnp.dtype(args.dtype)
     dev = jax.devices()[0]
     print(
-        f"# benchmarks/layers.py on {jax.default_backend()} ({dev.device_kind}), jax "
+        f"Measured by benchmarks/layers.py on {jax.default_backend()} ({dev.device_kind}), jax "
         f"{jax.__version__}; batch={args.batch} heads={args.heads} head_dim={args.head_dim} "
         f"state={args.state} groups={args.groups} chunk={args.chunk} dtype={args.dtype}"
     )

@@ -133,6 +133,8 @@ def test_init_and_bad_input():
         selective_scan(x, 0.0, A, B, C)
     with pytest.raises(ValueError, match="dt must broadcast"):
         selective_scan(x, dt[..., :2], A, B, C)
+    with pytest.raises(ValueError, match="A must be real"):
+        selective_scan(x, dt, A.astype(jnp.complex64), B, C)
     with pytest.raises(ValueError, match="block_size"):
         selective_scan(x, dt, A, B, C, block_size=0)
     with pytest.raises(ValueError, match="positive state size"):

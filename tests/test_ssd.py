@@ -147,6 +147,8 @@ def test_bad_input_raises_clear_errors():
     x, dt, A, B, C, D = make_inputs(np.float32)
     with pytest.raises(ValueError, match="groups g=3"):
         ssd(x, dt, A, jnp.ones((2, 13, 3, 5)), jnp.ones((2, 13, 3, 5)))
+    with pytest.raises(ValueError, match="positive state size"):
+        ssd(x, dt, A, B[..., :0], C[..., :0])
     with pytest.raises(ValueError, match="t = 13"):
         ssd(x, dt, A, B[:, :7], C[:, :7])
     with pytest.raises(ValueError, match="dt must broadcast"):
@@ -193,3 +195,14 @@ def test_bfloat16_chunked_close_to_float32():
         assert y.dtype == jnp.bfloat16
         err = float(jnp.max(jnp.abs(y.astype(jnp.float32) - expected)))
         assert err < 0.05 * float(jnp.max(jnp.abs(expected))), (method, err)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_no_decay_path_equals_zero_log_decays(bidirectional):
+    """``log_a=None`` (linear attention, no exponentials) == explicit ``log_a = 0``."""
+    x, dt, A, B, C, D = make_inputs(np.float32)
+    h0 = None if bidirectional else jnp.ones((2, 4, 3, 5))
+    for method in METHODS:
+        kw = dict(method=method, chunk_size=4, bidirectional=bidirectional, h0=h0)
+        y0 = ssd_discrete(x, jnp.zeros(x.shape[:-1]), B, C, **kw)
+        np.testing.assert_allclose(ssd_discrete(x, None, B, C, **kw), y0, rtol=1e-5, atol=1e-4)

@@ -119,7 +119,7 @@ def _linear_attention_core(phi_q, phi_k, v, method, causal, normalize, chunk_siz
         # SSD with decay 1, one group per head; non-causal = forward + strict backward.
         out = ssd_discrete(
             v,
-            jnp.zeros(v.shape[:-1], v.dtype),
+            None,
             phi_k,
             phi_q,
             method="chunked",

@@ -71,6 +71,8 @@ def _check(x, dt, A, B, C, D, z, h0):
     if T == 0:
         raise ValueError(f"x has an empty time axis (shape {x.shape})")
     A = _checks.as_float("A", A)
+    if jnp.issubdtype(A.dtype, jnp.complexfloating):
+        raise ValueError(f"A must be real (negative decay rates); got dtype {A.dtype}")
     if A.ndim != 2 or A.shape[0] != d:
         raise ValueError(f"A must have shape (d, n) with d = {d}; got {A.shape}")
     n = A.shape[1]

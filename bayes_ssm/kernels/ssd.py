@@ -106,7 +106,7 @@ def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
         raise ValueError(f"method must be one of {SSD_METHODS}, got {method!r}")
     _checks.positive_int("chunk_size", chunk_size)
     x = _checks.as_float("x", x)
-    log_a = _checks.as_float("log_a", log_a)
+    log_a = None if log_a is None else _checks.as_float("log_a", log_a)
     B = _checks.as_float("B", B)
     C = _checks.as_float("C", C)
     _checks.check_ndim("x", x, 3, "(*batch, t, h, p)")
@@ -121,6 +121,8 @@ def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
         raise ValueError(
             f"B and C must have t = {num_steps} steps like x (shape {x.shape}); got B {B.shape}"
         )
+    if B.shape[-1] == 0:
+        raise ValueError(f"B and C must have a positive state size n; got shape {B.shape}")
     groups = B.shape[-2]
     if groups == 0 or num_heads % groups:
         raise ValueError(
@@ -136,7 +138,8 @@ def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
     x = jnp.broadcast_to(x, (*batch, *x.shape[-3:]))
     B = jnp.broadcast_to(B, (*batch, *B.shape[-3:]))
     C = jnp.broadcast_to(C, (*batch, *C.shape[-3:]))
-    log_a = _checks.broadcast_to("log_a", log_a, x.shape[:-1], "(*batch, t, h)")
+    if log_a is not None:
+        log_a = _checks.broadcast_to("log_a", log_a, x.shape[:-1], "(*batch, t, h)")
     dtype = _checks.result_dtype(x, B, C)  # log_a may be wider (float32 for bf16 inputs)
     if h0 is not None:
         h0 = _checks.as_float("h0", h0)
@@ -144,7 +147,8 @@ def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
         h0 = _checks.broadcast_to("h0", h0, state, "(*batch, h, p, n)").astype(dtype)
     # Log decays, their sums and exponentials stay in float32 at least (bfloat16 inputs).
     log_dtype = jnp.promote_types(dtype, jnp.float32)
-    return x.astype(dtype), log_a.astype(log_dtype), B.astype(dtype), C.astype(dtype), h0
+    log_a = None if log_a is None else log_a.astype(log_dtype)
+    return x.astype(dtype), log_a, B.astype(dtype), C.astype(dtype), h0
 
 
 def _group(x, log_a, groups, h0):
@@ -152,7 +156,8 @@ def _group(x, log_a, groups, h0):
     t, h, p = x.shape[-3:]
     r = h // groups
     x = x.reshape(*x.shape[:-2], groups, r, p)
-    log_a = log_a.reshape(*log_a.shape[:-1], groups, r)
+    if log_a is not None:
+        log_a = log_a.reshape(*log_a.shape[:-1], groups, r)
     if h0 is not None:
         h0 = h0.reshape(*h0.shape[:-3], groups, r, *h0.shape[-2:])
     return x, log_a, h0
@@ -167,7 +172,10 @@ def _group(x, log_a, groups, h0):
 def _scan(x, log_a, B, C, h0, scan_method, precision):
     """Recurrent form: ``H_t = a_t H_{t-1} + x_t B_tᵀ``, ``y_t = H_t C_t``."""
     b = jnp.einsum("...tgrp,...tgn->...tgrpn", x, B, precision=precision)
-    a = jnp.exp(log_a)[..., None, None]  # (..., t, g, r, 1, 1)
+    if log_a is None:  # no decay: a running sum
+        a = jnp.ones((), x.dtype)
+    else:
+        a = jnp.exp(log_a)[..., None, None]  # (..., t, g, r, 1, 1)
     states = linear_recurrence(a, b, h0, method=scan_method, axis=-5)  # (..., t, g, r, p, n)
     y = jnp.einsum("...tgrpn,...tgn->...tgrp", states, C, precision=precision)
     return y, states[..., -1, :, :, :, :]
@@ -175,8 +183,14 @@ def _scan(x, log_a, B, C, h0, scan_method, precision):
 
 def _quadratic(x, log_a, B, C, h0, precision):
     """Dual form: ``y = (L ∘ C Bᵀ) x`` with the full ``(t, s)`` mask."""
-    log_a = jnp.moveaxis(log_a, -3, -1)  # (..., g, r, t)
-    L = ssd_mask(log_a)  # (..., g, r, t, s)
+    T = x.shape[-4]
+    if log_a is None:  # no decay: the causal mask of ones
+        g, r = x.shape[-3:-1]
+        log_a = jnp.zeros((g, r, T), x.dtype)
+        L = jnp.broadcast_to(jnp.tril(jnp.ones((T, T), x.dtype)), (g, r, T, T))
+    else:
+        log_a = jnp.moveaxis(log_a, -3, -1)  # (..., g, r, t)
+        L = ssd_mask(log_a)  # (..., g, r, t, s)
     y = jnp.einsum("...tgn,...sgn,...grts,...sgrp->...tgrp", C, B, L, x, precision=precision)
     final = jnp.einsum("...grs,...sgn,...sgrp->...grpn", L[..., -1, :], B, x, precision=precision)
     if h0 is not None:
@@ -206,7 +220,7 @@ def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
             return jnp.pad(z, widths)
 
         x, B, C = pad_time(x, -4), pad_time(B, -3), pad_time(C, -3)
-        log_a = pad_time(log_a, -3)
+        log_a = None if log_a is None else pad_time(log_a, -3)
 
     def chunks(z, time_axis):
         time_axis %= z.ndim
@@ -215,6 +229,8 @@ def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
     X = chunks(x, -4)  # (..., c, l, g, r, p)
     Bc = chunks(B, -3)  # (..., c, l, g, n)
     Cc = chunks(C, -3)  # (..., c, l, g, n)
+    if log_a is None:
+        return _chunked_no_decay(X, Bc, Cc, h0, x.shape, num_steps, scan_method, precision)
     A = jnp.moveaxis(chunks(log_a, -3), (-4, -3), (-2, -1))  # (..., g, r, c, l)
     A_cumsum = jnp.cumsum(A, axis=-1)
 
@@ -248,6 +264,24 @@ def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
     return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
 
 
+def _chunked_no_decay(X, Bc, Cc, h0, padded_shape, num_steps, scan_method, precision):
+    """The chunked algorithm with every decay 1 (linear attention): masks of ones, no exps."""
+    length = X.shape[-4]
+    tril = jnp.tril(jnp.ones((length, length), X.dtype))
+    Y_diag = jnp.einsum(
+        "...clgn,...csgn,ls,...csgrp->...clgrp", Cc, Bc, tril, X, precision=precision
+    )
+    states = jnp.einsum("...clgn,...clgrp->...cgrpn", Bc, X, precision=precision)
+    ends = linear_recurrence(jnp.ones((), states.dtype), states, h0, method=scan_method, axis=-5)
+    start = jnp.zeros_like(ends[..., :1, :, :, :, :]) if h0 is None else h0[..., None, :, :, :, :]
+    starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5)
+    Y_off = jnp.einsum(
+        "...clgn,...cgrpn->...clgrp", Cc, starts.astype(X.dtype), precision=precision
+    )
+    y = (Y_diag + Y_off).reshape(*padded_shape)
+    return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
+
+
 def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision):
     if method == "scan":
         return _scan(x, log_a, B, C, h0, scan_method, precision)
@@ -264,10 +298,12 @@ def _reverse_strict(x, log_a, B, C, method, chunk_size, scan_method, precision):
     original steps ``t+1..s``), then removes the diagonal ``(C_tᵀ B_t) x_t``.
     """
     flip = lambda z, axis: jnp.flip(z, axis)  # noqa: E731
-    log_a_rev = flip(log_a, -3)
-    log_a_rev = jnp.concatenate(
-        [jnp.zeros_like(log_a_rev[..., :1, :, :]), log_a_rev[..., :-1, :, :]], axis=-3
-    )
+    log_a_rev = None
+    if log_a is not None:
+        log_a_rev = flip(log_a, -3)
+        log_a_rev = jnp.concatenate(
+            [jnp.zeros_like(log_a_rev[..., :1, :, :]), log_a_rev[..., :-1, :, :]], axis=-3
+        )
     y, _ = _forward(
         flip(x, -4), log_a_rev, flip(B, -3), flip(C, -3), None,
         method, chunk_size, scan_method, precision,
@@ -298,8 +334,9 @@ def ssd_discrete(
     ----------
     x : Array, shape ``(*batch, t, h, p)``
         Discretised inputs ``x̄ = Δ x``.
-    log_a : Array, broadcastable to ``(*batch, t, h)``
-        Log decays ``Δ A`` (``<= 0`` for a stable layer; ``0`` gives linear attention).
+    log_a : Array, broadcastable to ``(*batch, t, h)``, or None
+        Log decays ``Δ A`` (``<= 0`` for a stable layer). ``None``: no decay (``a = 1``),
+        i.e. unnormalised linear attention, computed without masks of exponentials.
     B, C : Array, shape ``(*batch, t, g, n)``
         ``g`` must divide ``h``.
     h0 : Array, shape ``(*batch, h, p, n)``, optional
