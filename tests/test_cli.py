@@ -135,3 +135,7 @@ def test_readme_main_job_small(tmp_path, capsys):
     assert len(fc) == 26 and fc.index[0] == pd.Timestamp("2025-04-12")
     assert (fc["lower_95"] > 0).all() and (fc["upper_95"] < 20).all()
     assert plot.stat().st_size > 10_000
+    text = capsys.readouterr().out
+    # the demo's defaults must sample well: chains agree, no divergences
+    assert "Posterior summary (nuts, 2 chain(s) x 500 draws" in text
+    assert "r_hat of" not in text and "ended in a divergence" not in text
