@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="fit only the last N steps (default: the last 8 seasonal cycles, all if shorter)",
+        help="fit only the last N steps (default: the last 8 seasonal cycles but at least 400 "
+        "steps; all if shorter)",
     )
     mod = fc.add_argument_group("model")
     mod.add_argument("--model", choices=["structural"], default="structural")
@@ -204,7 +205,7 @@ def _forecast(args, parser):
     period = _season(args, full.freq)
     fit_last = args.fit_last
     if fit_last is None:
-        fit_last = min(len(y), int(round(8 * period))) if period else len(y)
+        fit_last = min(len(y), max(int(round(8 * period)), 400)) if period else len(y)
     if fit_last < 2:
         raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
     y_fit = y.iloc[-fit_last:]
