@@ -89,17 +89,15 @@ def _regression(model, covariates, future_covariates, horizon, params, dtype):
                 f"(horizon={horizon}, {beta.shape[0]}) are needed to forecast"
             )
         fc = future_covariates
-        if not isinstance(fc, jax.core.Tracer):
-            fc = np.asarray(fc, dtype=np.float64)
-            if fc.ndim == 1:
-                fc = fc[:, None]
-            if fc.shape != (horizon, beta.shape[0]):
-                raise ValueError(
-                    f"future_covariates must have shape (horizon={horizon}, "
-                    f"covariate={beta.shape[0]}); got {fc.shape}"
-                )
-            if not np.all(np.isfinite(fc)):
-                raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
+        if jnp.ndim(fc) == 1:
+            fc = jnp.reshape(fc, (-1, 1))
+        if jnp.shape(fc) != (horizon, beta.shape[0]):
+            raise ValueError(
+                f"future_covariates must have shape (horizon={horizon}, "
+                f"covariate={beta.shape[0]}); got {jnp.shape(fc)}"
+            )
+        if not isinstance(fc, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(fc))):
+            raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
         future = jnp.asarray(fc, dtype) @ beta
     return offset, future
 
