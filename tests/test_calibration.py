@@ -30,9 +30,7 @@ def test_forecast_intervals_are_calibrated():
     start = time.perf_counter()
     for r in range(REPLICATIONS):
         y, _ = simulate_local_level(rng, LENGTH + HORIZON, 1.0, 0.5, start=rng.normal(0, 5))
-        fit = bi.fit_svi(
-            model, y[:LENGTH], key=r, steps=3000, num_samples=500, progress=False
-        )
+        fit = bi.fit_svi(model, y[:LENGTH], key=r, steps=3000, num_samples=500, progress=False)
         fc = fit.forecast(HORIZON, prob=(0.8, 0.95), key=r)
         truth = y[LENGTH:]
         hits95.append((fc["lower_95"] <= truth) & (truth <= fc["upper_95"]))
