@@ -239,7 +239,8 @@ def main(argv=None):
         "compile_par",
         "compile_par_grad",
         "compile_dx_par",
-        "max|dll|",
+        "rel_diff_ours_sm",
+        "rel_diff_dx",
     ]
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
@@ -266,15 +267,17 @@ def main(argv=None):
             # Agreement: ours (seq vs par) and vs statsmodels (same burn-in). dynamax has no
             # burn-in, so it is compared with our unburnt sum, computed here.
             vals = list(checks.values()) + ([sm_value] if sm_value is not None else [])
-            diff = max(vals) - min(vals) if len(vals) > 1 else None
+            scale = abs(vals[0])
+            diff = (max(vals) - min(vals)) / scale if len(vals) > 1 else None
+            diff_dx = None
             if dx_checks:
                 ours_full = float(
                     kalman_log_likelihood(our_state_space(PARAMS, dtype), jnp.asarray(y, dtype))
                 )
                 d2 = max(abs(v - ours_full) for v in dx_checks.values())
-                diff = d2 if diff is None else max(diff, d2)
+                diff_dx = d2 / abs(ours_full)
 
-            def ratio(a, b):
+            def ratio(a, b, row=row):
                 return None if a not in row or b not in row else row[a] / row[b]
 
             cells = [str(num_steps)] + [fmt(row.get(c)) for c in cols[1:8]]
@@ -288,6 +291,7 @@ def main(argv=None):
                 fmt(row.get(c)) for c in ("compile_par", "compile_par_grad", "compile_dx_par")
             ]
             cells.append("-" if diff is None else f"{diff:.1e}")
+            cells.append("-" if diff_dx is None else f"{diff_dx:.1e}")
             print("| " + " | ".join(cells) + " |", flush=True)
     for note in dict.fromkeys(notes):
         print(f"# note: {note}")

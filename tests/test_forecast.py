@@ -105,12 +105,14 @@ def test_forecast_index_columns_and_shape(weekly_fit):
 
 
 def test_forecast_daily_and_range_index():
-    daily = bi.fit_svi(ToyLocalLevel(), _series(40, "D"), key=0, steps=500, progress=False)
+    # same length and settings as the weekly fixture: the compiled programs are reused
+    kw = dict(key=0, steps=1500, progress=False)
+    daily = bi.fit_svi(ToyLocalLevel(), _series(60, "D"), **kw)
     fc = daily.forecast(3, prob=0.5)
     assert list(fc.columns) == ["mean", "median", "lower_50", "upper_50"]
-    assert fc.index[0] == pd.Timestamp("2021-02-11")  # the day after 2021-01-02 + 39 days
-    plain = bi.fit_svi(ToyLocalLevel(), _series(40).to_numpy(), key=0, steps=500, progress=False)
-    assert plain.forecast(4).index.equals(pd.RangeIndex(40, 44))
+    assert fc.index.equals(pd.date_range("2021-03-03", periods=3, freq="D"))
+    plain = bi.fit_svi(ToyLocalLevel(), _series(60).to_numpy(), **kw)
+    assert plain.forecast(4).index.equals(pd.RangeIndex(60, 64))
 
 
 def test_same_key_same_forecast_other_key_differs(weekly_fit):

@@ -205,6 +205,7 @@ def test_svi_bad_arguments(kwargs, match):
         bi.fit_svi(ToyLocalLevel(), np.arange(20.0), key=0, **kwargs)
 
 
+@pytest.mark.slow
 def test_structural_fit_components_and_update():
     """The real model through the drivers: components, fitted values, update, forecast."""
     rng = np.random.default_rng(5)

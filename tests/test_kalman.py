@@ -108,7 +108,11 @@ def test_sequential_matches_numpy_twin(x64, case):
         assert np.all(np.asarray(res.log_lik_steps)[np.isnan(y)] == 0.0)
 
 
-@pytest.mark.parametrize("case", CASES, ids=[f"n{c[1]}-nan{int(c[2])}" for c in CASES])
+# The parallel filter compiles one program per shape (a few seconds on a CPU): three sizes.
+PAR_CASES = [CASES[0], CASES[2], CASES[5]]
+
+
+@pytest.mark.parametrize("case", PAR_CASES, ids=[f"n{c[1]}-nan{int(c[2])}" for c in PAR_CASES])
 def test_parallel_matches_sequential(x64, case):
     seed, n, nan, tv_var, tv_obs, offset = case
     m, y = random_model(seed, n, 37, nan=nan, tv_var=tv_var, tv_obs=tv_obs, offset=offset)
@@ -259,7 +263,7 @@ def test_gradient_through_last_filter_and_smoother_is_finite(x64):
 
     def f(th):
         last = kalman_filter_last(_param_model(th, y), y)
-        sm = kalman_smoother(_param_model(th, y), y, method="parallel")
+        sm = kalman_smoother(_param_model(th, y), y, method="sequential")
         return last.last_mean.sum() + last.last_cov.sum() + sm.smoothed_means.sum()
 
     assert np.all(np.isfinite(jax.grad(f)(theta)))
@@ -285,7 +289,7 @@ def test_matches_statsmodels_kalman_filter(x64):
 
 def test_large_initial_variance_with_burn_in_matches_reference(x64):
     """An approximately diffuse start (variance 1e6) stays accurate in float64."""
-    m, y = random_model(60, 3, 60, nan=True)
+    m, y = random_model(60, 3, 30, nan=True)
     m["init_cov"] = 1e6 * np.eye(3)
     ref = kalman_filter_ref(**m, y=y)
     for method in ("sequential", "parallel"):

@@ -40,12 +40,35 @@ the slow NumPy twin is :func:`bayes_ssm.kernels.reference.kalman_filter_ref`.
 
 from __future__ import annotations
 
-import math
-from typing import Literal, NamedTuple
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 from jax import lax
+
+from bayes_ssm.kernels.kalman_common import (
+    _LOG_2PI,
+    Array,
+    FilterResult,
+    ForecastResult,
+    KalmanMethod,
+    LastFilterResult,
+    SmootherResult,
+    StateSpace,
+    _as_float,
+    _mm,
+    _mv,
+    _observed,
+    _outer,
+    _per_step,
+    _resolve_method,
+    _sum_burn,
+    _sym,
+    _vdot,
+    choose_kalman_method,
+    validate,
+)
+from bayes_ssm.kernels.kalman_parallel import parallel_filter, parallel_smooth_backward
 
 __all__ = [
     "StateSpace",
@@ -59,275 +82,10 @@ __all__ = [
     "kalman_smoother",
     "kalman_forecast",
     "choose_kalman_method",
+    "validate",
 ]
 
-Array = jax.Array
-KalmanMethod = Literal["auto", "sequential", "parallel"]
-_METHODS = ("auto", "sequential", "parallel")
-_LOG_2PI = math.log(2.0 * math.pi)
-# A GPU pays one kernel launch per sequential step; past a few dozen steps the parallel
-# (associative-scan) filter wins there. On a CPU the sequential filter wins at every length.
-_GPU_SEQUENTIAL_MAX_T = 64
-_UNROLL = 4
-
-
-class StateSpace(NamedTuple):
-    """A linear-Gaussian state space with a univariate observation.
-
-    Attributes
-    ----------
-    transition : Array, shape ``(state, state)``
-        ``T``: ``alpha_{t+1} = T alpha_t + eta_t``.
-    observation : Array, shape ``(state,)`` or ``(time, state)``
-        ``Z`` (or per-step rows ``z_t``): ``y_t = z_t . alpha_t + offset_t + eps_t``.
-    state_cov : Array, shape ``(state, state)``
-        ``Var(eta_t) = R Q R'``; may be singular.
-    obs_var : Array, shape ``()`` or ``(time,)``
-        ``Var(eps_t)``; per-step values serve scale mixtures (Student-t).
-    init_mean : Array, shape ``(state,)``
-        Mean of the first state ``alpha_1``.
-    init_cov : Array, shape ``(state, state)``
-        Covariance of the first state ``alpha_1``.
-    obs_offset : Array or float, shape ``()`` or ``(time,)``
-        Known additive term in the observation (e.g. a regression ``X @ beta``).
-    """
-
-    transition: Array
-    observation: Array
-    state_cov: Array
-    obs_var: Array
-    init_mean: Array
-    init_cov: Array
-    obs_offset: Array | float = 0.0
-
-
-class FilterResult(NamedTuple):
-    """Output of :func:`kalman_filter`.
-
-    Attributes
-    ----------
-    log_likelihood : Array, shape ``()``
-        ``sum(log_lik_steps[burn_in:])``.
-    log_lik_steps : Array, shape ``(time,)``
-        ``log p(y_t | y_{1:t-1})``; 0 where ``y_t`` is missing.
-    predicted_means, predicted_covs : Array, shapes ``(time, state)``, ``(time, state, state)``
-        Moments of ``alpha_t | y_{1:t-1}`` (``predicted_means[0] = init_mean``).
-    filtered_means, filtered_covs : Array, shapes ``(time, state)``, ``(time, state, state)``
-        Moments of ``alpha_t | y_{1:t}``.
-    pred_obs_mean, pred_obs_var : Array, shape ``(time,)``
-        Moments of ``y_t | y_{1:t-1}`` (defined also where ``y_t`` is missing).
-    """
-
-    log_likelihood: Array
-    log_lik_steps: Array
-    predicted_means: Array
-    predicted_covs: Array
-    filtered_means: Array
-    filtered_covs: Array
-    pred_obs_mean: Array
-    pred_obs_var: Array
-
-
-class LastFilterResult(NamedTuple):
-    """Output of :func:`kalman_filter_last`: what a likelihood or forecast needs, no history.
-
-    Attributes
-    ----------
-    log_likelihood : Array, shape ``()``
-    log_lik_steps : Array, shape ``(time,)``
-    last_mean, last_cov : Array, shapes ``(state,)``, ``(state, state)``
-        Filtered moments of the last state, ``alpha_T | y_{1:T}``; pass them to
-        :func:`kalman_forecast`.
-    """
-
-    log_likelihood: Array
-    log_lik_steps: Array
-    last_mean: Array
-    last_cov: Array
-
-
-class SmootherResult(NamedTuple):
-    """Output of :func:`kalman_smoother`: the filter's fields plus the smoothed moments.
-
-    Attributes
-    ----------
-    smoothed_means : Array, shape ``(time, state)``
-        ``E[alpha_t | y_{1:T}]``.
-    smoothed_covs : Array, shape ``(time, state, state)``
-        ``Var[alpha_t | y_{1:T}]``.
-    """
-
-    log_likelihood: Array
-    log_lik_steps: Array
-    predicted_means: Array
-    predicted_covs: Array
-    filtered_means: Array
-    filtered_covs: Array
-    pred_obs_mean: Array
-    pred_obs_var: Array
-    smoothed_means: Array
-    smoothed_covs: Array
-
-
-class ForecastResult(NamedTuple):
-    """Output of :func:`kalman_forecast`: moments ``h = 1 .. horizon`` steps ahead.
-
-    Attributes
-    ----------
-    obs_means, obs_vars : Array, shape ``(horizon,)``
-        Mean and variance of ``y_{T+h} | y_{1:T}`` (observation noise included).
-    state_means, state_covs : Array, shapes ``(horizon, state)``, ``(horizon, state, state)``
-        Moments of ``alpha_{T+h} | y_{1:T}``.
-    """
-
-    obs_means: Array
-    obs_vars: Array
-    state_means: Array
-    state_covs: Array
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _as_float(name, x, allow_python_scalar=False):
-    if allow_python_scalar and isinstance(x, int | float) and not isinstance(x, bool):
-        return jnp.asarray(float(x))
-    if isinstance(x, bool) or x is None:
-        raise ValueError(f"{name} must be a floating-point array, got {x!r}")
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        raise ValueError(
-            f"{name} must have a floating-point dtype, got {x.dtype} (shape {x.shape}); "
-            f"cast it, e.g. {name}.astype(float)"
-        )
-    return x
-
-
-def validate(ss: StateSpace, y=None, *, num_steps: int | None = None, burn_in: int = 0):
-    """Check shapes and dtypes of a state space (and series); return them as arrays.
-
-    Parameters
-    ----------
-    ss : StateSpace
-    y : Array, shape ``(time,)``, optional
-    num_steps : int, optional
-        Length of the time axis when ``y`` is not given (the forecast horizon).
-    burn_in : int
-        Number of leading log-likelihood terms to drop.
-
-    Returns
-    -------
-    (StateSpace, Array or None, dtype)
-        Arrays cast to the promoted floating dtype.
-
-    Raises
-    ------
-    ValueError
-        Naming the argument and the shapes or dtype at fault. The checks use static shapes
-        only, so they also run under :func:`jax.jit` and :func:`jax.vmap`.
-    """
-    if not isinstance(ss, StateSpace):
-        raise ValueError(f"ss must be a StateSpace, got {type(ss).__name__}")
-    T = _as_float("transition", ss.transition)
-    Z = _as_float("observation", ss.observation)
-    Q = _as_float("state_cov", ss.state_cov)
-    H = _as_float("obs_var", ss.obs_var, allow_python_scalar=True)
-    m0 = _as_float("init_mean", ss.init_mean)
-    P0 = _as_float("init_cov", ss.init_cov)
-    d = _as_float("obs_offset", ss.obs_offset, allow_python_scalar=True)
-    if T.ndim != 2 or T.shape[0] != T.shape[1]:
-        raise ValueError(f"transition must be a square (state, state) matrix, got shape {T.shape}")
-    n = T.shape[0]
-    if n == 0:
-        raise ValueError("transition is empty: the state needs at least one dimension")
-    for name, x in (("state_cov", Q), ("init_cov", P0)):
-        if x.shape != (n, n):
-            raise ValueError(
-                f"{name} must have shape (state, state) = {(n, n)} like transition, got {x.shape}"
-            )
-    if m0.shape != (n,):
-        raise ValueError(f"init_mean must have shape (state,) = {(n,)}, got {m0.shape}")
-    if y is not None:
-        y = _as_float("y", y)
-        if y.ndim != 1:
-            raise ValueError(f"y must be a univariate series of shape (time,), got {y.shape}")
-        num_steps = y.shape[0]
-        if num_steps == 0:
-            raise ValueError("y is empty: the series needs at least one step")
-    if Z.ndim == 1:
-        if Z.shape != (n,):
-            raise ValueError(
-                f"observation must have shape (state,) = {(n,)} or (time, state), got {Z.shape}"
-            )
-    elif Z.ndim == 2:
-        if Z.shape != (num_steps, n):
-            raise ValueError(
-                f"time-varying observation must have shape (time, state) = {(num_steps, n)}, "
-                f"got {Z.shape}"
-            )
-    else:
-        raise ValueError(f"observation must have shape (state,) or (time, state), got {Z.shape}")
-    for name, x in (("obs_var", H), ("obs_offset", d)):
-        if x.ndim == 1 and x.shape != (num_steps,):
-            raise ValueError(
-                f"{name} must be a scalar or have shape (time,) = {(num_steps,)}, got {x.shape}"
-            )
-        if x.ndim > 1:
-            raise ValueError(f"{name} must be a scalar or have shape (time,), got {x.shape}")
-    if not isinstance(burn_in, int) or burn_in < 0:
-        raise ValueError(f"burn_in must be a non-negative int, got {burn_in!r}")
-    arrays = [T, Z, Q, m0, P0] + ([y] if y is not None else [])
-    dtype = jnp.result_type(*[a.dtype for a in arrays])
-    ss = StateSpace(
-        T.astype(dtype),
-        Z.astype(dtype),
-        Q.astype(dtype),
-        H.astype(dtype),
-        m0.astype(dtype),
-        P0.astype(dtype),
-        d.astype(dtype),
-    )
-    if y is not None:
-        y = y.astype(dtype)
-    return ss, y, dtype
-
-
-def choose_kalman_method(num_steps: int, backend: str | None = None) -> str:
-    """The algorithm ``method="auto"`` runs: ``"sequential"`` on a CPU (and for
-    ``num_steps <= 64`` elsewhere), ``"parallel"`` on a GPU or TPU for longer series."""
-    backend = backend or jax.default_backend()
-    if backend == "cpu" or num_steps <= _GPU_SEQUENTIAL_MAX_T:
-        return "sequential"
-    return "parallel"
-
-
-def _resolve_method(method, num_steps):
-    if method not in _METHODS:
-        raise ValueError(f"method must be one of {_METHODS}, got {method!r}")
-    return choose_kalman_method(num_steps) if method == "auto" else method
-
-
-def _per_step(ss: StateSpace, num_steps: int):
-    """Broadcast the per-step inputs to (time, ...) arrays."""
-    n = ss.transition.shape[0]
-    z = jnp.broadcast_to(ss.observation, (num_steps, n))
-    h = jnp.broadcast_to(ss.obs_var, (num_steps,))
-    d = jnp.broadcast_to(ss.obs_offset, (num_steps,))
-    return z, h, d
-
-
-def _sym(P):
-    return 0.5 * (P + P.T)
-
-
-def _observed(y):
-    """Mask of observed steps and a NaN-free copy of ``y`` (for the double-where trick)."""
-    observed = ~jnp.isnan(y)
-    return observed, jnp.where(observed, y, 0.0)
-
-
-def _sum_burn(steps, burn_in):
-    return jnp.sum(steps[burn_in:]) if burn_in else jnp.sum(steps)
+_UNROLL = 1
 
 
 # --------------------------------------------------------------------------- sequential
@@ -335,9 +93,9 @@ def _sum_burn(steps, burn_in):
 
 def _innovation(m, P, z, h, d, y, observed):
     """Innovation ``v``, its variance ``F``, ``P z`` and the log-likelihood term."""
-    Pz = P @ z
-    F = z @ Pz + h
-    v = y - z @ m - d
+    Pz = _mv(P, z)
+    F = _vdot(z, Pz) + h
+    v = y - _vdot(z, m) - d
     safe_F = jnp.where(observed, F, 1.0)
     ll = jnp.where(observed, -0.5 * (_LOG_2PI + jnp.log(safe_F) + v * v / safe_F), 0.0)
     return v, F, Pz, safe_F, ll
@@ -346,10 +104,10 @@ def _innovation(m, P, z, h, d, y, observed):
 def _joseph_predict(T, Q, m, P, z, h, v, Pz, safe_F, observed):
     """Fused update + prediction in Joseph form; the gain is zero at missing steps."""
     K = jnp.where(observed, Pz / safe_F, 0.0)
-    g = T @ K
-    L = T - jnp.outer(g, z)
-    m_next = T @ m + g * v
-    P_next = L @ P @ L.T + h * jnp.outer(g, g) + Q
+    g = _mv(T, K)
+    L = T - _outer(g, z)
+    m_next = _mv(T, m) + g * v
+    P_next = _mm(_mm(L, P), L.T) + h * _outer(g, g) + Q
     return m_next, _sym(P_next), K
 
 
@@ -367,10 +125,10 @@ def _filter_sequential(ss: StateSpace, y, *, history: bool):
         if not history:
             return (m_next, P_next), ll
         # Filtered moments (Joseph form: (I - K z') P (I - K z')' + h K K').
-        B = jnp.eye(m.shape[0], dtype=m.dtype) - jnp.outer(K, z)
+        B = jnp.eye(m.shape[0], dtype=m.dtype) - _outer(K, z)
         m_f = m + K * v
-        P_f = _sym(B @ P @ B.T + h * jnp.outer(K, K))
-        out = (ll, m, P, m_f, P_f, z @ m + d, F)
+        P_f = _sym(_mm(_mm(B, P), B.T) + h * _outer(K, K))
+        out = (ll, m, P, m_f, P_f, _vdot(z, m) + d, F)
         return (m_next, P_next), out
 
     unroll = max(1, min(_UNROLL, num_steps))
@@ -405,9 +163,9 @@ def _last_sequential(ss: StateSpace, y):
     z, h, d, yy, obs = z_t[-1], h_t[-1], d_t[-1], y0[-1], observed[-1]
     v, F, Pz, safe_F, ll_last = _innovation(m, P, z, h, d, yy, obs)
     K = jnp.where(obs, Pz / safe_F, 0.0)
-    B = jnp.eye(m.shape[0], dtype=m.dtype) - jnp.outer(K, z)
+    B = jnp.eye(m.shape[0], dtype=m.dtype) - _outer(K, z)
     m_f = m + K * v
-    P_f = _sym(B @ P @ B.T + h * jnp.outer(K, K))
+    P_f = _sym(_mm(_mm(B, P), B.T) + h * _outer(K, K))
     return jnp.concatenate([ll, ll_last[None]]), m_f, P_f
 
 
@@ -455,10 +213,12 @@ def kalman_filter(
     ((3,), 0.0)
     """
     ss, y, _ = validate(ss, y, burn_in=burn_in)
-    method = _resolve_method(method, y.shape[0])
-    if method == "parallel":
-        from bayes_ssm.kernels.kalman_parallel import parallel_filter
+    return _filter_jit(ss, y, _resolve_method(method, y.shape[0]), burn_in)
 
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _filter_jit(ss, y, method, burn_in):
+    if method == "parallel":
         return parallel_filter(ss, y, burn_in=burn_in)
     ll, m_p, P_p, m_f, P_f, obs_mean, obs_var = _filter_sequential(ss, y, history=True)
     return FilterResult(_sum_burn(ll, burn_in), ll, m_p, P_p, m_f, P_f, obs_mean, obs_var)
@@ -477,10 +237,12 @@ def kalman_filter_last(
     LastFilterResult
     """
     ss, y, _ = validate(ss, y, burn_in=burn_in)
-    method = _resolve_method(method, y.shape[0])
-    if method == "parallel":
-        from bayes_ssm.kernels.kalman_parallel import parallel_filter
+    return _last_jit(ss, y, _resolve_method(method, y.shape[0]), burn_in)
 
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _last_jit(ss, y, method, burn_in):
+    if method == "parallel":
         res = parallel_filter(ss, y, burn_in=burn_in)
         return LastFilterResult(
             res.log_likelihood, res.log_lik_steps, res.filtered_means[-1], res.filtered_covs[-1]
@@ -514,13 +276,13 @@ def _smooth_backward(ss: StateSpace, y, m_p, P_p):
         m, P, z, h, d, yy, obs = inputs
         v, F, Pz, safe_F, _ = _innovation(m, P, z, h, d, yy, obs)
         K = jnp.where(obs, Pz / safe_F, 0.0)
-        L = T - jnp.outer(T @ K, z)
+        L = T - _outer(_mv(T, K), z)
         u = jnp.where(obs, v / safe_F, 0.0)
         w = jnp.where(obs, 1.0 / safe_F, 0.0)
-        r_prev = z * u + L.T @ r
-        N_prev = _sym(w * jnp.outer(z, z) + L.T @ N @ L)
-        m_s = m + P @ r_prev
-        P_s = _sym(P - P @ N_prev @ P)
+        r_prev = z * u + _mv(L.T, r)
+        N_prev = _sym(w * _outer(z, z) + _mm(_mm(L.T, N), L))
+        m_s = m + _mv(P, r_prev)
+        P_s = _sym(P - _mm(_mm(P, N_prev), P))
         return (r_prev, N_prev), (m_s, P_s)
 
     n = T.shape[0]
@@ -554,11 +316,13 @@ def kalman_smoother(
     SmootherResult
     """
     ss, y, _ = validate(ss, y, burn_in=burn_in)
-    method = _resolve_method(method, y.shape[0])
-    res = kalman_filter(ss, y, method=method, burn_in=burn_in)
-    if method == "parallel":
-        from bayes_ssm.kernels.kalman_parallel import parallel_smooth_backward
+    return _smoother_jit(ss, y, _resolve_method(method, y.shape[0]), burn_in)
 
+
+@partial(jax.jit, static_argnums=(2, 3))
+def _smoother_jit(ss, y, method, burn_in):
+    res = _filter_jit(ss, y, method, burn_in)
+    if method == "parallel":
         m_s, P_s = parallel_smooth_backward(ss, y, res.predicted_means, res.predicted_covs)
     else:
         m_s, P_s = _smooth_backward(ss, y, res.predicted_means, res.predicted_covs)
@@ -589,15 +353,20 @@ def kalman_forecast(ss: StateSpace, mean, cov, horizon: int) -> ForecastResult:
     cov = _as_float("cov", cov)
     ss = ss._replace(init_mean=mean, init_cov=cov)
     ss, _, _ = validate(ss, num_steps=horizon)
+    return _forecast_jit(ss, horizon)
+
+
+@partial(jax.jit, static_argnums=(1,))
+def _forecast_jit(ss, horizon):
     T, Q = ss.transition, ss.state_cov
     z_t, h_t, d_t = _per_step(ss, horizon)
 
     def step(carry, inputs):
         m, P = carry
         z, h, d = inputs
-        m = T @ m
-        P = _sym(T @ P @ T.T + Q)
-        return (m, P), (z @ m + d, z @ P @ z + h, m, P)
+        m = _mv(T, m)
+        P = _sym(_mm(_mm(T, P), T.T) + Q)
+        return (m, P), (_vdot(z, m) + d, _vdot(z, _mv(P, z)) + h, m, P)
 
     _, (obs_m, obs_v, m, P) = lax.scan(step, (ss.init_mean, ss.init_cov), (z_t, h_t, d_t))
     return ForecastResult(obs_m, obs_v, m, P)

@@ -52,15 +52,19 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 from jax import lax
-from jax.scipy.linalg import lu_factor, lu_solve
 
-from bayes_ssm.kernels.kalman import (
+from bayes_ssm.kernels.kalman_common import (
     _LOG_2PI,
     FilterResult,
     StateSpace,
+    _mm,
+    _mv,
     _observed,
+    _outer,
     _per_step,
     _sum_burn,
+    _sym,
+    _vdot,
 )
 
 __all__ = ["parallel_filter", "parallel_smooth_backward"]
@@ -68,18 +72,6 @@ __all__ = ["parallel_filter", "parallel_smooth_backward"]
 
 def _mT(x):
     return jnp.swapaxes(x, -1, -2)
-
-
-def _sym(P):
-    return 0.5 * (P + _mT(P))
-
-
-def _outer(a, b):
-    return a[..., :, None] * b[..., None, :]
-
-
-def _mv(A, x):
-    return jnp.einsum("...ij,...j->...i", A, x)
 
 
 def _filter_elements(ss: StateSpace, y):
@@ -92,21 +84,26 @@ def _filter_elements(ss: StateSpace, y):
     # Prior of alpha_t given alpha_{t-1}: N(T x, Q); at t = 1 the initial moments.
     prior_cov = jnp.where(first[:, None, None], ss.init_cov, Q)
     Pz = _mv(prior_cov, z)
-    S = jnp.einsum("ti,ti->t", z, Pz) + h
+    S = _vdot(z, Pz) + h
     safe_S = jnp.where(observed, S, 1.0)
     K = jnp.where(observed[:, None], Pz / safe_S[:, None], 0.0)
     B = eye - _outer(K, z)  # I - K z'
-    innov = y0 - d  # y_t - d_t (times the prior mean for t = 1, below)
-    innov_first = innov - z[0] @ ss.init_mean
-    A = jnp.where(first[:, None, None], 0.0, B @ T)
+    innov = y0 - d  # y_t - d_t (minus z' init_mean at t = 1, below)
+    innov_first = innov - _vdot(z[0], ss.init_mean)
+    A = jnp.where(first[:, None, None], 0.0, _mm(B, T))
     b = K * jnp.where(first, innov_first, innov)[:, None]
     b = b.at[0].add(ss.init_mean)
-    C = _sym(B @ prior_cov @ _mT(B) + h[:, None, None] * _outer(K, K))
-    Tz = z @ T  # rows T' z_t
+    C = _sym(_mm(_mm(B, prior_cov), _mT(B)) + h[:, None, None] * _outer(K, K))
+    Tz = _mv(T.T, z)  # T' z_t
     w = jnp.where(observed & ~first, 1.0 / safe_S, 0.0)
     eta = Tz * (w * innov)[:, None]
     J = w[:, None, None] * _outer(Tz, Tz)
     return A, b, C, J, eta
+
+
+def _inverse(M):
+    """Inverse of a batch of small, well-conditioned matrices (``I + C J``, eigenvalues >= 1)."""
+    return jnp.linalg.inv(M)
 
 
 def _filter_combine(elem1, elem2):
@@ -114,24 +111,21 @@ def _filter_combine(elem1, elem2):
     A1, b1, C1, J1, eta1 = elem1
     A2, b2, C2, J2, eta2 = elem2
     n = A1.shape[-1]
-    eye = jnp.eye(n, dtype=A1.dtype)
-    lu_piv = lu_factor(eye + C1 @ J2)  # I + C1 J2
-    # M = A2 (I + C1 J2)^{-1}  <=>  M' = (I + C1 J2)^{-T} A2'
-    M = _mT(lu_solve(lu_piv, _mT(A2), trans=1))
-    # N = A1' (I + J2 C1)^{-1} = A1' (I + C1 J2)^{-T}  <=>  N' = (I + C1 J2)^{-1} A1
-    N = _mT(lu_solve(lu_piv, A1, trans=0))
-    A = M @ A1
+    G = _inverse(jnp.eye(n, dtype=A1.dtype) + _mm(C1, J2))  # (I + C1 J2)^{-1}
+    M = _mm(A2, G)  # A2 (I + C1 J2)^{-1}
+    N = _mm(_mT(A1), _mT(G))  # A1' (I + J2 C1)^{-1}
+    A = _mm(M, A1)
     b = _mv(M, b1 + _mv(C1, eta2)) + b2
-    C = _sym(M @ C1 @ _mT(A2) + C2)
+    C = _sym(_mm(_mm(M, C1), _mT(A2)) + C2)
     eta = _mv(N, eta2 - _mv(J2, b1)) + eta1
-    J = _sym(N @ J2 @ A1 + J1)
+    J = _sym(_mm(_mm(N, J2), A1) + J1)
     return A, b, C, J, eta
 
 
 def _predict_from_filtered(ss: StateSpace, m_f, P_f):
     T, Q = ss.transition, ss.state_cov
-    m_p = jnp.concatenate([ss.init_mean[None], m_f[:-1] @ T.T])
-    P_p = jnp.concatenate([ss.init_cov[None], _sym(T @ P_f[:-1] @ T.T + Q)])
+    m_p = jnp.concatenate([ss.init_mean[None], _mv(T, m_f[:-1])])
+    P_p = jnp.concatenate([ss.init_cov[None], _sym(_mm(_mm(T, P_f[:-1]), T.T) + Q)])
     return m_p, P_p
 
 
@@ -156,8 +150,8 @@ def parallel_filter(ss: StateSpace, y, *, burn_in: int = 0) -> FilterResult:
     m_p, P_p = _predict_from_filtered(ss, m_f, P_f)
     z, h, d = _per_step(ss, y.shape[0])
     observed, y0 = _observed(y)
-    obs_mean = jnp.einsum("ti,ti->t", z, m_p) + d
-    F = jnp.einsum("ti,tij,tj->t", z, P_p, z) + h
+    obs_mean = _vdot(z, m_p) + d
+    F = _vdot(z, _mv(P_p, z)) + h
     safe_F = jnp.where(observed, F, 1.0)
     v = y0 - obs_mean
     ll = jnp.where(observed, -0.5 * (_LOG_2PI + jnp.log(safe_F) + v * v / safe_F), 0.0)
@@ -168,7 +162,7 @@ def _smooth_combine(elem1, elem2):
     """``elem2`` after ``elem1`` for the affine maps ``(r, N) -> (A r + u, A N A' + W)``."""
     A1, u1, W1 = elem1
     A2, u2, W2 = elem2
-    return A2 @ A1, _mv(A2, u1) + u2, _sym(A2 @ W1 @ _mT(A2) + W2)
+    return _mm(A2, A1), _mv(A2, u1) + u2, _sym(_mm(_mm(A2, W1), _mT(A2)) + W2)
 
 
 def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p):
@@ -190,14 +184,14 @@ def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p):
     z, h, d = _per_step(ss, y.shape[0])
     observed, y0 = _observed(y)
     Pz = _mv(P_p, z)
-    F = jnp.einsum("ti,ti->t", z, Pz) + h
+    F = _vdot(z, Pz) + h
     safe_F = jnp.where(observed, F, 1.0)
-    v = y0 - jnp.einsum("ti,ti->t", z, m_p) - d
+    v = y0 - _vdot(z, m_p) - d
     K = jnp.where(observed[:, None], Pz / safe_F[:, None], 0.0)
-    L = T - _outer(K @ T.T, z)  # T - (T K) z'
+    L = T - _outer(_mv(T, K), z)  # T - (T K) z'
     u = z * jnp.where(observed, v / safe_F, 0.0)[:, None]
     W = jnp.where(observed, 1.0 / safe_F, 0.0)[:, None, None] * _outer(z, z)
     _, r, N = lax.associative_scan(_smooth_combine, (_mT(L), u, W), reverse=True)
     m_s = m_p + _mv(P_p, r)
-    P_s = _sym(P_p - P_p @ N @ P_p)
+    P_s = _sym(P_p - _mm(_mm(P_p, N), P_p))
     return m_s, P_s

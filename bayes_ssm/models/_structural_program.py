@@ -22,6 +22,7 @@ from bayes_ssm.models.likelihoods import (
     negative_binomial_log_prob,
     observation_distribution,
     student_t_precisions,
+    student_t_predictive_log_prob,
 )
 from bayes_ssm.models.priors import resolve_prior
 
@@ -88,17 +89,15 @@ def _regression(model, covariates, future_covariates, horizon, params, dtype):
                 f"(horizon={horizon}, {beta.shape[0]}) are needed to forecast"
             )
         fc = future_covariates
-        if not isinstance(fc, jax.core.Tracer):
-            fc = np.asarray(fc, dtype=np.float64)
-            if fc.ndim == 1:
-                fc = fc[:, None]
-            if fc.shape != (horizon, beta.shape[0]):
-                raise ValueError(
-                    f"future_covariates must have shape (horizon={horizon}, "
-                    f"covariate={beta.shape[0]}); got {fc.shape}"
-                )
-            if not np.all(np.isfinite(fc)):
-                raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
+        if jnp.ndim(fc) == 1:
+            fc = jnp.reshape(fc, (-1, 1))
+        if jnp.shape(fc) != (horizon, beta.shape[0]):
+            raise ValueError(
+                f"future_covariates must have shape (horizon={horizon}, "
+                f"covariate={beta.shape[0]}); got {jnp.shape(fc)}"
+            )
+        if not isinstance(fc, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(fc))):
+            raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
         future = jnp.asarray(fc, dtype) @ beta
     return offset, future
 
@@ -110,6 +109,7 @@ def _psd_sqrt(cov):
     return v * jnp.sqrt(jnp.clip(w, 0.0))
 
 
+@jax.jit
 def _propagate(transition, observation, noise_sd, start, z):
     """Signal ``Z alpha_{k}``, ``k = 1..K``, of the path ``alpha_k = T alpha_{k-1} + sd * z_k``
     from ``alpha_0 = start``; ``z`` shape ``(K, state)``, returns ``(K,)``."""
@@ -175,20 +175,23 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         system.init_cov,
         offset,
     )
-    if components:
-        # one filter with history: log_lik, y_fitted and the last moments
-        res = kalman.kalman_filter(ss, y, method=model.method)
-        log_lik, final_mean, final_cov = (
-            res.log_lik_steps,
-            res.filtered_means[-1],
-            res.filtered_covs[-1],
-        )
-        numpyro.deterministic("y_fitted", res.pred_obs_mean)
-        numpyro.sample("y_rep", dist.Normal(res.pred_obs_mean, jnp.sqrt(res.pred_obs_var)))
-    else:
-        log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
-    numpyro.deterministic("log_lik", log_lik)
+    # The fast path (no covariance history) carries the likelihood that NUTS differentiates.
+    log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
     numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
+    if components or model.likelihood == "student_t":
+        # Read-outs only (dead code in the gradient): one-step predictive moments.
+        res = kalman.filter_full(ss, y, method=model.method)
+        pred_mean = res.pred_obs_mean
+        state_var = jnp.clip(res.pred_obs_var - obs_var, 0.0)
+    if model.likelihood == "student_t":
+        # log p(y_t | y_<t, lambda_<t): marginal over the step's own precision lambda_t
+        log_lik = student_t_predictive_log_prob(
+            y, pred_mean, state_var, params["sigma_obs"], params["nu"]
+        )
+    numpyro.deterministic("log_lik", log_lik)
+    if components:
+        numpyro.deterministic("y_fitted", pred_mean)
+        numpyro.deterministic("y_rep", _one_step_replicate(model, pred_mean, state_var, params))
     if horizon > 0:
         n = system.init_mean.shape[0]
         z = numpyro.sample(
@@ -201,6 +204,17 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
         _emit_components(_simulation_smoother(ss, y, system, model.method), system)
+
+
+def _one_step_replicate(model, pred_mean, state_var, params):
+    """A draw from ``y_t | y_<t``: state prediction plus a fresh observation error."""
+    key = numpyro.prng_key()
+    if key is None:
+        raise ValueError("components=True draws random paths: run the model under a seed handler")
+    k1, k2 = jax.random.split(key)
+    z = jax.random.normal(k1, pred_mean.shape, pred_mean.dtype)
+    noise = observation_distribution(model.likelihood, jnp.zeros_like(pred_mean), params)
+    return pred_mean + jnp.sqrt(state_var) * z + noise.sample(k2)
 
 
 def _simulation_smoother(ss, y, system, method):
@@ -219,13 +233,7 @@ def _simulation_smoother(ss, y, system, method):
     noise_sd = jnp.sqrt(system.noise_var)
     alpha1 = ss.init_mean + _psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
     z = jax.random.normal(k1, (num_steps - 1, n), y.dtype)
-
-    def step(state, zk):
-        nxt = ss.transition @ state + noise_sd * zk
-        return nxt, nxt
-
-    _, rest = lax.scan(step, alpha1, z)
-    alpha_plus = jnp.concatenate([alpha1[None], rest])
+    alpha_plus = _state_path(ss.transition, alpha1, noise_sd * z)
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
     y_plus = alpha_plus @ ss.observation + ss.obs_offset
     y_plus = y_plus + obs_sd * jax.random.normal(k2, (num_steps,), y.dtype)
@@ -251,13 +259,19 @@ def _sample_states(model, system, num_steps, dtype):
     alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ z0
     sd = jnp.sqrt(system.noise_var[idx])
     full = jnp.zeros((num_steps - 1, n), dtype).at[:, idx].set(z * sd)
+    return _state_path(system.transition, alpha1, full), idx
 
-    def step(state, eta):
-        nxt = system.transition @ state + eta
+
+@jax.jit
+def _state_path(transition, alpha1, eta):
+    """``alpha_1`` and ``alpha_{t+1} = T alpha_t + eta_t``: shape ``(time, state)``."""
+
+    def step(state, e):
+        nxt = transition @ state + e
         return nxt, nxt
 
-    _, rest = lax.scan(step, alpha1, full)
-    return jnp.concatenate([alpha1[None], rest]), idx
+    _, rest = lax.scan(step, alpha1, eta)
+    return jnp.concatenate([alpha1[None], rest])
 
 
 def _run_counts(model, y, params, system, offset, future_offset, horizon, components):

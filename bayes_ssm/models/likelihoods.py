@@ -19,10 +19,15 @@ Functions here sample sites (NumPyro) but know nothing about the state space.
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
+from jax import lax
+from jax.scipy.special import gammaln
 
 __all__ = [
     "LIKELIHOODS",
@@ -30,6 +35,7 @@ __all__ = [
     "student_t_precisions",
     "negative_binomial_log_prob",
     "observation_distribution",
+    "student_t_predictive_log_prob",
 ]
 
 LIKELIHOODS = ("gaussian", "student_t", "negative_binomial")
@@ -82,3 +88,57 @@ def observation_distribution(likelihood: str, signal, params: dict):
     if likelihood == "student_t":
         return dist.StudentT(params["nu"], signal, params["sigma_obs"])
     return _nb(signal, params["concentration"])
+
+
+@partial(jax.jit, static_argnames=("num_nodes",))
+def student_t_predictive_log_prob(y, mean, state_var, scale, nu, *, num_nodes: int = 256):
+    """``log p(y_t | y_<t)`` of the Student-t scale mixture, marginal over the step's precision.
+
+    Given the one-step state prediction ``y_t - eps_t ~ N(mean_t, state_var_t)`` and
+    ``eps_t | lambda ~ N(0, scale^2 / lambda)``, ``lambda ~ Gamma(nu/2, nu/2)``,
+
+    .. math:: p(y_t) = \\int N(y_t; m_t, S_t + \\sigma^2 e^{-s}) \\, p(s) \\, ds,
+              \\qquad s = \\log\\lambda,
+
+    computed by the trapezoid rule on a grid centred, per step, near the integrand's mode
+    ``c_t = log((a + 1/2) / (a + r_t^2 / 2))`` (``a = nu / 2``, ``r_t^2`` the squared
+    standardised residual) and spanning +-30 of its widths ``1 / sqrt(a + 1/2)``. The integrand is
+    smooth with exponentially decaying tails, so the rule converges geometrically for every
+    ``nu`` and every residual; ``tests/test_structural.py`` checks it against the Student-t
+    density at ``S = 0`` and adaptive quadrature at ``S > 0``. Memory ``O(time)`` (a scan over
+    the nodes).
+
+    Parameters
+    ----------
+    y, mean, state_var : Array, shape ``(time,)``
+        Observations (NaN: term 0), predictive mean and the state part of the predictive
+        variance (``F_t - scale^2 / lambda_t``).
+    scale, nu : Array, shape ``()``
+
+    Returns
+    -------
+    Array, shape ``(time,)``
+    """
+    missing = jnp.isnan(y)
+    resid2 = (jnp.where(missing, mean, y) - mean) ** 2
+    a = 0.5 * nu
+    width = 1.0 / jnp.sqrt(a + 0.5)
+    centre = jnp.log(a + 0.5) - jnp.log(a + 0.5 * resid2 / (state_var + scale**2))
+    u = jnp.linspace(-30.0, 30.0, num_nodes, dtype=mean.dtype)
+    log_du = jnp.log(u[1] - u[0]) + jnp.log(width)
+    log_norm = a * jnp.log(a) - gammaln(a)
+    log_state_var = jnp.log(state_var)
+    log_scale2 = 2.0 * jnp.log(scale)
+
+    def accumulate(acc, uk):
+        s = centre + width * uk
+        log_prior = log_norm + a * s - a * jnp.exp(s)
+        log_var = jnp.logaddexp(log_state_var, log_scale2 - s)
+        term = (
+            log_du + log_prior - 0.5 * (jnp.log(2 * jnp.pi) + log_var + resid2 * jnp.exp(-log_var))
+        )
+        return jnp.logaddexp(acc, term), None
+
+    init = jnp.full(mean.shape, -jnp.inf, mean.dtype)
+    out, _ = lax.scan(accumulate, init, u)
+    return jnp.where(missing, 0.0, out)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 
 import matplotlib.dates as mdates
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
@@ -69,6 +68,8 @@ def plot_forecast(
         raise ValueError("fc must be a forecast DataFrame with a 'median' column (fit.forecast)")
     levels = _levels(fc)
     if ax is None:
+        import matplotlib.pyplot as plt
+
         _, ax = plt.subplots(figsize=(10, 4.5), layout="constrained")
     x = fc.index
     if history is not None:
