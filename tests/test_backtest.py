@@ -228,7 +228,17 @@ def test_several_models_by_name_and_duplicate_names_refused():
         )
 
 
-def test_refit_false_updates_later_folds_without_refitting():
+def test_refit_false_updates_later_folds_without_refitting(monkeypatch):
+    import bayes_ssm.infer as infer
+
+    calls = []
+    real_fit_svi = infer.fit_svi
+
+    def counting_fit_svi(*args, **kwargs):
+        calls.append(1)
+        return real_fit_svi(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "fit_svi", counting_fit_svi)
     y = random_walk(100, seed=6)
     scores = bt.backtest(
         ToyLocalLevel(obs_sd=0.1),
@@ -240,6 +250,7 @@ def test_refit_false_updates_later_folds_without_refitting():
         key=0,
         progress=False,
     )
+    assert len(calls) == 1  # fitted once, at the first origin
     folds = scores.attrs["folds"]
     assert (folds["cutoff"] < folds["first_forecast"]).all()
     one_step = scores[scores.horizon == 1].sort_values("fold")
