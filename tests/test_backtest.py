@@ -184,6 +184,8 @@ class Exploding:
         self.calls += 1
         if self.calls == 2:
             raise FloatingPointError("loss became nan")
+        if self.calls == 4:
+            return np.full((num_samples, horizon), np.nan)
         return np.full((num_samples, horizon), y_train[-1])
 
 
@@ -193,7 +195,7 @@ def test_numerical_failure_is_flagged_not_averaged():
         None,
         y,
         horizon=2,
-        folds=3,
+        folds=4,
         baselines=[Exploding(), "naive"],
         key=0,
         progress=False,
@@ -202,11 +204,14 @@ def test_numerical_failure_is_flagged_not_averaged():
     bad = scores[(scores.model == "exploding") & (scores.fold == 1)]
     assert len(bad) == 2 and not bad["converged"].any() and bad["crps"].isna().all()
     assert bad["problems"].str.contains("FloatingPointError").all()
+    nan_fold = scores[(scores.model == "exploding") & (scores.fold == 3)]
+    assert not nan_fold["converged"].any() and nan_fold["crps"].isna().all()
+    assert nan_fold["problems"].str.contains("non-finite").all()
     summary = bt.summarize_backtest(scores).set_index("model")
     assert summary.loc["exploding", "folds"] == 2
-    assert summary.loc["exploding", "folds_excluded"] == 1
+    assert summary.loc["exploding", "folds_excluded"] == 2
     # the remaining folds of "exploding" are the naive forecast: same scores as "naive" there
-    naive = scores[(scores.model == "naive") & (scores.fold != 1)]["crps"].mean()
+    naive = scores[(scores.model == "naive") & scores.fold.isin([0, 2])]["crps"].mean()
     assert summary.loc["exploding", "crps"] == pytest.approx(naive)
 
 
