@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -23,7 +24,7 @@ KEEP = os.environ.get("BAYES_SSM_PLOT_DIR")
 def _save(ax, name, tmp_path):
     axes = np.atleast_1d(ax)
     fig = axes[0].figure
-    path = (tmp_path if not KEEP else __import__("pathlib").Path(KEEP)) / f"{name}.png"
+    path = (Path(KEEP) if KEEP else tmp_path) / f"{name}.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     assert path.stat().st_size > 5_000
