@@ -325,6 +325,14 @@ def backtest(
                         f"{name} returned draws of shape {draws.shape}; expected "
                         f"(sample, {horizon})"
                     )
+                if not np.isfinite(draws).all():
+                    bad = int(np.sum(~np.isfinite(draws)))
+                    problem = f"the forecast has {bad} non-finite draws (NaN or inf)"
+                    frames.append(
+                        failed_fold(name, fold, train, test, levels=levels, problem=problem)
+                    )
+                    problems, draws = [*problems, problem], None
+            if draws is not None:
                 frames.append(
                     score_fold(
                         name,

@@ -16,6 +16,7 @@ from pathlib import Path
 
 __all__ = ["main", "build_parser"]
 
+_LABELS = {"ili": ("US influenza-like illness (CDC ILINet)", "% weighted ILI")}
 _SEASON_BY_FREQ = {
     "W": 52.18,
     "D": 7,
@@ -55,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="fit only the last N steps (default: the last 6 seasonal cycles, all if shorter)",
+        help="fit only the last N steps (default: the last 8 seasonal cycles but at least 400 "
+        "steps; all if shorter)",
     )
     mod = fc.add_argument_group("model")
     mod.add_argument("--model", choices=["structural"], default="structural")
@@ -72,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
         "monthly); 0 for none",
     )
-    mod.add_argument("--harmonics", type=int, default=2, help="harmonics of the seasonal")
+    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
     mod.add_argument(
         "--likelihood",
         choices=["gaussian", "student_t"],
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--method", choices=["nuts", "svi"], default="nuts")
     inf.add_argument("--seed", type=int, default=0)
     inf.add_argument("--chains", type=int, default=2)
-    inf.add_argument("--warmup", type=int, default=300)
+    inf.add_argument("--warmup", type=int, default=500)
     inf.add_argument("--samples", type=int, default=500)
     inf.add_argument("--svi-steps", type=int, default=5000)
     out = fc.add_argument_group("output")
@@ -203,7 +205,7 @@ def _forecast(args, parser):
     period = _season(args, full.freq)
     fit_last = args.fit_last
     if fit_last is None:
-        fit_last = min(len(y), int(round(6 * period))) if period else len(y)
+        fit_last = min(len(y), max(int(round(8 * period)), 400)) if period else len(y)
     if fit_last < 2:
         raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
     y_fit = y.iloc[-fit_last:]
@@ -263,10 +265,12 @@ def _forecast(args, parser):
 
         args.plot.parent.mkdir(parents=True, exist_ok=True)
         shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
+        name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
         ax = plot_forecast(
             fc,
             history=shown,
-            title=f"{full.name}: {horizon}-step forecast ({args.method.upper()}, "
+            ylabel=ylabel,
+            title=f"{name}: {horizon}-step forecast ({args.method.upper()}, "
             f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
         )
         ax.figure.savefig(args.plot, dpi=120)

@@ -92,7 +92,8 @@ def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame
     Returns
     -------
     pandas.DataFrame
-        One row per parameter (and element of vector parameters): ``mean, sd``, the interval
+        One row per parameter (``model.parameter_sites`` when the model names them, else
+        every latent site; one row per element of a vector): ``mean, sd``, the interval
         bounds, and for NUTS ``ess_bulk, ess_tail, r_hat`` (and MCSE). ``df.attrs`` holds
         ``divergences`` (count), ``draws`` (total), ``bfmi`` (per chain) and ``method``.
     """
@@ -101,12 +102,13 @@ def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame
     if ci_kind not in ("eti", "hdi"):
         raise ValueError(f"ci_kind must be 'eti' or 'hdi'; got {ci_kind!r}")
     tree = _posterior_tree(fit)
+    names = [n for n in fit.model.parameter_sites if n in fit.draws] or list(fit.draws)
     kind = "all" if fit.method == "nuts" and fit.num_chains * fit.num_draws >= 4 else "stats"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         table = arviz_stats.summary(
             tree,
-            var_names=list(fit.draws),
+            var_names=names,
             kind=kind,
             ci_prob=ci_prob,
             ci_kind=ci_kind,

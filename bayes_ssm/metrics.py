@@ -16,6 +16,19 @@ averaged over time; ``pointwise=True`` returns the per-step values (a Series on 
 index when the actuals had one).
 
 The scoring rules themselves come from ``scoringrules`` (CRPS, quantile and interval scores).
+
+Examples
+--------
+>>> import numpy as np
+>>> from bayes_ssm import metrics
+>>> y = np.array([1.0, 2.0, 3.0])
+>>> draws = np.random.default_rng(0).normal(loc=y, size=(2000, 3))  # (sample, time)
+>>> round(metrics.crps(y, draws), 1)  # N(y, 1) scored at its mean: 0.234 in closed form
+0.2
+>>> metrics.interval_coverage(y, lower=y - 1, upper=y + 1)
+1.0
+>>> metrics.mase(y, y + 0.5, y_train=np.array([0.0, 1.0, 3.0]))  # scale: mean |diff| = 1.5
+0.3333333333333333
 """
 
 from __future__ import annotations

@@ -187,6 +187,8 @@ class Exploding:
         self.calls += 1
         if self.calls == 2:
             raise FloatingPointError("loss became nan")
+        if self.calls == 4:
+            return np.full((num_samples, horizon), np.nan)
         return np.full((num_samples, horizon), y_train[-1])
 
 
@@ -196,7 +198,7 @@ def test_numerical_failure_is_flagged_not_averaged():
         None,
         y,
         horizon=2,
-        folds=3,
+        folds=4,
         baselines=[Exploding(), "naive"],
         key=0,
         progress=False,
@@ -205,11 +207,14 @@ def test_numerical_failure_is_flagged_not_averaged():
     bad = scores[(scores.model == "exploding") & (scores.fold == 1)]
     assert len(bad) == 2 and not bad["converged"].any() and bad["crps"].isna().all()
     assert bad["problems"].str.contains("FloatingPointError").all()
+    nan_fold = scores[(scores.model == "exploding") & (scores.fold == 3)]
+    assert not nan_fold["converged"].any() and nan_fold["crps"].isna().all()
+    assert nan_fold["problems"].str.contains("non-finite").all()
     summary = bt.summarize_backtest(scores).set_index("model")
     assert summary.loc["exploding", "folds"] == 2
-    assert summary.loc["exploding", "folds_excluded"] == 1
+    assert summary.loc["exploding", "folds_excluded"] == 2
     # the remaining folds of "exploding" are the naive forecast: same scores as "naive" there
-    naive = scores[(scores.model == "naive") & (scores.fold != 1)]["crps"].mean()
+    naive = scores[(scores.model == "naive") & scores.fold.isin([0, 2])]["crps"].mean()
     assert summary.loc["exploding", "crps"] == pytest.approx(naive)
 
 
@@ -231,7 +236,17 @@ def test_several_models_by_name_and_duplicate_names_refused():
         )
 
 
-def test_refit_false_updates_later_folds_without_refitting():
+def test_refit_false_updates_later_folds_without_refitting(monkeypatch):
+    import bayes_ssm.infer as infer
+
+    calls = []
+    real_fit_svi = infer.fit_svi
+
+    def counting_fit_svi(*args, **kwargs):
+        calls.append(1)
+        return real_fit_svi(*args, **kwargs)
+
+    monkeypatch.setattr(infer, "fit_svi", counting_fit_svi)
     y = random_walk(100, seed=6)
     scores = bt.backtest(
         ToyLocalLevel(obs_sd=0.1),
@@ -243,6 +258,7 @@ def test_refit_false_updates_later_folds_without_refitting():
         key=0,
         progress=False,
     )
+    assert len(calls) == 1  # fitted once, at the first origin
     folds = scores.attrs["folds"]
     assert (folds["cutoff"] < folds["first_forecast"]).all()
     one_step = scores[scores.horizon == 1].sort_values("fold")
@@ -296,11 +312,12 @@ def test_pit_of_a_well_specified_model_is_uniform():
         baselines=["naive"],
         key=0,
         num_samples=None,
-        fit_kwargs={"steps": 1000},
+        fit_kwargs={"steps": 3000},
         progress=False,
     )
-    good = scores[scores.model == "toy_local_level"]
-    assert good["converged"].mean() > 0.9
+    fitted = scores[scores.model == "toy_local_level"]
+    assert fitted["converged"].mean() > 0.9
+    good = fitted[fitted["converged"]]  # as summarize_backtest does: flagged folds left out
     assert stats.kstest(good["pit"], "uniform").pvalue > 0.01
     assert 0.72 < good["covered_80"].mean() < 0.88
     # the naive point forecast has no spread at all: its PITs pile up at 0 and 1

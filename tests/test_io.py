@@ -155,6 +155,11 @@ def test_structural_to_arviz_and_loo(structural_fit):
     assert tree["log_likelihood"]["y"].shape == (1, 200, observed.sum())
     assert tree["constant_data"]["covariates"].shape == (observed.sum(), 1)
     assert set(tree["posterior"].data_vars) >= {"sigma_obs", "sigma_level", "beta"}
+    rep = tree["posterior_predictive"]["y"].to_numpy()[0]  # (draw, time): y_t | y_<t replicates
+    assert rep.shape == (200, observed.sum())
+    lo, hi = np.quantile(rep[:, 24:], [0.025, 0.975], axis=0)  # after two seasons of burn-in
+    obs = tree["observed_data"]["y"].to_numpy()[24:]
+    assert 0.85 <= np.mean((lo <= obs) & (obs <= hi)) <= 1.0
     import arviz_stats
 
     assert np.isfinite(arviz_stats.loo(tree).elpd)

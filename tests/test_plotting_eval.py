@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import matplotlib
 
@@ -23,7 +24,7 @@ KEEP = os.environ.get("BAYES_SSM_PLOT_DIR")
 def _save(ax, name, tmp_path):
     axes = np.atleast_1d(ax)
     fig = axes[0].figure
-    path = (tmp_path if not KEEP else __import__("pathlib").Path(KEEP)) / f"{name}.png"
+    path = (Path(KEEP) if KEEP else tmp_path) / f"{name}.png"
     fig.savefig(path, dpi=80)
     plt.close(fig)
     assert path.stat().st_size > 5_000
@@ -187,3 +188,24 @@ def test_arviz_wrappers(tmp_path):
     axes = ev.plot_ppc(dt, num_samples=20)
     _labelled(axes[0])
     _save(axes, "ppc", tmp_path)
+
+
+def test_anomalies_drawn_over_the_fan_chart(tmp_path):
+    from bayes_ssm.plotting import plot_forecast
+
+    index = pd.date_range("2024-01-01", periods=60, freq="D", name="date")
+    history = pd.Series(np.sin(np.arange(60) / 5.0), index=index)
+    future = pd.date_range("2024-03-01", periods=10, freq="D", name="date")
+    fc = _band_frame(future, np.zeros(10), np.linspace(0.2, 0.6, 10))
+    fc["median"] = fc["mean"]
+    flagged = pd.DataFrame(
+        {"observed": history.iloc[[12, 40]].to_numpy(), "direction": ["high", "low"]},
+        index=index[[12, 40]],
+    )
+    flagged.attrs["level"] = 0.99
+    ax = plot_forecast(fc, history=history)
+    lines_before = len(ax.get_lines())
+    assert ev.plot_anomalies(flagged, ax=ax) is ax
+    assert len(ax.get_lines()) == lines_before  # nothing redrawn, markers added
+    assert "2 observations outside their 99% one-step band" in ax.get_title()
+    _save(ax, "fan_anomalies", tmp_path)

@@ -89,17 +89,15 @@ def _regression(model, covariates, future_covariates, horizon, params, dtype):
                 f"(horizon={horizon}, {beta.shape[0]}) are needed to forecast"
             )
         fc = future_covariates
-        if not isinstance(fc, jax.core.Tracer):
-            fc = np.asarray(fc, dtype=np.float64)
-            if fc.ndim == 1:
-                fc = fc[:, None]
-            if fc.shape != (horizon, beta.shape[0]):
-                raise ValueError(
-                    f"future_covariates must have shape (horizon={horizon}, "
-                    f"covariate={beta.shape[0]}); got {fc.shape}"
-                )
-            if not np.all(np.isfinite(fc)):
-                raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
+        if jnp.ndim(fc) == 1:
+            fc = jnp.reshape(fc, (-1, 1))
+        if jnp.shape(fc) != (horizon, beta.shape[0]):
+            raise ValueError(
+                f"future_covariates must have shape (horizon={horizon}, "
+                f"covariate={beta.shape[0]}); got {jnp.shape(fc)}"
+            )
+        if not isinstance(fc, jax.core.Tracer) and not np.all(np.isfinite(np.asarray(fc))):
+            raise ValueError("future_covariates contain NaN or inf over the forecast horizon")
         future = jnp.asarray(fc, dtype) @ beta
     return offset, future
 
@@ -235,13 +233,7 @@ def _simulation_smoother(ss, y, system, method):
     noise_sd = jnp.sqrt(system.noise_var)
     alpha1 = ss.init_mean + _psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
     z = jax.random.normal(k1, (num_steps - 1, n), y.dtype)
-
-    def step(state, zk):
-        nxt = ss.transition @ state + noise_sd * zk
-        return nxt, nxt
-
-    _, rest = lax.scan(step, alpha1, z)
-    alpha_plus = jnp.concatenate([alpha1[None], rest])
+    alpha_plus = _state_path(ss.transition, alpha1, noise_sd * z)
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
     y_plus = alpha_plus @ ss.observation + ss.obs_offset
     y_plus = y_plus + obs_sd * jax.random.normal(k2, (num_steps,), y.dtype)
@@ -267,13 +259,19 @@ def _sample_states(model, system, num_steps, dtype):
     alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ z0
     sd = jnp.sqrt(system.noise_var[idx])
     full = jnp.zeros((num_steps - 1, n), dtype).at[:, idx].set(z * sd)
+    return _state_path(system.transition, alpha1, full), idx
 
-    def step(state, eta):
-        nxt = system.transition @ state + eta
+
+@jax.jit
+def _state_path(transition, alpha1, eta):
+    """``alpha_1`` and ``alpha_{t+1} = T alpha_t + eta_t``: shape ``(time, state)``."""
+
+    def step(state, e):
+        nxt = transition @ state + e
         return nxt, nxt
 
-    _, rest = lax.scan(step, alpha1, full)
-    return jnp.concatenate([alpha1[None], rest]), idx
+    _, rest = lax.scan(step, alpha1, eta)
+    return jnp.concatenate([alpha1[None], rest])
 
 
 def _run_counts(model, y, params, system, offset, future_offset, horizon, components):

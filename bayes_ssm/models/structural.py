@@ -149,15 +149,30 @@ class StructuralTS(TimeSeriesModel):
     (covariate,), ``nu`` and ``obs_precision`` (time,) for Student-t, ``concentration`` and
     ``state_init_z`` (state,), ``state_z`` (time - 1, noise) for the negative binomial.
 
-    Output sites: ``log_lik`` (time,) one-step predictive log density (conditional on the
-    step's latent precision for Student-t and on the sampled states for the negative binomial);
-    ``y_forecast`` (horizon,); with ``components=True``: ``component/<name>`` (time,) for
-    ``level``, each seasonal, ``ar``, ``regression`` - one joint draw from the smoothing
-    distribution (Durbin-Koopman simulation smoother; for counts the sampled states themselves,
-    on the log-intensity scale) - ``y_fitted`` (time,), the one-step predictive mean
-    (Gaussian and Student-t), and ``y_rep`` (time,), replicated data: a draw from the one-step
-    predictive ``y_t | y_<t`` (Gaussian; Student-t given the step's precision) or, for counts,
-    from the negative binomial given the sampled log-intensity.
+    Output sites: ``log_lik`` (time,), the one-step predictive log density
+    ``log p(y_t | y_<t, theta)`` with the states integrated out (Gaussian); for Student-t
+    ``log p(y_t | y_<t, theta, lambda_<t)``, marginal over the step's own precision
+    ``lambda_t`` (by quadrature: ``likelihoods.student_t_predictive_log_prob``),
+    so LOO does not condition on a latent tied to the left-out point; for the negative binomial
+    the log-pmf given the sampled log-intensity (conditional, so PSIS-LOO is less reliable
+    there). ``y_forecast`` (horizon,): the final state drawn from its filtered law (for counts:
+    the sampled one), propagated with state noise, plus a draw from the observation law.
+    With ``components=True``: ``component/<name>`` (time,) for ``level``, each seasonal,
+    ``ar``, ``regression``, one joint draw from the smoothing distribution (Durbin-Koopman
+    simulation smoother; for counts the sampled states themselves, on the log-intensity
+    scale); ``y_fitted`` (time,), the one-step predictive mean (Gaussian, Student-t); and
+    ``y_rep`` (time,), replicated data: a draw from ``y_t | y_<t`` (Gaussian, Student-t) or from
+    the negative binomial given the sampled log-intensity.
+
+    Initial state: a proper prior scaled to the data (:mod:`bayes_ssm.models.priors`),
+    integrated out exactly; so every ``log_lik`` term is a proper predictive density (no
+    diffuse burn-in). A constant series is accepted: its scales are floored, the priors become
+    tight but proper, and the output is finite.
+
+    Speed: NUTS differentiates only the history-free Kalman pass
+    (:func:`~bayes_ssm.kernels.kalman.kalman_filter_last`); ``log_lik`` read-outs that need
+    more (Student-t) are dead code in the gradient. Trigonometric seasonals with few harmonics
+    keep the state small (``seasonal=52`` is 6 states, not the 51 of a dummy seasonal).
 
     Examples
     --------

@@ -278,14 +278,25 @@ def plot_anomalies(
                 part.index,
                 part["observed"],
                 marker=marker,
-                s=40,
-                color="C3",
+                s=55,
+                color="C1",
+                edgecolors="k",
+                linewidths=0.8,
                 zorder=5,
                 label=f"anomaly ({direction}, {len(part)})",
             )
     if fresh:
         ax.set_xlabel(str(anomalies.index.name or "time"))
         ax.set_ylabel("value")
-    ax.set_title(title or f"Anomalies: {len(anomalies)} observations outside the band")
+    level = anomalies.attrs.get("level")
+    summary = f"{len(anomalies)} observations outside their " + (
+        f"{100 * level:g}% one-step band" if level else "one-step band"
+    )
+    if title:
+        ax.set_title(title)
+    elif fresh or not ax.get_title():
+        ax.set_title(f"Anomalies: {summary}")
+    else:  # drawn over another chart (e.g. plot_forecast): keep its title, add the count
+        ax.set_title(f"{ax.get_title()}; {summary}")
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=5)
     return ax
