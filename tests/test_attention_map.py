@@ -93,6 +93,25 @@ def test_implied_attention_reproduces_the_models_own_prediction(x64):
         np.testing.assert_allclose(by_head.sum(0), weights, rtol=1e-12)
 
 
+def test_first_forecast_step_is_the_attention_map_applied_to_the_history(x64):
+    # Forecasting is conditioning: with its noise set to 0, the first y_forecast step equals the
+    # implied attention at the last step applied to the past values (two computations: the
+    # model's forecast recursion from the SSD kernel's final state, and the attention row).
+    model = AttentionAR(half_life=HalfLife(steps=3), num_heads=2, noise_scale=0.5)
+    y = jnp.asarray(np.cos(np.arange(30) / 4.0) + 0.05 * np.arange(30))
+    scales = model.data_scales(np.asarray(y))
+    tr = run_trace(model.model, y, rng=3, scales=scales, horizon=3)
+    params = {k: v["value"] for k, v in tr.items() if v["type"] == "sample" and k != "obs"}
+    params["forecast_noise"] = jnp.zeros(3)
+    fc = run_trace(model.model, y, rng=4, data=params, scales=scales, horizon=3)
+    att = run_trace(model.implied_attention, y, data=params, scales=scales, origin=29,
+                    max_lag=30)  # fmt: skip
+    loc, scale = scales["loc"], scales["scale"]
+    weights = np.asarray(att["attention"]["value"])
+    expected = loc + scale * params["intercept"] + weights @ (np.asarray(y)[::-1] - loc)
+    np.testing.assert_allclose(fc["y_forecast"]["value"][0], expected, rtol=1e-10)
+
+
 def test_attention_map_frame(sim_fit):
     df = attention_map(sim_fit, max_lag=12, prob=(0.5, 0.9))
     assert list(df.columns) == [
