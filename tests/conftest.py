@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 
-
 @contextlib.contextmanager
 def maybe_x64(dtype):
     """Enable float64 inside the block when ``dtype`` is a 64-bit (or complex128) type."""
@@ -30,4 +29,6 @@ def gpu_available() -> bool:
     return any(d.platform == "gpu" for d in jax.devices())
 
 
-requires_gpu = pytest.mark.skipif(not gpu_available(), reason="needs a GPU (run via the device tool)")
+requires_gpu = pytest.mark.skipif(
+    not gpu_available(), reason="needs a GPU (run via the device tool)"
+)
