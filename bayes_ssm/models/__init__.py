@@ -2,7 +2,8 @@
 
 from bayes_ssm.models.attention_ar import AttentionAR
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
-from bayes_ssm.models.structural import Seasonal, StructuralTS
+from bayes_ssm.models.seasonal import Seasonal
+from bayes_ssm.models.structural import StructuralTS
 
 __all__ = [
     "TimeSeriesModel",
