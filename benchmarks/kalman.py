@@ -159,7 +159,7 @@ def run_statsmodels(y, repeats):
     return {"sm": timeit(lambda: mod.loglike(PARAMS), repeats)}, value
 
 
-def run_dynamax(y, repeats, sequential):
+def run_dynamax(y, repeats, sequential, dtype):
     try:
         from dynamax.linear_gaussian_ssm import inference as seq_inf
         from dynamax.linear_gaussian_ssm import parallel_inference as par_inf
@@ -170,14 +170,14 @@ def run_dynamax(y, repeats, sequential):
     n = T.shape[0]
     model = LinearGaussianSSM(state_dim=n, emission_dim=1)
     params, _ = model.initialize(
-        initial_mean=jnp.zeros(n),
-        initial_covariance=INIT_VAR * jnp.eye(n),
-        dynamics_weights=jnp.asarray(T),
-        dynamics_covariance=jnp.diag(jnp.asarray(PARAMS[which])),
-        emission_weights=jnp.asarray(Z)[None],
-        emission_covariance=jnp.array([[PARAMS[0]]]),
+        initial_mean=jnp.zeros(n, dtype),
+        initial_covariance=INIT_VAR * jnp.eye(n, dtype=dtype),
+        dynamics_weights=jnp.asarray(T, dtype),
+        dynamics_covariance=jnp.diag(jnp.asarray(PARAMS[which], dtype)),
+        emission_weights=jnp.asarray(Z, dtype)[None],
+        emission_covariance=jnp.array([[PARAMS[0]]], dtype),
     )
-    emissions = jnp.asarray(y)[:, None]
+    emissions = jnp.asarray(y, dtype)[:, None]
     out, checks = {}, {}
     par = jax.jit(lambda p, e: par_inf.lgssm_filter(p, e).marginal_loglik)
     out["compile_dx_par"] = compile_seconds(par, params, emissions)
@@ -258,8 +258,8 @@ def main(argv=None):
                 else:
                     row.update(res)
             dx_checks = {}
-            if not (args.backend_only or args.no_dynamax) and args.dtype == "float64":
-                res, dx_checks = run_dynamax(y, args.repeats, sequential)
+            if not (args.backend_only or args.no_dynamax):
+                res, dx_checks = run_dynamax(y, args.repeats, sequential, dtype)
                 if res is None:
                     notes.append("dynamax not installed: dx columns skipped")
                 else:

@@ -227,22 +227,24 @@ def test_forecast_equals_dense_gaussian(x64):
 
 
 def _param_model(theta, y):
-    """A 2-state model whose matrices depend on 4 parameters (for gradients)."""
-    rho, log_q, log_h, c = theta[0], theta[1], theta[2], theta[3]
+    """A 2-state model whose every field depends on the 6 parameters (for gradients)."""
+    rho, log_q, log_h, c, mu0, log_p0 = (theta[i] for i in range(6))
     T = jnp.array([[rho, 0.2], [0.0, 0.5]]) + jnp.zeros((2, 2), theta.dtype)
     Q = jnp.exp(log_q) * jnp.array([[1.0, 0.3], [0.3, 0.5]])
     h = jnp.exp(log_h) * (1.0 + 0.5 * jnp.sin(jnp.arange(y.shape[0])))
-    ss = StateSpace(
-        T, jnp.array([1.0, c]), Q, h, jnp.array([0.1, -0.2]), jnp.eye(2), obs_offset=0.3 * c
-    )
-    return ss
+    P0 = jnp.exp(log_p0) * jnp.array([[1.0, 0.2], [0.2, 2.0]])
+    m0 = mu0 * jnp.array([1.0, -0.5])
+    return StateSpace(T, jnp.array([1.0, c]), Q, h, m0, P0, obs_offset=0.3 * c)
+
+
+THETA = (0.7, -0.5, 0.1, 0.4, 0.3, 0.2)
 
 
 @pytest.mark.parametrize("method", ["sequential", "parallel"])
 def test_gradient_matches_finite_differences(x64, method):
     _, y = random_model(40, 2, 20, nan=True)
     y = jnp.asarray(y)
-    theta = jnp.array([0.7, -0.5, 0.1, 0.4])
+    theta = jnp.array(THETA)
 
     def f(th):
         return kalman_log_likelihood(_param_model(th, y), y, method=method)
@@ -251,7 +253,7 @@ def test_gradient_matches_finite_differences(x64, method):
     assert np.all(np.isfinite(grad))
     eps = 1e-6
     fd = np.array(
-        [(f(theta.at[i].add(eps)) - f(theta.at[i].add(-eps))) / (2 * eps) for i in range(4)]
+        [(f(theta.at[i].add(eps)) - f(theta.at[i].add(-eps))) / (2 * eps) for i in range(6)]
     )
     np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-7)
 
@@ -259,7 +261,7 @@ def test_gradient_matches_finite_differences(x64, method):
 def test_gradient_through_last_filter_and_smoother_is_finite(x64):
     _, y = random_model(41, 2, 15, nan=True)
     y = jnp.asarray(y)
-    theta = jnp.array([0.7, -0.5, 0.1, 0.4])
+    theta = jnp.array(THETA)
 
     def f(th):
         last = kalman_filter_last(_param_model(th, y), y)
@@ -314,7 +316,7 @@ def test_float32_close_to_float64():
 def test_vmap_over_parameters(x64):
     _, y = random_model(80, 2, 15)
     y = jnp.asarray(y)
-    thetas = jnp.array([[0.7, -0.5, 0.1, 0.4], [0.2, 0.1, -0.3, 1.0]])
+    thetas = jnp.array([THETA, (0.2, 0.1, -0.3, 1.0, -1.0, 1.0)])
     batched = jax.vmap(lambda th: kalman_log_likelihood(_param_model(th, y), y))(thetas)
     for i in range(2):
         np.testing.assert_allclose(batched[i], kalman_log_likelihood(_param_model(thetas[i], y), y))
@@ -335,6 +337,14 @@ def test_jit_does_not_recompile_for_same_shapes():
     b = f(cast(m2), jnp.asarray(y2, jnp.float32))
     assert len(traces) == 1
     assert np.isfinite(a) and np.isfinite(b) and a != b
+    # The public kernels are jitted themselves: a second eager call with new values and the
+    # same shapes reuses the compiled program.
+    from bayes_ssm.kernels import kalman as kalman_module
+
+    kalman_filter(cast(m1), jnp.asarray(y1, jnp.float32), method="sequential")
+    size = kalman_module._filter_jit._cache_size()
+    kalman_filter(cast(m2), jnp.asarray(y2, jnp.float32), method="sequential")
+    assert kalman_module._filter_jit._cache_size() == size
 
 
 def _good():

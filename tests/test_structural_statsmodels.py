@@ -15,6 +15,8 @@ Statsmodels' exact diffuse initialisation (``use_exact_diffuse=True``) is a diff
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -176,11 +178,22 @@ def test_state_space_matches_statsmodels(x64, case, missing):
     np.testing.assert_allclose(steps[burn:], mod.loglikeobs(params)[burn:], rtol=1e-7)
 
 
-@pytest.mark.parametrize("case", ["local_linear_trend", "everything", "trig_seasonal", "ar"])
-def test_numpyro_log_lik_matches_statsmodels_known_init(x64, case):
+@pytest.mark.parametrize(
+    "case, method",
+    [
+        ("local_linear_trend", "sequential"),
+        ("everything", "sequential"),
+        ("everything", "parallel"),
+        ("trig_seasonal", "sequential"),
+        ("ar", "sequential"),
+    ],
+)
+def test_numpyro_log_lik_matches_statsmodels_known_init(x64, case, method):
     """The NumPyro program's ``log_lik`` site at fixed parameters == statsmodels with our
-    data-scaled initial state (``initialize_known``, no burn-in), every step."""
+    data-scaled initial state (``initialize_known``, no burn-in), every step; with the
+    sequential and the parallel-in-time filter."""
     model, kwargs = CASES[case]
+    model = dataclasses.replace(model, method=method)
     y, x = _data(seed=3, missing=True)
     mod = _statsmodels(kwargs, y, x)
     params = _params(mod, seed=4)

@@ -57,8 +57,6 @@ from bayes_ssm.kernels.kalman_common import (
     _LOG_2PI,
     FilterResult,
     StateSpace,
-    _mm,
-    _mv,
     _observed,
     _outer,
     _per_step,
@@ -72,6 +70,16 @@ __all__ = ["parallel_filter", "parallel_smooth_backward"]
 
 def _mT(x):
     return jnp.swapaxes(x, -1, -2)
+
+
+# Batched over time, real matrix products beat the fused broadcasts that the sequential filter
+# uses (whose reverse-mode derivative materialises (time, state, state, state) arrays).
+def _mm(A, B):
+    return jnp.matmul(A, B)
+
+
+def _mv(A, x):
+    return jnp.einsum("...ij,...j->...i", A, x)
 
 
 def _filter_elements(ss: StateSpace, y):

@@ -1,6 +1,7 @@
 """NumPyro models over the kernels. ``numpyro.sample`` lives here and in ``layers/`` only."""
 
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
-from bayes_ssm.models.structural import Seasonal, StructuralTS
+from bayes_ssm.models.seasonal import Seasonal
+from bayes_ssm.models.structural import StructuralTS
 
 __all__ = ["TimeSeriesModel", "model_from_spec", "register_model", "StructuralTS", "Seasonal"]

@@ -67,8 +67,14 @@ def negative_binomial_log_prob(y, log_mean, concentration):
     return jnp.where(missing, 0.0, lp)
 
 
+_MAX_LOG_MEAN = 40.0  # counts beyond e^40 ~ 2e17 are not representable in float32 anyway
+
+
 def _nb(log_mean, concentration):
-    # NB2 with mean mu and shape k: logits = log(mu) - log(k).
+    # NB2 with mean mu and shape k: logits = log(mu) - log(k). The log-mean is clipped to
+    # +-40 so that a wild state path (e.g. a random initial point of NUTS over a long series)
+    # gives a finite, if flat, density instead of an overflow.
+    log_mean = jnp.clip(log_mean, -_MAX_LOG_MEAN, _MAX_LOG_MEAN)
     return dist.NegativeBinomialLogits(concentration, log_mean - jnp.log(concentration))
 
 

@@ -20,97 +20,11 @@ from bayes_ssm.models import _structural_program as program
 from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.priors import compute_scales
+from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
 
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS"]
 
 TRENDS = (None, "local_linear", "damped")
-DEFAULT_HARMONICS = 3
-
-
-@dataclass(frozen=True)
-class Seasonal:
-    """One seasonal component.
-
-    Parameters
-    ----------
-    period : float
-        Season length in steps (52 weeks, 7 days, 365.25 days); an integer for ``kind="dummy"``.
-    harmonics : int, optional
-        Harmonics of the trigonometric form (``2 * harmonics`` states); default
-        ``min(3, floor(period / 2))``: cheap, smooth seasonal shapes. Ignored for ``"dummy"``.
-    kind : {"trig", "dummy"}
-        Trigonometric (frequency domain) or dummy-variable (``period - 1`` states) form.
-    name : str, optional
-        Component name (sites ``sigma_<name>``, ``component/<name>``); default ``"seasonal"`` for
-        a single seasonal, else ``"seasonal_<period>"`` (dots as underscores).
-    """
-
-    period: float
-    harmonics: int | None = None
-    kind: str = "trig"
-    name: str | None = None
-
-    def __post_init__(self):
-        if isinstance(self.period, bool) or not isinstance(self.period, int | float | np.number):
-            raise ValueError(f"seasonal period must be a number; got {self.period!r}")
-        if not self.period >= 2:
-            raise ValueError(f"seasonal period must be >= 2; got {self.period}")
-        if self.kind not in ("trig", "dummy"):
-            raise ValueError(f"seasonal kind must be 'trig' or 'dummy'; got {self.kind!r}")
-        if self.kind == "dummy":
-            if float(self.period) != int(self.period):
-                raise ValueError(
-                    f"a dummy seasonal needs an integer period; got {self.period} "
-                    "(use kind='trig' for fractional periods such as 365.25)"
-                )
-            object.__setattr__(self, "period", int(self.period))
-            object.__setattr__(self, "harmonics", None)
-        else:
-            max_h = int(np.floor(self.period / 2))
-            h = min(DEFAULT_HARMONICS, max_h) if self.harmonics is None else self.harmonics
-            if isinstance(h, bool) or int(h) != h or not 1 <= h <= max_h:
-                raise ValueError(
-                    f"harmonics must be an integer in [1, floor(period / 2) = {max_h}] for "
-                    f"period {self.period}; got {self.harmonics!r}"
-                )
-            object.__setattr__(self, "harmonics", int(h))
-            if float(self.period) == int(self.period):
-                object.__setattr__(self, "period", int(self.period))
-
-    @property
-    def num_states(self) -> int:
-        return self.period - 1 if self.kind == "dummy" else 2 * self.harmonics
-
-
-def _as_seasonals(seasonal) -> tuple[Seasonal, ...]:
-    if seasonal is None:
-        return ()
-    if isinstance(seasonal, Seasonal | dict | int | float | np.number) and not isinstance(
-        seasonal, bool
-    ):
-        seasonal = [seasonal]
-    if isinstance(seasonal, bool) or not isinstance(seasonal, list | tuple):
-        raise ValueError(
-            f"seasonal must be a period, a Seasonal, or a list of them; got {seasonal!r}"
-        )
-    out = []
-    for s in seasonal:
-        if isinstance(s, Seasonal):
-            out.append(s)
-        elif isinstance(s, dict):
-            out.append(Seasonal(**s))
-        else:
-            out.append(Seasonal(period=s))
-    names = []
-    for s in out:
-        if s.name is None:
-            auto = "seasonal" if len(out) == 1 else f"seasonal_{s.period:g}".replace(".", "_")
-            s = Seasonal(s.period, s.harmonics, s.kind, auto)
-        names.append(s)
-    labels = [s.name for s in names]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"seasonal components need distinct names; got {labels}")
-    return tuple(names)
 
 
 @register_model
@@ -208,7 +122,7 @@ class StructuralTS(TimeSeriesModel):
             raise ValueError(
                 f"method must be 'auto', 'sequential' or 'parallel'; got {self.method!r}"
             )
-        object.__setattr__(self, "seasonal", _as_seasonals(self.seasonal))
+        object.__setattr__(self, "seasonal", as_seasonals(self.seasonal))
         priors = self.priors or {}
         if not isinstance(priors, dict | tuple):
             raise ValueError(f"priors must be a dict of site name -> prior; got {priors!r}")
