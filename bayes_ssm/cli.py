@@ -148,7 +148,7 @@ def _season(args, freq) -> float | None:
 
 
 def _build_model(args, period, num_steps):
-    from bayes_ssm.models.structural import Seasonal, StructuralTS
+    from bayes_ssm.models import Seasonal, StructuralTS
 
     seasonal = None
     if period is not None and period * 1.5 <= num_steps:

@@ -257,7 +257,9 @@ def fit_nuts(
         ``numpyro.set_host_device_count`` before JAX starts), vectorized otherwise.
     init : {"prior", "median", "svi", "map"}
         Where chains start: independent prior draws; the prior median; draws from a short
-        mean-field SVI fit; the MAP (AutoDelta) point jittered per chain.
+        mean-field SVI fit; the MAP (AutoDelta) point jittered per chain. For models that
+        sample per-step latents (e.g. negative-binomial state paths) prefer ``"median"``:
+        prior draws of many innovations start the chains on far-off paths.
     progress : bool
         NumPyro's progress bar; shown only when stderr is a terminal.
 
