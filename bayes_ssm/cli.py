@@ -148,7 +148,7 @@ def _season(args, freq) -> float | None:
 
 
 def _build_model(args, period, num_steps):
-    from bayes_ssm.models.structural import Seasonal, StructuralTS
+    from bayes_ssm.models import Seasonal, StructuralTS
 
     seasonal = None
     if period is not None and period * 1.5 <= num_steps:
@@ -253,7 +253,7 @@ def _forecast(args, parser):
         print("  ...")
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        fc.to_csv(args.out, index_label="date")
+        fc.to_csv(args.out, index_label="date", float_format="%.6g")
         print(f"wrote {args.out}")
     if args.plot is not None:
         import matplotlib

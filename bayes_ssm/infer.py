@@ -7,31 +7,29 @@ data at the boundary (``bayes_ssm.data``), fix the prior scales from the trainin
 
 from __future__ import annotations
 
-import sys
 import time
-from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, autoguide, init_to_median, init_to_sample
+from numpyro.infer import MCMC, NUTS, init_to_median, init_to_sample
 from numpyro.infer.util import unconstrain_fn
-from numpyro.optim import optax_to_numpyro
-from tqdm.auto import tqdm
 
 from bayes_ssm import _engine
+from bayes_ssm._svi import (
+    GUIDES,
+    default_optimizer,
+    finish_svi,
+    jnp_data,
+    run_svi,
+    show_progress,
+)
 from bayes_ssm.data import as_series_data
 from bayes_ssm.fit import Fit
 
 __all__ = ["fit_nuts", "fit_svi", "GUIDES"]
 
-GUIDES = {
-    "normal": autoguide.AutoNormal,
-    "multivariate_normal": autoguide.AutoMultivariateNormal,
-    "low_rank": autoguide.AutoLowRankMultivariateNormal,
-    "delta": autoguide.AutoDelta,
-}
 _CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 _INITS = ("prior", "median", "svi", "map")
 _NUTS_FIELDS = ("diverging", "energy", "num_steps", "accept_prob", "adapt_state.step_size")
@@ -47,112 +45,11 @@ def _seed_info(key):
     return int(key) if isinstance(key, int | np.integer) else None
 
 
-def _show_progress(progress: bool) -> bool:
-    return bool(progress) and sys.stderr.isatty()
-
-
 def _prepare(model, y, covariates, freq):
     data = as_series_data(y, covariates=covariates, freq=freq)
     model.validate(data.y, data.covariates)
     scales = {k: float(v) for k, v in model.data_scales(data.y, data.covariates).items()}
     return data, scales
-
-
-def _jnp_data(data):
-    """``(y, covariates)`` as JAX arrays (covariates None when there are none)."""
-    cov = None if data.covariates is None else jnp.asarray(data.covariates)
-    return jnp.asarray(data.y), cov
-
-
-# ---------------------------------------------------------------------------------------- SVI
-@lru_cache(maxsize=32)
-def _default_optimizer(learning_rate: float):
-    return optax.adam(learning_rate)
-
-
-def _make_svi(model, guide_kind, optimizer):
-    guide = GUIDES[guide_kind](model.model, init_loc_fn=init_to_median(num_samples=15))
-    return SVI(model.model, guide, optax_to_numpyro(optimizer), Trace_ELBO())
-
-
-def _kwargs(static_scales, dyn_scales, cov):
-    return _engine.model_kwargs(_engine.resolve_scales(static_scales, dyn_scales), cov)
-
-
-_STATIC = ("mkey", "guide_kind", "optimizer", "static_scales")
-
-
-@partial(jax.jit, static_argnames=_STATIC)
-def _svi_init(mkey, guide_kind, optimizer, static_scales, key, y, dyn_scales, cov):
-    kwargs = _kwargs(static_scales, dyn_scales, cov)
-    return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **kwargs)
-
-
-@partial(jax.jit, static_argnames=_STATIC + ("num_steps",))
-def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, dyn_scales, cov):
-    kwargs = _kwargs(static_scales, dyn_scales, cov)
-    svi = _make_svi(mkey.model, guide_kind, optimizer)
-    svi.init(jax.random.PRNGKey(0), y, **kwargs)  # sets svi.constrain_fn; the result is unused
-
-    def body(s, _):
-        return svi.update(s, y, **kwargs)
-
-    return jax.lax.scan(body, state, None, length=num_steps)
-
-
-@partial(jax.jit, static_argnames=_STATIC + ("num_samples",))
-def _svi_finish(
-    mkey, guide_kind, optimizer, static_scales, num_samples, state, key, y, dyn_scales, cov
-):
-    kwargs = _kwargs(static_scales, dyn_scales, cov)
-    svi = _make_svi(mkey.model, guide_kind, optimizer)
-    svi.init(jax.random.PRNGKey(0), y, **kwargs)
-    params = svi.get_params(state)
-    draws = svi.guide.sample_posterior(key, params, y, sample_shape=(num_samples,), **kwargs)
-    return params, draws
-
-
-def _run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
-    y, cov = _jnp_data(data)
-    mkey = _engine.ModelKey(model)
-    static, dyn, state = _engine.call_with_scales(
-        model,
-        scales,
-        lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
-    )
-    losses, prev, rel, converged, quiet = [], None, float("nan"), False, 0
-    bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not _show_progress(progress))
-    done = 0
-    try:
-        while done < steps:
-            n = min(check_every, steps - done)
-            state, chunk = _svi_steps(mkey, guide, optimizer, static, n, state, y, dyn, cov)
-            chunk = np.asarray(chunk)
-            if not np.all(np.isfinite(chunk)):
-                bad = done + int(np.flatnonzero(~np.isfinite(chunk))[0])
-                raise FloatingPointError(
-                    f"SVI loss became {chunk[bad - done]} at step {bad}; try a smaller "
-                    "learning_rate, another guide, or check the data scale"
-                )
-            losses.append(chunk)
-            done += n
-            bar.update(n)
-            mean = float(chunk.mean())
-            if prev is not None and n == check_every:
-                # relative ELBO change between consecutive windows, with a Monte-Carlo floor:
-                # a change smaller than twice its standard error is noise, not progress.
-                se = float(np.sqrt(chunk.var(ddof=1) / n + prev[1] / n))
-                delta = abs(mean - prev[0])
-                rel = delta / max(abs(prev[0]), 1e-12)
-                bar.set_postfix(loss=f"{mean:.4g}", rel=f"{rel:.1e}")
-                quiet = quiet + 1 if (rel < tol or delta < 2 * se) else 0
-                if quiet >= 2:  # two windows in a row without real change
-                    converged = True
-                    break
-            prev = (mean, float(chunk.var(ddof=1)))
-    finally:
-        bar.close()
-    return state, np.concatenate(losses), converged, rel, done, (static, dyn)
 
 
 def fit_svi(
@@ -213,7 +110,7 @@ def fit_svi(
     if optimizer is None:
         if not (isinstance(learning_rate, float | int) and learning_rate > 0):
             raise ValueError(f"learning_rate must be positive; got {learning_rate!r}")
-        optimizer = _default_optimizer(float(learning_rate))
+        optimizer = default_optimizer(float(learning_rate))
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation; got {optimizer!r}")
     data, scales = _prepare(model, y, covariates, freq)
@@ -222,7 +119,7 @@ def fit_svi(
     if not latent:
         raise ValueError(f"model {model.kind!r} has no latent sites to fit")
     start = time.perf_counter()
-    state, losses, converged, rel, done, (static, dyn) = _run_svi(
+    state, losses, converged, rel, done, (static, dyn) = run_svi(
         model,
         data,
         scales,
@@ -234,18 +131,8 @@ def fit_svi(
         check_every=check_every,
         progress=progress,
     )
-    y_j, cov = _jnp_data(data)
-    params, draws = _svi_finish(
-        _engine.ModelKey(model),
-        guide,
-        optimizer,
-        static,
-        num_samples,
-        state,
-        k_draw,
-        y_j,
-        dyn,
-        cov,
+    params, draws = finish_svi(
+        model, guide, optimizer, static, dyn, state, k_draw, data, num_samples
     )
     draws = {k: np.asarray(draws[k])[None] for k in latent}
     info = {
@@ -301,7 +188,7 @@ def _initial_point(model, data, scales, key, init, num_chains):
         num_samples=max(num_chains, 2),
         progress=False,
     )
-    y, cov = _jnp_data(data)
+    y, cov = jnp_data(data)
     kwargs = _engine.model_kwargs(dict(scales), cov)
     values = {k: jnp.asarray(v[0, :num_chains]) for k, v in fit.draws.items()}
     unconstrained = jax.vmap(lambda p: unconstrain_fn(model.model, (y,), kwargs, p))(values)
@@ -370,7 +257,9 @@ def fit_nuts(
         ``numpyro.set_host_device_count`` before JAX starts), vectorized otherwise.
     init : {"prior", "median", "svi", "map"}
         Where chains start: independent prior draws; the prior median; draws from a short
-        mean-field SVI fit; the MAP (AutoDelta) point jittered per chain.
+        mean-field SVI fit; the MAP (AutoDelta) point jittered per chain. For models that
+        sample per-step latents (e.g. negative-binomial state paths) prefer ``"median"``:
+        prior draws of many innovations start the chains on far-off paths.
     progress : bool
         NumPyro's progress bar; shown only when stderr is a terminal.
 
@@ -408,9 +297,9 @@ def fit_nuts(
         num_samples=num_samples,
         num_chains=num_chains,
         chain_method=method,
-        progress_bar=_show_progress(progress),
+        progress_bar=show_progress(progress),
     )
-    y_j, cov = _jnp_data(data)
+    y_j, cov = jnp_data(data)
     mcmc.run(
         k_mcmc,
         y_j,
