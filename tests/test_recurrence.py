@@ -139,7 +139,7 @@ def test_gradient_matches_finite_differences(x64):
 
     grad = np.asarray(jax.grad(loss)(a))
     eps = 1e-6
-    for idx in [(0, 0), (7, 1), (19, 0)]:
+    for idx in [(1, 0), (7, 1), (19, 0)]:  # a_0 multiplies h0 = 0: no gradient there
         bump = np.zeros(a.shape)
         bump[idx] = eps
         fd = (loss(a + bump) - loss(a - bump)) / (2 * eps)
