@@ -148,6 +148,7 @@ def run_statsmodels(y, repeats):
         level="local linear trend",
         freq_seasonal=[{"period": PERIOD, "harmonics": HARMONICS}],
     )
+    mod.initialize_default(approximate_diffuse_variance=INIT_VAR)
     mod.update(PARAMS)  # check the matrices are ours
     T, Z, which = structural_matrices()
     assert np.allclose(mod.ssm["transition"], T)
@@ -190,11 +191,21 @@ def run_dynamax(y, repeats, sequential, dtype):
     return out, checks
 
 
+def _enable_x64():
+    """``jax.enable_x64(True)``, or the older ``jax.experimental.enable_x64()``."""
+    if hasattr(jax, "enable_x64"):
+        return jax.enable_x64(True)
+    from jax.experimental import enable_x64
+
+    return enable_x64()
+
+
 def fmt(x, digits=2):
     return "-" if x is None else f"{x:.{digits}f}"
 
 
 def main(argv=None):
+    global INIT_VAR
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
     ap.add_argument("--repeats", type=int, default=5)
@@ -202,6 +213,13 @@ def main(argv=None):
     ap.add_argument("--backend-only", action="store_true", help="skip statsmodels and dynamax")
     ap.add_argument("--no-statsmodels", action="store_true")
     ap.add_argument("--no-dynamax", action="store_true")
+    ap.add_argument(
+        "--init-var",
+        type=float,
+        default=INIT_VAR,
+        help="initial state variance (1e6 = statsmodels' approximate diffuse; in float32 "
+        "use <= 1e4, see bayes_ssm/kernels/kalman.py)",
+    )
     ap.add_argument("--no-sequential", action="store_true", help="skip sequential columns")
     ap.add_argument(
         "--max-sequential-T",
@@ -216,8 +234,10 @@ def main(argv=None):
     if max_seq is None:
         max_seq = 10**12 if backend == "cpu" else 100_000
     dtype = jnp.float64 if args.dtype == "float64" else jnp.float32
-    ctx = jax.enable_x64(True) if args.dtype == "float64" else contextlib.nullcontext()
+    INIT_VAR = args.init_var
+    ctx = _enable_x64() if args.dtype == "float64" else contextlib.nullcontext()
     n = 2 + 2 * HARMONICS
+    print(f"# init_var={INIT_VAR:g}; jax {jax.__version__}")
     print(
         f"# Kalman log-likelihood, LLT + trig({PERIOD}, {HARMONICS}) + noise, {n} states, "
         f"{args.dtype}, backend={backend} ({jax.devices()[0].device_kind})"

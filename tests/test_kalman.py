@@ -391,3 +391,24 @@ def test_bad_options_raise_value_error():
         kalman_forecast(ss, ss.init_mean, ss.init_cov, 0)
     with pytest.raises(ValueError, match="ss must be a StateSpace"):
         kalman_filter((1, 2), y)
+
+
+def test_approximate_diffuse_burn_in_matches_statsmodels_unobserved_components(x64):
+    """Local linear trend, statsmodels' default start (variance 1e6, first 2 terms burnt)."""
+    structural = pytest.importorskip("statsmodels.tsa.statespace.structural")
+    rng = np.random.default_rng(7)
+    y = np.cumsum(np.cumsum(rng.normal(size=80) * 0.1) + rng.normal(size=80))
+    y[[5, 30, 31]] = np.nan
+    mod = structural.UnobservedComponents(y, level="local linear trend")
+    params = np.array([1.3, 0.4, 0.02])  # irregular, level, trend variances
+    ss = StateSpace(
+        transition=jnp.array([[1.0, 1.0], [0.0, 1.0]]),
+        observation=jnp.array([1.0, 0.0]),
+        state_cov=jnp.diag(jnp.array(params[1:])),
+        obs_var=jnp.array(params[0]),
+        init_mean=jnp.zeros(2),
+        init_cov=1e6 * jnp.eye(2),
+    )
+    assert mod.loglikelihood_burn == 2
+    ours = kalman_log_likelihood(ss, jnp.asarray(y), burn_in=2)
+    np.testing.assert_allclose(ours, mod.loglike(params), rtol=1e-9)
