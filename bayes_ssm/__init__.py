@@ -8,24 +8,54 @@ The public namespace is curated here. Importing this package changes nothing glo
 >>> model = bs.StructuralTS(trend="local_linear", seasonal=52)
 """
 
-from bayes_ssm import datasets, kernels, layers, metrics, priors
-from bayes_ssm.anomalies import anomalies
-from bayes_ssm.attention_map import attention_map
-from bayes_ssm.backtest import backtest, summarize_backtest
-from bayes_ssm.diagnostics import FitWarning, check, compare, summary
-from bayes_ssm.events import Event, event_covariates
-from bayes_ssm.fit import Fit
-from bayes_ssm.infer import fit_nuts, fit_svi
-from bayes_ssm.io import load
-from bayes_ssm.models import AttentionAR, Seasonal, StructuralTS, TimeSeriesModel
-from bayes_ssm.plotting import (
-    plot_anomalies,
-    plot_attention_map,
-    plot_backtest_scores,
-    plot_calibration,
-    plot_components,
-    plot_forecast,
-)
+import importlib
+
+# Public name -> the module that defines it. Loaded on first use (PEP 562), so that
+# ``import bayes_ssm.kernels`` needs only JAX (no arviz, pandas plotting or scoringrules), and
+# ``import bayes_ssm`` stays cheap.
+_LAZY = {
+    "AttentionAR": "bayes_ssm.models",
+    "Event": "bayes_ssm.events",
+    "Fit": "bayes_ssm.fit",
+    "FitWarning": "bayes_ssm.diagnostics",
+    "Seasonal": "bayes_ssm.models",
+    "StructuralTS": "bayes_ssm.models",
+    "TimeSeriesModel": "bayes_ssm.models",
+    "anomalies": "bayes_ssm.anomaly",
+    "attention_map": "bayes_ssm.attention_maps",
+    "backtest": "bayes_ssm.backtesting",
+    "check": "bayes_ssm.diagnostics",
+    "compare": "bayes_ssm.diagnostics",
+    "event_covariates": "bayes_ssm.events",
+    "fit_nuts": "bayes_ssm.infer",
+    "fit_svi": "bayes_ssm.infer",
+    "load": "bayes_ssm.io",
+    "plot_anomalies": "bayes_ssm.plotting",
+    "plot_attention_map": "bayes_ssm.plotting",
+    "plot_backtest_scores": "bayes_ssm.plotting",
+    "plot_calibration": "bayes_ssm.plotting",
+    "plot_components": "bayes_ssm.plotting",
+    "plot_forecast": "bayes_ssm.plotting",
+    "summarize_backtest": "bayes_ssm.backtesting",
+    "summary": "bayes_ssm.diagnostics",
+}
+_SUBMODULES = ("datasets", "kernels", "layers", "metrics", "priors", "models", "plotting")
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"bayes_ssm.{name}")
+    else:
+        raise AttributeError(f"module 'bayes_ssm' has no attribute {name!r}")
+    globals()[name] = value  # cache: later look-ups skip this function
+    return value
+
+
+def __dir__():
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 

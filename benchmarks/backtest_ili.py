@@ -23,7 +23,7 @@ import pandas as pd
 
 from bayes_ssm import baselines, datasets
 
-bt = importlib.import_module("bayes_ssm.backtest")  # the module (bs.backtest is the function)
+bt = importlib.import_module("bayes_ssm.backtesting")  # the module (bs.backtest is the function)
 
 
 def main(argv=None):

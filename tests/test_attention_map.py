@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ssm.attention_map import attention_map
+from bayes_ssm.attention_maps import attention_map
 from bayes_ssm.infer import fit_nuts, fit_svi
 from bayes_ssm.models import AttentionAR, model_from_spec
 from bayes_ssm.priors import HalfLife

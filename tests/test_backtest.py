@@ -13,7 +13,7 @@ from bayes_ssm import metrics
 from bayes_ssm.baselines import SeasonalNaive
 from tests.toy_models import ToyLocalLevel
 
-bt = importlib.import_module("bayes_ssm.backtest")  # the module (bs.backtest is the function)
+bt = importlib.import_module("bayes_ssm.backtesting")  # the module (bs.backtest is the function)
 
 
 def random_walk(n=80, seed=0):

@@ -34,3 +34,19 @@ def test_public_api_names():
     for name in bs.__all__:
         assert hasattr(bs, name), name
     assert callable(bs.fit_nuts) and callable(bs.datasets.load)
+
+
+def test_kernels_import_needs_only_jax():
+    code = (
+        "import sys\n"
+        "import bayes_ssm.kernels\n"
+        "loaded = [m for m in ('numpyro', 'arviz', 'scoringrules', 'pandas', 'matplotlib')"
+        " if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+        "import bayes_ssm.backtesting, bayes_ssm.anomaly, bayes_ssm.attention_maps\n"
+        "import bayes_ssm as bs\n"
+        "assert callable(bs.backtest) and callable(bs.anomalies) and callable(bs.attention_map)\n"
+        "print('ok')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=".")
+    assert out.returncode == 0, out.stderr

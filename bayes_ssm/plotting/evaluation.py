@@ -93,7 +93,7 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     tables : DataFrame or dict of str to DataFrame
         :func:`bayes_ssm.metrics.coverage_table` output (columns ``level``, ``coverage`` and
         optionally ``num_observed``); a dict, or a ``model`` column (as in
-        :func:`bayes_ssm.backtest.backtest_calibration`), overlays several models.
+        :func:`bayes_ssm.backtesting.backtest_calibration`), overlays several models.
     ax : matplotlib Axes, optional
 
     Returns
@@ -101,7 +101,7 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     matplotlib Axes
     """
     if isinstance(tables, pd.DataFrame):
-        if "model" in tables.columns:  # e.g. bayes_ssm.backtest.backtest_calibration
+        if "model" in tables.columns:  # e.g. bayes_ssm.backtesting.backtest_calibration
             tables = {str(k): g for k, g in tables.groupby("model", sort=False)}
         else:
             tables = {"forecast": tables}
@@ -153,7 +153,7 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
     Parameters
     ----------
     scores : DataFrame
-        The tidy output of :func:`bayes_ssm.backtest` (columns ``model``, ``fold``,
+        The tidy output of :func:`bayes_ssm.backtesting` (columns ``model``, ``fold``,
         ``horizon`` and the metric). Folds flagged ``converged == False`` are drawn apart
         (hollow markers) rather than averaged in silently.
     metric : str
@@ -220,7 +220,7 @@ def plot_anomalies(
     Parameters
     ----------
     anomalies : DataFrame
-        :func:`bayes_ssm.anomalies` output, indexed by time, with columns ``observed``,
+        :func:`bayes_ssm.anomaly` output, indexed by time, with columns ``observed``,
         ``tail_prob`` and ``direction`` (``"high"`` / ``"low"``).
     band : DataFrame, optional
         The one-step-ahead predictive of every step (``anomalies(..., all_steps=True)``):
