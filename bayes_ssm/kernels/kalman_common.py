@@ -279,7 +279,7 @@ def _sym(P):
 
 # Small-matrix products as broadcast-multiply-sum. For the few-state systems of structural
 # models, XLA fuses these into one loop nest per step; a ``dot`` per 8x8 product costs a
-# library call each, ~20x slower per step on a CPU (measured: benchmarks/RESULTS_kalman.md).
+# library call each, ~20x slower per step on a CPU (measured: benchmarks/README.md, Kalman section).
 # Above _SMALL states a real matrix product is cheaper than the n^3 broadcast.
 _SMALL = 16
 
