@@ -27,6 +27,16 @@ def positive_int(value, what):
         raise ValueError(f"{what} must be a positive integer; got {value!r}")
 
 
+def channel_input(x, channels: int):
+    """``x`` as an array of shape ``(*batch, time, channel)`` with ``channel == channels``."""
+    x = jnp.asarray(x)
+    if x.ndim < 2 or x.shape[-1] != channels:
+        raise ValueError(
+            f"x must have shape (*batch, time, channel) with channel = {channels}; got {x.shape}"
+        )
+    return x
+
+
 def validate_memory(layer) -> None:
     """Check the memory hyperparameters every stochastic-decay layer shares."""
     if not isinstance(layer.half_life, HalfLife):

@@ -124,12 +124,7 @@ class StochasticDecayS4D:
         -------
         Array, shape ``(*batch, time, channel)``
         """
-        x = jnp.asarray(x)
-        if x.ndim < 2 or x.shape[-1] != self.channels:
-            raise ValueError(
-                f"x must have shape (*batch, time, channel) with channel = {self.channels}; "
-                f"got {x.shape}"
-            )
+        x = _memory.channel_input(x, self.channels)
         params, delta = self.sample_params(x.dtype)
         if self.noise == "none" and dt is None:
             return s4d(params, x, mode="convolution")  # time-invariant: the FFT convolution

@@ -106,11 +106,6 @@ class StochasticDecaySelective:
         -------
         Array, shape ``(*batch, time, channel)``
         """
-        x = jnp.asarray(x)
-        if x.ndim < 2 or x.shape[-1] != self.channels:
-            raise ValueError(
-                f"x must have shape (*batch, time, channel) with channel = {self.channels}; "
-                f"got {x.shape}"
-            )
+        x = _memory.channel_input(x, self.channels)
         p = self.sample_params(x, dt=dt)
         return selective_scan(x, p.dt, p.A, p.B, p.C, D=p.D)
