@@ -129,11 +129,19 @@ def _joseph_predict(T, Q, m, P, z, h, v, Pz, safe_F, observed):
     return m_next, _sym(P_next), K
 
 
-def _filter_sequential(ss: StateSpace, y, *, history: bool):
-    num_steps = y.shape[0]
+def _filtered(m, P, K, v, z, h):
+    """Condition the predicted moments on one observation (Joseph form, symmetrised)."""
+    B = jnp.eye(m.shape[0], dtype=m.dtype) - _outer(K, z)  # I - K z'
+    return m + K * v, _sym(_mm(_mm(B, P), B.T) + h * _outer(K, K))
+
+
+def _scan(ss: StateSpace, inputs, *, history: bool):
+    """One ``lax.scan`` of the fused update + predict step over ``inputs = (z, h, d, y, obs)``.
+
+    Returns ``(last predicted (m, P), outputs)``; outputs are the log-likelihood terms, plus the
+    predicted and filtered moments, predicted observation mean and variance when ``history``.
+    """
     T, Q = ss.transition, ss.state_cov
-    z_t, h_t, d_t = _per_step(ss, num_steps)
-    observed, y0 = _observed(y)
 
     def step(carry, inputs):
         m, P = carry
@@ -142,48 +150,29 @@ def _filter_sequential(ss: StateSpace, y, *, history: bool):
         m_next, P_next, K = _joseph_predict(T, Q, m, P, z, h, v, Pz, safe_F, obs)
         if not history:
             return (m_next, P_next), ll
-        # Filtered moments (Joseph form: (I - K z') P (I - K z')' + h K K').
-        B = jnp.eye(m.shape[0], dtype=m.dtype) - _outer(K, z)
-        m_f = m + K * v
-        P_f = _sym(_mm(_mm(B, P), B.T) + h * _outer(K, K))
-        out = (ll, m, P, m_f, P_f, _vdot(z, m) + d, F)
-        return (m_next, P_next), out
+        m_f, P_f = _filtered(m, P, K, v, z, h)
+        return (m_next, P_next), (ll, m, P, m_f, P_f, _vdot(z, m) + d, F)
 
-    unroll = max(1, min(_UNROLL, num_steps))
-    _, out = lax.scan(
-        _remat(step), (ss.init_mean, ss.init_cov), (z_t, h_t, d_t, y0, observed), unroll=unroll
-    )
-    return out
+    unroll = max(1, min(_UNROLL, inputs[0].shape[0]))
+    return lax.scan(_remat(step), (ss.init_mean, ss.init_cov), inputs, unroll=unroll)
+
+
+def _filter_sequential(ss: StateSpace, y, *, history: bool):
+    observed, y0 = _observed(y)
+    inputs = (*_per_step(ss, y.shape[0]), y0, observed)
+    return _scan(ss, inputs, history=history)[1]
 
 
 def _last_sequential(ss: StateSpace, y):
     """Log-likelihood terms plus the last filtered moments, storing no history."""
-    num_steps = y.shape[0]
-    T, Q = ss.transition, ss.state_cov
-    z_t, h_t, d_t = _per_step(ss, num_steps)
     observed, y0 = _observed(y)
-
-    def step(carry, inputs):
-        m, P = carry
-        z, h, d, yy, obs = inputs
-        v, F, Pz, safe_F, ll = _innovation(m, P, z, h, d, yy, obs)
-        m_next, P_next, _ = _joseph_predict(T, Q, m, P, z, h, v, Pz, safe_F, obs)
-        return (m_next, P_next), ll
-
-    unroll = max(1, min(_UNROLL, num_steps))
+    inputs = (*_per_step(ss, y.shape[0]), y0, observed)
     # All steps but the last: predict through; the last step only updates.
-    (m, P), ll = lax.scan(
-        _remat(step),
-        (ss.init_mean, ss.init_cov),
-        (z_t[:-1], h_t[:-1], d_t[:-1], y0[:-1], observed[:-1]),
-        unroll=unroll,
-    )
-    z, h, d, yy, obs = z_t[-1], h_t[-1], d_t[-1], y0[-1], observed[-1]
+    (m, P), ll = _scan(ss, tuple(x[:-1] for x in inputs), history=False)
+    z, h, d, yy, obs = (x[-1] for x in inputs)
     v, F, Pz, safe_F, ll_last = _innovation(m, P, z, h, d, yy, obs)
     K = jnp.where(obs, Pz / safe_F, 0.0)
-    B = jnp.eye(m.shape[0], dtype=m.dtype) - _outer(K, z)
-    m_f = m + K * v
-    P_f = _sym(_mm(_mm(B, P), B.T) + h * _outer(K, K))
+    m_f, P_f = _filtered(m, P, K, v, z, h)
     return jnp.concatenate([ll, ll_last[None]]), m_f, P_f
 
 
