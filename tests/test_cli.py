@@ -121,3 +121,30 @@ def test_readme_main_job(tmp_path, capsys):
     # the demo's defaults must sample well: chains agree, no divergences
     assert "Posterior summary (nuts, 2 chain(s) x 500 draws" in text
     assert "r_hat of" not in text and "ended in a divergence" not in text
+
+
+@pytest.mark.slow
+def test_compile_cache_is_written_and_reused(weekly_csv, tmp_path):
+    """``--compile-cache`` fills the directory, and a second run compiles nothing new and gives
+    the same forecast (a subprocess each, as the option changes JAX's global configuration).
+
+    NUTS only: SVI's step program differs between processes with different ``PYTHONHASHSEED``
+    (set iteration order somewhere in its tracing), so it misses the cache across processes.
+    """
+    import subprocess
+    import sys
+
+    path, _ = weekly_csv
+    cache = tmp_path / "jax-cache"
+    outs = [tmp_path / "a.csv", tmp_path / "b.csv"]
+    entries = []
+    for out in outs:
+        argv = [sys.executable, "-m", "bayes_ssm.cli", "forecast", "--csv", str(path)]
+        argv += ["--date-col", "week", "--value-col", "visits", "--horizon", "4"]
+        argv += ["--method", "nuts", "--warmup", "50", "--samples", "50", "--quiet"]
+        argv += ["--compile-cache", str(cache), "--out", str(out)]
+        subprocess.run(argv, check=True, capture_output=True, timeout=300)
+        entries.append(sorted(p.name for p in cache.iterdir()))
+    assert entries[0] and entries[1] == entries[0]  # the second run compiled nothing new
+    first, second = (pd.read_csv(out) for out in outs)
+    pd.testing.assert_frame_equal(first, second)

@@ -52,8 +52,8 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
-from jax import lax
 
+from bayes_ssm.kernels.blocked_scan import blocked_associative_scan
 from bayes_ssm.kernels.kalman_common import (
     _LOG_2PI,
     FilterResult,
@@ -169,7 +169,7 @@ def parallel_filter(ss: StateSpace, y, *, burn_in: int = 0) -> FilterResult:
     FilterResult
     """
     elems = _filter_elements(ss, y)
-    _, m_f, P_f, _, _ = lax.associative_scan(_filter_combine, elems)
+    _, m_f, P_f, _, _ = blocked_associative_scan(_filter_combine, elems)
     m_p, P_p = _predict_from_filtered(ss, m_f, P_f)
     z, h, d = _per_step(ss, y.shape[0])
     observed, y0 = _observed(y)
@@ -214,7 +214,7 @@ def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p):
     L = T - _outer(_mv(T, K), z)  # T - (T K) z'
     u = z * jnp.where(observed, v / safe_F, 0.0)[:, None]
     W = jnp.where(observed, 1.0 / safe_F, 0.0)[:, None, None] * _outer(z, z)
-    _, r, N = lax.associative_scan(_smooth_combine, (_mT(L), u, W), reverse=True)
+    _, r, N = blocked_associative_scan(_smooth_combine, (_mT(L), u, W), reverse=True)
     m_s = m_p + _mv(P_p, r)
     P_s = _sym(P_p - _mm(_mm(P_p, N), P_p))
     return m_s, P_s
