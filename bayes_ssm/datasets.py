@@ -18,7 +18,11 @@ _FILES = {
     "ili": "cdc_ilinet_national_1997_2025.csv",
     "exchange_rate": "exchange_rate.csv",
     "covid": "covid19_jhu_daily_selected_2020_2023.csv",
+    "national_illness": "national_illness.csv",
+    "etth1": "ETTh1.csv",
 }
+# national_illness.csv's own dates are synthetic; its rows really run from MMWR 2002-W40.
+_NATIONAL_ILLNESS_FIRST_WEEK = (2002, 40)
 
 
 def data_dir() -> Path:
@@ -87,12 +91,24 @@ def _load_covid() -> pd.DataFrame:
     return frame.asfreq("D")
 
 
+def _load_national_illness() -> pd.DataFrame:
+    frame = pd.read_csv(_path("national_illness")).drop(columns=["date"])
+    start = mmwr_week_ending(*_NATIONAL_ILLNESS_FIRST_WEEK)
+    frame.index = pd.date_range(start, periods=len(frame), freq="W-SAT", name="week_ending")
+    return frame
+
+
+def _load_etth1() -> pd.DataFrame:
+    frame = pd.read_csv(_path("etth1"), parse_dates=["date"], index_col="date")
+    return frame.asfreq("h")
+
+
 def load(name: str, **kwargs):
     """Load a bundled dataset.
 
     Parameters
     ----------
-    name : {"ili", "exchange_rate", "covid"}
+    name : {"ili", "exchange_rate", "covid", "national_illness", "etth1"}
         ``"ili"``: US national % weighted ILI (CDC ILINet), weekly ``pd.Series`` indexed by the
         MMWR week-ending Saturday, 1997-10-04 .. 2025-04-05, on a complete weekly grid (a week
         missing from the file, or marked 'X', is NaN; the current file has none).
@@ -100,12 +116,24 @@ def load(name: str, **kwargs):
         ``"exchange_rate"``: 8 daily exchange rates against the USD, ``pd.DataFrame`` on a
         business-day index (see ``datasets/README.md`` for the caveat on dates).
         ``"covid"``: JHU CSSE daily cumulative and new cases and deaths, ``pd.DataFrame``.
+        ``"national_illness"``: the long-horizon benchmarks' copy of ILINet (Autoformer,
+        DLinear, PatchTST; 966 weeks, 7 columns, ``OT`` = total patients), re-dated to its real
+        MMWR week-ending Saturdays 2002-10-05 .. 2021-04-03 (the file's own dates are
+        synthetic), so published scores can be compared on the same rows.
+        ``"etth1"``: Electricity Transformer Temperature, hourly 2016-07-01 .. 2018-06-26,
+        6 load features and the oil temperature ``OT`` (Informer's ETTh1), ``pd.DataFrame``.
 
     Returns
     -------
     pandas.Series or pandas.DataFrame
     """
-    loaders = {"ili": _load_ili, "exchange_rate": _load_exchange_rate, "covid": _load_covid}
+    loaders = {
+        "ili": _load_ili,
+        "exchange_rate": _load_exchange_rate,
+        "covid": _load_covid,
+        "national_illness": _load_national_illness,
+        "etth1": _load_etth1,
+    }
     if name not in loaders:
         raise ValueError(f"unknown dataset {name!r}; available: {available()}")
     return loaders[name](**kwargs)
