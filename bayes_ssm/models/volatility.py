@@ -62,7 +62,8 @@ def sv_default_prior(name: str, scales: dict[str, float]) -> dist.Distribution:
         return dist.Normal(2.0 * jnp.log(scales["y_scale"]), 2.0)
     if name == "phi":
         return dist.TransformedDistribution(
-            dist.Beta(20.0, 1.5), dist.transforms.AffineTransform(-1.0, 2.0)
+            dist.Beta(20.0, 1.5),
+            dist.transforms.AffineTransform(-1.0, 2.0, domain=dist.constraints.unit_interval),
         )
     if name == "sigma_h":
         return dist.HalfNormal(0.5)
@@ -92,12 +93,24 @@ def log_variance_path(z, mu_h, phi, sigma_h, *, h0=None):
     """
     b = sigma_h * z
     if h0 is None:
-        b = b.at[0].set(b[0] / jnp.sqrt(1.0 - phi**2))
+        # floored so that |phi| rounding to 1 in float32 gives a huge, finite variance
+        b = b.at[0].set(b[0] / jnp.sqrt(jnp.maximum(1.0 - phi**2, 1e-7)))
         start = None
     else:
         start = h0 - mu_h
     a = jnp.broadcast_to(phi, b.shape).astype(b.dtype)
     return mu_h + linear_recurrence(a, b, start, axis=-1)
+
+
+def _check_phi_support(prior) -> None:
+    support = prior.support
+    lo = getattr(support, "lower_bound", None)
+    hi = getattr(support, "upper_bound", None)
+    if lo is None or hi is None or float(np.min(lo)) < -1.0 or float(np.max(hi)) > 1.0:
+        raise ValueError(
+            f"the prior of 'phi' must live on (-1, 1) (stationary log-variance); got support "
+            f"{support} (e.g. use {{'dist': 'Uniform', 'low': -1, 'high': 1}})"
+        )
 
 
 @register_model
@@ -188,7 +201,9 @@ class StochasticVolatility(TimeSeriesModel):
             raise ValueError(f"priors: unknown sites {unknown}; the sites are {list(_SITES)}")
         for name, spec in priors.items():
             if not isinstance(spec, tuple):
-                prior_from_spec(name, spec)  # fail early on a bad override
+                prior = prior_from_spec(name, spec)  # fail early on a bad override
+                if name == "phi":
+                    _check_phi_support(prior)
         object.__setattr__(self, "priors", tuple(sorted(_freeze(k, v) for k, v in priors.items())))
 
     # -- structure ------------------------------------------------------------------------
