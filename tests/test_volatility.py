@@ -226,10 +226,16 @@ def test_missing_returns_keep_their_volatility(sv_fit, returns):
 
 def test_svi_fit_forecasts(returns):
     fit = bs.fit_svi(
-        bs.StochasticVolatility(), returns, key=1, steps=300, num_samples=50, progress=False
+        bs.StochasticVolatility(), returns, key=1, steps=100, num_samples=20, progress=False
     )
     fc = fit.forecast(3)
     assert fc.shape == (3, 6) and np.isfinite(fc.to_numpy()).all()
+
+
+def test_update_asks_for_a_refit(sv_fit):
+    # h_z has one entry per step, so the posterior cannot be carried to a longer series
+    with pytest.raises(ValueError, match="refit"):
+        sv_fit.update(np.array([0.1, -0.2]))
 
 
 def test_save_load_round_trip(sv_fit, tmp_path):
