@@ -26,6 +26,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import numpyro
@@ -36,7 +37,7 @@ from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
 from bayes_ssm.models.priors import prior_from_spec
 from bayes_ssm.models.structural import _freeze, _prior_json
 
-__all__ = ["StochasticVolatility", "sv_default_prior", "log_variance_path"]
+__all__ = ["StochasticVolatility", "sv_default_prior", "log_variance_path", "one_step_log_lik"]
 
 SV_LIKELIHOODS = ("gaussian", "student_t")
 _SITES = ("mu", "mu_h", "phi", "sigma_h", "nu")
@@ -113,6 +114,67 @@ def _check_phi_support(prior) -> None:
         )
 
 
+def _obs_log_prob(likelihood, r, mu, h, nu):
+    """``log p(r | h)``: Normal or Student-t with location ``mu`` and scale ``exp(h / 2)``."""
+    scale = jnp.exp(0.5 * h)
+    if likelihood == "student_t":
+        return dist.StudentT(nu, mu, scale).log_prob(r)
+    return dist.Normal(mu, scale).log_prob(r)
+
+
+def one_step_log_lik(r, mu, h_mean, h_sd, *, likelihood="gaussian", nu=None, num_nodes=32):
+    """``log p(r_t | h_{t-1}, theta)``: the density of a return, its own log-variance integrated.
+
+    ``h_t ~ N(h_mean_t, h_sd_t^2)`` given the past; the integral over ``h_t`` is done by
+    adaptive Gauss-Hermite quadrature (centred at the mode of the integrand, found by Newton
+    steps, and scaled by its curvature), accurate also for returns far in the tails.
+
+    Parameters
+    ----------
+    r : Array, shape ``(time,)``
+        Returns (no NaN: mask them before).
+    mu : Array, scalar
+        Mean return.
+    h_mean, h_sd : Array, shape ``(time,)``
+        Mean and sd of each step's log-variance given the previous one.
+    likelihood : {"gaussian", "student_t"}
+    nu : Array, scalar, optional
+        Degrees of freedom (Student-t).
+    num_nodes : int
+        Quadrature nodes.
+
+    Returns
+    -------
+    Array, shape ``(time,)``
+    """
+
+    def log_joint(h):  # elementwise log p(r | h) + log N(h | h_mean, h_sd)
+        z = (h - h_mean) / h_sd
+        return (
+            _obs_log_prob(likelihood, r, mu, h, nu)
+            - 0.5 * z**2
+            - jnp.log(h_sd)
+            - 0.5 * jnp.log(2 * jnp.pi)
+        )
+
+    grad = jax.grad(lambda h: log_joint(h).sum())
+    hess = jax.grad(lambda h: grad(h).sum())
+
+    def newton(_, h):
+        curv = jnp.minimum(hess(h), -1.0 / h_sd**2 * 1e-3)  # keep the step an ascent
+        step = grad(h) / curv
+        return h - jnp.clip(step, -5.0 * h_sd - 1.0, 5.0 * h_sd + 1.0)
+
+    mode = jax.lax.fori_loop(0, 30, newton, h_mean)
+    spread = 1.0 / jnp.sqrt(jnp.maximum(-hess(mode), 1e-12))
+    x, w = np.polynomial.hermite.hermgauss(num_nodes)
+    x = jnp.asarray(x, mode.dtype)
+    logw = jnp.asarray(np.log(w), mode.dtype) + x**2
+    nodes = mode[:, None] + np.sqrt(2.0) * spread[:, None] * x
+    vals = jax.vmap(log_joint, in_axes=1, out_axes=1)(nodes)
+    return jnp.log(np.sqrt(2.0) * spread) + jax.nn.logsumexp(logw + vals, axis=1)
+
+
 @register_model
 @dataclass(frozen=True)
 class StochasticVolatility(TimeSeriesModel):
@@ -156,18 +218,22 @@ class StochasticVolatility(TimeSeriesModel):
     the log-variance (``h_z[0]`` standardises the stationary first value). With ``horizon >
     0`` also ``h_z_future`` ``(horizon,)``.
 
-    Output sites: ``log_lik`` ``(time,)``: ``log p(r_t | h_t, theta)`` at each observed step
-    (0 where missing). It is conditional on the sampled log-variance (the one-step predictive
-    ``p(r_t | r_<t, theta)`` has no closed form here), so PSIS-LOO built from it is less
-    reliable than for the Kalman models: read its Pareto-k diagnostics. ``y_forecast``
+    Output sites: ``log_lik`` ``(time,)``: ``log p(r_t | h_{t-1}, theta)`` at each observed
+    step (0 where missing), the return's density with its own log-variance ``h_t`` integrated
+    out (adaptive Gauss-Hermite quadrature, :func:`one_step_log_lik`), so that LOO does not
+    condition on a latent tied to the left-out return alone. It still conditions on the
+    sampled past ``h_{t-1}`` (the exact ``p(r_t | r_<t, theta)`` needs a particle filter), so
+    read the Pareto-k diagnostics of PSIS-LOO. The sampler itself uses the joint density
+    (factor ``"obs"``: ``sum_t log p(r_t | h_t, theta)``). ``y_forecast``
     ``(horizon,)``: the log-variance run forward from each posterior draw's ``h_T`` with fresh
     shocks, and a return drawn from the observation law; ``volatility_forecast``
     ``(horizon,)``: ``exp(h / 2)`` along that path (see
     :func:`bayes_ssm.volatility_forecast`). With ``components=True``:
     ``component/volatility`` ``(time,)``: ``exp(h_t / 2)`` in sample (the conditional sd for
     the Gaussian law, the scale for Student-t), ``component/log_variance`` ``(time,)``,
-    ``y_fitted`` ``(time,)`` (the predictive mean ``mu``) and ``y_rep`` ``(time,)`` (a return
-    drawn given the sampled ``h_t``). Missing returns (NaN) drop out of the likelihood; their
+    ``y_fitted`` ``(time,)`` (the predictive mean ``mu``) and ``y_rep`` ``(time,)``: a return
+    drawn from the same one-step predictive as ``log_lik`` (a fresh ``h_t`` given the sampled
+    ``h_{t-1}``, latent site ``y_rep_h_z``). Missing returns (NaN) drop out of the likelihood; their
     ``h_t`` is still sampled (from the AR(1) given its neighbours).
 
     Examples
@@ -318,16 +384,32 @@ class StochasticVolatility(TimeSeriesModel):
         )
         z = numpyro.sample("h_z", dist.Normal(0.0, 1.0).expand([num_steps]).to_event(1))
         h = log_variance_path(z, mu_h, phi, sigma_h)
-        obs_law = self._observation(mu, h, nu)
         observed = ~jnp.isnan(y)
-        ll = jnp.where(observed, obs_law.log_prob(jnp.where(observed, y, mu)), 0.0)
-        numpyro.deterministic("log_lik", ll)
-        numpyro.factor("obs", ll.sum())
+        y_filled = jnp.where(observed, y, mu)
+        cond_ll = jnp.where(observed, self._observation(mu, h, nu).log_prob(y_filled), 0.0)
+        numpyro.factor("obs", cond_ll.sum())  # the joint density NUTS samples from
+        # each step's log-variance given the previous one: N(h_mean, h_sd^2)
+        stationary_sd = sigma_h / jnp.sqrt(jnp.maximum(1.0 - phi**2, 1e-7))
+        h_mean = jnp.concatenate([jnp.reshape(mu_h, (1,)), mu_h + phi * (h[:-1] - mu_h)])
+        h_sd = jnp.concatenate(
+            [jnp.reshape(stationary_sd, (1,)), jnp.broadcast_to(sigma_h, (num_steps - 1,))]
+        )
+        # a read-out, never differentiated: stop_gradient keeps the quadrature (Newton steps
+        # with second derivatives) out of the sampler's gradient and compile time
+        sg = jax.lax.stop_gradient
+        ll = one_step_log_lik(
+            sg(y_filled), sg(mu), sg(h_mean), sg(h_sd), likelihood=self.likelihood,
+            nu=None if nu is None else sg(nu), num_nodes=32,
+        )  # fmt: skip
+        numpyro.deterministic("log_lik", jnp.where(observed, ll, 0.0))
         if components:
             numpyro.deterministic("component/volatility", jnp.exp(0.5 * h))
             numpyro.deterministic("component/log_variance", h)
             numpyro.deterministic("y_fitted", jnp.broadcast_to(mu, (num_steps,)))
-            numpyro.sample("y_rep", obs_law)
+            rep_z = numpyro.sample(
+                "y_rep_h_z", dist.Normal(0.0, 1.0).expand([num_steps]).to_event(1)
+            )
+            numpyro.sample("y_rep", self._observation(mu, h_mean + h_sd * rep_z, nu).to_event(1))
         if horizon > 0:
             zf = numpyro.sample("h_z_future", dist.Normal(0.0, 1.0).expand([horizon]).to_event(1))
             h_future = log_variance_path(zf, mu_h, phi, sigma_h, h0=h[-1])
