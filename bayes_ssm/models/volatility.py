@@ -157,16 +157,23 @@ def one_step_log_lik(r, mu, h_mean, h_sd, *, likelihood="gaussian", nu=None, num
             - 0.5 * jnp.log(2 * jnp.pi)
         )
 
-    grad = jax.grad(lambda h: log_joint(h).sum())
-    hess = jax.grad(lambda h: grad(h).sum())
+    d2 = (r - mu) ** 2
+
+    def derivatives(h):  # first and second derivative of log_joint (concave in h)
+        if likelihood == "student_t":
+            u = d2 * jnp.exp(-h) / nu
+            pull, curv = 0.5 * (nu + 1.0) * u / (1.0 + u), -0.5 * (nu + 1.0) * u / (1.0 + u) ** 2
+        else:
+            pull = 0.5 * d2 * jnp.exp(-h)
+            curv = -pull
+        return -0.5 + pull - (h - h_mean) / h_sd**2, curv - 1.0 / h_sd**2
 
     def newton(_, h):
-        curv = jnp.minimum(hess(h), -1.0 / h_sd**2 * 1e-3)  # keep the step an ascent
-        step = grad(h) / curv
-        return h - jnp.clip(step, -5.0 * h_sd - 1.0, 5.0 * h_sd + 1.0)
+        grad, hess = derivatives(h)
+        return h - jnp.clip(grad / hess, -5.0 * h_sd - 1.0, 5.0 * h_sd + 1.0)
 
     mode = jax.lax.fori_loop(0, 30, newton, h_mean)
-    spread = 1.0 / jnp.sqrt(jnp.maximum(-hess(mode), 1e-12))
+    spread = 1.0 / jnp.sqrt(-derivatives(mode)[1])
     x, w = np.polynomial.hermite.hermgauss(num_nodes)
     x = jnp.asarray(x, mode.dtype)
     logw = jnp.asarray(np.log(w), mode.dtype) + x**2
