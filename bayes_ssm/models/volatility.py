@@ -187,7 +187,9 @@ def one_step_log_lik(r, mu, h_mean, h_sd, *, likelihood="gaussian", nu=None, num
 class StochasticVolatility(TimeSeriesModel):
     """Stochastic volatility of returns: AR(1) log-variance, Gaussian or Student-t noise.
 
-    Fit it to *returns* (e.g. ``100 * log(p_t / p_{t-1})``), not to prices.
+    Fit it to *returns* (e.g. ``100 * log(p_t / p_{t-1})``), not to prices, and with
+    :func:`~bayes_ssm.fit_nuts`: ``fit_svi`` runs, but its factorised guides are badly biased
+    towards low persistence here (``docs/volatility.md`` has the numbers).
 
     Parameters
     ----------
