@@ -19,6 +19,7 @@ _LAZY = {
     "Fit": "bayes_ssm.fit",
     "FitWarning": "bayes_ssm.diagnostics",
     "Seasonal": "bayes_ssm.models",
+    "StochasticVolatility": "bayes_ssm.models",
     "StructuralTS": "bayes_ssm.models",
     "TimeSeriesModel": "bayes_ssm.models",
     "anomalies": "bayes_ssm.anomaly",
@@ -38,6 +39,7 @@ _LAZY = {
     "plot_forecast": "bayes_ssm.plotting",
     "summarize_backtest": "bayes_ssm.backtesting",
     "summary": "bayes_ssm.diagnostics",
+    "volatility_forecast": "bayes_ssm.volatility",
 }
 _SUBMODULES = ("datasets", "kernels", "layers", "metrics", "priors", "models", "plotting")
 
@@ -65,6 +67,7 @@ __all__ = [
     "Fit",
     "FitWarning",
     "Seasonal",
+    "StochasticVolatility",
     "StructuralTS",
     "TimeSeriesModel",
     "anomalies",
@@ -89,5 +92,6 @@ __all__ = [
     "priors",
     "summarize_backtest",
     "summary",
+    "volatility_forecast",
     "__version__",
 ]
