@@ -87,6 +87,30 @@ def _svi_finish(
     return params, draws
 
 
+_DRIFT_LAG = 4
+
+
+def _no_progress(mean, var, windows, n, tol) -> bool:
+    """True when the loss window ``(mean, var)`` shows no real change from the earlier windows.
+
+    No change means: the relative change from the previous window is below ``tol``, or the
+    changes from the previous window and from ``_DRIFT_LAG`` windows back are both below twice
+    their Monte-Carlo standard errors (a change smaller than that is noise, not progress). The
+    lagged comparison catches a slow drift that hides in the noise between neighbours. With
+    only the previous window, the stochastic-volatility model on 1500 GBP/USD returns (a noisy
+    ELBO: 1500 latent shocks) stopped at 1750 steps with ``phi`` 0.58; with the lag it runs to
+    5250 steps and gives ``phi`` 0.984 (NUTS: 0.990).
+    """
+    prev_mean, prev_var = windows[-1]
+    if abs(mean - prev_mean) < tol * max(abs(prev_mean), 1e-12):
+        return True
+    for earlier_mean, earlier_var in (windows[-1], windows[-min(_DRIFT_LAG, len(windows))]):
+        se = np.sqrt(var / n + earlier_var / n)
+        if abs(mean - earlier_mean) >= 2 * se:
+            return False
+    return True
+
+
 def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
     y, cov = jnp_data(data)
     mkey = _engine.ModelKey(model)
@@ -95,7 +119,7 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
         scales,
         lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
-    losses, prev, rel, converged, quiet = [], None, float("nan"), False, 0
+    losses, windows, rel, converged, quiet = [], [], float("nan"), False, 0
     bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not show_progress(progress))
     done = 0
     try:
@@ -112,19 +136,15 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
             losses.append(chunk)
             done += n
             bar.update(n)
-            mean = float(chunk.mean())
-            if prev is not None and n == check_every:
-                # relative ELBO change between consecutive windows, with a Monte-Carlo floor:
-                # a change smaller than twice its standard error is noise, not progress.
-                se = float(np.sqrt(chunk.var(ddof=1) / n + prev[1] / n))
-                delta = abs(mean - prev[0])
-                rel = delta / max(abs(prev[0]), 1e-12)
+            mean, var = float(chunk.mean()), float(chunk.var(ddof=1))
+            if windows and n == check_every:
+                rel = abs(mean - windows[-1][0]) / max(abs(windows[-1][0]), 1e-12)
                 bar.set_postfix(loss=f"{mean:.4g}", rel=f"{rel:.1e}")
-                quiet = quiet + 1 if (rel < tol or delta < 2 * se) else 0
+                quiet = quiet + 1 if _no_progress(mean, var, windows, n, tol) else 0
                 if quiet >= 2:  # two windows in a row without real change
                     converged = True
                     break
-            prev = (mean, float(chunk.var(ddof=1)))
+            windows.append((mean, var))
     finally:
         bar.close()
     return state, np.concatenate(losses), converged, rel, done, (static, dyn)

@@ -227,3 +227,29 @@ def test_structural_fit_components_and_update():
     truth = 3 + np.sin(2 * np.pi * np.arange(130, 135) / 13)
     # the seasonal phase carries over the update: the forecast follows the sine
     assert np.corrcoef(fc["median"], truth)[0, 1] > 0.9
+
+
+def test_svi_stopping_rule_sees_a_slow_drift_hidden_in_noise():
+    """A loss that drifts down by 0.8 standard errors per window looks flat between neighbours
+    but not over four windows: the rule must not call that converged; a flat noisy loss is."""
+    from bayes_ssm._svi import _no_progress
+
+    rng = np.random.default_rng(0)
+    n, sd = 250, 5.0
+    se_window = sd / np.sqrt(n)
+
+    def windows(drift_per_window, count):
+        return [
+            (1000.0 - drift_per_window * se_window * k + rng.normal(0, 0.05 * se_window), sd**2)
+            for k in range(count)
+        ]
+
+    drifting = windows(0.8, 6)
+    mean, var = drifting[-1]
+    # neighbours alone: a change of ~0.8 se is well inside the noise floor (the old rule)
+    assert abs(mean - drifting[-2][0]) < 2 * np.sqrt(2 * var / n)
+    assert not _no_progress(mean, var, drifting[:-1], n, tol=1e-9)
+    flat = windows(0.0, 6)
+    assert _no_progress(*flat[-1], flat[:-1], n, tol=1e-9)
+    # a relative change below tol counts as converged whatever the noise
+    assert _no_progress(1000.0, 1e6, [(1000.0 + 1e-4, 1e6)], n, tol=1e-6)
