@@ -81,7 +81,7 @@ def test_sites_and_shapes(likelihood):
         expected |= {
             "concentration": (),
             "state_init_z": (n,),
-            "state_z": (T - 1, n - 3),
+            "state_path": (T - 1, n - 3),  # "auto" is centred with a trend
             "forecast_state_z": (5, n),
         }
     else:
