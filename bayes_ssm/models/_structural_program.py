@@ -18,7 +18,12 @@ import numpyro.distributions as dist
 from jax import lax
 
 from bayes_ssm.models import _kalman_adapter as kalman
-from bayes_ssm.models._state_paths import resolve_parameterization, sample_states, state_path
+from bayes_ssm.models._state_paths import (
+    path_guess,
+    resolve_parameterization,
+    sample_states,
+    state_path,
+)
 from bayes_ssm.models.components import noise_mask, pacf_to_ar, structural_system
 from bayes_ssm.models.likelihoods import (
     negative_binomial_log_prob,
@@ -257,7 +262,10 @@ def _run_counts(
 ):
     num_steps = y.shape[0]
     idx = np.flatnonzero(noise_mask(model))
-    states = sample_states(system, idx, num_steps, y.dtype, parameterization)
+    guess = path_guess(y, offset, system.init_mean.shape[0], model.level, model.trend is not None)
+    states = sample_states(
+        system, idx, num_steps, y.dtype, parameterization, guess, level=model.level
+    )
     log_mean = states @ system.observation + offset
     log_lik = negative_binomial_log_prob(y, log_mean, params["concentration"])
     numpyro.deterministic("log_lik", log_lik)
