@@ -47,6 +47,7 @@ _p.add_argument("--chains", type=int, default=4)
 _p.add_argument("--warmup", type=int, default=500)
 _p.add_argument("--samples", type=int, default=500)
 _p.add_argument("--max-tree-depth", type=int, default=10)
+_p.add_argument("--target-accept", type=float, default=0.8)
 _p.add_argument("--seed", type=int, default=0)
 ARGS = _p.parse_args()
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={ARGS.chains}")
@@ -102,6 +103,7 @@ def run(label, y, seasonal, parameterization, dense):
         init_strategy=init_to_median_path,  # fit_nuts(init="median")
         dense_mass=dense,
         max_tree_depth=ARGS.max_tree_depth,
+        target_accept_prob=ARGS.target_accept,
     )
     mcmc = MCMC(
         kernel,
@@ -159,7 +161,8 @@ def _log_intensity(model, y, scales, post):
 def main():
     print(
         f"backend {jax.default_backend()}, {ARGS.chains} chains x ({ARGS.warmup} warm-up + "
-        f"{ARGS.samples} draws), max_tree_depth {ARGS.max_tree_depth}; simulated truth {TRUTH}"
+        f"{ARGS.samples} draws), max_tree_depth {ARGS.max_tree_depth}, target_accept "
+        f"{ARGS.target_accept}; simulated truth {TRUTH}"
     )
     print(
         "| data | parameterisation | max rhat | min ess | ess/s | depth | sat | div | wall s "
