@@ -124,10 +124,14 @@ def test_auto_choice_and_spec_round_trip():
     level = StructuralTS(trend=None, likelihood="negative_binomial")
     trend = StructuralTS(likelihood="negative_binomial")
     assert resolve_parameterization(level, level.data_scales(small)) == "noncentred"
-    assert resolve_parameterization(level, level.data_scales(large)) == "centred"
-    assert resolve_parameterization(level, level.data_scales(np.tile(small, 3))) == "centred"
-    assert resolve_parameterization(trend, trend.data_scales(small)) == "centred"
-    for choice in ("centred", "noncentred"):
+    assert resolve_parameterization(level, level.data_scales(large)) == "mixed"
+    assert resolve_parameterization(level, level.data_scales(np.tile(small, 3))) == "mixed"
+    assert resolve_parameterization(trend, trend.data_scales(small)) == "mixed"
+    seasonal_only = StructuralTS(
+        level=False, trend=None, seasonal=4, likelihood="negative_binomial"
+    )
+    assert resolve_parameterization(seasonal_only, seasonal_only.data_scales(large)) == "noncentred"
+    for choice in ("centred", "noncentred", "mixed"):
         forced = StructuralTS(likelihood="negative_binomial", state_parameterization=choice)
         assert resolve_parameterization(forced, forced.data_scales(small)) == choice
         assert model_from_spec(forced.spec()) == forced

@@ -20,7 +20,13 @@ with noise on the states ``idx`` only (``q > 0`` there). Both parameterisations 
     site ``state_path`` (time - 1, noise): the noisy states ``alpha_{t+1}[idx]`` themselves,
     with prior density ``prod_t N(alpha_{t+1}[idx] - (T alpha_t)[idx]; 0, q)``
     (:class:`CentredStatePath`). Each count informs its own coordinate, so the posterior
-    Hessian is banded and far better conditioned on long, informative series.
+    Hessian is banded; but components whose disturbance sd is near zero (a stable seasonal, a
+    slowly moving slope) form funnels with their sd, where NUTS gets stuck.
+``"mixed"``
+    the level centred (site ``state_path``, (time - 1, 1)), every other noisy state
+    non-centred (``state_z``, (time - 1, noise - 1)): the level is what the counts pin down,
+    the slope and seasonal are what they say little about step by step. The default
+    (``"auto"``) for long or large-count series.
 
 The map ``z -> state_path`` is triangular with diagonal ``sqrt(q)``; the two log joint
 densities of one point differ by ``(time - 1) * sum(log sqrt(q))``, the log-Jacobian
@@ -58,21 +64,21 @@ _SHORT = 200
 
 
 def resolve_parameterization(model, scales: dict) -> str:
-    """The concrete parameterisation (``"noncentred"`` or ``"centred"``) of ``model``.
+    """The concrete parameterisation (``"noncentred"``, ``"centred"`` or ``"mixed"``).
 
     ``"auto"`` picks ``"noncentred"`` for a short series (``num_steps < 200``) of small counts
-    (``expm1(y_loc) < 5``, i.e. the geometric-mean-like level of the counts below 5) without
-    a trend, where the data say little about each state; ``"centred"`` otherwise. It depends only
-    on the stored data scales, so a reloaded fit resolves it the same way.
+    (``expm1(y_loc) < 5``, ``y_loc`` the mean of ``log1p(y)``) without a trend, where the data
+    say little about each state; ``"mixed"`` (centred level, the rest non-centred) otherwise.
+    It depends only on the stored data scales, so a reloaded fit resolves it the same way.
     """
     choice = model.state_parameterization
     if choice != "auto":
         return choice
     level = float(np.expm1(scales["y_loc"]))
     short = scales.get("num_steps", np.inf) < _SHORT
-    if short and level < _SMALL_COUNT and model.trend is None:
+    if (short and level < _SMALL_COUNT and model.trend is None) or not model.level:
         return "noncentred"
-    return "centred"
+    return "mixed"
 
 
 @jax.jit

@@ -57,17 +57,21 @@ class StructuralTS(TimeSeriesModel):
         Overrides of the default priors by site name (:mod:`bayes_ssm.models.priors`).
     method : {"auto", "sequential", "parallel"}
         Kalman filter algorithm.
-    state_parameterization : {"auto", "centred", "noncentred"}
+    state_parameterization : {"auto", "mixed", "centred", "noncentred"}
         Coordinates of the sampled states (negative binomial only; ignored otherwise).
-        ``"centred"`` samples the states themselves (site ``state_path``): each count informs
-        its own coordinate, which NUTS needs on long series and large counts (a non-centred
-        local linear trend over ~1400 steps saturates the tree depth). ``"noncentred"`` samples
-        standard-normal innovations (site ``state_z``), better for short series of small counts
-        where the prior dominates. ``"auto"`` (default) picks non-centred only for a series
-        shorter than 200 steps with small counts (``expm1(y_loc) < 5``) and no trend, centred
-        otherwise (``benchmarks/README.md``, "Negative binomial StructuralTS:
-        parameterisations"). Both are the same model: forecasts, components and ``log_lik``
-        have the same laws.
+        ``"noncentred"`` samples standard-normal innovations (site ``state_z``): right for
+        short series of small counts, where the prior dominates, but on a long series the level
+        is a (with a trend: double) cumulative sum of them and NUTS saturates its tree depth.
+        ``"centred"`` samples the states themselves (site ``state_path``), which the counts pin
+        down one by one, but slowly moving components (slope, a stable seasonal) then form
+        funnels with their sds. ``"mixed"`` centres the level only and keeps the rest
+        non-centred. ``"auto"`` (default): ``"noncentred"`` for a series shorter than 200 steps
+        with small counts (``expm1(y_loc) < 5``) and no trend, or without a level;
+        ``"mixed"`` otherwise (measurements: ``benchmarks/README.md``, "Negative binomial
+        StructuralTS: parameterisations"). All are the same model in other coordinates:
+        forecasts, components and ``log_lik`` have the same laws. Start NUTS with
+        ``fit_nuts(..., init="median")``: the state path then starts on a smoothed
+        ``log(y + 0.5)``.
 
     Notes
     -----
@@ -75,8 +79,9 @@ class StructuralTS(TimeSeriesModel):
     ``damping``, ``sigma_<seasonal name>``, ``ar_pacf`` (p,), ``sigma_ar``, ``beta``
     (covariate,), ``nu`` and ``obs_precision`` (time,) for Student-t, ``concentration`` and
     ``state_init_z`` (state,) for the negative binomial, with ``state_z`` (time - 1, noise)
-    (non-centred) or ``state_path`` (time - 1, noise) (centred: the noisy states
-    ``alpha_2..alpha_T``).
+    (non-centred), ``state_path`` (time - 1, noise) (centred: the noisy states
+    ``alpha_2..alpha_T``), or ``state_path`` (time - 1, 1) (the level) and ``state_z``
+    (time - 1, noise - 1) (mixed).
 
     Output sites: ``log_lik`` (time,), the one-step predictive log density
     ``log p(y_t | y_<t, theta)`` with the states integrated out (Gaussian); for Student-t
