@@ -62,7 +62,7 @@ from bayes_ssm import datasets  # noqa: E402
 from bayes_ssm.models import Seasonal, StructuralTS  # noqa: E402
 from bayes_ssm.models._state_paths import init_to_median_path  # noqa: E402
 
-TRUTH = {"sigma_level": 0.05, "sigma_slope": 0.003, "concentration": 20.0}
+TRUTH = {"sigma_level": 0.05, "sigma_slope": 0.0005, "concentration": 20.0}
 
 
 def simulate(num_steps, seed=0):
