@@ -11,8 +11,10 @@
     linear-Gaussian with a time-varying observation variance and still filtered exactly.
 ``negative_binomial``
     ``y_t ~ NB(mean = exp(eta_t), concentration)`` with the log-intensity
-    ``eta_t = Z alpha_t + d_t``; the states are sampled non-centred (standard-normal innovations
-    ``state_z`` mapped through the state equation), since no filter integrates them exactly.
+    ``eta_t = Z alpha_t + d_t``; the states are sampled, since no filter integrates them
+    exactly, in non-centred, centred or mixed coordinates (``state_z`` / ``state_path``;
+    :mod:`bayes_ssm.models._state_paths`). The log-pmf is computed so that float32 stays
+    accurate for counts of 1e4 and more (:func:`_log_gamma_ratio`).
 
 Functions here sample sites (NumPyro) but know nothing about the state space.
 """
