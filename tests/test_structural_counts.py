@@ -160,6 +160,7 @@ def test_negative_binomial_log_pmf_is_accurate_in_float32_for_large_counts():
         np.testing.assert_allclose(ours, ref, atol=5e-4 * max(1.0, k / 12.0), rtol=1e-5)
 
 
+@pytest.mark.slow  # ~20-40 s of compilation (NUTS, forecast, reload); not statistical
 @pytest.mark.parametrize("coords", ["mixed"])  # the others: spec round trip and Jacobian test
 def test_fit_saves_loads_and_forecasts_alike(coords, tmp_path):
     """A (tiny) NUTS fit round-trips through save/load: the reloaded fit resolves the same
