@@ -260,7 +260,9 @@ def fit_nuts(
         Where chains start: independent prior draws; the prior median; draws from a short
         mean-field SVI fit; the MAP (AutoDelta) point jittered per chain. For models that
         sample per-step latents (e.g. negative-binomial state paths) prefer ``"median"``:
-        prior draws of many innovations start the chains on far-off paths.
+        prior draws of many innovations start the chains on far-off paths; with ``"median"`` a
+        site whose distribution carries an ``init_value`` starts there (the count model's state
+        path: a smoothed ``log(y + 0.5)``).
     progress : bool
         NumPyro's progress bar; shown only when stderr is a terminal.
 
