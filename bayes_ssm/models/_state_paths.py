@@ -58,25 +58,24 @@ __all__ = [
 
 STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed")
 
-# "auto": non-centred only for short series of small counts (mean below this, T below _SHORT).
-_SMALL_COUNT = 5.0
+# "auto": non-centred for series shorter than this without a trend.
 _SHORT = 200
 
 
-def resolve_parameterization(model, scales: dict) -> str:
+def resolve_parameterization(model, num_steps: int) -> str:
     """The concrete parameterisation (``"noncentred"``, ``"centred"`` or ``"mixed"``).
 
-    ``"auto"`` picks ``"noncentred"`` for a short series (``num_steps < 200``) of small counts
-    (``expm1(y_loc) < 5``, ``y_loc`` the mean of ``log1p(y)``) without a trend, where the data
-    say little about each state; ``"mixed"`` (centred level, the rest non-centred) otherwise.
-    It depends only on the stored data scales, so a reloaded fit resolves it the same way.
+    ``"auto"`` picks ``"noncentred"`` for a model without a level, or for a series shorter than
+    200 steps without a trend, where the data say little about each state and the (at most
+    single) cumulative sums stay short; ``"mixed"`` (centred level, the rest non-centred)
+    otherwise. It depends only on static structure (the model and the series length, never on
+    the data values, which may be traced), so a forecast or a reloaded fit resolves it the
+    same way as the fit.
     """
     choice = model.state_parameterization
     if choice != "auto":
         return choice
-    level = float(np.expm1(scales["y_loc"]))
-    short = scales.get("num_steps", np.inf) < _SHORT
-    if (short and level < _SMALL_COUNT and model.trend is None) or not model.level:
+    if not model.level or (int(num_steps) < _SHORT and model.trend is None):
         return "noncentred"
     return "mixed"
 

@@ -161,7 +161,7 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         model, covariates, future_covariates, horizon, params, dtype
     )
     if model.likelihood == "negative_binomial":
-        parameterization = resolve_parameterization(model, scales)
+        parameterization = resolve_parameterization(model, y.shape[0])
         _run_counts(
             model, y, params, system, offset, future_offset, horizon, components, parameterization
         )

@@ -65,13 +65,12 @@ class StructuralTS(TimeSeriesModel):
         ``"centred"`` samples the states themselves (site ``state_path``), which the counts pin
         down one by one, but slowly moving components (slope, a stable seasonal) then form
         funnels with their sds. ``"mixed"`` centres the level only and keeps the rest
-        non-centred. ``"auto"`` (default): ``"noncentred"`` for a series shorter than 200 steps
-        with small counts (``expm1(y_loc) < 5``) and no trend, or without a level;
-        ``"mixed"`` otherwise (measurements: ``benchmarks/README.md``, "Negative binomial
-        StructuralTS: parameterisations"). All are the same model in other coordinates:
-        forecasts, components and ``log_lik`` have the same laws. Start NUTS with
-        ``fit_nuts(..., init="median")``: the state path then starts on a smoothed
-        ``log(y + 0.5)``.
+        non-centred. ``"auto"`` (default): ``"noncentred"`` for a series shorter than 200
+        steps without a trend, or without a level; ``"mixed"`` otherwise (measurements:
+        ``benchmarks/README.md``, "Negative binomial StructuralTS: parameterisations").
+        All are the same model in other coordinates: forecasts, components and ``log_lik``
+        have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
+        then starts on a smoothed ``log(y + 0.5)``.
 
     Notes
     -----
