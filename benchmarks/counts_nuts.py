@@ -1,8 +1,9 @@
 """Negative-binomial StructuralTS under NUTS: state parameterisations side by side.
 
 The count model samples its state path (``bayes_ssm/models/_state_paths.py``). This script fits
-the same model and data under ``state_parameterization="noncentred"`` and ``"centred"`` (and
-``dense_mass`` variants on request) and prints, per run:
+the same model and data under ``state_parameterization="mixed"`` (the default for long
+series), ``"centred"`` and ``"noncentred"`` (and ``dense_mass`` variants on request) and
+prints, per run:
 
 * ``rhat``: the largest split r-hat over the parameter sites (``sigma_*``, ``concentration``) and
   the level (log scale) at 10 time points; ``ess/s``: their smallest bulk ESS per second of wall
@@ -40,7 +41,11 @@ _p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
 _p.add_argument("--data", nargs="+", default=["sim"], choices=["sim", "covid", "ili"])
 _p.add_argument("--steps", nargs="+", type=int, default=[300], help="T of the simulated series")
 _p.add_argument(
-    "--parameterizations", nargs="+", default=["noncentred", "centred"], help="to compare"
+    "--parameterizations",
+    nargs="+",
+    default=["mixed", "centred", "noncentred"],
+    choices=["mixed", "centred", "noncentred", "auto"],
+    help="to compare",
 )
 _p.add_argument("--dense", action="store_true", help="also run each with dense_mass=True")
 _p.add_argument("--chains", type=int, default=4)
