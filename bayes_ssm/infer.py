@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import MCMC, NUTS, init_to_median, init_to_sample
+from numpyro.infer import MCMC, NUTS, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 
 from bayes_ssm import _engine
@@ -27,6 +27,7 @@ from bayes_ssm._svi import (
 )
 from bayes_ssm.data import as_series_data
 from bayes_ssm.fit import Fit
+from bayes_ssm.models._state_paths import init_to_median_path
 
 __all__ = ["fit_nuts", "fit_svi", "GUIDES"]
 
@@ -174,7 +175,7 @@ def _initial_point(model, data, scales, key, init, num_chains):
     if init == "prior":
         return init_to_sample, None
     if init == "median":
-        return init_to_median(num_samples=15), None
+        return init_to_median_path(num_samples=15), None
     guide = "normal" if init == "svi" else "delta"
     k_svi, k_draw, k_jit = jax.random.split(key, 3)
     fit = fit_svi(
@@ -259,7 +260,9 @@ def fit_nuts(
         Where chains start: independent prior draws; the prior median; draws from a short
         mean-field SVI fit; the MAP (AutoDelta) point jittered per chain. For models that
         sample per-step latents (e.g. negative-binomial state paths) prefer ``"median"``:
-        prior draws of many innovations start the chains on far-off paths.
+        prior draws of many innovations start the chains on far-off paths; with ``"median"`` a
+        site whose distribution carries an ``init_value`` starts there (the count model's state
+        path: a smoothed ``log(y + 0.5)``).
     progress : bool
         NumPyro's progress bar; shown only when stderr is a terminal.
 

@@ -81,7 +81,8 @@ def test_sites_and_shapes(likelihood):
         expected |= {
             "concentration": (),
             "state_init_z": (n,),
-            "state_z": (T - 1, n - 3),
+            "state_path": (T - 1, 1),  # "auto" is "mixed" with a trend: the level centred
+            "state_z": (T - 1, n - 4),
             "forecast_state_z": (5, n),
         }
     else:

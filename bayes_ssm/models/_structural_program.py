@@ -2,9 +2,10 @@
 
 ``run`` samples the parameters, assembles the state space (:mod:`.components`) and then either
 integrates the states out with the Kalman filter (Gaussian, Student-t) or samples them
-non-centred (negative binomial). Forecasts draw the final state from its filtered law (or take
-the sampled one), propagate it with state noise and add observation noise; components come from
-a Durbin-Koopman simulation smoother (one exact joint draw from the smoothing distribution).
+(negative binomial; non-centred or centred coordinates, :mod:`._state_paths`). Forecasts draw
+the final state from its filtered law (or take the sampled one), propagate it with state noise
+and add observation noise; components come from a Durbin-Koopman simulation smoother (one
+exact joint draw from the smoothing distribution).
 """
 
 from __future__ import annotations
@@ -17,6 +18,12 @@ import numpyro.distributions as dist
 from jax import lax
 
 from bayes_ssm.models import _kalman_adapter as kalman
+from bayes_ssm.models._state_paths import (
+    path_guess,
+    resolve_parameterization,
+    sample_states,
+    state_path,
+)
 from bayes_ssm.models.components import noise_mask, pacf_to_ar, structural_system
 from bayes_ssm.models.likelihoods import (
     negative_binomial_log_prob,
@@ -154,7 +161,10 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         model, covariates, future_covariates, horizon, params, dtype
     )
     if model.likelihood == "negative_binomial":
-        _run_counts(model, y, params, system, offset, future_offset, horizon, components)
+        parameterization = resolve_parameterization(model, y.shape[0])
+        _run_counts(
+            model, y, params, system, offset, future_offset, horizon, components, parameterization
+        )
     else:
         _run_filtered(model, y, params, system, offset, future_offset, horizon, components)
     if components and num_cov:
@@ -233,7 +243,7 @@ def _simulation_smoother(ss, y, system, method):
     noise_sd = jnp.sqrt(system.noise_var)
     alpha1 = ss.init_mean + _psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
     z = jax.random.normal(k1, (num_steps - 1, n), y.dtype)
-    alpha_plus = _state_path(ss.transition, alpha1, noise_sd * z)
+    alpha_plus = state_path(ss.transition, alpha1, noise_sd * z)
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
     y_plus = alpha_plus @ ss.observation + ss.obs_offset
     y_plus = y_plus + obs_sd * jax.random.normal(k2, (num_steps,), y.dtype)
@@ -247,36 +257,15 @@ def _emit_components(states, system):
         numpyro.deterministic(f"component/{name}", value)
 
 
-def _sample_states(model, system, num_steps, dtype):
-    """Non-centred state path: ``alpha_1 = a_1 + L z_0``, ``alpha_{t+1} = T alpha_t + sd * z_t``."""
-    n = system.init_mean.shape[0]
-    mask = noise_mask(model)
-    idx = np.flatnonzero(mask)
-    z0 = numpyro.sample("state_init_z", dist.Normal(jnp.zeros(n, dtype), 1.0).to_event(1))
-    z = numpyro.sample(
-        "state_z", dist.Normal(jnp.zeros((num_steps - 1, idx.size), dtype), 1.0).to_event(2)
-    )
-    alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ z0
-    sd = jnp.sqrt(system.noise_var[idx])
-    full = jnp.zeros((num_steps - 1, n), dtype).at[:, idx].set(z * sd)
-    return _state_path(system.transition, alpha1, full), idx
-
-
-@jax.jit
-def _state_path(transition, alpha1, eta):
-    """``alpha_1`` and ``alpha_{t+1} = T alpha_t + eta_t``: shape ``(time, state)``."""
-
-    def step(state, e):
-        nxt = transition @ state + e
-        return nxt, nxt
-
-    _, rest = lax.scan(step, alpha1, eta)
-    return jnp.concatenate([alpha1[None], rest])
-
-
-def _run_counts(model, y, params, system, offset, future_offset, horizon, components):
+def _run_counts(
+    model, y, params, system, offset, future_offset, horizon, components, parameterization
+):
     num_steps = y.shape[0]
-    states, idx = _sample_states(model, system, num_steps, y.dtype)
+    idx = np.flatnonzero(noise_mask(model))
+    guess = path_guess(y, offset, system.init_mean.shape[0], model.level, model.trend is not None)
+    states = sample_states(
+        system, idx, num_steps, y.dtype, parameterization, guess, level=model.level
+    )
     log_mean = states @ system.observation + offset
     log_lik = negative_binomial_log_prob(y, log_mean, params["concentration"])
     numpyro.deterministic("log_lik", log_lik)

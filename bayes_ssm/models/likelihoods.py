@@ -11,8 +11,10 @@
     linear-Gaussian with a time-varying observation variance and still filtered exactly.
 ``negative_binomial``
     ``y_t ~ NB(mean = exp(eta_t), concentration)`` with the log-intensity
-    ``eta_t = Z alpha_t + d_t``; the states are sampled non-centred (standard-normal innovations
-    ``state_z`` mapped through the state equation), since no filter integrates them exactly.
+    ``eta_t = Z alpha_t + d_t``; the states are sampled, since no filter integrates them
+    exactly, in non-centred, centred or mixed coordinates (``state_z`` / ``state_path``;
+    :mod:`bayes_ssm.models._state_paths`). The log-pmf is computed so that float32 stays
+    accurate for counts of 1e4 and more (:func:`_log_gamma_ratio`).
 
 Functions here sample sites (NumPyro) but know nothing about the state space.
 """
@@ -63,8 +65,43 @@ def negative_binomial_log_prob(y, log_mean, concentration):
     """Pointwise NB log-pmf, 0 where ``y`` is NaN; ``y`` and ``log_mean`` shape ``(time,)``."""
     missing = jnp.isnan(y)
     y_safe = jnp.where(missing, 0.0, y)
-    lp = _nb(log_mean, concentration).log_prob(y_safe)
+    log_mean = jnp.clip(log_mean, -_MAX_LOG_MEAN, _MAX_LOG_MEAN)
+    k = concentration
+    logits = log_mean - jnp.log(k)
+    lp = (
+        _log_gamma_ratio(y_safe, k)
+        - gammaln(k)
+        - k * jax.nn.softplus(logits)
+        - y_safe * jax.nn.softplus(-logits)
+    )
     return jnp.where(missing, 0.0, lp)
+
+
+def _log_gamma_ratio(y, k):
+    """``lgamma(y + k) - lgamma(y + 1)``, accurate in float32 for large counts.
+
+    The direct difference of two ``lgamma`` values of size ``y log y`` loses all precision
+    for counts of ~1e4 and more in float32 (and ``betaln`` as well): the log density then
+    jitters by whole units as ``k`` moves, which wrecks the NUTS energy check. For ``y >= 10``
+    Stirling's series with the cancellation done analytically:
+    ``(y + 1/2) log1p((k - 1)/(y + 1)) + (k - 1)(log(y + k) - 1) + c(y + k) - c(y + 1)``,
+    ``c(x) = 1/(12x) - 1/(360x^3)`` (error below 1e-8 there).
+    """
+    big = y >= 10.0
+    yb = jnp.where(big, y, 10.0)
+
+    def corr(x):
+        return 1.0 / (12.0 * x) - 1.0 / (360.0 * x**3)
+
+    stirling = (
+        (yb + 0.5) * jnp.log1p((k - 1.0) / (yb + 1.0))
+        + (k - 1.0) * (jnp.log(yb + k) - 1.0)
+        + corr(yb + k)
+        - corr(yb + 1.0)
+    )
+    ys = jnp.where(big, 0.0, y)
+    direct = gammaln(ys + k) - gammaln(ys + 1.0)
+    return jnp.where(big, stirling, direct)
 
 
 _MAX_LOG_MEAN = 40.0  # counts beyond e^40 ~ 2e17 are not representable in float32 anyway

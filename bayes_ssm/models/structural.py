@@ -4,7 +4,8 @@ The hyperparameters choose components (level, trend, seasonalities, AR, regressi
 observation law; :meth:`StructuralTS.model` is the NumPyro program. For the Gaussian and
 Student-t laws the hidden states are integrated out by the Kalman filter, so NUTS samples only a
 handful of variances and coefficients (plus, for Student-t, one latent precision per step); for
-the negative binomial the states are sampled, non-centred. See :mod:`bayes_ssm.models.priors`
+the negative binomial the states are sampled (centred or non-centred coordinates, option
+``state_parameterization``). See :mod:`bayes_ssm.models.priors`
 for the default priors and :mod:`bayes_ssm.models.components` for the state equations (the same
 as statsmodels' ``UnobservedComponents``).
 """
@@ -17,12 +18,13 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bayes_ssm.models import _structural_program as program
+from bayes_ssm.models._state_paths import STATE_PARAMETERIZATIONS
 from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.priors import compute_scales
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
 
-__all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS"]
+__all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
 TRENDS = (None, "local_linear", "damped")
 
@@ -50,18 +52,35 @@ class StructuralTS(TimeSeriesModel):
     likelihood : {"gaussian", "student_t", "negative_binomial"}
         Observation law. ``"student_t"`` is a scale mixture of normals with a latent precision
         per step (still filtered exactly given them); ``"negative_binomial"`` is for counts,
-        with the log-intensity following the structural model and states sampled non-centred.
+        with the log-intensity following the structural model and the states sampled.
     priors : dict, optional
         Overrides of the default priors by site name (:mod:`bayes_ssm.models.priors`).
     method : {"auto", "sequential", "parallel"}
         Kalman filter algorithm.
+    state_parameterization : {"auto", "mixed", "centred", "noncentred"}
+        Coordinates of the sampled states (negative binomial only; ignored otherwise).
+        ``"noncentred"`` samples standard-normal innovations (site ``state_z``): right for
+        short series of small counts, where the prior dominates, but on a long series the level
+        is a (with a trend: double) cumulative sum of them and NUTS saturates its tree depth.
+        ``"centred"`` samples the states themselves (site ``state_path``), which the counts pin
+        down one by one, but slowly moving components (slope, a stable seasonal) then form
+        funnels with their sds. ``"mixed"`` centres the level only and keeps the rest
+        non-centred. ``"auto"`` (default): ``"noncentred"`` for a series shorter than 200
+        steps without a trend, or without a level; ``"mixed"`` otherwise (measurements:
+        ``benchmarks/README.md``, "Negative binomial StructuralTS: parameterisations").
+        All are the same model in other coordinates: forecasts, components and ``log_lik``
+        have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
+        then starts on a smoothed ``log(y + 0.5)``.
 
     Notes
     -----
     Parameter sites: ``sigma_obs`` (not for counts), ``sigma_level``, ``sigma_slope``,
     ``damping``, ``sigma_<seasonal name>``, ``ar_pacf`` (p,), ``sigma_ar``, ``beta``
     (covariate,), ``nu`` and ``obs_precision`` (time,) for Student-t, ``concentration`` and
-    ``state_init_z`` (state,), ``state_z`` (time - 1, noise) for the negative binomial.
+    ``state_init_z`` (state,) for the negative binomial, with ``state_z`` (time - 1, noise)
+    (non-centred), ``state_path`` (time - 1, noise) (centred: the noisy states
+    ``alpha_2..alpha_T``), or ``state_path`` (time - 1, 1) (the level) and ``state_z``
+    (time - 1, noise - 1) (mixed).
 
     Output sites: ``log_lik`` (time,), the one-step predictive log density
     ``log p(y_t | y_<t, theta)`` with the states integrated out (Gaussian); for Student-t
@@ -105,6 +124,7 @@ class StructuralTS(TimeSeriesModel):
     likelihood: str = "gaussian"
     priors: Any = field(default=None)
     method: str = "auto"
+    state_parameterization: str = "auto"
 
     def __post_init__(self):
         if self.trend not in TRENDS:
@@ -121,6 +141,11 @@ class StructuralTS(TimeSeriesModel):
         if self.method not in ("auto", "sequential", "parallel"):
             raise ValueError(
                 f"method must be 'auto', 'sequential' or 'parallel'; got {self.method!r}"
+            )
+        if self.state_parameterization not in STATE_PARAMETERIZATIONS:
+            raise ValueError(
+                f"state_parameterization must be one of {STATE_PARAMETERIZATIONS}; got "
+                f"{self.state_parameterization!r}"
             )
         object.__setattr__(self, "seasonal", as_seasonals(self.seasonal))
         priors = self.priors or {}
@@ -316,12 +341,15 @@ class StructuralTS(TimeSeriesModel):
             "likelihood": self.likelihood,
             "priors": {k: _prior_json(k, v) for k, v in self.priors},
             "method": self.method,
+            "state_parameterization": self.state_parameterization,
         }
         return {"kind": self.kind, "params": _jsonable(params)}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> StructuralTS:
         params = dict(params)
+        # specs saved before the option existed sampled the count model's states non-centred
+        params.setdefault("state_parameterization", "noncentred")
         params["seasonal"] = [Seasonal(**s) for s in params.get("seasonal") or []] or None
         return cls(**params)
 
