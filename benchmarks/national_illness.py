@@ -40,7 +40,7 @@ import numpy as np
 
 import bayes_ssm as bs
 from bayes_ssm import datasets
-from bayes_ssm.kernels import StateSpace, kalman_filter
+from bayes_ssm.kernels import kalman_filter
 from bayes_ssm.models._structural_program import to_variances
 from bayes_ssm.models.components import structural_system
 
@@ -94,14 +94,7 @@ def posterior_mean_paths(model, fit, y_all, origins_, horizon, num_draws):
 
     def one(params):
         system = structural_system(model, to_variances(model, params), scales)
-        ss = StateSpace(
-            system.transition,
-            system.observation,
-            jnp.diag(system.noise_var),
-            params["sigma_obs"] ** 2,
-            system.init_mean,
-            system.init_cov,
-        )
+        ss = system.state_space(params["sigma_obs"] ** 2)
         m = kalman_filter(ss, y).filtered_means[jnp.asarray(origins_)]  # (windows, state)
 
         def step(state, _):

@@ -13,7 +13,7 @@ from numpyro import handlers
 from numpyro.infer import Predictive
 from scipy import stats
 
-from bayes_ssm.kernels.kalman import StateSpace, kalman_forecast, kalman_smoother
+from bayes_ssm.kernels.kalman import kalman_forecast, kalman_smoother
 from bayes_ssm.models import Seasonal, StructuralTS, model_from_spec
 from bayes_ssm.models._structural_program import to_variances
 from bayes_ssm.models.components import structural_system
@@ -151,15 +151,7 @@ def _fixed(model, y, **extra):
 def _state_space(model, params, scales, covariates, horizon=None):
     sys = structural_system(model, to_variances(model, params), scales)
     offset = 0.0 if covariates is None else jnp.asarray(covariates) @ params["beta"]
-    return sys, StateSpace(
-        sys.transition,
-        sys.observation,
-        jnp.diag(sys.noise_var),
-        params["sigma_obs"] ** 2,
-        sys.init_mean,
-        sys.init_cov,
-        offset,
-    )
+    return sys, sys.state_space(params["sigma_obs"] ** 2, offset)
 
 
 def test_forecast_draws_match_kalman_forecast_moments(x64):

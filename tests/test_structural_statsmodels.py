@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from numpyro import handlers
 
-from bayes_ssm.kernels.kalman import StateSpace, kalman_filter_last
+from bayes_ssm.kernels.kalman import kalman_filter_last
 from bayes_ssm.models import Seasonal, StructuralTS
 from bayes_ssm.models.components import pacf_to_ar, structural_system
 
@@ -138,15 +138,7 @@ def _ours(model, mod, params, x, scales=None, diffuse=None):
     if model.regression:
         beta = np.array([p[f"beta.x{j + 1}"] for j in range(x.shape[1])])
         offset = jnp.asarray(x @ beta)
-    ss = StateSpace(
-        system.transition,
-        system.observation,
-        jnp.diag(system.noise_var),
-        jnp.asarray(p["sigma2.irregular"]),
-        system.init_mean,
-        system.init_cov,
-        offset,
-    )
+    ss = system.state_space(jnp.asarray(p["sigma2.irregular"]), offset)
     return system, ss
 
 

@@ -176,15 +176,7 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
     obs_var = params["sigma_obs"] ** 2
     if model.likelihood == "student_t":
         obs_var = obs_var / student_t_precisions(params["nu"], num_steps)
-    ss = kalman.StateSpace(
-        system.transition,
-        system.observation,
-        jnp.diag(system.noise_var),
-        obs_var,
-        system.init_mean,
-        system.init_cov,
-        offset,
-    )
+    ss = system.state_space(obs_var, offset)
     # The fast path (no covariance history) carries the likelihood that NUTS differentiates.
     log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
     numpyro.factor("y_log_likelihood", jnp.sum(log_lik))

@@ -41,6 +41,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import block_diag
 
+from bayes_ssm.kernels import StateSpace
+
 __all__ = [
     "Block",
     "level_trend_block",
@@ -260,6 +262,26 @@ class System(NamedTuple):
     init_mean: jnp.ndarray
     init_cov: jnp.ndarray
     spans: tuple
+
+    def state_space(self, obs_var, obs_offset=0.0) -> StateSpace:
+        """The Kalman kernels' :class:`~bayes_ssm.kernels.StateSpace` of this system.
+
+        Parameters
+        ----------
+        obs_var : Array, shape ``()`` or ``(time,)``
+            Observation-noise variance (per step for the Student-t scale mixture).
+        obs_offset : Array, shape ``()`` or ``(time,)``
+            Added to the observation (the regression term).
+        """
+        return StateSpace(
+            self.transition,
+            self.observation,
+            jnp.diag(self.noise_var),
+            obs_var,
+            self.init_mean,
+            self.init_cov,
+            obs_offset,
+        )
 
 
 def structural_system(model, variances: dict, scales: dict | None = None, *, diffuse=None):
