@@ -16,6 +16,7 @@ from bayes_ssm.kernels import (
     kalman_log_likelihood,
     kalman_smoother,
 )
+from bayes_ssm.kernels.kalman_parallel import parallel_filter
 from bayes_ssm.kernels.reference import kalman_filter_ref
 
 FILTER_FIELDS = (
@@ -126,6 +127,46 @@ def test_parallel_matches_sequential(x64, case):
     last = kalman_filter_last(ss, yj, method="parallel")
     np.testing.assert_allclose(last.last_mean, seq.filtered_means[-1], rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(last.last_cov, seq.filtered_covs[-1], rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("block_size", [2, 3, 5, 40])
+def test_parallel_block_sizes_match_sequential(x64, block_size):
+    """Every block layout gives the sequential filter: many blocks (2), a ragged last block
+    padded with no-op steps (3, 5) and one block longer than the series (40); missing steps at
+    the start, at block edges and at the very end."""
+    m, y = random_model(7, 4, 23, nan=True, tv_var=True, tv_obs=True, offset=True)
+    y[[5, 6, 9, 22]] = np.nan
+    ss, yj = to_ss(m), jnp.asarray(y)
+    seq = kalman_filter(ss, yj, method="sequential")
+    par = parallel_filter(ss, yj, block_size=block_size)
+    for field in seq._fields:
+        np.testing.assert_allclose(
+            getattr(par, field), getattr(seq, field), rtol=1e-8, atol=1e-9, err_msg=field
+        )
+    ll, steps, last_mean, last_cov = parallel_filter(
+        ss, yj, burn_in=2, history=False, block_size=block_size
+    )
+    np.testing.assert_allclose(ll, seq.log_lik_steps[2:].sum(), rtol=1e-10)
+    np.testing.assert_allclose(steps, seq.log_lik_steps, rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(last_mean, seq.filtered_means[-1], rtol=1e-8, atol=1e-10)
+    np.testing.assert_allclose(last_cov, seq.filtered_covs[-1], rtol=1e-8, atol=1e-10)
+
+
+def test_parallel_gradient_matches_sequential(x64):
+    m, y = random_model(8, 3, 29, nan=True, tv_var=True)
+    yj = jnp.asarray(y)
+
+    def loglik(scale, method):
+        ss = to_ss(m)
+        ss = ss._replace(state_cov=scale[0] * ss.state_cov, obs_var=scale[1] * ss.obs_var)
+        if method == "sequential":
+            return kalman_log_likelihood(ss, yj, method="sequential")
+        return parallel_filter(ss, yj, history=False, block_size=4)[0]
+
+    x = jnp.array([0.8, 1.3])
+    g_seq = jax.grad(loglik)(x, "sequential")
+    g_par = jax.grad(loglik)(x, "parallel")
+    np.testing.assert_allclose(g_par, g_seq, rtol=1e-8)
 
 
 @pytest.mark.parametrize("method", ["sequential", "parallel"])

@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["blocked_associative_scan", "default_block_size"]
+__all__ = ["blocked_associative_scan", "default_block_size", "recursive_doubling_scan"]
 
 
 def default_block_size(num_steps: int) -> int:
@@ -113,6 +113,30 @@ def _sequential(combine, leaves):
     first = [x[0] for x in leaves]
     _, rest = lax.scan(step, first, [x[1:] for x in leaves])
     return [jnp.concatenate([f[None], r]) for f, r in zip(first, rest, strict=True)]
+
+
+def recursive_doubling_scan(fn: Callable, elems):
+    """Inclusive scan of ``elems`` along axis 0 by recursive doubling (see :func:`_doubling`).
+
+    ``fn`` as in :func:`blocked_associative_scan`. ``n log2 n`` combines in one compiled loop
+    body: for short arrays of expensive elements (block totals).
+
+    Parameters
+    ----------
+    fn : callable
+    elems : pytree of Array, each with leading axis ``(n, ...)``
+
+    Returns
+    -------
+    pytree of Array
+    """
+    leaves, treedef = jax.tree_util.tree_flatten(elems)
+
+    def combine(a, b):
+        out = fn(jax.tree_util.tree_unflatten(treedef, a), jax.tree_util.tree_unflatten(treedef, b))
+        return jax.tree_util.tree_leaves(out)
+
+    return jax.tree_util.tree_unflatten(treedef, _doubling(combine, leaves))
 
 
 def _doubling(combine, leaves):

@@ -58,7 +58,6 @@ import jax.numpy as jnp
 from jax import lax
 
 from bayes_ssm.kernels.kalman_common import (
-    _LOG_2PI,
     Array,
     FilterResult,
     ForecastResult,
@@ -67,6 +66,8 @@ from bayes_ssm.kernels.kalman_common import (
     SmootherResult,
     StateSpace,
     _as_float,
+    _filtered,
+    _innovation,
     _mm,
     _mv,
     _observed,
@@ -109,16 +110,6 @@ def _remat(step):
 # --------------------------------------------------------------------------- sequential
 
 
-def _innovation(m, P, z, h, d, y, observed):
-    """Innovation ``v``, its variance ``F``, ``P z`` and the log-likelihood term."""
-    Pz = _mv(P, z)
-    F = _vdot(z, Pz) + h
-    v = y - _vdot(z, m) - d
-    safe_F = jnp.where(observed, F, 1.0)
-    ll = jnp.where(observed, -0.5 * (_LOG_2PI + jnp.log(safe_F) + v * v / safe_F), 0.0)
-    return v, F, Pz, safe_F, ll
-
-
 def _joseph_predict(T, Q, m, P, z, h, v, Pz, safe_F, observed):
     """Fused update + prediction in Joseph form; the gain is zero at missing steps."""
     K = jnp.where(observed, Pz / safe_F, 0.0)
@@ -127,12 +118,6 @@ def _joseph_predict(T, Q, m, P, z, h, v, Pz, safe_F, observed):
     m_next = _mv(T, m) + g * v
     P_next = _mm(_mm(L, P), L.T) + h * _outer(g, g) + Q
     return m_next, _sym(P_next), K
-
-
-def _filtered(m, P, K, v, z, h):
-    """Condition the predicted moments on one observation (Joseph form, symmetrised)."""
-    B = jnp.eye(m.shape[0], dtype=m.dtype) - _outer(K, z)  # I - K z'
-    return m + K * v, _sym(_mm(_mm(B, P), B.T) + h * _outer(K, K))
 
 
 def _scan(ss: StateSpace, inputs, *, history: bool):
@@ -250,10 +235,7 @@ def kalman_filter_last(
 @partial(jax.jit, static_argnums=(2, 3))
 def _last_jit(ss, y, method, burn_in):
     if method == "parallel":
-        res = parallel_filter(ss, y, burn_in=burn_in)
-        return LastFilterResult(
-            res.log_likelihood, res.log_lik_steps, res.filtered_means[-1], res.filtered_covs[-1]
-        )
+        return LastFilterResult(*parallel_filter(ss, y, burn_in=burn_in, history=False))
     ll, m, P = _last_sequential(ss, y)
     return LastFilterResult(_sum_burn(ll, burn_in), ll, m, P)
 

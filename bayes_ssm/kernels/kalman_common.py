@@ -314,3 +314,21 @@ def _observed(y):
 
 def _sum_burn(steps, burn_in):
     return jnp.sum(steps[burn_in:]) if burn_in else jnp.sum(steps)
+
+
+def _innovation(m, P, z, h, d, y, observed):
+    """Innovation ``v``, its variance ``F``, ``P z`` and the log-likelihood term (batched over
+    leading axes)."""
+    Pz = _mv(P, z)
+    F = _vdot(z, Pz) + h
+    v = y - _vdot(z, m) - d
+    safe_F = jnp.where(observed, F, 1.0)
+    ll = jnp.where(observed, -0.5 * (_LOG_2PI + jnp.log(safe_F) + v * v / safe_F), 0.0)
+    return v, F, Pz, safe_F, ll
+
+
+def _filtered(m, P, K, v, z, h):
+    """Condition the predicted moments on one observation (Joseph form, symmetrised)."""
+    B = jnp.eye(m.shape[-1], dtype=m.dtype) - _outer(K, z)  # I - K z'
+    hKK = jnp.asarray(h)[..., None, None] * _outer(K, K)
+    return m + K * jnp.asarray(v)[..., None], _sym(_mm(_mm(B, P), jnp.swapaxes(B, -1, -2)) + hKK)
