@@ -24,7 +24,8 @@ class SeriesData:
     y : ndarray, shape ``(time,)``, float64
         Observations; NaN marks a missing value.
     index : pandas.DatetimeIndex or pandas.RangeIndex, length ``time``
-        Sorted, unique timestamps (a RangeIndex when the input was a plain array).
+        Sorted, unique timestamps (a RangeIndex when the input was a plain array), named like
+        the input's index.
     freq : pandas.DateOffset or None
         The sampling frequency, inferred from the index or given explicitly.
     covariates : ndarray, shape ``(time, covariate)``, float64, or None
@@ -121,7 +122,7 @@ def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> Ser
         if isinstance(index, pd.DatetimeIndex):
             _check_index(index, "the index of y")
             freq = _infer_freq(index, freq)
-            full = pd.date_range(index[0], index[-1], freq=freq)
+            full = pd.date_range(index[0], index[-1], freq=freq, name=index.name)
             if len(full) != len(index) or not full.equals(index):
                 extra = index.difference(full)
                 if len(extra):
@@ -135,7 +136,7 @@ def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> Ser
                 index = full  # carries freq
         else:
             _check_index(index, "the index of y")
-            index = pd.RangeIndex(len(y))
+            index = pd.RangeIndex(len(y), name=index.name)
         values = _as_float(y.to_numpy(), "y")
     else:
         values = _as_float(y, "y")
@@ -188,13 +189,14 @@ def _align_covariates(covariates, index: pd.Index, what: str):
 
 
 def future_index(data: SeriesData, horizon: int) -> pd.Index:
-    """Timestamps of the ``horizon`` steps after the end of ``data``."""
+    """Timestamps of the ``horizon`` steps after the end of ``data`` (named like its index)."""
     if not isinstance(horizon, int | np.integer) or horizon <= 0:
         raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
+    name = data.index.name
     if isinstance(data.index, pd.DatetimeIndex):
-        return pd.date_range(data.index[-1], periods=horizon + 1, freq=data.freq)[1:]
+        return pd.date_range(data.index[-1], periods=horizon + 1, freq=data.freq, name=name)[1:]
     start = int(data.index[-1]) + 1
-    return pd.RangeIndex(start, start + horizon)
+    return pd.RangeIndex(start, start + horizon, name=name)
 
 
 def check_future_covariates(data: SeriesData, covariates, horizon: int) -> np.ndarray | None:

@@ -18,7 +18,12 @@ import pandas as pd
 
 from bayes_ssm import _engine
 from bayes_ssm.data import SeriesData, as_series_data, check_future_covariates, future_index
-from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
+from bayes_ssm.forecast import (
+    summarize_draws,
+    validate_horizon,
+    validate_prob,
+    warn_exploding_counts,
+)
 from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["Fit"]
@@ -163,6 +168,13 @@ class Fit:
         -------
         numpy.ndarray, shape ``(sample, horizon)``
             Each row carries parameter, state and observation uncertainty.
+
+        Warns
+        -----
+        UserWarning
+            For a count model (``likelihood="negative_binomial"``), when draws exceed
+            ``COUNT_FORECAST_FACTOR`` (1000) times the largest observed count: the sign of a
+            failed fit (:func:`bayes_ssm.forecast.warn_exploding_counts`).
         """
         horizon = validate_horizon(horizon)
         future_cov = check_future_covariates(self.data, covariates, horizon)
@@ -173,7 +185,10 @@ class Fit:
             future_covariates=future_cov,
             num_samples=num_samples,
         )
-        return out["y_forecast"].reshape(-1, horizon)
+        draws = out["y_forecast"].reshape(-1, horizon)
+        if getattr(self.model, "likelihood", None) == "negative_binomial":
+            warn_exploding_counts(draws, self.data.y, stacklevel=3)
+        return draws
 
     def forecast(
         self, horizon: int, *, prob=(0.8, 0.95), covariates=None, num_samples=None, key=0
@@ -315,7 +330,9 @@ class Fit:
             data = as_series_data(combined, covariates=cov, freq=self.data.freq)
         else:
             data = as_series_data(combined.to_numpy(), covariates=cov, freq=self.data.freq)
-        data = dataclasses.replace(data, name=self.data.name)
+        data = dataclasses.replace(
+            data, name=self.data.name, index=data.index.rename(old_index.name)
+        )
         shapes = _engine.latent_shapes(self.model, data.y, dict(self.scales), data.covariates)
         grown = {
             k: (v.shape[2:], shapes.get(k))

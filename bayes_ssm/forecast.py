@@ -6,12 +6,22 @@ Everything here is plain NumPy/pandas; the draws come from the model's ``"y_fore
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["summarize_draws", "validate_prob", "validate_horizon", "level_label"]
+__all__ = [
+    "summarize_draws",
+    "validate_prob",
+    "validate_horizon",
+    "level_label",
+    "warn_exploding_counts",
+    "COUNT_FORECAST_FACTOR",
+]
+
+COUNT_FORECAST_FACTOR = 1000.0
 
 
 def validate_horizon(horizon) -> int:
@@ -96,3 +106,56 @@ def summarize_draws(
         columns[f"lower_{level_label(p)}"] = quant[1 + 2 * i]
         columns[f"upper_{level_label(p)}"] = quant[2 + 2 * i]
     return pd.DataFrame(columns, index=index)
+
+
+def warn_exploding_counts(
+    draws, observed, *, factor: float = COUNT_FORECAST_FACTOR, stacklevel: int = 2
+) -> int:
+    """Warn when count forecast draws exceed ``factor`` times the largest observed count.
+
+    A count forecast that reaches a thousand times anything in the data (e.g. 1e9 deaths a day
+    from a series that peaked at 1,000) does not describe the series: it comes from a fit that
+    failed, typically a chain that did not mix and drives the trend away. The draws are still
+    returned (they are what the posterior says); the warning says that it should not be
+    trusted.
+
+    Parameters
+    ----------
+    draws : array-like, shape ``(sample, horizon)``
+        Forecast draws (counts).
+    observed : array-like, shape ``(time,)``
+        The fitted counts; NaN where missing.
+    factor : float
+        The bound is ``factor * max(largest observed count, 1)``.
+    stacklevel : int
+        Passed to :func:`warnings.warn` (2: the caller of this function).
+
+    Returns
+    -------
+    int
+        The number of draws above the bound (0: no warning).
+
+    Warns
+    -----
+    UserWarning
+        Naming the number and share of such draws, the largest draw and the bound.
+    """
+    draws = np.atleast_1d(np.asarray(draws, dtype=np.float64))
+    obs = np.asarray(observed, dtype=np.float64)
+    obs = obs[np.isfinite(obs)]
+    largest_obs = float(obs.max()) if obs.size else 0.0
+    bound = factor * max(largest_obs, 1.0)
+    above = draws > bound  # NaN compares False; summarize_draws refuses those
+    count = int(above.sum())
+    if count:
+        steps = np.flatnonzero(above.reshape(-1, draws.shape[-1]).any(axis=0))
+        warnings.warn(
+            f"{count} of {draws.size} count forecast draws ({100 * count / draws.size:.3g}%, at "
+            f"horizon steps {list(map(int, steps[:5]))}) exceed {factor:g} x the largest observed "
+            f"count ({largest_obs:g}); the largest draw is {float(np.nanmax(draws)):.3g}. Count "
+            "forecasts this large usually mean a failed fit (a chain that did not mix, or a trend "
+            "that diverged): check bs.check(fit) (r_hat, divergences) and refit before using them",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return count

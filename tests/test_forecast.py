@@ -13,7 +13,8 @@ import pytest
 from toy_models import ToyLocalLevel, simulate_local_level
 
 import bayes_ssm.infer as bi
-from bayes_ssm.data import future_index
+import bayes_ssm.io as bs_io
+from bayes_ssm.data import as_series_data, future_index
 from bayes_ssm.forecast import level_label, summarize_draws, validate_horizon, validate_prob
 from bayes_ssm.plotting import plot_forecast
 
@@ -113,6 +114,35 @@ def test_forecast_daily_and_range_index():
     assert fc.index.equals(pd.date_range("2021-03-03", periods=3, freq="D"))
     plain = bi.fit_svi(ToyLocalLevel(), _series(60).to_numpy(), **kw)
     assert plain.forecast(4).index.equals(pd.RangeIndex(60, 64))
+
+
+def test_index_name_survives_validation_and_future_index():
+    """``as_series_data`` rebuilt the index (to fill gaps and carry the frequency) and dropped
+    its name; ``future_index`` never set one."""
+    idx = pd.date_range("2021-01-02", periods=12, freq="W-SAT", name="week_ending")
+    y = pd.Series(np.arange(12.0), index=idx, name="cases")
+    assert as_series_data(y).index.name == "week_ending"
+    gappy = as_series_data(y.drop(idx[4]), freq="W-SAT")  # the reindexing path
+    assert gappy.index.name == "week_ending" and np.isnan(gappy.y[4])
+    assert future_index(gappy, 3).name == "week_ending"
+    assert as_series_data(y.rename_axis(None)).index.name is None
+    steps = pd.Series(np.arange(5.0), index=pd.Index([0, 1, 2, 3, 4], name="step"))
+    data = as_series_data(steps)
+    assert data.index.name == "step" and future_index(data, 2).name == "step"
+
+
+def test_forecast_fitted_update_and_reload_keep_the_index_name(tmp_path):
+    # same length and settings as the weekly fixture: the compiled programs are reused
+    y = _series(60, "D").rename_axis("date")
+    fit = bi.fit_svi(ToyLocalLevel(), y, key=0, steps=1500, progress=False)
+    fc = fit.forecast(3)
+    assert fc.index.name == "date"
+    assert fc.reset_index().columns[0] == "date"
+    assert fit.fitted().index.name == "date"
+    new = pd.Series([9.0, 9.5], index=future_index(fit.data, 2).rename(None))  # unnamed
+    assert fit.update(new).forecast(2).index.name == "date"
+    fit.save(tmp_path / "fit.nc")
+    assert bs_io.load(tmp_path / "fit.nc").forecast(2).index.name == "date"
 
 
 def test_same_key_same_forecast_other_key_differs(weekly_fit):

@@ -14,7 +14,10 @@
     ``eta_t = Z alpha_t + d_t``; the states are sampled, since no filter integrates them
     exactly, in non-centred, centred or mixed coordinates (``state_z`` / ``state_path``;
     :mod:`bayes_ssm.models._state_paths`). The log-pmf is computed so that float32 stays
-    accurate for counts of 1e4 and more (:func:`_log_gamma_ratio`).
+    accurate for counts of 1e4 and more (:func:`_log_gamma_ratio`). Predictive draws
+    (``y_forecast``, ``y_rep``, ``y_prior``) are floats from
+    :func:`bayes_ssm.kernels.counts.gamma_poisson_counts`, correct at any mean (NumPyro's own
+    sampler returns int32 and clips at 2^31 - 1).
 
 Functions here sample sites (NumPyro) but know nothing about the state space.
 """
@@ -31,12 +34,15 @@ import numpyro.distributions as dist
 from jax import lax
 from jax.scipy.special import gammaln
 
+from bayes_ssm.kernels.counts import gamma_poisson_counts
+
 __all__ = [
     "LIKELIHOODS",
     "validate_counts",
     "student_t_precisions",
     "negative_binomial_log_prob",
     "observation_distribution",
+    "NegativeBinomialCounts",
     "student_t_predictive_log_prob",
 ]
 
@@ -112,7 +118,22 @@ def _nb(log_mean, concentration):
     # +-40 so that a wild state path (e.g. a random initial point of NUTS over a long series)
     # gives a finite, if flat, density instead of an overflow.
     log_mean = jnp.clip(log_mean, -_MAX_LOG_MEAN, _MAX_LOG_MEAN)
-    return dist.NegativeBinomialLogits(concentration, log_mean - jnp.log(concentration))
+    return NegativeBinomialCounts(concentration, log_mean - jnp.log(concentration))
+
+
+class NegativeBinomialCounts(dist.NegativeBinomialLogits):
+    """``NegativeBinomialLogits`` whose draws are floats that never clip.
+
+    The log-pmf, support and moments are NumPyro's; only :meth:`sample` differs: NumPyro draws
+    the gamma-mixed rate and then ``jax.random.poisson``, whose int32 result (without float64)
+    saturates at 2,147,483,647, so a forecast whose mean passed ~2e9 came back as that number.
+    Here the draw is :func:`~bayes_ssm.kernels.counts.gamma_poisson_counts`: integer counts
+    stored in the logits' floating type (float32: exact up to 2^24, then rounded to float32).
+    """
+
+    def sample(self, key, sample_shape=()):
+        shape = tuple(sample_shape) + self.batch_shape
+        return gamma_poisson_counts(key, self.logits, self.total_count, shape)
 
 
 def observation_distribution(likelihood: str, signal, params: dict):
