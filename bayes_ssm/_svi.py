@@ -20,7 +20,17 @@ from tqdm.auto import tqdm
 
 from bayes_ssm import _engine
 
-__all__ = ["GUIDES", "default_optimizer", "run_svi", "finish_svi", "jnp_data", "show_progress"]
+__all__ = [
+    "GUIDES",
+    "StopRule",
+    "default_optimizer",
+    "run_svi",
+    "finish_svi",
+    "run_svi_many",
+    "finish_svi_many",
+    "jnp_data",
+    "show_progress",
+]
 
 GUIDES = {
     "normal": autoguide.AutoNormal,
@@ -111,6 +121,54 @@ def _no_progress(mean, var, windows, n, tol) -> bool:
     return True
 
 
+class StopRule:
+    """Convergence bookkeeping of one SVI run, fed one window of losses at a time.
+
+    Parameters
+    ----------
+    tol : float
+        Relative change below which a window counts as no progress (see :func:`_no_progress`).
+    check_every : int
+        Steps per full window; a shorter last window is recorded but never tested.
+    label : str
+        Names the run in errors (e.g. a series id).
+    """
+
+    def __init__(self, tol: float, check_every: int, label: str = ""):
+        self.tol, self.check_every, self.label = tol, check_every, label
+        self.windows: list[tuple[float, float]] = []
+        self.losses: list[np.ndarray] = []
+        self.quiet, self.rel, self.converged, self.done = 0, float("nan"), False, 0
+
+    def update(self, chunk: np.ndarray) -> bool:
+        """Record the losses of the next ``len(chunk)`` steps; True once converged.
+
+        Raises
+        ------
+        FloatingPointError
+            When a loss is NaN or infinite.
+        """
+        if not np.all(np.isfinite(chunk)):
+            bad = self.done + int(np.flatnonzero(~np.isfinite(chunk))[0])
+            where = f" for {self.label}" if self.label else ""
+            raise FloatingPointError(
+                f"SVI loss became {chunk[bad - self.done]} at step {bad}{where}; try a smaller "
+                "learning_rate, another guide, or check the data scale"
+            )
+        self.losses.append(chunk)
+        self.done += len(chunk)
+        n = len(chunk)
+        mean, var = float(chunk.mean()), float(chunk.var(ddof=1))
+        if self.windows and n == self.check_every:
+            self.rel = abs(mean - self.windows[-1][0]) / max(abs(self.windows[-1][0]), 1e-12)
+            self.quiet = self.quiet + 1 if _no_progress(mean, var, self.windows, n, self.tol) else 0
+            if self.quiet >= 2:  # two windows in a row without real change
+                self.converged = True
+                return True
+        self.windows.append((mean, var))
+        return False
+
+
 def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
     y, cov = jnp_data(data)
     mkey = _engine.ModelKey(model)
@@ -119,35 +177,112 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
         scales,
         lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
-    losses, windows, rel, converged, quiet = [], [], float("nan"), False, 0
+    rule = StopRule(tol, check_every)
     bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not show_progress(progress))
-    done = 0
     try:
-        while done < steps:
-            n = min(check_every, steps - done)
+        while rule.done < steps:
+            n = min(check_every, steps - rule.done)
             state, chunk = _svi_steps(mkey, guide, optimizer, static, n, state, y, dyn, cov)
-            chunk = np.asarray(chunk)
-            if not np.all(np.isfinite(chunk)):
-                bad = done + int(np.flatnonzero(~np.isfinite(chunk))[0])
-                raise FloatingPointError(
-                    f"SVI loss became {chunk[bad - done]} at step {bad}; try a smaller "
-                    "learning_rate, another guide, or check the data scale"
-                )
-            losses.append(chunk)
-            done += n
+            stop = rule.update(np.asarray(chunk))
             bar.update(n)
-            mean, var = float(chunk.mean()), float(chunk.var(ddof=1))
-            if windows and n == check_every:
-                rel = abs(mean - windows[-1][0]) / max(abs(windows[-1][0]), 1e-12)
-                bar.set_postfix(loss=f"{mean:.4g}", rel=f"{rel:.1e}")
-                quiet = quiet + 1 if _no_progress(mean, var, windows, n, tol) else 0
-                if quiet >= 2:  # two windows in a row without real change
-                    converged = True
-                    break
-            windows.append((mean, var))
+            bar.set_postfix(loss=f"{rule.windows[-1][0]:.4g}", rel=f"{rule.rel:.1e}")
+            if stop:
+                break
     finally:
         bar.close()
-    return state, np.concatenate(losses), converged, rel, done, (static, dyn)
+    return state, np.concatenate(rule.losses), rule.converged, rule.rel, rule.done, (static, dyn)
+
+
+# ----------------------------------------------------------------- many series, one program
+# The single-series programs above, vmapped over a leading series axis. A series that has
+# converged keeps its state (``active`` False) while the others go on, so every series follows
+# exactly the steps ``fit_svi`` would take with the same key.
+
+
+@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
+def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales):
+    def one(key, y, dyn):
+        return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **_kwargs(None, dyn, None))
+
+    return jax.vmap(one)(keys, y, dyn_scales)
+
+
+@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
+def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales, active):
+    def one(state, y, dyn, active):
+        new, losses = _svi_steps.__wrapped__(
+            mkey, guide_kind, optimizer, None, num_steps, state, y, dyn, None
+        )
+        return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), losses
+
+    return jax.vmap(one)(state, y, dyn_scales, active)
+
+
+@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
+def _svi_finish_many(mkey, guide_kind, optimizer, num_samples, state, keys, y, dyn_scales):
+    def one(state, key, y, dyn):
+        return _svi_finish.__wrapped__(
+            mkey, guide_kind, optimizer, None, num_samples, state, key, y, dyn, None
+        )
+
+    return jax.vmap(one)(state, keys, y, dyn_scales)
+
+
+def run_svi_many(
+    model, y, scales, keys, *, labels, guide, steps, optimizer, tol, check_every, progress
+):
+    """SVI for a batch of same-length series in one compiled program.
+
+    Parameters
+    ----------
+    model : TimeSeriesModel
+        Its program must accept traced data scales (``_engine.call_with_scales``).
+    y : ndarray, shape ``(series, time)``
+    scales : dict of str to ndarray, each shape ``(series,)``
+    keys : Array, shape ``(series, 2)`` or ``(series,)`` typed keys
+        One fitting key per series.
+    labels : sequence of str
+        Series names, for errors.
+
+    Returns
+    -------
+    (state, list of StopRule)
+        The batched SVI state and each series' convergence record (losses, steps, converged).
+    """
+    mkey = _engine.ModelKey(model)
+    y = jnp.asarray(y)
+    dyn = {k: jnp.asarray(v) for k, v in scales.items()}
+    state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn)
+    rules = [StopRule(tol, check_every, f"series {label!r}") for label in labels]
+    active = np.ones(len(rules), bool)
+    bar = tqdm(
+        total=steps, desc=f"SVI ({guide}), {len(rules)} series", disable=not show_progress(progress)
+    )
+    total = 0
+    try:
+        while total < steps and active.any():
+            n = min(check_every, steps - total)
+            state, chunk = _svi_steps_many(
+                mkey, guide, optimizer, n, state, y, dyn, jnp.asarray(active)
+            )
+            chunk = np.asarray(chunk)
+            for i in np.flatnonzero(active):
+                if rules[i].update(chunk[i]):
+                    active[i] = False
+            total += n
+            bar.update(n)
+            bar.set_postfix(running=int(active.sum()))
+    finally:
+        bar.close()
+    return state, rules
+
+
+def finish_svi_many(model, guide, optimizer, state, keys, y, scales, num_samples):
+    """Batched :func:`finish_svi`: guide parameters and draws with a leading series axis."""
+    dyn = {k: jnp.asarray(v) for k, v in scales.items()}
+    return _svi_finish_many(
+        _engine.ModelKey(model), guide, optimizer, num_samples, state, keys, jnp.asarray(y), dyn
+    )
 
 
 def finish_svi(model, guide, optimizer, static, dyn, state, key, data, num_samples):

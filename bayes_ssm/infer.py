@@ -101,19 +101,9 @@ def fit_svi(
     -------
     Fit
     """
-    if guide not in GUIDES:
-        raise ValueError(f"guide must be one of {sorted(GUIDES)}; got {guide!r}")
-    steps = _positive_int(steps, "steps")
-    check_every = _positive_int(check_every, "check_every", 2)
-    num_samples = _positive_int(num_samples, "num_samples", 2)
-    if not (isinstance(tol, float | int) and tol > 0):
-        raise ValueError(f"tol must be a positive number; got {tol!r}")
-    if optimizer is None:
-        if not (isinstance(learning_rate, float | int) and learning_rate > 0):
-            raise ValueError(f"learning_rate must be positive; got {learning_rate!r}")
-        optimizer = default_optimizer(float(learning_rate))
-    elif not isinstance(optimizer, optax.GradientTransformation):
-        raise ValueError(f"optimizer must be an optax.GradientTransformation; got {optimizer!r}")
+    steps, check_every, num_samples, optimizer = svi_settings(
+        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
+    )
     data, scales = _prepare(model, y, covariates, freq)
     k_fit, k_draw = jax.random.split(_engine.as_key(key))
     latent = _engine.latent_sites(model, data.y, scales, data.covariates)
@@ -135,26 +125,57 @@ def fit_svi(
     params, draws = finish_svi(
         model, guide, optimizer, static, dyn, state, k_draw, data, num_samples
     )
-    draws = {k: np.asarray(draws[k])[None] for k in latent}
-    info = {
-        "seed": _seed_info(key),
-        "guide": guide,
-        "steps": done,
-        "max_steps": steps,
-        "converged": bool(converged),
-        "rel_elbo_change": float(rel),
-        "tol": float(tol),
-        "final_loss": float(losses[-check_every:].mean()),
-        "learning_rate": float(learning_rate),
-        "num_samples": num_samples,
-        "elapsed_s": time.perf_counter() - start,
-    }
+    return svi_fit(
+        model,
+        data,
+        scales,
+        params,
+        draws,
+        latent,
+        losses,
+        info={
+            "seed": _seed_info(key),
+            "guide": guide,
+            "steps": done,
+            "max_steps": steps,
+            "converged": bool(converged),
+            "rel_elbo_change": float(rel),
+            "tol": float(tol),
+            "final_loss": float(losses[-check_every:].mean()),
+            "learning_rate": float(learning_rate),
+            "num_samples": num_samples,
+            "elapsed_s": time.perf_counter() - start,
+        },
+    )
+
+
+def svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate):
+    """Validate :func:`fit_svi`'s settings; returns ``(steps, check_every, num_samples,
+    optimizer)`` with the default optimizer filled in."""
+    if guide not in GUIDES:
+        raise ValueError(f"guide must be one of {sorted(GUIDES)}; got {guide!r}")
+    steps = _positive_int(steps, "steps")
+    check_every = _positive_int(check_every, "check_every", 2)
+    num_samples = _positive_int(num_samples, "num_samples", 2)
+    if not (isinstance(tol, float | int) and tol > 0):
+        raise ValueError(f"tol must be a positive number; got {tol!r}")
+    if optimizer is None:
+        if not (isinstance(learning_rate, float | int) and learning_rate > 0):
+            raise ValueError(f"learning_rate must be positive; got {learning_rate!r}")
+        optimizer = default_optimizer(float(learning_rate))
+    elif not isinstance(optimizer, optax.GradientTransformation):
+        raise ValueError(f"optimizer must be an optax.GradientTransformation; got {optimizer!r}")
+    return steps, check_every, num_samples, optimizer
+
+
+def svi_fit(model, data, scales, params, draws, latent, losses, info) -> Fit:
+    """The :class:`Fit` of an SVI run: draws of the latent sites as one chain."""
     return Fit(
         model=model,
         data=data,
         scales=scales,
         method="svi",
-        draws=draws,
+        draws={k: np.asarray(draws[k])[None] for k in latent},
         info=info,
         guide_params={k: np.asarray(v) for k, v in params.items()},
         svi_loss=losses,

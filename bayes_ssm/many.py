@@ -1,0 +1,354 @@
+"""Many series, one compiled program: :func:`fit_svi_many` on long-format data.
+
+Analysts rarely have one series: flu by state, admissions by hospital, returns by asset. The
+long format (Nixtla's convention, also pandas' ``melt``) holds them in one frame, one row per
+series and timestamp::
+
+    unique_id   ds           y
+    "CA"        2024-01-06   3.1
+    "CA"        2024-01-13   2.9
+    "NY"        2024-01-06   4.0
+    ...
+
+The long format is awkward for a loop of :func:`bayes_ssm.fit_svi` calls, and on an
+accelerator such a loop wastes the device. :func:`fit_svi_many` validates every series at the
+usual boundary (``bayes_ssm.data``), groups the series by length, and fits each group through
+one compiled program: with ``batch="vmap"`` (the default off the CPU) one ``jax.vmap``-ed SVI
+program takes one batched step for all the series of the group; with ``batch="loop"`` (the
+default on a CPU, where it is faster) the series run one after another through the
+single-series program. Each series keeps its own data scales (so its own default priors), its
+own key and its own stopping rule: a series that has converged stops changing while the others
+go on, so series ``i`` gets the fit ``fit_svi`` would give with key
+``jax.random.split(key, n)[i]`` (``tests/test_many.py`` checks that for the vmapped program).
+The result is a :class:`FitCollection`, a mapping from series id to :class:`bayes_ssm.Fit`;
+its :meth:`FitCollection.forecast` returns a long frame again.
+
+Covariates are not supported yet (each series would need its own future covariates); models
+whose programs need concrete data scales fall back to one ``fit_svi`` per series.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pandas as pd
+
+from bayes_ssm import _engine
+from bayes_ssm._svi import finish_svi_many, run_svi_many
+from bayes_ssm.fit import Fit
+from bayes_ssm.infer import _prepare, fit_svi, svi_fit, svi_settings
+
+__all__ = ["BATCH_MODES", "FitCollection", "fit_svi_many", "split_long"]
+
+BATCH_MODES = ("auto", "vmap", "loop")
+
+
+def split_long(
+    frame: pd.DataFrame, *, id_col: str = "unique_id", time_col: str = "ds", value_col: str = "y"
+) -> dict[str, pd.Series]:
+    """Split a long-format frame into one series per id (ids sorted, whatever the row order).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``id_col``, ``time_col`` (timestamps, or integers for a plain step count) and
+        ``value_col`` (numbers, NaN = missing); other columns are ignored. Rows may come in
+        any order.
+    id_col, time_col, value_col : str
+
+    Returns
+    -------
+    dict of str to pandas.Series
+        Each indexed by its sorted timestamps (index name ``time_col``), named by its id.
+
+    Raises
+    ------
+    ValueError
+        A missing column, a missing id, timestamps that are not dates or integers, or a
+        timestamp repeated within one series (naming the series and the timestamps).
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"data must be a long-format pandas.DataFrame; got {type(frame).__name__}")
+    missing = [c for c in (id_col, time_col, value_col) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"long-format data needs columns {id_col!r}, {time_col!r}, {value_col!r}; "
+            f"missing {missing} (columns: {list(frame.columns)[:8]})"
+        )
+    if frame.empty:
+        raise ValueError("data has no rows")
+    if frame[id_col].isna().any():
+        raise ValueError(f"column {id_col!r} has {int(frame[id_col].isna().sum())} missing ids")
+    times = frame[time_col]
+    if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_integer_dtype(times)):
+        try:
+            times = pd.to_datetime(times)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype}"
+            ) from err
+    frame = frame.assign(**{time_col: times})
+    duplicated = frame.duplicated([id_col, time_col], keep=False)
+    if duplicated.any():
+        bad = frame.loc[duplicated, [id_col, time_col]].drop_duplicates().head(3)
+        raise ValueError(
+            f"{int(duplicated.sum())} rows repeat a ({id_col}, {time_col}) pair, e.g. "
+            f"{list(bad.itertuples(index=False, name=None))}"
+        )
+    series = {}
+    for ident in pd.Series(pd.unique(frame[id_col])).sort_values():
+        rows = frame[frame[id_col] == ident].sort_values(time_col)
+        index = pd.Index(rows[time_col].to_numpy(), name=time_col)
+        series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
+    return series
+
+
+class FitCollection(Mapping):
+    """Fits of many series: a read-only mapping from series id to :class:`bayes_ssm.Fit`.
+
+    Attributes
+    ----------
+    info : mapping
+        ``groups`` (series ids of one length, fitted through one compiled program), ``batch``
+        (``"vmap"`` or ``"loop"``) and ``elapsed_s``.
+    """
+
+    def __init__(self, fits: Mapping[str, Fit], info: Mapping | None = None):
+        self._fits = dict(fits)
+        self.info = dict(info or {})
+
+    def __getitem__(self, ident: str) -> Fit:
+        return self._fits[ident]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fits)
+
+    def __len__(self) -> int:
+        return len(self._fits)
+
+    def __repr__(self) -> str:
+        more = "..." if len(self) > 5 else ""
+        return f"FitCollection({len(self)} series: {list(self)[:5]}{more})"
+
+    def summary(self) -> pd.DataFrame:
+        """One row per series: length, SVI steps, convergence, final loss, elapsed seconds.
+
+        Returns
+        -------
+        pandas.DataFrame, indexed by series id
+        """
+        rows = {
+            ident: {
+                "num_steps": fit.data.num_steps,
+                "svi_steps": fit.info.get("steps"),
+                "converged": fit.info.get("converged"),
+                "final_loss": fit.info.get("final_loss"),
+            }
+            for ident, fit in self._fits.items()
+        }
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
+
+    def forecast(
+        self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
+    ) -> pd.DataFrame:
+        """Forecasts of every series as one long frame.
+
+        Parameters
+        ----------
+        horizon, prob, num_samples
+            As :meth:`bayes_ssm.Fit.forecast`.
+        key : int or jax.random key
+            Series ``i`` forecasts with ``jax.random.split(key, n)[i]``.
+        time_col : str
+            Name of the timestamp column.
+
+        Returns
+        -------
+        pandas.DataFrame, shape ``(series * horizon, 2 + 2 + 2 * len(prob))``
+            Columns ``unique_id``, ``time_col``, ``mean``, ``median`` and the interval bounds.
+        """
+        keys = jax.random.split(_engine.as_key(key), len(self))
+        frames = []
+        for k, (ident, fit) in zip(keys, self._fits.items(), strict=True):
+            fc = fit.forecast(horizon, prob=prob, num_samples=num_samples, key=k)
+            fc = fc.rename_axis(time_col).reset_index()
+            fc.insert(0, "unique_id", ident)
+            frames.append(fc)
+        return pd.concat(frames, ignore_index=True)
+
+
+def _key_list(key) -> list[int]:
+    """A key's raw data as a JSON-friendly list (for ``fit.info``)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).ravel().tolist()
+
+
+def _as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:
+    if isinstance(data, pd.DataFrame):
+        return split_long(data, id_col=id_col, time_col=time_col, value_col=value_col)
+    if isinstance(data, Mapping):
+        return {str(k): v for k, v in data.items()}
+    raise ValueError(
+        f"data must be a long-format DataFrame or a mapping of id to series; got "
+        f"{type(data).__name__}"
+    )
+
+
+def fit_svi_many(
+    model,
+    data,
+    *,
+    key,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    value_col: str = "y",
+    freq=None,
+    guide: str = "normal",
+    steps: int = 10_000,
+    optimizer=None,
+    learning_rate: float = 0.01,
+    tol: float = 1e-4,
+    check_every: int = 250,
+    num_samples: int = 1000,
+    batch: str = "auto",
+    progress: bool = True,
+) -> FitCollection:
+    """Fit one model to many series by SVI, each group of equal-length series in one program.
+
+    Parameters
+    ----------
+    model : TimeSeriesModel
+        The same model (hyperparameters) for every series; priors still scale to each series.
+    data : pandas.DataFrame (long format) or mapping of str to pandas.Series
+        Long format: columns ``id_col``, ``time_col``, ``value_col`` (see :func:`split_long`).
+    key : int or jax.random key
+        Keyword-only. Series ``i`` (in sorted order of id; a mapping's own order) is fitted with
+        ``jax.random.split(key, n)[i]``, exactly as ``fit_svi(..., key=that)`` would.
+    id_col, time_col, value_col : str
+        Column names of the long frame.
+    freq, guide, steps, optimizer, learning_rate, tol, check_every, num_samples, progress
+        As :func:`bayes_ssm.fit_svi`; the stopping rule applies to each series on its own.
+    batch : {"auto", "vmap", "loop"}
+        ``"vmap"``: each group of equal-length series runs as one vmapped program.
+        ``"loop"``: the series run one after another through the single-series program (also
+        compiled once per length). ``"auto"``: ``"loop"`` on a CPU, ``"vmap"`` elsewhere. Both
+        give the same fits; on a CPU the loop is faster (XLA's CPU backend runs the batched
+        small products of the Kalman filter ~3x slower per series than the single-series fused
+        loop; ``benchmarks/README.md``, "Many series").
+
+    Returns
+    -------
+    FitCollection
+
+    Raises
+    ------
+    ValueError
+        Bad long-format data, or a series that fails validation (the message names it).
+    """
+    steps, check_every, num_samples, optimizer = svi_settings(
+        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
+    )
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
+    if batch == "auto":
+        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
+    series = _as_series_map(data, id_col, time_col, value_col)
+    prepared = {}
+    for ident, y in series.items():
+        try:
+            prepared[ident] = _prepare(model, y, None, freq)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+    ids = list(prepared)
+    keys = jax.random.split(_engine.as_key(key), len(ids))
+    fit_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    groups: dict[int, list[int]] = {}
+    for i, ident in enumerate(ids):
+        groups.setdefault(prepared[ident][0].num_steps, []).append(i)
+
+    start = time.perf_counter()
+    fits, vectorised = {}, batch == "vmap"
+    settings = dict(guide=guide, steps=steps, optimizer=optimizer, tol=tol)
+    for members in groups.values():
+        datas = [prepared[ids[i]][0] for i in members]
+        scales = [prepared[ids[i]][1] for i in members]
+        latent = _engine.latent_sites(model, datas[0].y, scales[0])
+        if not latent:
+            raise ValueError(f"model {model.kind!r} has no latent sites to fit")
+        y = np.stack([d.y for d in datas])
+        batch_scales = {k: np.array([s[k] for s in scales]) for k in scales[0]}
+        group_start = time.perf_counter()
+        index = jnp.asarray(members)
+        batched = batch == "vmap" and model.kind not in _engine._STATIC_SCALE_KINDS
+        if batched:
+            try:
+                state, rules = run_svi_many(
+                    model,
+                    y,
+                    batch_scales,
+                    fit_keys[index],
+                    labels=[ids[i] for i in members],
+                    check_every=check_every,
+                    progress=progress,
+                    **settings,
+                )
+            except _engine._TRACE_ERRORS:
+                _engine._STATIC_SCALE_KINDS.add(model.kind)
+                batched = False
+        if not batched:
+            # By choice, or because the program needs concrete scales: one fit per series.
+            vectorised = False
+            for i in members:
+                fits[ids[i]] = fit_svi(
+                    model,
+                    series[ids[i]],
+                    key=keys[i],
+                    freq=freq,
+                    check_every=check_every,
+                    num_samples=num_samples,
+                    learning_rate=learning_rate,
+                    progress=progress,
+                    **settings,
+                )
+            continue
+        params, draws = finish_svi_many(
+            model, guide, optimizer, state, draw_keys[index], y, batch_scales, num_samples
+        )
+        elapsed = time.perf_counter() - group_start
+        for j, (i, rule) in enumerate(zip(members, rules, strict=True)):
+            losses = np.concatenate(rule.losses)
+            fits[ids[i]] = svi_fit(
+                model,
+                datas[j],
+                scales[j],
+                {k: np.asarray(v[j]) for k, v in params.items()},
+                {k: np.asarray(draws[k][j]) for k in latent},
+                latent,
+                losses,
+                info={
+                    "seed": None,
+                    "series_key": _key_list(keys[i]),
+                    "guide": guide,
+                    "steps": rule.done,
+                    "max_steps": steps,
+                    "converged": bool(rule.converged),
+                    "rel_elbo_change": float(rule.rel),
+                    "tol": float(tol),
+                    "final_loss": float(losses[-check_every:].mean()),
+                    "learning_rate": float(learning_rate),
+                    "num_samples": num_samples,
+                    "elapsed_s": elapsed,
+                    "batch_size": len(members),
+                },
+            )
+    info = {
+        "groups": [[ids[i] for i in members] for members in groups.values()],
+        "batch": batch if vectorised else "loop",
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return FitCollection({ident: fits[ident] for ident in ids}, info)
