@@ -5,17 +5,19 @@ vector per step, ``u_t`` (``(time, channel)``), a function of ``z_1..z_t`` only:
 
 .. math::
 
-    u^{(0)}_t = z_t w_{in} + b_{in}, \\qquad
+    u^{(0)}_t = \\textstyle\\sum_{j<p} z_{t-j} W_{in, j} + b_{in}, \\qquad
     u^{(l+1)} = u^{(l)} + \\mathrm{gelu}\\big(\\mathrm{S4D}_l(u^{(l)})\\big) M_l,
 
-with ``S4D_l`` the per-channel diagonal SSM of :func:`bayes_ssm.kernels.s4d.s4d` (its ``C``,
+over the ``p = input_lags`` most recent values (zeros before the start), with ``S4D_l`` the
+per-channel diagonal SSM of :func:`bayes_ssm.kernels.s4d.s4d` (its ``C``,
 ``D`` and half-lives sampled by :class:`bayes_ssm.layers.s4d.StochasticDecayS4D` with
 ``noise="none"``, so the layer is time-invariant) and ``M_l`` a channel-mixing matrix. In
 sample the layers run in convolution mode (FFT); forecasts run the very same layers as
 recurrences, one step at a time (:func:`final_states`, :func:`step`), so a drawn value can be
 fed back.
 
-Sites (under the caller's scope, divider ``"."``): ``"w_in"``, ``"b_in"`` ``(channel,)``;
+Sites (under the caller's scope, divider ``"."``): ``"w_in"`` ``(lag, channel)``,
+``"b_in"`` ``(channel,)``;
 per layer ``l``: ``"layer<l>.half_life"`` ``(channel,)``, ``"layer<l>.C_real"``,
 ``"layer<l>.C_imag"`` ``(channel, state)``, ``"layer<l>.D"`` ``(channel,)``,
 ``"layer<l>.mix"`` ``(channel, channel)``.
@@ -37,7 +39,7 @@ from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.s4d import S4DParams, s4d, s4d_discretize
 from bayes_ssm.layers.s4d import StochasticDecayS4D
 
-__all__ = ["Weights", "sample_weights", "features", "final_states", "step", "layer_of"]
+__all__ = ["Weights", "sample_weights", "features", "final_states", "step", "layer_of", "lagged"]
 
 
 class Weights(NamedTuple):
@@ -45,7 +47,8 @@ class Weights(NamedTuple):
 
     Attributes
     ----------
-    w_in, b_in : Array, shape ``(channel,)``
+    w_in : Array, shape ``(lag, channel)``
+    b_in : Array, shape ``(channel,)``
     layers : tuple of S4DParams
     mix : tuple of Array, each shape ``(channel, channel)``
     """
@@ -76,24 +79,33 @@ def sample_weights(net, dtype) -> Weights:
     ``D ~ Normal(0, 1)``, half-life ``net.half_life``.
     """
     d, s = net.width, float(net.prior_scale)
-    w_in = numpyro.sample("w_in", dist.Normal(0.0, s).expand((d,)).to_event(1))
+    p = int(getattr(net, "input_lags", 1))
+    w_in = numpyro.sample("w_in", dist.Normal(0.0, s).expand((p, d)).to_event(2))
     b_in = numpyro.sample("b_in", dist.Normal(0.0, s).expand((d,)).to_event(1))
     layer = layer_of(net)
     params, mixes = [], []
     for i in range(net.num_layers):
         with scope(prefix=f"layer{i}", divider="."):
             p, _ = layer.sample_params(dtype)
-            m = numpyro.sample(
-                "mix", dist.Normal(0.0, s / math.sqrt(d)).expand((d, d)).to_event(2)
-            )
+            m = numpyro.sample("mix", dist.Normal(0.0, s / math.sqrt(d)).expand((d, d)).to_event(2))
         params.append(p)
         mixes.append(m)
     return Weights(w_in, b_in, tuple(params), tuple(mixes))
 
 
+def lagged(z, lags: int):
+    """``Z[t, j] = z_{t-j}`` (0 before the start), shape ``(time, lag)``."""
+    cols = [jnp.concatenate([jnp.zeros((j,), z.dtype), z[: z.shape[0] - j]]) for j in range(lags)]
+    return jnp.stack(cols, axis=-1)
+
+
+def _project(w: Weights, z):
+    return lagged(z, w.w_in.shape[0]) @ w.w_in + w.b_in
+
+
 def features(w: Weights, z):
     """Features ``u_t`` of ``z_1..z_t``, shape ``(time, channel)`` (convolution mode)."""
-    u = z[:, None] * w.w_in + w.b_in
+    u = _project(w, z)
     for p, m in zip(w.layers, w.mix, strict=True):
         u = u + jax.nn.gelu(s4d(p, u, mode="convolution")) @ m
     return u
@@ -106,22 +118,25 @@ def _layer_states(p: S4DParams, x):
 
 
 def final_states(w: Weights, z):
-    """The recurrent state after ``z_1..z_T``: a tuple of ``(channel, state)`` per layer.
+    """The recurrent state after ``z_1..z_T``: ``(layer states, recent values)``.
 
-    Computed by the recurrence (:func:`bayes_ssm.kernels.linear_recurrence`) on each layer's
-    input; the layers' outputs in between come from the convolution mode.
+    Layer states: a tuple of ``(channel, state)`` per layer, computed by the recurrence
+    (:func:`bayes_ssm.kernels.linear_recurrence`) on each layer's input (the layers' outputs
+    in between come from the convolution mode). Recent values: ``(lag,)``, ``z_T`` first.
     """
-    u = z[:, None] * w.w_in + w.b_in
+    u = _project(w, z)
     states = []
     for p, m in zip(w.layers, w.mix, strict=True):
         states.append(_layer_states(p, u)[-1])
         u = u + jax.nn.gelu(s4d(p, u, mode="convolution")) @ m
-    return tuple(states)
+    return tuple(states), lagged(z, w.w_in.shape[0])[-1]
 
 
-def step(w: Weights, states, z_t):
-    """One recurrent step: new value ``z_t`` in, ``(new states, u_t (channel,))`` out."""
-    u = z_t * w.w_in + w.b_in
+def step(w: Weights, state, z_t):
+    """One recurrent step: new value ``z_t`` in, ``(new state, u_t (channel,))`` out."""
+    states, recent = state
+    recent = jnp.concatenate([jnp.reshape(z_t, (1,)), recent[:-1]])
+    u = recent @ w.w_in + w.b_in
     new = []
     for p, m, h in zip(w.layers, w.mix, states, strict=True):
         a_bar, b_bar = s4d_discretize(p)
@@ -129,4 +144,4 @@ def step(w: Weights, states, z_t):
         y = 2 * jnp.sum(p.C * h, axis=-1).real + p.D * u
         u = u + jax.nn.gelu(y.astype(u.dtype)) @ m
         new.append(h)
-    return tuple(new), u
+    return (tuple(new), recent), u

@@ -2,7 +2,7 @@
 
 The standardised series ``z_t = (y_t - loc) / scale`` (missing values carried forward) runs
 through a causal network of S4D layers (:mod:`bayes_ssm.models._neural_net`): an input
-projection to ``width`` channels, ``num_layers`` residual blocks
+projection of the ``input_lags`` latest values to ``width`` channels, ``num_layers`` residual blocks
 ``u <- u + gelu(S4D(u)) M`` and a linear read-out, so that
 
 .. math::
@@ -13,7 +13,7 @@ projection to ``width`` channels, ``num_layers`` residual blocks
 
 with ``sigma_t = obs_sd`` or, with ``neural_scale=True``,
 ``sigma_t = obs_sd * exp(w_scale^T u_t)``. Every weight has a Gaussian prior (a weight
-decay): ``w_in, b_in ~ N(0, s)``, mixing matrices and read-outs ``~ N(0, s / sqrt(width))``
+decay): ``W_in, b_in ~ N(0, s)``, mixing matrices and read-outs ``~ N(0, s / sqrt(width))``
 with ``s = prior_scale``; the S4D layers keep their own priors (``C ~ CN(0, 1)``,
 ``D ~ N(0, 1)``, half-life ``half_life``).
 
@@ -23,7 +23,7 @@ Forecasts simulate paths: from the recurrent state after the last observation, d
 Sites (beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; ``y_rep`` with
 ``components=True``): the network's under scope ``"net"`` (``"net.w_in"``, ``"net.b_in"``,
 ``"net.layer0.half_life"``, ``"net.layer0.C_real"``, ``"net.layer0.C_imag"``,
-``"net.layer0.D"``, ``"net.layer0.mix"``, ...), ``"net.w_out"`` ``(width,)``,
+``"net.layer0.D"``, ``"net.layer0.mix"``; ``"net.w_in"`` has shape ``(lag, width)``, ...), ``"net.w_out"`` ``(width,)``,
 ``"net.w_scale"`` ``(width,)`` (``neural_scale=True``), ``"intercept"`` ~ ``N(0, 1)``,
 ``"obs_sd"`` ~ ``HalfNormal(1)`` (standardised units), ``"nu"`` ~ ``Gamma(2, 0.1)``
 (Student-t), ``"forecast_noise"`` ``(horizon,)``.
@@ -78,6 +78,10 @@ class NeuralSSM(TimeSeriesModel):
         Complex modes per channel of each S4D layer (``n``).
     num_layers : int
         Residual S4D blocks (1 to 4).
+    input_lags : int
+        ``p``: the input projection sees the ``p`` most recent values (the S4D layers carry
+        the longer memory; their kernels share one decay envelope per channel, so a sharp
+        dependence on the last few lags is cheaper to learn here).
     half_life : HalfLife
         Prior on each channel's memory half-life (in steps by default; calendar units need
         ``step_days``). The default spans about 1.6 to 41 steps (90%).
@@ -105,6 +109,7 @@ class NeuralSSM(TimeSeriesModel):
     width: int = 8
     state_size: int = 4
     num_layers: int = 2
+    input_lags: int = 2
     half_life: HalfLife = field(default_factory=lambda: HalfLife(steps=8.0, spread=1.0))
     likelihood: str = "gaussian"
     neural_scale: bool = False
@@ -116,8 +121,11 @@ class NeuralSSM(TimeSeriesModel):
         _positive_int(self.width, "width")
         _positive_int(self.state_size, "state_size")
         _positive_int(self.num_layers, "num_layers", maximum=4)
+        _positive_int(self.input_lags, "input_lags", maximum=64)
         if not isinstance(self.half_life, HalfLife):
-            raise ValueError(f"half_life must be a bayes_ssm.priors.HalfLife; got {self.half_life!r}")
+            raise ValueError(
+                f"half_life must be a bayes_ssm.priors.HalfLife; got {self.half_life!r}"
+            )
         if self.likelihood not in NEURAL_LIKELIHOODS:
             raise ValueError(
                 f"likelihood must be one of {NEURAL_LIKELIHOODS}; got {self.likelihood!r}"
@@ -251,4 +259,3 @@ class NeuralSSM(TimeSeriesModel):
 
             _, zs = jax.lax.scan(body, (states, u[-1]), eps.astype(y.dtype))
             numpyro.deterministic("y_forecast", loc + scale * zs)
-
