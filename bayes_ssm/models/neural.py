@@ -23,7 +23,8 @@ Forecasts simulate paths: from the recurrent state after the last observation, d
 Sites (beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; ``y_rep`` with
 ``components=True``): the network's under scope ``"net"`` (``"net.w_in"``, ``"net.b_in"``,
 ``"net.layer0.half_life"``, ``"net.layer0.C_real"``, ``"net.layer0.C_imag"``,
-``"net.layer0.D"``, ``"net.layer0.mix"``; ``"net.w_in"`` has shape ``(lag, width)``, ...), ``"net.w_out"`` ``(width,)``,
+``"net.layer0.D"``, ``"net.layer0.mix"``, ...; ``"net.w_in"`` is ``(lag, width)``),
+``"net.w_out"`` ``(width,)``,
 ``"net.w_scale"`` ``(width,)`` (``neural_scale=True``), ``"intercept"`` ~ ``N(0, 1)``,
 ``"obs_sd"`` ~ ``HalfNormal(1)`` (standardised units), ``"nu"`` ~ ``Gamma(2, 0.1)``
 (Student-t), ``"forecast_noise"`` ``(horizon,)``.
