@@ -2,6 +2,7 @@
 
 from bayes_ssm.models.attention_ar import AttentionAR
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
+from bayes_ssm.models.hybrid import HybridTS
 from bayes_ssm.models.neural import NeuralSSM
 from bayes_ssm.models.seasonal import Seasonal
 from bayes_ssm.models.structural import StructuralTS
@@ -15,5 +16,6 @@ __all__ = [
     "Seasonal",
     "AttentionAR",
     "NeuralSSM",
+    "HybridTS",
     "StochasticVolatility",
 ]
