@@ -8,7 +8,7 @@ whatever backend JAX has (``jax.default_backend()``).
 
 Usage::
 
-    PYTHONPATH=. python benchmarks/neural.py --folds 6 --steps 2000
+    PYTHONPATH=. python benchmarks/neural.py --folds 6 --steps 5000 --tol 1e-3
 """
 
 from __future__ import annotations
@@ -33,8 +33,9 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=6)
     parser.add_argument("--step", type=int, default=4)
     parser.add_argument("--window", type=int, default=260, help="training weeks (sliding)")
-    parser.add_argument("--steps", type=int, default=2000, help="SVI steps")
+    parser.add_argument("--steps", type=int, default=5000, help="most SVI steps")
     parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--tol", type=float, default=1e-3, help="SVI convergence tolerance")
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--key", type=int, default=0)
     args = parser.parse_args(argv)
@@ -64,7 +65,7 @@ def main(argv=None):
         method="svi",
         season=52,
         baselines=["seasonal_naive", "naive"],
-        fit_kwargs={"steps": args.steps, "learning_rate": args.learning_rate},
+        fit_kwargs={"steps": args.steps, "learning_rate": args.learning_rate, "tol": args.tol},
         key=args.key,
         progress=False,
     )
@@ -72,8 +73,8 @@ def main(argv=None):
     pd.set_option("display.width", 160)
     print(
         f"ILI backtest ({jax.default_backend()}): {args.folds} folds x horizon {args.horizon}, "
-        f"step {args.step}, sliding window {args.window} weeks, SVI {args.steps} steps; "
-        f"{seconds:.0f} s in all"
+        f"step {args.step}, sliding window {args.window} weeks, SVI <= {args.steps} steps, "
+        f"tol {args.tol}; {seconds:.0f} s in all"
     )
     summary = bt.summarize_backtest(scores)
     print(summary.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
@@ -83,6 +84,10 @@ def main(argv=None):
     folds = scores.attrs["folds"]
     print("\nseconds per fold (mean):")
     print(folds.groupby("model")["seconds"].mean().round(2).to_string())
+    problems = folds[folds["problems"].astype(bool)] if "problems" in folds else folds.iloc[:0]
+    if len(problems):
+        print("\nfolds excluded (diagnostics):")
+        print(problems.to_string())
 
 
 if __name__ == "__main__":
