@@ -148,7 +148,7 @@ def _held_out_log_score(fit, y, start):
     return float(np.sum(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
 
 
-def test_hybrid_beats_structural_on_a_nonlinear_autoregression():
+def test_hybrid_beats_structural_on_a_nonlinear_autoregression(tmp_path):
     rng = np.random.default_rng(11)
     y = simulate_nonlinear(rng, 350)
     train = pd.Series(y[:250], index=pd.date_range("2001-01-01", periods=250, freq="D"))
@@ -160,5 +160,13 @@ def test_hybrid_beats_structural_on_a_nonlinear_autoregression():
     # 100 held-out one-step log predictive densities (posterior-averaged), summed
     print(f"held-out log score: hybrid {s_hyb:.1f}, structural {s_sts:.1f}")
     assert s_hyb > s_sts + 10.0, (s_hyb, s_sts)
-    fc = f_hyb.forecast(4)
+    fc = f_hyb.forecast(4, key=1)
     assert fc.shape == (4, 6) and np.isfinite(fc.to_numpy()).all()
+    comps = f_hyb.components(num_samples=50)
+    assert {"level", "neural"} <= set(comps.columns.get_level_values(0))
+    from bayes_ssm.io import load
+
+    f_hyb.save(tmp_path / "hybrid.nc")
+    again = load(tmp_path / "hybrid.nc")
+    assert again.model == hybrid
+    pd.testing.assert_frame_equal(fc, again.forecast(4, key=1))
