@@ -2,6 +2,8 @@
 
 from bayes_ssm.models.attention_ar import AttentionAR
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
+from bayes_ssm.models.hybrid import HybridTS
+from bayes_ssm.models.neural import NeuralSSM
 from bayes_ssm.models.seasonal import Seasonal
 from bayes_ssm.models.structural import StructuralTS
 from bayes_ssm.models.volatility import StochasticVolatility
@@ -13,5 +15,7 @@ __all__ = [
     "StructuralTS",
     "Seasonal",
     "AttentionAR",
+    "NeuralSSM",
+    "HybridTS",
     "StochasticVolatility",
 ]

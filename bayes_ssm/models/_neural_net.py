@@ -1,0 +1,147 @@
+"""The small deep SSM shared by :class:`NeuralSSM` and :class:`HybridTS` (private).
+
+A causal network over a standardised series ``z`` (shape ``(time,)``) that returns one feature
+vector per step, ``u_t`` (``(time, channel)``), a function of ``z_1..z_t`` only:
+
+.. math::
+
+    u^{(0)}_t = \\textstyle\\sum_{j<p} z_{t-j} W_{in, j} + b_{in}, \\qquad
+    u^{(l+1)} = u^{(l)} + \\mathrm{gelu}\\big(\\mathrm{S4D}_l(u^{(l)})\\big) M_l,
+
+over the ``p = input_lags`` most recent values (zeros before the start), with ``S4D_l`` the
+per-channel diagonal SSM of :func:`bayes_ssm.kernels.s4d.s4d` (its ``C``,
+``D`` and half-lives sampled by :class:`bayes_ssm.layers.s4d.StochasticDecayS4D` with
+``noise="none"``, so the layer is time-invariant) and ``M_l`` a channel-mixing matrix. In
+sample the layers run in convolution mode (FFT); forecasts run the very same layers as
+recurrences, one step at a time (:func:`final_states`, :func:`step`), so a drawn value can be
+fed back.
+
+Sites (under the caller's scope, divider ``"."``): ``"w_in"`` ``(lag, channel)``,
+``"b_in"`` ``(channel,)``;
+per layer ``l``: ``"layer<l>.half_life"`` ``(channel,)``, ``"layer<l>.C_real"``,
+``"layer<l>.C_imag"`` ``(channel, state)``, ``"layer<l>.D"`` ``(channel,)``,
+``"layer<l>.mix"`` ``(channel, channel)``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpyro
+import numpyro.distributions as dist
+from numpyro.handlers import scope
+
+from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.s4d import S4DParams, s4d, s4d_discretize
+from bayes_ssm.layers.s4d import StochasticDecayS4D
+
+__all__ = ["Weights", "sample_weights", "features", "final_states", "step", "layer_of", "lagged"]
+
+
+class Weights(NamedTuple):
+    """All network weights of one draw.
+
+    Attributes
+    ----------
+    w_in : Array, shape ``(lag, channel)``
+    b_in : Array, shape ``(channel,)``
+    layers : tuple of S4DParams
+    mix : tuple of Array, each shape ``(channel, channel)``
+    """
+
+    w_in: jax.Array
+    b_in: jax.Array
+    layers: tuple[S4DParams, ...]
+    mix: tuple[jax.Array, ...]
+
+
+def layer_of(net) -> StochasticDecayS4D:
+    """The (time-invariant) S4D layer of the hyperparameters ``net``."""
+    days = getattr(net, "step_days", None)
+    return StochasticDecayS4D(
+        channels=net.width,
+        state_size=net.state_size,
+        half_life=net.half_life,
+        noise="none",
+        step=None if days is None else _dt.timedelta(days=days),
+    )
+
+
+def sample_weights(net, dtype) -> Weights:
+    """Sample every network weight (a NumPyro fragment; call it under a scope).
+
+    ``w_in, b_in ~ Normal(0, prior_scale)``, ``mix ~ Normal(0, prior_scale / sqrt(channel))``;
+    the S4D layer's own priors: ``C ~ CN(0, 1)`` (real and imaginary parts ``Normal(0, 1/√2)``),
+    ``D ~ Normal(0, 1)``, half-life ``net.half_life``.
+    """
+    d, s = net.width, float(net.prior_scale)
+    p = int(getattr(net, "input_lags", 1))
+    w_in = numpyro.sample("w_in", dist.Normal(0.0, s).expand((p, d)).to_event(2))
+    b_in = numpyro.sample("b_in", dist.Normal(0.0, s).expand((d,)).to_event(1))
+    layer = layer_of(net)
+    params, mixes = [], []
+    for i in range(net.num_layers):
+        with scope(prefix=f"layer{i}", divider="."):
+            p, _ = layer.sample_params(dtype)
+            m = numpyro.sample("mix", dist.Normal(0.0, s / math.sqrt(d)).expand((d, d)).to_event(2))
+        params.append(p)
+        mixes.append(m)
+    return Weights(w_in, b_in, tuple(params), tuple(mixes))
+
+
+def lagged(z, lags: int):
+    """``Z[t, j] = z_{t-j}`` (0 before the start), shape ``(time, lag)``."""
+    cols = [jnp.concatenate([jnp.zeros((j,), z.dtype), z[: z.shape[0] - j]]) for j in range(lags)]
+    return jnp.stack(cols, axis=-1)
+
+
+def _project(w: Weights, z):
+    return lagged(z, w.w_in.shape[0]) @ w.w_in + w.b_in
+
+
+def features(w: Weights, z):
+    """Features ``u_t`` of ``z_1..z_t``, shape ``(time, channel)`` (convolution mode)."""
+    u = _project(w, z)
+    for p, m in zip(w.layers, w.mix, strict=True):
+        u = u + jax.nn.gelu(s4d(p, u, mode="convolution")) @ m
+    return u
+
+
+def _layer_states(p: S4DParams, x):
+    """Hidden states ``h_t = Ā h_{t-1} + B̄ x_t`` of one layer, shape ``(time, channel, state)``."""
+    a_bar, b_bar = s4d_discretize(p)  # (d, n)
+    return linear_recurrence(a_bar[None], b_bar * x[..., None].astype(b_bar.dtype), axis=-3)
+
+
+def final_states(w: Weights, z):
+    """The recurrent state after ``z_1..z_T``: ``(layer states, recent values)``.
+
+    Layer states: a tuple of ``(channel, state)`` per layer, computed by the recurrence
+    (:func:`bayes_ssm.kernels.linear_recurrence`) on each layer's input (the layers' outputs
+    in between come from the convolution mode). Recent values: ``(lag,)``, ``z_T`` first.
+    """
+    u = _project(w, z)
+    states = []
+    for p, m in zip(w.layers, w.mix, strict=True):
+        states.append(_layer_states(p, u)[-1])
+        u = u + jax.nn.gelu(s4d(p, u, mode="convolution")) @ m
+    return tuple(states), lagged(z, w.w_in.shape[0])[-1]
+
+
+def step(w: Weights, state, z_t):
+    """One recurrent step: new value ``z_t`` in, ``(new state, u_t (channel,))`` out."""
+    states, recent = state
+    recent = jnp.concatenate([jnp.reshape(z_t, (1,)), recent[:-1]])
+    u = recent @ w.w_in + w.b_in
+    new = []
+    for p, m, h in zip(w.layers, w.mix, states, strict=True):
+        a_bar, b_bar = s4d_discretize(p)
+        h = a_bar * h + b_bar * u[:, None]
+        y = 2 * jnp.sum(p.C * h, axis=-1).real + p.D * u
+        u = u + jax.nn.gelu(y.astype(u.dtype)) @ m
+        new.append(h)
+    return (tuple(new), recent), u

@@ -1,0 +1,262 @@
+"""``NeuralSSM``: a probabilistic forecaster whose next-step law is a small deep SSM of the past.
+
+The standardised series ``z_t = (y_t - loc) / scale`` (missing values carried forward) runs
+through a causal network of S4D layers (:mod:`bayes_ssm.models._neural_net`): an input
+projection of the ``input_lags`` latest values to ``width`` channels, ``num_layers`` residual blocks
+``u <- u + gelu(S4D(u)) M`` and a linear read-out, so that
+
+.. math::
+
+    y_{t+1} \\mid y_{\\le t}, \\theta \\sim \\mathcal{N}\\big(\\mathrm{loc} + \\mathrm{scale}
+        (c + w_{out}^\\top u_t),\\; (\\mathrm{scale}\\, \\sigma_t)^2\\big)
+    \\quad (\\text{or Student-}t_\\nu),
+
+with ``sigma_t = obs_sd`` or, with ``neural_scale=True``,
+``sigma_t = obs_sd * exp(w_scale^T u_t)``. Every weight has a Gaussian prior (a weight
+decay): ``W_in, b_in ~ N(0, s)``, mixing matrices and read-outs ``~ N(0, s / sqrt(width))``
+with ``s = prior_scale``; the S4D layers keep their own priors (``C ~ CN(0, 1)``,
+``D ~ N(0, 1)``, half-life ``half_life``).
+
+Forecasts simulate paths: from the recurrent state after the last observation, draw
+``y_{T+1}``, feed it back through the layers in recurrent mode, draw ``y_{T+2}``, ...
+
+Sites (beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; ``y_rep`` with
+``components=True``): the network's under scope ``"net"`` (``"net.w_in"``, ``"net.b_in"``,
+``"net.layer0.half_life"``, ``"net.layer0.C_real"``, ``"net.layer0.C_imag"``,
+``"net.layer0.D"``, ``"net.layer0.mix"``, ...; ``"net.w_in"`` is ``(lag, width)``),
+``"net.w_out"`` ``(width,)``,
+``"net.w_scale"`` ``(width,)`` (``neural_scale=True``), ``"intercept"`` ~ ``N(0, 1)``,
+``"obs_sd"`` ~ ``HalfNormal(1)`` (standardised units), ``"nu"`` ~ ``Gamma(2, 0.1)``
+(Student-t), ``"forecast_noise"`` ``(horizon,)``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro.handlers import scope
+
+from bayes_ssm.models import _neural_net as net
+from bayes_ssm.models.attention_ar import _ffill
+from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
+from bayes_ssm.priors import HalfLife
+
+__all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS"]
+
+NEURAL_LIKELIHOODS = ("gaussian", "student_t")
+
+
+def _positive_int(value, name, maximum=None):
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValueError(f"{name} must be at most {maximum}; got {value!r}")
+
+
+def _positive_float(value, name):
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (ok and math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive, finite number; got {value!r}")
+
+
+@register_model
+@dataclass(frozen=True)
+class NeuralSSM(TimeSeriesModel):
+    """A Bayesian deep-SSM forecaster: S4D layers over the past, Gaussian priors on the weights.
+
+    Parameters
+    ----------
+    width : int
+        Channels of the network (``d``).
+    state_size : int
+        Complex modes per channel of each S4D layer (``n``).
+    num_layers : int
+        Residual S4D blocks (1 to 4).
+    input_lags : int
+        ``p``: the input projection sees the ``p`` most recent values (the S4D layers carry
+        the longer memory; their kernels share one decay envelope per channel, so a sharp
+        dependence on the last few lags is cheaper to learn here).
+    half_life : HalfLife
+        Prior on each channel's memory half-life (in steps by default; calendar units need
+        ``step_days``). The default spans about 1.6 to 41 steps (90%).
+    likelihood : {"gaussian", "student_t"}
+        Observation law of ``y_{t+1}`` given the past.
+    neural_scale : bool
+        Let the network also drive the log noise scale (heteroscedastic forecasts).
+    prior_scale : float
+        ``s``, the prior sd of the input weights; mixing and read-out weights get
+        ``s / sqrt(width)`` (smaller is stronger weight decay).
+    step_days : float, optional
+        Sampling interval in days, for a ``half_life`` in calendar units.
+    min_length : int
+        Fewest observed values accepted.
+
+    Examples
+    --------
+    >>> model = NeuralSSM(width=4, num_layers=1)
+    >>> model.kind
+    'neural_ssm'
+    """
+
+    kind: ClassVar[str] = "neural_ssm"
+
+    width: int = 8
+    state_size: int = 4
+    num_layers: int = 2
+    input_lags: int = 2
+    half_life: HalfLife = field(default_factory=lambda: HalfLife(steps=8.0, spread=1.0))
+    likelihood: str = "gaussian"
+    neural_scale: bool = False
+    prior_scale: float = 1.0
+    step_days: float | None = None
+    min_length: int = 20
+
+    def __post_init__(self):
+        _positive_int(self.width, "width")
+        _positive_int(self.state_size, "state_size")
+        _positive_int(self.num_layers, "num_layers", maximum=4)
+        _positive_int(self.input_lags, "input_lags", maximum=64)
+        if not isinstance(self.half_life, HalfLife):
+            raise ValueError(
+                f"half_life must be a bayes_ssm.priors.HalfLife; got {self.half_life!r}"
+            )
+        if self.likelihood not in NEURAL_LIKELIHOODS:
+            raise ValueError(
+                f"likelihood must be one of {NEURAL_LIKELIHOODS}; got {self.likelihood!r}"
+            )
+        if not isinstance(self.neural_scale, bool):
+            raise ValueError(f"neural_scale must be True or False; got {self.neural_scale!r}")
+        _positive_float(self.prior_scale, "prior_scale")
+        if self.step_days is not None:
+            _positive_float(self.step_days, "step_days")
+        _positive_int(self.min_length, "min_length")
+        if self.min_length < 3:
+            raise ValueError(f"min_length must be >= 3; got {self.min_length!r}")
+        _ = self.layer  # checks the half-life prior against step_days
+
+    @property
+    def layer(self):
+        """The S4D layer of each block (:class:`~bayes_ssm.layers.s4d.StochasticDecayS4D`)."""
+        return net.layer_of(self)
+
+    # ------------------------------------------------------------------ contract
+    def data_scales(self, y, covariates=None):
+        obs = np.asarray(y, float)
+        obs = obs[~np.isnan(obs)]
+        if obs.size == 0:
+            raise ValueError("y has no observed values")
+        return {"loc": float(np.mean(obs)), "scale": float(max(np.std(obs), 1e-6))}
+
+    def validate(self, y, covariates=None):
+        y = np.asarray(y, float)
+        if y.ndim != 1:
+            raise ValueError(f"y must have shape (time,); got {y.shape}")
+        if np.isinf(y).any():
+            raise ValueError("y contains +/-inf; use NaN for missing values")
+        n = int(np.sum(~np.isnan(y)))
+        if n < self.min_length:
+            raise ValueError(
+                f"y has {n} observed values; NeuralSSM needs at least min_length="
+                f"{self.min_length} (lower min_length for a short series, at your own risk)"
+            )
+        if covariates is not None:
+            raise ValueError("NeuralSSM takes no covariates")
+
+    def spec(self) -> dict[str, Any]:
+        params = asdict(self)
+        params["half_life"] = {k: v for k, v in asdict(self.half_life).items() if v is not None}
+        return {"kind": self.kind, "params": _jsonable(params)}
+
+    @classmethod
+    def from_params(cls, params):
+        params = dict(params)
+        if isinstance(params.get("half_life"), dict):
+            params["half_life"] = HalfLife(**params["half_life"])
+        return cls(**params)
+
+    @property
+    def parameter_sites(self):
+        sites = ["intercept", "obs_sd"] + (["nu"] if self.likelihood == "student_t" else [])
+        return tuple(sites)
+
+    # ------------------------------------------------------------------ program
+    def sample_network(self, dtype):
+        """Sample the network (scope ``"net"``): ``(Weights, w_out, w_scale or None)``."""
+        d = self.width
+        with scope(prefix="net", divider="."):
+            w = net.sample_weights(self, dtype)
+            s = self.prior_scale / math.sqrt(d)
+            w_out = numpyro.sample("w_out", dist.Normal(0.0, s).expand((d,)).to_event(1))
+            w_scale = None
+            if self.neural_scale:
+                w_scale = numpyro.sample(
+                    "w_scale", dist.Normal(0.0, 0.5 * s).expand((d,)).to_event(1)
+                )
+        return w, w_out, w_scale
+
+    def _noise(self, loc, sd, nu):
+        if self.likelihood == "student_t":
+            return dist.StudentT(nu, loc, sd)
+        return dist.Normal(loc, sd)
+
+    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
+              components=False):  # fmt: skip
+        """The NumPyro program (sites: the module docstring)."""
+        if covariates is not None:
+            raise ValueError("NeuralSSM takes no covariates")
+        y = jnp.asarray(y)
+        if not jnp.issubdtype(y.dtype, jnp.floating):
+            y = y.astype(jnp.result_type(float))
+        if y.ndim != 1:
+            raise ValueError(f"y must have shape (time,); got {y.shape}")
+        loc, scale = scales["loc"], scales["scale"]
+        z = (_ffill(y) - loc) / scale
+        w, w_out, w_scale = self.sample_network(y.dtype)
+        intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
+        obs_sd = numpyro.sample("obs_sd", dist.HalfNormal(1.0))
+        nu = None
+        if self.likelihood == "student_t":
+            nu = numpyro.sample("nu", dist.Gamma(2.0, 0.1))
+
+        def head(u):  # (..., d) -> (mean, sd) of the next z
+            sd = obs_sd if w_scale is None else obs_sd * jnp.exp(u @ w_scale)
+            return intercept + u @ w_out, sd
+
+        u = net.features(w, z)  # u_t sees z_1..z_t
+        pred, sd = head(u)
+        sd = jnp.broadcast_to(sd, pred.shape)
+        pred = jnp.concatenate([intercept[None], pred[:-1]])  # prediction of z_t
+        sd = jnp.concatenate([obs_sd[None], sd[:-1]])
+        mean, sd = loc + scale * pred, scale * sd
+        observed = ~jnp.isnan(y)
+        law = self._noise(mean, sd, nu)
+        ll = jnp.where(observed, law.log_prob(jnp.where(observed, y, mean)), 0.0)
+        numpyro.deterministic("log_lik", ll)
+        numpyro.factor("obs", ll.sum())
+        numpyro.deterministic("y_fitted", mean)
+        if components:
+            key = numpyro.prng_key()
+            if key is None:
+                raise ValueError("components=True draws y_rep: run the model under a seed handler")
+            numpyro.deterministic("y_rep", law.sample(key))
+        if horizon > 0:
+            base = dist.StudentT(nu) if nu is not None else dist.Normal(0.0, 1.0)
+            eps = numpyro.sample("forecast_noise", base.expand([horizon]).to_event(1))
+            states = net.final_states(w, z)
+
+            def body(carry, e):
+                states, u = carry
+                m, s = head(u)
+                zt = m + s * e
+                states, u = net.step(w, states, zt)
+                return (states, u), zt
+
+            _, zs = jax.lax.scan(body, (states, u[-1]), eps.astype(y.dtype))
+            numpyro.deterministic("y_forecast", loc + scale * zs)
