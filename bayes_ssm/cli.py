@@ -1,9 +1,12 @@
-"""Command line: ``bayes-ssm forecast`` fits a structural model and writes a forecast CSV and plot.
+"""Command line: ``bayes-ssm forecast`` fits a structural model and writes a forecast CSV and plot;
+``bayes-ssm forecast-many`` does it for every series of a long-format table (SVI).
 
-Example (the README's main job)::
+Examples (the first is the README's main job)::
 
     bayes-ssm forecast --dataset ili --horizon 26 --method nuts \\
         --out out/forecast.csv --plot out/forecast.png
+    bayes-ssm forecast-many --dataset covid --value-cols italy_new_deaths germany_new_deaths \\
+        --horizon 14 --transform none --out out/many.csv
 """
 
 from __future__ import annotations
@@ -59,33 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="fit only the last N steps (default: the last 8 seasonal cycles but at least 400 "
         "steps; all if shorter)",
     )
-    mod = fc.add_argument_group("model")
-    mod.add_argument("--model", choices=["structural"], default="structural")
-    mod.add_argument(
-        "--trend",
-        choices=["local_linear", "damped", "none"],
-        default="none",
-        help="slope on the level (default none: a random-walk level)",
-    )
-    mod.add_argument(
-        "--seasonal-period",
-        type=float,
-        default=None,
-        help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
-        "monthly); 0 for none",
-    )
-    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
-    mod.add_argument(
-        "--likelihood",
-        choices=["gaussian", "student_t"],
-        default="gaussian",
-    )
-    mod.add_argument(
-        "--transform",
-        choices=["log", "none"],
-        default="log",
-        help="fit log(y) and back-transform the forecast draws (default; needs y > 0)",
-    )
+    _add_model_args(fc.add_argument_group("model"))
     inf = fc.add_argument_group("inference")
     inf.add_argument("--method", choices=["nuts", "svi"], default="nuts")
     inf.add_argument("--seed", type=int, default=0)
@@ -112,7 +89,63 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--plot", type=Path, help="fan chart PNG to write")
     out.add_argument("--save-fit", type=Path, help="also save the fit (netCDF) here")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
+    many = sub.add_parser(
+        "forecast-many",
+        help="fit one model to many series (long-format CSV) and forecast them all",
+        description="Fit a Bayesian structural model to every series of a long-format table "
+        "(one row per series and date) by SVI, equal-length series in one compiled program, and "
+        "write all forecasts as one long CSV.",
+    )
+    src = many.add_argument_group("data (one of --dataset or --csv)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--dataset", help="bundled wide dataset (e.g. covid); pick --value-cols")
+    one.add_argument("--csv", type=Path, help="long-format CSV: id, date and value columns")
+    src.add_argument("--id-col", default="unique_id", help="series id column of --csv")
+    src.add_argument("--date-col", default="ds", help="date column of --csv")
+    src.add_argument("--value-col", default="y", help="value column of --csv")
+    src.add_argument("--value-cols", nargs="+", help="columns of --dataset, one series each")
+    src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    src.add_argument("--fit-last", type=int, default=None, metavar="N", help="fit the last N steps")
+    _add_model_args(many.add_argument_group("model"))
+    inf = many.add_argument_group("inference (SVI)")
+    inf.add_argument("--seed", type=int, default=0)
+    inf.add_argument("--svi-steps", type=int, default=5000)
+    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto")
+    out = many.add_argument_group("output")
+    out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    out.add_argument("--prob", type=float, nargs="+", default=[0.8, 0.95])
+    out.add_argument("--out", type=Path, help="long forecast CSV to write")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+def _add_model_args(mod) -> None:
+    mod.add_argument("--model", choices=["structural"], default="structural")
+    mod.add_argument(
+        "--trend",
+        choices=["local_linear", "damped", "none"],
+        default="none",
+        help="slope on the level (default none: a random-walk level)",
+    )
+    mod.add_argument(
+        "--seasonal-period",
+        type=float,
+        default=None,
+        help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
+        "monthly); 0 for none",
+    )
+    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
+    mod.add_argument(
+        "--likelihood",
+        choices=["gaussian", "student_t"],
+        default="gaussian",
+    )
+    mod.add_argument(
+        "--transform",
+        choices=["log", "none"],
+        default="log",
+        help="fit log(y) and back-transform the forecast draws (default; needs y > 0)",
+    )
 
 
 def _load_series(args):
@@ -288,6 +321,93 @@ def _forecast(args, parser):
     return 0
 
 
+def _load_many(args) -> dict:
+    import pandas as pd
+
+    from bayes_ssm import datasets
+    from bayes_ssm.many import split_long
+
+    if args.dataset is not None:
+        data = datasets.load(args.dataset)
+        if not isinstance(data, pd.DataFrame) or not args.value_cols:
+            cols = list(data.columns) if isinstance(data, pd.DataFrame) else [data.name]
+            raise ValueError(f"pick the series of {args.dataset!r} with --value-cols (of {cols})")
+        missing = [c for c in args.value_cols if c not in data.columns]
+        if missing:
+            raise ValueError(f"--value-cols {missing} not in {list(data.columns)}")
+        return {c: data[c] for c in args.value_cols}
+    if not args.csv.is_file():
+        raise ValueError(f"--csv {args.csv} does not exist")
+    frame = pd.read_csv(args.csv)
+    return split_long(frame, id_col=args.id_col, time_col=args.date_col, value_col=args.value_col)
+
+
+def _forecast_many(args) -> int:
+    import jax
+    import numpy as np
+    import pandas as pd
+
+    from bayes_ssm.data import as_series_data, future_index
+    from bayes_ssm.diagnostics import check
+    from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
+    from bayes_ssm.many import fit_svi_many
+
+    horizon = validate_horizon(args.horizon)
+    prob = validate_prob(args.prob)
+    series = {}
+    for ident, y in _load_many(args).items():
+        try:
+            full = as_series_data(y, freq=args.freq)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+        y = pd.Series(full.y, index=full.index, name=ident).iloc[-(args.fit_last or len(full.y)) :]
+        if args.transform == "log":
+            if (y <= 0).any():
+                raise ValueError(
+                    f"series {ident!r}: --transform log needs positive values; use --transform none"
+                )
+            y = np.log(y)
+        series[ident] = y
+    freq = as_series_data(next(iter(series.values())), freq=args.freq).freq
+    period = _season(args, freq)
+    model = _build_model(args, period, min(len(y) for y in series.values()))
+    print(f"{len(series)} series; model: {model.spec()['params']}")
+    start = time.perf_counter()
+    fits = fit_svi_many(
+        model,
+        series,
+        key=args.seed,
+        freq=args.freq,
+        steps=args.svi_steps,
+        batch=args.batch,
+        progress=not args.quiet,
+    )
+    keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
+    frames, flagged = [], []
+    for k, (ident, fit) in zip(keys, fits.items(), strict=True):
+        draws = fit.forecast_samples(horizon, key=k)
+        if args.transform == "log":
+            draws = np.exp(draws)
+        index = future_index(fit.data, horizon)
+        fc = summarize_draws(draws, index, prob).rename_axis("date").reset_index()
+        fc.insert(0, "unique_id", ident)
+        frames.append(fc)
+        if check(fit, warn=False):
+            flagged.append(ident)
+    forecast = pd.concat(frames, ignore_index=True)
+    elapsed = time.perf_counter() - start
+    print(f"fitted and forecast in {elapsed:.1f} s ({fits.info['batch']})")
+    print(fits.summary().round(3).to_string())
+    if flagged:
+        print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
+    print(f"\nforecast, {horizon} steps per series:\n{forecast.round(3).head(8).to_string()}")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        forecast.to_csv(args.out, index=False, float_format="%.6g")
+        print(f"wrote {args.out}")
+    return 0
+
+
 def _enable_compile_cache(directory: Path) -> None:
     """Persist every compiled program under ``directory`` (a program may set this; the library
     may not)."""
@@ -318,6 +438,15 @@ def main(argv=None) -> int:
             return _forecast(args, parser)
         except (ValueError, FileNotFoundError) as err:
             parser.exit(2, f"bayes-ssm forecast: error: {err}\n")
+    if args.command == "forecast-many":
+        if args.svi_steps < 1:
+            parser.error("--svi-steps must be positive")
+        if args.fit_last is not None and args.fit_last < 2:
+            parser.error("--fit-last must be >= 2")
+        try:
+            return _forecast_many(args)
+        except (ValueError, FileNotFoundError) as err:
+            parser.exit(2, f"bayes-ssm forecast-many: error: {err}\n")
     return 0
 
 

@@ -148,3 +148,57 @@ def test_compile_cache_is_written_and_reused(weekly_csv, tmp_path):
     assert entries[0] and entries[1] == entries[0]  # the second run compiled nothing new
     first, second = (pd.read_csv(out) for out in outs)
     pd.testing.assert_frame_equal(first, second)
+
+
+@pytest.fixture
+def long_csv(tmp_path):
+    """Three weekly series in long format, rows shuffled; one is 10x larger."""
+    rng = np.random.default_rng(1)
+    frames = []
+    for i, name in enumerate(["north", "south", "west"]):
+        t = np.arange(80)
+        level = 1 + i + np.cumsum(rng.normal(0, 0.03, t.size))
+        y = 10.0 ** (i == 2) * np.exp(level + 0.3 * np.sin(2 * np.pi * t / 52.18))
+        dates = pd.date_range("2020-01-04", periods=t.size, freq="W-SAT")
+        frames.append(pd.DataFrame({"region": name, "week": dates.strftime("%Y-%m-%d"), "n": y}))
+    frame = pd.concat(frames).sample(frac=1.0, random_state=0)
+    path = tmp_path / "long.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+def test_forecast_many_from_long_csv(long_csv, tmp_path, capsys):
+    path, frame = long_csv
+    out = tmp_path / "many.csv"
+    argv = ["forecast-many", "--csv", str(path), "--id-col", "region", "--date-col", "week"]
+    argv += ["--value-col", "n", "--horizon", "4", "--svi-steps", "400", "--quiet"]
+    assert main([*argv, "--out", str(out)]) == 0
+    fc = pd.read_csv(out, parse_dates=["date"])
+    assert list(fc.columns[:4]) == ["unique_id", "date", "mean", "median"]
+    assert fc["unique_id"].tolist() == [r for r in ("north", "south", "west") for _ in range(4)]
+    assert (fc["date"].iloc[:4] == pd.date_range("2021-07-17", periods=4, freq="W-SAT")).all()
+    # each series is forecast on its own scale (log-transformed fits, back-transformed draws)
+    last = frame.assign(week=pd.to_datetime(frame["week"])).sort_values("week").groupby("region")
+    ratio = fc.groupby("unique_id")["median"].first() / last["n"].last()
+    assert ratio.between(0.5, 2.0).all(), ratio
+    assert np.all(fc["lower_95"] < fc["lower_80"]) and np.all(fc["upper_80"] < fc["upper_95"])
+    assert "3 series" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--csv", "LONG", "--horizon", "3", "--id-col", "nope"], "missing ['nope', 'ds', 'y']"),
+        (["--dataset", "covid", "--horizon", "3"], "--value-cols"),
+        (["--dataset", "covid", "--horizon", "3", "--value-cols", "mars"], "not in"),
+        (["--csv", "LONG", "--horizon", "3", "--id-col", "region", "--date-col", "week",
+          "--value-col", "n", "--svi-steps", "0"], "--svi-steps"),
+    ],
+)  # fmt: skip
+def test_forecast_many_bad_arguments(argv, message, long_csv, capsys):
+    path, _ = long_csv
+    argv = [str(path) if a == "LONG" else a for a in argv]
+    with pytest.raises(SystemExit) as err:
+        main(["forecast-many", *argv, "--quiet"])
+    assert err.value.code == 2
+    assert message in capsys.readouterr().err
