@@ -23,6 +23,7 @@ from bayes_ssm.forecast import (
     validate_horizon,
     validate_prob,
     warn_exploding_counts,
+    warn_exploding_forecast,
 )
 from bayes_ssm.models.base import TimeSeriesModel
 
@@ -174,7 +175,9 @@ class Fit:
         UserWarning
             For a count model (``likelihood="negative_binomial"``), when draws exceed
             ``COUNT_FORECAST_FACTOR`` (1000) times the largest observed count: the sign of a
-            failed fit (:func:`bayes_ssm.forecast.warn_exploding_counts`).
+            failed fit (:func:`bayes_ssm.forecast.warn_exploding_counts`); for other models,
+            when draws lie more than ``FORECAST_SPAN_FACTOR`` (1000) data ranges from the data
+            or are not finite (:func:`bayes_ssm.forecast.warn_exploding_forecast`).
         """
         horizon = validate_horizon(horizon)
         future_cov = check_future_covariates(self.data, covariates, horizon)
@@ -188,6 +191,8 @@ class Fit:
         draws = out["y_forecast"].reshape(-1, horizon)
         if getattr(self.model, "likelihood", None) == "negative_binomial":
             warn_exploding_counts(draws, self.data.y, stacklevel=3)
+        else:
+            warn_exploding_forecast(draws, self.data.y, stacklevel=3)
         return draws
 
     def forecast(

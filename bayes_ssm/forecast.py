@@ -18,10 +18,13 @@ __all__ = [
     "validate_horizon",
     "level_label",
     "warn_exploding_counts",
+    "warn_exploding_forecast",
     "COUNT_FORECAST_FACTOR",
+    "FORECAST_SPAN_FACTOR",
 ]
 
 COUNT_FORECAST_FACTOR = 1000.0
+FORECAST_SPAN_FACTOR = 1000.0
 
 
 def validate_horizon(horizon) -> int:
@@ -155,6 +158,63 @@ def warn_exploding_counts(
             f"count ({largest_obs:g}); the largest draw is {float(np.nanmax(draws)):.3g}. Count "
             "forecasts this large usually mean a failed fit (a chain that did not mix, or a trend "
             "that diverged): check bs.check(fit) (r_hat, divergences) and refit before using them",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
+    return count
+
+
+def warn_exploding_forecast(
+    draws, observed, *, factor: float = FORECAST_SPAN_FACTOR, stacklevel: int = 2
+) -> int:
+    """Warn when forecast draws of a real-valued series leave the data's range by ``factor``
+    times its size.
+
+    The companion of :func:`warn_exploding_counts` for real-valued models. A forecast draw that
+    lies a thousand data ranges away from the data (or is not finite) does not describe the
+    series: it comes from a posterior draw that is unstable under the forecast's own dynamics
+    (a neural autoregression fed its own output, an explosive AR coefficient) or from a fit
+    that failed. The draws are still returned; the warning says they should not be trusted.
+
+    Parameters
+    ----------
+    draws : array-like, shape ``(sample, horizon)``
+    observed : array-like, shape ``(time,)``
+        The fitted series; NaN where missing.
+    factor : float
+        A draw is flagged when ``|draw - midrange| > factor * size``, with ``size`` the larger
+        of the data's range and its largest absolute value (so a nearly constant series is not
+        flagged for ordinary noise).
+    stacklevel : int
+
+    Returns
+    -------
+    int
+        The number of flagged draws (0: no warning).
+
+    Warns
+    -----
+    UserWarning
+    """
+    draws = np.atleast_1d(np.asarray(draws, dtype=np.float64))
+    obs = np.asarray(observed, dtype=np.float64)
+    obs = obs[np.isfinite(obs)]
+    lo, hi = (float(obs.min()), float(obs.max())) if obs.size else (0.0, 0.0)
+    size = max(hi - lo, abs(lo), abs(hi), 1e-12)
+    with np.errstate(invalid="ignore"):
+        flagged = ~(np.abs(draws - 0.5 * (lo + hi)) <= factor * size)  # NaN and inf included
+    count = int(flagged.sum())
+    if count:
+        steps = np.flatnonzero(flagged.reshape(-1, draws.shape[-1]).any(axis=0))
+        finite = draws[np.isfinite(draws)]
+        largest = float(np.abs(finite).max()) if finite.size else float("inf")
+        warnings.warn(
+            f"{count} of {draws.size} forecast draws ({100 * count / draws.size:.3g}%, at horizon "
+            f"steps {list(map(int, steps[:5]))}) lie more than {factor:g} x the data's size "
+            f"({size:.3g}) from its range [{lo:.3g}, {hi:.3g}] or are not finite; the largest "
+            f"finite |draw| is {largest:.3g}. Such draws come from posterior draws that are "
+            "unstable under the forecast's own dynamics or from a failed fit: check "
+            "bs.check(fit) and the forecast paths before using them",
             UserWarning,
             stacklevel=stacklevel,
         )

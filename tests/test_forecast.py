@@ -6,6 +6,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import warnings
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -217,3 +219,43 @@ def test_plot_forecast(weekly_fit):
     plt.close(ax.figure)
     with pytest.raises(ValueError, match="median"):
         plot_forecast(pd.DataFrame({"a": [1.0]}))
+
+
+def test_warn_exploding_forecast_bound():
+    from bayes_ssm.forecast import warn_exploding_forecast
+
+    observed = np.array([2.0, np.nan, 6.0, 4.0])  # range [2, 6], size 6, midrange 4
+    sane = np.full((10, 3), 4.0 + 5_999.0)  # just inside 1000 x 6 of the midrange
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_exploding_forecast(sane, observed) == 0
+    wild = sane.copy()
+    wild[1, 0], wild[2, 2], wild[3, 1] = -1e7, np.inf, np.nan
+    with pytest.warns(UserWarning, match=r"3 of 30 forecast draws .* steps \[0, 1, 2\]"):
+        assert warn_exploding_forecast(wild, observed) == 3
+
+
+def test_real_valued_forecast_warns_when_it_explodes_and_not_otherwise():
+    """A hand-made fit of a Gaussian local linear trend: a slope sd of 1e4 data ranges per step
+    is a diverged trend and its forecast warns; an ordinary one does not."""
+    from bayes_ssm.fit import Fit
+    from bayes_ssm.models import StructuralTS
+
+    data = as_series_data(_series())
+    model = StructuralTS(trend="local_linear")
+
+    def fit_with(sigma_slope):
+        s = (1, 20)
+        draws = {
+            "sigma_obs": np.full(s, 0.5),
+            "sigma_level": np.full(s, 0.1),
+            "sigma_slope": np.full(s, sigma_slope),
+        }
+        return Fit(model, data, model.data_scales(data.y), "nuts", draws)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_with(0.01).forecast(8, key=0)
+    span = float(np.nanmax(data.y) - np.nanmin(data.y))
+    with pytest.warns(UserWarning, match="more than 1000 x the data's size"):
+        fit_with(1e4 * span).forecast_samples(8, key=0)
