@@ -228,8 +228,27 @@ def _svi_finish_many(mkey, guide_kind, optimizer, num_samples, state, keys, y, d
     return jax.vmap(one)(state, keys, y, dyn_scales)
 
 
+def _placer(sharding):
+    """``jnp.asarray``, or a ``device_put`` that spreads the series axis over devices."""
+    if sharding is None:
+        return jnp.asarray
+    return lambda x: jax.device_put(jnp.asarray(x), sharding)
+
+
 def run_svi_many(
-    model, y, scales, keys, *, labels, guide, steps, optimizer, tol, check_every, progress
+    model,
+    y,
+    scales,
+    keys,
+    *,
+    labels,
+    guide,
+    steps,
+    optimizer,
+    tol,
+    check_every,
+    progress,
+    sharding=None,
 ):
     """SVI for a batch of same-length series in one compiled program.
 
@@ -237,24 +256,30 @@ def run_svi_many(
     ----------
     model : TimeSeriesModel
         Its program must accept traced data scales (``_engine.call_with_scales``).
-    y : ndarray, shape ``(series, time)``
-    scales : dict of str to ndarray, each shape ``(series,)``
-    keys : Array, shape ``(series, 2)`` or ``(series,)`` typed keys
-        One fitting key per series.
+    y : ndarray, shape ``(row, time)``
+        The series, then any padding rows (copies, never updated) after ``len(labels)``.
+    scales : dict of str to ndarray, each shape ``(row,)``
+    keys : Array, shape ``(row, 2)`` or ``(row,)`` typed keys
+        One fitting key per row.
     labels : sequence of str
-        Series names, for errors.
+        Names of the real series (the first ``len(labels)`` rows), for errors.
+    sharding : jax.sharding.Sharding, optional
+        Places every batched input (and so the computation) with the row axis split over
+        devices; the row count must be a multiple of the device count.
 
     Returns
     -------
     (state, list of StopRule)
-        The batched SVI state and each series' convergence record (losses, steps, converged).
+        The batched SVI state and each real series' convergence record.
     """
     mkey = _engine.ModelKey(model)
-    y = jnp.asarray(y)
-    dyn = {k: jnp.asarray(v) for k, v in scales.items()}
+    put = _placer(sharding)
+    y, keys = put(y), put(keys)
+    dyn = {k: put(v) for k, v in scales.items()}
     state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn)
     rules = [StopRule(tol, check_every, f"series {label!r}") for label in labels]
-    active = np.ones(len(rules), bool)
+    active = np.zeros(y.shape[0], bool)
+    active[: len(rules)] = True
     bar = tqdm(
         total=steps, desc=f"SVI ({guide}), {len(rules)} series", disable=not show_progress(progress)
     )
@@ -262,9 +287,7 @@ def run_svi_many(
     try:
         while total < steps and active.any():
             n = min(check_every, steps - total)
-            state, chunk = _svi_steps_many(
-                mkey, guide, optimizer, n, state, y, dyn, jnp.asarray(active)
-            )
+            state, chunk = _svi_steps_many(mkey, guide, optimizer, n, state, y, dyn, put(active))
             chunk = np.asarray(chunk)
             for i in np.flatnonzero(active):
                 if rules[i].update(chunk[i]):
@@ -277,11 +300,12 @@ def run_svi_many(
     return state, rules
 
 
-def finish_svi_many(model, guide, optimizer, state, keys, y, scales, num_samples):
-    """Batched :func:`finish_svi`: guide parameters and draws with a leading series axis."""
-    dyn = {k: jnp.asarray(v) for k, v in scales.items()}
+def finish_svi_many(model, guide, optimizer, state, keys, y, scales, num_samples, sharding=None):
+    """Batched :func:`finish_svi`: guide parameters and draws with a leading row axis."""
+    put = _placer(sharding)
+    dyn = {k: put(v) for k, v in scales.items()}
     return _svi_finish_many(
-        _engine.ModelKey(model), guide, optimizer, num_samples, state, keys, jnp.asarray(y), dyn
+        _engine.ModelKey(model), guide, optimizer, num_samples, state, put(keys), put(y), dyn
     )
 
 

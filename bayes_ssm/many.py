@@ -181,6 +181,27 @@ class FitCollection(Mapping):
         return pd.concat(frames, ignore_index=True)
 
 
+def _series_sharding(devices):
+    """``(sharding or None, device count)`` for the series axis of the vmapped program."""
+    if devices is None:
+        return None, 1
+    message = f"devices must be 'auto', None or a list of jax devices; got {devices!r}"
+    if isinstance(devices, str):
+        if devices != "auto":
+            raise ValueError(message)
+        devices = jax.local_devices()
+    try:
+        devices = list(devices)
+    except TypeError as err:
+        raise ValueError(message) from err
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(message)
+    if len(devices) == 1:
+        return None, 1
+    mesh = jax.sharding.Mesh(np.array(devices), ("series",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("series")), len(devices)
+
+
 def _key_list(key) -> list[int]:
     """A key's raw data as a JSON-friendly list (for ``fit.info``)."""
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -216,6 +237,7 @@ def fit_svi_many(
     check_every: int = 250,
     num_samples: int = 1000,
     batch: str = "auto",
+    devices="auto",
     progress: bool = True,
 ) -> FitCollection:
     """Fit one model to many series by SVI, each group of equal-length series in one program.
@@ -240,6 +262,11 @@ def fit_svi_many(
         give the same fits; on a CPU the loop is faster (XLA's CPU backend runs the batched
         small products of the Kalman filter ~3x slower per series than the single-series fused
         loop; ``benchmarks/README.md``, "Many series").
+    devices : "auto", None or sequence of jax.Device
+        With ``batch="vmap"``, the devices over which the series axis is split (each device
+        fits its share; a group is padded with inert copies of its last series to a multiple
+        of the device count). ``"auto"``: every local device of the default backend; None: the
+        default device only. Ignored by ``batch="loop"``.
 
     Returns
     -------
@@ -257,6 +284,7 @@ def fit_svi_many(
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
     if batch == "auto":
         batch = "loop" if jax.default_backend() == "cpu" else "vmap"
+    sharding, num_devices = _series_sharding(devices) if batch == "vmap" else (None, 1)
     series = _as_series_map(data, id_col, time_col, value_col)
     prepared = {}
     for ident, y in series.items():
@@ -280,10 +308,12 @@ def fit_svi_many(
         latent = _engine.latent_sites(model, datas[0].y, scales[0])
         if not latent:
             raise ValueError(f"model {model.kind!r} has no latent sites to fit")
-        y = np.stack([d.y for d in datas])
-        batch_scales = {k: np.array([s[k] for s in scales]) for k in scales[0]}
+        # padding rows (copies of the last series, never updated) fill the last device
+        rows = members + [members[-1]] * (-len(members) % num_devices)
+        y = np.stack([prepared[ids[i]][0].y for i in rows])
+        batch_scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales[0]}
         group_start = time.perf_counter()
-        index = jnp.asarray(members)
+        index = jnp.asarray(rows)
         batched = batch == "vmap" and model.kind not in _engine._STATIC_SCALE_KINDS
         if batched:
             try:
@@ -295,6 +325,7 @@ def fit_svi_many(
                     labels=[ids[i] for i in members],
                     check_every=check_every,
                     progress=progress,
+                    sharding=sharding,
                     **settings,
                 )
             except _engine._TRACE_ERRORS:
@@ -317,7 +348,15 @@ def fit_svi_many(
                 )
             continue
         params, draws = finish_svi_many(
-            model, guide, optimizer, state, draw_keys[index], y, batch_scales, num_samples
+            model,
+            guide,
+            optimizer,
+            state,
+            draw_keys[index],
+            y,
+            batch_scales,
+            num_samples,
+            sharding=sharding,
         )
         elapsed = time.perf_counter() - group_start
         for j, (i, rule) in enumerate(zip(members, rules, strict=True)):
@@ -349,6 +388,7 @@ def fit_svi_many(
     info = {
         "groups": [[ids[i] for i in members] for members in groups.values()],
         "batch": batch if vectorised else "loop",
+        "devices": num_devices if vectorised else 1,
         "elapsed_s": time.perf_counter() - start,
     }
     return FitCollection({ident: fits[ident] for ident in ids}, info)

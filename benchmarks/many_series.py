@@ -54,6 +54,7 @@ def main(argv=None):
     ap.add_argument("--length", type=int, default=260)
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--no-loop", action="store_true", help="skip the loop of fit_svi")
     args = ap.parse_args(argv)
     model = bs.StructuralTS(seasonal=bs.Seasonal(52.18, harmonics=2))
     svi = dict(steps=args.steps, check_every=args.steps, num_samples=100, progress=False)
@@ -62,8 +63,10 @@ def main(argv=None):
         f"({jax.devices()[0].device_kind}), jax {jax.__version__}; T = {args.length}, "
         f"{args.steps} SVI steps per series; seconds (median of {args.repeats})"
     )
-    print("| series | loop | many | loop/many | loop first | many first |")
-    print("|---|---|---|---|---|---|")
+    num_devices = len(jax.local_devices())
+    extra = f" | many on {num_devices} devices | speed-up |" if num_devices > 1 else " |"
+    print("| series | loop | many | loop/many | loop first | many first" + extra)
+    print("|---|---|---|---|---|---" + ("|---|---|" if num_devices > 1 else "|"))
     for num_series in args.series:
         frame = simulate(num_series, args.length)
         series = split_long(frame)
@@ -73,16 +76,20 @@ def main(argv=None):
             pairs = zip(keys, series.values(), strict=True)
             return [bs.fit_svi(model, y, key=k, **svi) for k, y in pairs]
 
-        def many(frame=frame):
-            return bs.fit_svi_many(model, frame, key=0, batch="vmap", **svi)
+        def many(frame=frame, devices=None):
+            return bs.fit_svi_many(model, frame, key=0, batch="vmap", devices=devices, **svi)
 
-        loop_first, loop_s = timed(loop, args.repeats)
+        nan = float("nan")
+        loop_first, loop_s = (nan, nan) if args.no_loop else timed(loop, args.repeats)
         many_first, many_s = timed(many, args.repeats)
-        print(
+        row = (
             f"| {num_series} | {loop_s:.2f} | {many_s:.2f} | {loop_s / many_s:.1f} | "
-            f"{loop_first:.2f} | {many_first:.2f} |",
-            flush=True,
+            f"{loop_first:.2f} | {many_first:.2f} |"
         )
+        if num_devices > 1:
+            _, sharded_s = timed(lambda: many(devices="auto"), args.repeats)
+            row += f" {sharded_s:.2f} | {many_s / sharded_s:.2f} |"
+        print(row, flush=True)
 
 
 if __name__ == "__main__":

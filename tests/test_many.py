@@ -127,3 +127,55 @@ def test_bad_container_and_batch():
         bs.fit_svi_many(MODEL, np.zeros((3, 10)), key=0)
     with pytest.raises(ValueError, match="batch must be one of"):
         bs.fit_svi_many(MODEL, long_frame(), key=0, batch="threads")
+    for devices in ("gpu0", [], [0, 1]):
+        with pytest.raises(ValueError, match="devices must be 'auto', None or a list"):
+            bs.fit_svi_many(MODEL, long_frame(), key=0, batch="vmap", devices=devices)
+
+
+_SHARDED_SCRIPT = """
+import json, os, sys
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+import jax, numpy as np
+sys.path.insert(0, "tests")
+import bayes_ssm as bs
+from test_many import MODEL, SVI, long_frame
+
+frame = long_frame(lengths=(60, 60, 60), seed=2)  # 3 series on 2 devices: one padding row
+two = bs.fit_svi_many(MODEL, frame, key=5, batch="vmap", devices="auto", **SVI)
+one = bs.fit_svi_many(MODEL, frame, key=5, batch="vmap", devices=None, **SVI)
+print(json.dumps({
+    "local_devices": len(jax.local_devices()),
+    "devices": [two.info["devices"], one.info["devices"]],
+    "steps": [[two[i].info["steps"], one[i].info["steps"]] for i in one],
+    "diff": max(
+        float(np.max(np.abs(two[i].guide_params[k] - one[i].guide_params[k])))
+        for i in one for k in one[i].guide_params
+    ),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_series_axis_split_over_two_devices_gives_the_same_fits():
+    """With two (host) devices the series axis is split between them, three series padded to
+    four rows; each series' fit equals the one-device fit."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", _SHARDED_SCRIPT],
+        cwd=root,
+        env={**__import__("os").environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["local_devices"] == 2
+    assert out["devices"] == [2, 1]
+    assert all(a == b for a, b in out["steps"])
+    assert out["diff"] < 1e-4
