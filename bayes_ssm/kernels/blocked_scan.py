@@ -34,7 +34,12 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-__all__ = ["blocked_associative_scan", "default_block_size", "recursive_doubling_scan"]
+__all__ = [
+    "blocked_associative_scan",
+    "default_block_size",
+    "power_of_two_root",
+    "recursive_doubling_scan",
+]
 
 
 def default_block_size(num_steps: int) -> int:
@@ -51,7 +56,12 @@ def default_block_size(num_steps: int) -> int:
     -------
     int
     """
-    return max(8, 2 ** round(math.log2(max(num_steps, 1)) / 4))
+    return power_of_two_root(num_steps, 4)
+
+
+def power_of_two_root(num_steps: int, root: int, minimum: int = 8) -> int:
+    """The power of two nearest ``num_steps ** (1 / root)``, at least ``minimum``."""
+    return max(minimum, 2 ** round(math.log2(max(num_steps, 1)) / root))
 
 
 def blocked_associative_scan(

@@ -63,14 +63,13 @@ smoothers", IEEE Transactions on Automatic Control 66(1). dynamax's
 
 from __future__ import annotations
 
-import math
-
 import jax
 import jax.numpy as jnp
 from jax import lax
 
 from bayes_ssm.kernels.blocked_scan import (
     blocked_associative_scan,
+    power_of_two_root,
     recursive_doubling_scan,
 )
 from bayes_ssm.kernels.kalman_common import (
@@ -225,15 +224,9 @@ def kalman_block_size(num_steps: int) -> int:
     inverting combines. Measured on an H100 (``benchmarks/README.md``, block-size sweep): at
     ``T = 1e5`` ``B`` = 32-64 and at ``T = 1e6`` ``B`` = 64-128 ran fastest in both dtypes.
 
-    Parameters
-    ----------
-    num_steps : int
-
-    Returns
-    -------
-    int
+    ``num_steps`` -> ``B`` (int).
     """
-    return max(8, 2 ** round(math.log2(max(num_steps, 1)) / 3))
+    return power_of_two_root(num_steps, 3)
 
 
 def parallel_filter(

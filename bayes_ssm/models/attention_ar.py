@@ -36,8 +36,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +48,7 @@ from numpyro.handlers import scope
 
 from bayes_ssm.kernels.stochastic_attention import decay_attention_row
 from bayes_ssm.layers.decay import StochasticDecaySSD
-from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
+from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
 from bayes_ssm.priors import HalfLife
 
 __all__ = ["AttentionAR"]
@@ -64,7 +64,7 @@ def _ffill(y):
 
 @register_model
 @dataclass(frozen=True)
-class AttentionAR(TimeSeriesModel):
+class AttentionAR(HalfLifeSpecMixin, TimeSeriesModel):
     """Autoregression through a Bayesian, decaying attention over the past.
 
     Parameters
@@ -143,18 +143,6 @@ class AttentionAR(TimeSeriesModel):
             raise ValueError(f"y has {n} observed values; AttentionAR needs >= {self.min_length}")
         if covariates is not None:
             raise ValueError("AttentionAR takes no covariates")
-
-    def spec(self) -> dict[str, Any]:
-        params = asdict(self)
-        params["half_life"] = {k: v for k, v in asdict(self.half_life).items() if v is not None}
-        return {"kind": self.kind, "params": _jsonable(params)}
-
-    @classmethod
-    def from_params(cls, params):
-        params = dict(params)
-        if isinstance(params.get("half_life"), dict):
-            params["half_life"] = HalfLife(**params["half_life"])
-        return cls(**params)
 
     @property
     def parameter_sites(self):

@@ -103,6 +103,25 @@ class TimeSeriesModel(abc.ABC):
         return ()
 
 
+class HalfLifeSpecMixin:
+    """``spec`` / ``from_params`` for models with a ``half_life`` field (a
+    :class:`~bayes_ssm.priors.HalfLife`): stored as a dict of its set fields, rebuilt on load."""
+
+    def spec(self) -> dict[str, Any]:
+        params = asdict(self)
+        params["half_life"] = {k: v for k, v in asdict(self.half_life).items() if v is not None}
+        return {"kind": self.kind, "params": _jsonable(params)}
+
+    @classmethod
+    def from_params(cls, params):
+        from bayes_ssm.priors import HalfLife
+
+        params = dict(params)
+        if isinstance(params.get("half_life"), dict):
+            params["half_life"] = HalfLife(**params["half_life"])
+        return cls(**params)
+
+
 def _jsonable(value):
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}

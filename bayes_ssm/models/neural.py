@@ -33,8 +33,8 @@ Sites (beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; ``y_rep`
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -45,7 +45,7 @@ from numpyro.handlers import scope
 
 from bayes_ssm.models import _neural_net as net
 from bayes_ssm.models.attention_ar import _ffill
-from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
+from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
 from bayes_ssm.priors import HalfLife
 
 __all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS"]
@@ -68,7 +68,7 @@ def _positive_float(value, name):
 
 @register_model
 @dataclass(frozen=True)
-class NeuralSSM(TimeSeriesModel):
+class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
     """A Bayesian deep-SSM forecaster: S4D layers over the past, Gaussian priors on the weights.
 
     Parameters
@@ -168,18 +168,6 @@ class NeuralSSM(TimeSeriesModel):
             )
         if covariates is not None:
             raise ValueError("NeuralSSM takes no covariates")
-
-    def spec(self) -> dict[str, Any]:
-        params = asdict(self)
-        params["half_life"] = {k: v for k, v in asdict(self.half_life).items() if v is not None}
-        return {"kind": self.kind, "params": _jsonable(params)}
-
-    @classmethod
-    def from_params(cls, params):
-        params = dict(params)
-        if isinstance(params.get("half_life"), dict):
-            params["half_life"] = HalfLife(**params["half_life"])
-        return cls(**params)
 
     @property
     def parameter_sites(self):
