@@ -13,6 +13,7 @@ Usage::
     PYTHONPATH=. python benchmarks/exchange_rate.py                      # naive + statsforecast
     PYTHONPATH=. python benchmarks/exchange_rate.py --models naive,ets,uc,structural
     PYTHONPATH=. python benchmarks/exchange_rate.py --models structural --method nuts
+    PYTHONPATH=. python benchmarks/exchange_rate.py --models structural --method svi_many
     python benchmarks/exchange_rate.py --models structural --trends local_linear,damped,none
 
 ``--context`` limits every model's training window to the last N points (the benchmark's
@@ -139,11 +140,44 @@ def run_structural(series, context, method, num_samples, key, trend, nuts=None):
     return row
 
 
+def run_structural_many(series, context, num_samples, key, trend, batch):
+    """All series through ``bs.fit_svi_many`` (series ``i`` gets ``split(key, n)[i]``)."""
+    import jax
+
+    from bayes_ssm import diagnostics
+    from bayes_ssm.many import fit_svi_many
+    from bayes_ssm.models.structural import StructuralTS
+
+    model = StructuralTS(trend=None if trend == "none" else trend)
+    start = time.perf_counter()
+    data = {name: (train.iloc[-context:] if context else train) for name, train, _ in series}
+    fits = fit_svi_many(model, data, key=key, batch=batch, progress=False)
+    keys = jax.random.split(jax.random.PRNGKey(key + 1), len(series))
+    frames, problems = [], 0
+    for k, (name, _, test) in zip(keys, series, strict=True):
+        fit = fits[name]
+        problems += bool(diagnostics.check(fit, warn=False))
+        draws = fit.forecast_samples(HORIZON, num_samples=min(num_samples, fit.num_samples), key=k)
+        frames.append(from_samples(np.asarray(draws), test.index))
+    label = "local level" if trend == "none" else trend.replace("_", " ")
+    row = score(
+        f"StructuralTS {label} (fit_svi_many, {fits.info['batch']})",
+        series,
+        frames,
+        time.perf_counter() - start,
+    )
+    row["note"] = f"{problems} of {len(series)} fits flagged by diagnostics" if problems else ""
+    return row
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="naive,statsforecast")
     parser.add_argument("--context", type=int, default=2500)
-    parser.add_argument("--method", default="svi", choices=["svi", "nuts"])
+    parser.add_argument("--method", default="svi", choices=["svi", "nuts", "svi_many"])
+    parser.add_argument(
+        "--batch", default="auto", choices=["auto", "vmap", "loop"], help="for svi_many"
+    )
     parser.add_argument("--chains", type=int, default=2, help="NUTS chains")
     parser.add_argument("--num-warmup", type=int, default=500, help="NUTS warm-up per chain")
     parser.add_argument("--num-draws", type=int, default=500, help="NUTS draws per chain")
@@ -191,11 +225,15 @@ def main(argv=None):
         )
     if "structural" in wanted:
         for trend in args.trends.split(","):
-            rows.append(
-                run_structural(
+            if args.method == "svi_many":
+                row = run_structural_many(
+                    series, context, args.num_samples, args.key, trend, args.batch
+                )
+            else:
+                row = run_structural(
                     series, context, args.method, args.num_samples, args.key, trend, nuts=nuts
                 )
-            )
+            rows.append(row)
     table = pd.DataFrame(rows)
     for name, value in PUBLISHED.items():
         table.loc[len(table)] = {"model": name, "WQL": value}
