@@ -16,7 +16,7 @@ from bayes_ssm.kernels import (
     kalman_log_likelihood,
     kalman_smoother,
 )
-from bayes_ssm.kernels.kalman_parallel import parallel_filter
+from bayes_ssm.kernels.kalman_parallel import parallel_filter, parallel_smooth_backward
 from bayes_ssm.kernels.reference import kalman_filter_ref
 
 FILTER_FIELDS = (
@@ -131,9 +131,9 @@ def test_parallel_matches_sequential(x64, case):
 
 @pytest.mark.parametrize("block_size", [2, 3, 5, 40])
 def test_parallel_block_sizes_match_sequential(x64, block_size):
-    """Every block layout gives the sequential filter: many blocks (2), a ragged last block
-    padded with no-op steps (3, 5) and one block longer than the series (40); missing steps at
-    the start, at block edges and at the very end."""
+    """Every block layout gives the sequential filter and smoother: many blocks (2), a ragged
+    last block padded with no-op steps (3, 5) and one block longer than the series (40);
+    missing steps at the start, at block edges and at the very end."""
     m, y = random_model(7, 4, 23, nan=True, tv_var=True, tv_obs=True, offset=True)
     y[[5, 6, 9, 22]] = np.nan
     ss, yj = to_ss(m), jnp.asarray(y)
@@ -143,6 +143,12 @@ def test_parallel_block_sizes_match_sequential(x64, block_size):
         np.testing.assert_allclose(
             getattr(par, field), getattr(seq, field), rtol=1e-8, atol=1e-9, err_msg=field
         )
+    smooth = kalman_smoother(ss, yj, method="sequential")
+    m_s, P_s = parallel_smooth_backward(
+        ss, yj, seq.predicted_means, seq.predicted_covs, block_size=block_size
+    )
+    np.testing.assert_allclose(m_s, smooth.smoothed_means, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(P_s, smooth.smoothed_covs, rtol=1e-8, atol=1e-9)
     ll, steps, last_mean, last_cov = parallel_filter(
         ss, yj, burn_in=2, history=False, block_size=block_size
     )

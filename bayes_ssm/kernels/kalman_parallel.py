@@ -302,8 +302,13 @@ def _smooth_combine(elem1, elem2):
     return _mm(A2, A1), _mv(A2, u1) + u2, _sym(_mm(_mm(A2, W1), _mT(A2)) + W2)
 
 
-def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p):
+def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p, *, block_size: int | None = None):
     """Smoothed moments from the predicted ones by two reverse affine associative scans.
+
+    The affine combine needs no inverse, so the generic blocked scan (small blocks,
+    ``T^(1/4)``) suits it: a block-specialised version like :func:`parallel_filter`'s, with
+    ``T^(1/3)`` blocks, measured 3.8 against 1.7 ms at ``T = 1e5`` and 9.1 against 8.1 ms at
+    ``1e6`` on an H100 in float32 (14.1 against 16.0 ms in float64) and was not kept.
 
     Parameters
     ----------
@@ -311,6 +316,8 @@ def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p):
     y : Array, shape ``(time,)``
     m_p, P_p : Array, shapes ``(time, state)``, ``(time, state, state)``
         Predicted moments from the filter.
+    block_size : int, optional
+        Steps per sequential block of the blocked scan (default ``T^(1/4)``).
 
     Returns
     -------
@@ -328,7 +335,9 @@ def parallel_smooth_backward(ss: StateSpace, y, m_p, P_p):
     L = T - _outer(_mv(T, K), z)  # T - (T K) z'
     u = z * jnp.where(observed, v / safe_F, 0.0)[:, None]
     W = jnp.where(observed, 1.0 / safe_F, 0.0)[:, None, None] * _outer(z, z)
-    _, r, N = blocked_associative_scan(_smooth_combine, (_mT(L), u, W), reverse=True)
+    _, r, N = blocked_associative_scan(
+        _smooth_combine, (_mT(L), u, W), reverse=True, block_size=block_size
+    )
     m_s = m_p + _mv(P_p, r)
     P_s = _sym(P_p - _mm(_mm(P_p, N), P_p))
     return m_s, P_s
