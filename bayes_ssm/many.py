@@ -40,9 +40,9 @@ import pandas as pd
 from bayes_ssm import _engine
 from bayes_ssm._svi import finish_svi_many, run_svi_many
 from bayes_ssm.fit import Fit
-from bayes_ssm.infer import _prepare, fit_svi, svi_fit, svi_settings
+from bayes_ssm.infer import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
 
-__all__ = ["BATCH_MODES", "FitCollection", "fit_svi_many", "split_long"]
+__all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
 
@@ -135,21 +135,28 @@ class FitCollection(Mapping):
         return f"FitCollection({len(self)} series: {list(self)[:5]}{more})"
 
     def summary(self) -> pd.DataFrame:
-        """One row per series: length, SVI steps, convergence, final loss, elapsed seconds.
+        """One row per series: length, method, SVI steps, convergence and final loss (SVI) or
+        divergences (NUTS), and the number of problems :func:`bayes_ssm.check` reports.
 
         Returns
         -------
         pandas.DataFrame, indexed by series id
         """
-        rows = {
-            ident: {
-                "num_steps": fit.data.num_steps,
-                "svi_steps": fit.info.get("steps"),
-                "converged": fit.info.get("converged"),
-                "final_loss": fit.info.get("final_loss"),
-            }
-            for ident, fit in self._fits.items()
-        }
+        from bayes_ssm.diagnostics import check
+
+        rows = {}
+        for ident, fit in self._fits.items():
+            row = {"num_steps": fit.data.num_steps, "method": fit.method}
+            if fit.method == "svi":
+                row.update(
+                    svi_steps=fit.info.get("steps"),
+                    converged=fit.info.get("converged"),
+                    final_loss=fit.info.get("final_loss"),
+                )
+            else:
+                row["divergences"] = int(np.sum(fit.sample_stats.get("diverging", 0)))
+            row["problems"] = len(check(fit, warn=False))
+            rows[ident] = row
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
 
     def forecast(
@@ -392,3 +399,55 @@ def fit_svi_many(
         "elapsed_s": time.perf_counter() - start,
     }
     return FitCollection({ident: fits[ident] for ident in ids}, info)
+
+
+def fit_nuts_many(
+    model,
+    data,
+    *,
+    key,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    value_col: str = "y",
+    freq=None,
+    progress: bool = False,
+    **nuts_kwargs,
+) -> FitCollection:
+    """Fit one model to many series by NUTS, one :func:`bayes_ssm.fit_nuts` per series.
+
+    A loop, not one vmapped program: NUTS trees of different series grow to different depths,
+    so a batch would run every step as deep as its deepest series. Series of one length reuse
+    the programs ``fit_nuts`` caches (measured on the CPU with 100 draws of a 40-step series:
+    7.0 s for the first series, 2.4-3.0 s for the next ones).
+
+    Parameters
+    ----------
+    model, data, key, id_col, time_col, value_col, freq
+        As :func:`fit_svi_many`; series ``i`` (sorted ids) gets ``jax.random.split(key, n)[i]``.
+    progress : bool
+        NumPyro's progress bars (off by default: one per series).
+    **nuts_kwargs
+        Passed to :func:`bayes_ssm.fit_nuts` (``num_chains``, ``num_warmup``, ...).
+
+    Returns
+    -------
+    FitCollection
+    """
+    series = _as_series_map(data, id_col, time_col, value_col)
+    keys = jax.random.split(_engine.as_key(key), len(series))
+    start = time.perf_counter()
+    fits, groups = {}, {}
+    for k, (ident, y) in zip(keys, series.items(), strict=True):
+        try:
+            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts_kwargs)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+        groups.setdefault(fits[ident].data.num_steps, []).append(ident)
+    info = {
+        "groups": list(groups.values()),
+        "batch": "loop",
+        "devices": 1,
+        "method": "nuts",
+        "elapsed_s": time.perf_counter() - start,
+    }
+    return FitCollection(fits, info)

@@ -72,6 +72,7 @@ def test_series_keep_their_own_stopping_rule(frame_and_fits):
     summary = many.summary()
     assert list(summary.index) == list(many)
     assert summary["svi_steps"].tolist() == list(steps.values())
+    assert summary.loc["s0", "problems"] >= 1  # not converged: bs.check says so
 
 
 def test_forecast_long_frame_and_same_key_same_result(frame_and_fits):
@@ -179,3 +180,17 @@ def test_series_axis_split_over_two_devices_gives_the_same_fits():
     assert out["devices"] == [2, 1]
     assert all(a == b for a, b in out["steps"])
     assert out["diff"] < 1e-4
+
+
+def test_nuts_many_equals_fit_nuts_per_series():
+    frame = long_frame(lengths=(40, 40), seed=6, shuffle=True)
+    nuts = dict(num_chains=1, num_warmup=60, num_samples=40)
+    many = bs.fit_nuts_many(MODEL, frame, key=2, **nuts)
+    keys = jax.random.split(jax.random.PRNGKey(2), 2)
+    for k, (ident, y) in zip(keys, split_long(frame).items(), strict=True):
+        single = bs.fit_nuts(MODEL, y, key=k, progress=False, **nuts)
+        for name, value in single.draws.items():
+            np.testing.assert_array_equal(many[ident].draws[name], value, err_msg=name)
+    summary = many.summary()
+    assert list(summary.columns) == ["num_steps", "method", "divergences", "problems"]
+    assert many.info["groups"] == [["s0", "s1"]] and many.info["method"] == "nuts"
