@@ -107,10 +107,19 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
     src.add_argument("--fit-last", type=int, default=None, metavar="N", help="fit the last N steps")
     _add_model_args(many.add_argument_group("model"))
-    inf = many.add_argument_group("inference (SVI)")
+    inf = many.add_argument_group("inference")
+    inf.add_argument(
+        "--method",
+        choices=["svi", "nuts"],
+        default="svi",
+        help="svi: equal-length series in one program (default); nuts: one sampler per series",
+    )
     inf.add_argument("--seed", type=int, default=0)
     inf.add_argument("--svi-steps", type=int, default=5000)
-    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto")
+    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto", help="svi only")
+    inf.add_argument("--chains", type=int, default=2, help="nuts only")
+    inf.add_argument("--warmup", type=int, default=500, help="nuts only")
+    inf.add_argument("--samples", type=int, default=500, help="nuts only")
     out = many.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     out.add_argument("--prob", type=float, nargs="+", default=[0.8, 0.95])
@@ -350,7 +359,7 @@ def _forecast_many(args) -> int:
     from bayes_ssm.data import as_series_data, future_index
     from bayes_ssm.diagnostics import check
     from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
-    from bayes_ssm.many import fit_svi_many
+    from bayes_ssm.many import fit_nuts_many, fit_svi_many
 
     horizon = validate_horizon(args.horizon)
     prob = validate_prob(args.prob)
@@ -373,15 +382,26 @@ def _forecast_many(args) -> int:
     model = _build_model(args, period, min(len(y) for y in series.values()))
     print(f"{len(series)} series; model: {model.spec()['params']}")
     start = time.perf_counter()
-    fits = fit_svi_many(
-        model,
-        series,
-        key=args.seed,
-        freq=args.freq,
-        steps=args.svi_steps,
-        batch=args.batch,
-        progress=not args.quiet,
-    )
+    if args.method == "nuts":
+        fits = fit_nuts_many(
+            model,
+            series,
+            key=args.seed,
+            freq=args.freq,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+        )
+    else:
+        fits = fit_svi_many(
+            model,
+            series,
+            key=args.seed,
+            freq=args.freq,
+            steps=args.svi_steps,
+            batch=args.batch,
+            progress=not args.quiet,
+        )
     keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
     frames, flagged = [], []
     for k, (ident, fit) in zip(keys, fits.items(), strict=True):
@@ -396,7 +416,7 @@ def _forecast_many(args) -> int:
             flagged.append(ident)
     forecast = pd.concat(frames, ignore_index=True)
     elapsed = time.perf_counter() - start
-    print(f"fitted and forecast in {elapsed:.1f} s ({fits.info['batch']})")
+    print(f"fitted and forecast in {elapsed:.1f} s ({args.method}, {fits.info['batch']})")
     print(fits.summary().round(3).to_string())
     if flagged:
         print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
@@ -439,8 +459,15 @@ def main(argv=None) -> int:
         except (ValueError, FileNotFoundError) as err:
             parser.exit(2, f"bayes-ssm forecast: error: {err}\n")
     if args.command == "forecast-many":
-        if args.svi_steps < 1:
-            parser.error("--svi-steps must be positive")
+        for name in ("chains", "warmup", "samples", "svi_steps"):
+            if getattr(args, name) < (0 if name == "warmup" else 1):
+                parser.error(f"--{name.replace('_', '-')} must be positive")
+        if args.method == "nuts" and "xla_force_host_platform_device_count" not in os.environ.get(
+            "XLA_FLAGS", ""
+        ):
+            import numpyro
+
+            numpyro.set_host_device_count(max(1, min(args.chains, os.cpu_count() or 1)))
         if args.fit_last is not None and args.fit_last < 2:
             parser.error("--fit-last must be >= 2")
         try:

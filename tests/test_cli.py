@@ -185,6 +185,19 @@ def test_forecast_many_from_long_csv(long_csv, tmp_path, capsys):
     assert "3 series" in capsys.readouterr().out
 
 
+def test_forecast_many_by_nuts(long_csv, tmp_path, capsys):
+    path, _ = long_csv
+    out = tmp_path / "many_nuts.csv"
+    argv = ["forecast-many", "--csv", str(path), "--id-col", "region", "--date-col", "week"]
+    argv += ["--value-col", "n", "--horizon", "3", "--method", "nuts", "--chains", "1"]
+    argv += ["--warmup", "100", "--samples", "100", "--quiet", "--out", str(out)]
+    assert main(argv) == 0
+    fc = pd.read_csv(out)
+    assert fc.shape[0] == 9 and fc["unique_id"].nunique() == 3
+    text = capsys.readouterr().out
+    assert "(nuts, loop)" in text and "divergences" in text
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
