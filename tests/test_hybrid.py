@@ -148,6 +148,7 @@ def _held_out_log_score(fit, y, start):
     return float(np.sum(logsumexp(ll, axis=0) - np.log(ll.shape[0])))
 
 
+@pytest.mark.slow
 def test_hybrid_beats_structural_on_a_nonlinear_autoregression(tmp_path):
     rng = np.random.default_rng(11)
     y = simulate_nonlinear(rng, 350)
