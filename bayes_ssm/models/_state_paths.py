@@ -27,6 +27,17 @@ with noise on the states ``idx`` only (``q > 0`` there). Both parameterisations 
     non-centred (``state_z``, (time - 1, noise - 1)): the level is what the counts pin down,
     the slope and seasonal are what they say little about step by step. The default
     (``"auto"``) for long or large-count series.
+``"mixed_rms"``
+    as ``"mixed"``, but the level sd is sampled as a ratio to the root mean square of the
+    current centred level innovations: site ``sigma_level_ratio`` ``r``, with
+    ``sigma_level = r * rms(eta)`` a deterministic site (:class:`RmsRatio`). In ``"mixed"``
+    the sd and the ``T - 1`` centred innovations form a funnel: given the path, ``log sigma``
+    is pinned to ``log rms(eta)`` within ``1 / sqrt(2 (T - 1))``, so NUTS can move the sd only
+    as fast as the whole path. Given the path, ``r`` is near 1 with that same spread whatever
+    the path, and the path's own density is the prior with the sd integrated out; the
+    model is unchanged: the map ``(r, path) -> (sigma, path)`` has log-Jacobian
+    ``log rms(eta)``, and in NUTS' unconstrained coordinates (``log r`` vs ``log sigma``) it
+    is a shift, so the potential energies of mapped points are equal.
 
 The map ``z -> state_path`` is triangular with diagonal ``sqrt(q)``; the two log joint
 densities of one point differ by ``(time - 1) * sum(log sqrt(q))``, the log-Jacobian
@@ -49,6 +60,9 @@ __all__ = [
     "STATE_PARAMETERIZATIONS",
     "resolve_parameterization",
     "CentredStatePath",
+    "MarginalCentredPath",
+    "RmsRatio",
+    "ratio_level_sd",
     "init_to_median_path",
     "path_guess",
     "state_path",
@@ -56,7 +70,7 @@ __all__ = [
     "centred_states",
 ]
 
-STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed")
+STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed", "mixed_rms")
 
 # "auto": non-centred for series shorter than this without a trend.
 _SHORT = 200
@@ -176,6 +190,105 @@ class CentredStatePath(dist.Distribution):
         return jnp.sum(dist.Normal(0.0, self.noise_sd).log_prob(eta))
 
 
+class MarginalCentredPath(dist.Distribution):
+    """The centred states of one component with its sd integrated out (``"mixed_rms"``).
+
+    ``sample`` draws ``sigma`` from ``sd_prior`` and then :class:`CentredStatePath` with that sd:
+    an exact draw from the marginal prior of the path. ``log_prob`` is 0: the joint density of
+    the path and its sd ratio sits on the ratio's site (:class:`RmsRatio`), whose density given
+    the path is unnormalised; the sum of the two sites is the model's joint density.
+
+    Parameters
+    ----------
+    transition, alpha1, cidx, num_steps, shocks
+        As in :class:`CentredStatePath` (``cidx`` of size 1).
+    sd_prior : Distribution
+        Prior of the component's disturbance sd (scalar, positive).
+    """
+
+    support = dist.constraints.real
+
+    def __init__(
+        self, transition, alpha1, sd_prior, cidx, num_steps, shocks=None, *, validate_args=None
+    ):
+        self.transition, self.alpha1, self.sd_prior = transition, alpha1, sd_prior
+        self.cidx = np.asarray(cidx)
+        self.num_steps = int(num_steps)
+        self.shocks = shocks
+        event = (self.num_steps - 1, self.cidx.size)
+        super().__init__(batch_shape=(), event_shape=event, validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        def one(k):
+            k1, k2 = jax.random.split(k)
+            sd = jnp.broadcast_to(self.sd_prior.sample(k1), self.cidx.shape)
+            path = CentredStatePath(
+                self.transition, self.alpha1, sd, self.cidx, self.num_steps, self.shocks
+            )
+            return path.sample(k2)
+
+        if not sample_shape:
+            return one(key)
+        keys = jax.random.split(key, int(np.prod(sample_shape)))
+        return jax.vmap(one)(keys).reshape(sample_shape + self.event_shape)
+
+    def log_prob(self, value):
+        return jnp.zeros(value.shape[: value.ndim - 2], value.dtype)
+
+
+class RmsRatio(dist.Distribution):
+    """Site ``sigma_level_ratio``: ``r = sigma / rms(eta)`` given the centred innovations.
+
+    ``log_prob(r)`` is the joint log density of ``(r, path)`` (with :class:`MarginalCentredPath`
+    carrying 0): ``log p_sigma(r m) + log m + sum_t log N(eta_t; 0, (r m)^2)``, ``m =
+    rms(eta)``; the ``log m`` is the Jacobian of ``r -> sigma = r m``. As a function of ``r``
+    alone it is proportional to the conditional law of ``r`` given the path (unnormalised).
+
+    ``sample`` draws from ``r^-n exp(-n / (2 r^2))`` (``1 / r^2 ~ Gamma((n - 1) / 2, n / 2)``,
+    ``n`` innovations), the conditional under a flat prior on ``sigma``: starting points for
+    ``init_to_median`` and SVI guides only (the exact conditional also has the factor
+    ``p_sigma(r m)``, nearly flat over ``r``'s spread ``1 / sqrt(2 n)``).
+
+    Parameters
+    ----------
+    eta : Array, shape ``(time - 1,)``
+        The centred innovations of the path.
+    sd_prior : Distribution
+        Prior of ``sigma`` (scalar, positive).
+    """
+
+    support = dist.constraints.positive
+
+    def __init__(self, eta, sd_prior, *, validate_args=None):
+        self.eta, self.sd_prior = eta, sd_prior
+        self.rms = jnp.sqrt(jnp.mean(eta**2))
+        super().__init__(batch_shape=(), event_shape=(), validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        n = self.eta.size
+        u = jax.random.gamma(key, 0.5 * (n - 1), sample_shape, self.eta.dtype) / (0.5 * n)
+        return 1.0 / jnp.sqrt(u)
+
+    def log_prob(self, value):
+        sd = value * self.rms
+        gauss = jnp.sum(dist.Normal(0.0, sd[..., None]).log_prob(self.eta), -1)
+        return self.sd_prior.log_prob(sd) + jnp.log(self.rms) + gauss
+
+
+def ratio_level_sd(transition, alpha1, path, cidx, shocks, sd_prior):
+    """Sample ``sigma_level_ratio`` given the centred level path; returns ``(states, sigma)``.
+
+    ``states`` (time, state) as :func:`_centred_states` builds them; ``sigma = r * rms(eta)``,
+    also recorded at the deterministic site ``sigma_level``.
+    """
+    states, eta = _centred_states(transition, alpha1, path, cidx, shocks)
+    prior = RmsRatio(eta[:, 0], sd_prior)
+    prior.init_value = jnp.ones((), eta.dtype)
+    ratio = numpyro.sample("sigma_level_ratio", prior)
+    sigma = numpyro.deterministic("sigma_level", ratio * prior.rms)
+    return states, sigma
+
+
 def init_to_median_path(site=None, num_samples: int = 15):
     """NumPyro init strategy: :func:`numpyro.infer.init_to_median`, except that the state-path
     sites start where their distribution's ``init_value`` says (a rough path from the counts,
@@ -226,7 +339,14 @@ def path_guess(y, offset, num_states: int, level: bool, trend: bool):
 
 
 def sample_states(
-    system, idx, num_steps: int, dtype, parameterization: str, guess=None, level: bool = True
+    system,
+    idx,
+    num_steps: int,
+    dtype,
+    parameterization: str,
+    guess=None,
+    level: bool = True,
+    level_sd_prior=None,
 ):
     """Sample the state path at sites ``state_init_z`` and ``state_z`` / ``state_path``.
 
@@ -242,11 +362,16 @@ def sample_states(
         Where :func:`init_to_median_path` starts NUTS (:func:`path_guess`); in both coordinate
         systems the same path (its noisy states). No effect on the density.
     level : bool
-        Whether state 0 is a level (centred under ``"mixed"``).
+        Whether state 0 is a level (centred under ``"mixed"`` and ``"mixed_rms"``).
+    level_sd_prior : Distribution, optional
+        Prior of ``sigma_level``; needed by ``"mixed_rms"``, which samples the level sd here
+        (site ``sigma_level_ratio``; ``system.noise_var[0]`` is then not used).
 
     Returns
     -------
-    Array, shape ``(time, state)``
+    states : Array, shape ``(time, state)``
+    level_sd : Array, shape ``()``, or None
+        ``sigma_level`` when ``"mixed_rms"`` sampled it, else None.
     """
     n = system.init_mean.shape[0]
     chol = jnp.linalg.cholesky(system.init_cov)
@@ -267,27 +392,42 @@ def sample_states(
         z = numpyro.sample("state_z", prior)
         shocks = jnp.zeros((num_steps - 1, n), dtype).at[:, nidx].set(z * sd)
     if not cidx.size:
-        return state_path(system.transition, alpha1, shocks)
+        return state_path(system.transition, alpha1, shocks), None
+    if parameterization == "mixed_rms":
+        if level_sd_prior is None:
+            raise ValueError('state_parameterization="mixed_rms" needs level_sd_prior')
+        prior = MarginalCentredPath(
+            system.transition, alpha1, level_sd_prior, cidx, num_steps, shocks
+        )
+        prior.init_value = (
+            CentredStatePath(
+                system.transition, alpha1, jnp.ones(1, dtype), cidx, num_steps, shocks
+            ).mean
+            if guess is None
+            else guess[1:, cidx]
+        )
+        path = numpyro.sample("state_path", prior)
+        return ratio_level_sd(system.transition, alpha1, path, cidx, shocks, level_sd_prior)
     sd = jnp.sqrt(system.noise_var[cidx])
     prior = CentredStatePath(system.transition, alpha1, sd, cidx, num_steps, shocks)
     prior.init_value = prior.mean if guess is None else guess[1:, cidx]
     path = numpyro.sample("state_path", prior)
     states, _ = _centred_states(system.transition, alpha1, path, cidx, shocks)
-    return states
+    return states, None
 
 
 def centred_states(parameterization: str, idx, level: bool):
     """Split the noisy states ``idx`` into centred and non-centred ones (static).
 
-    ``"centred"``: all; ``"noncentred"``: none; ``"mixed"``: the level (state 0) when the
-    model has one.
+    ``"centred"``: all; ``"noncentred"``: none; ``"mixed"`` and ``"mixed_rms"``: the level
+    (state 0) when the model has one.
     """
     idx = np.asarray(idx)
     if parameterization == "centred":
         return idx, idx[:0]
     if parameterization == "noncentred":
         return idx[:0], idx
-    if parameterization == "mixed":
+    if parameterization in ("mixed", "mixed_rms"):
         centred = idx[:1] if level and idx.size and idx[0] == 0 else idx[:0]
         return centred, idx[centred.size :]
     raise ValueError(

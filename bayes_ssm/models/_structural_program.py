@@ -36,8 +36,8 @@ from bayes_ssm.models.priors import resolve_prior
 __all__ = ["run", "prior_program", "sample_parameters", "to_variances"]
 
 
-def sample_parameters(model, scales: dict, num_covariates: int) -> dict:
-    """Sample every parameter site of ``model``; returns ``{site: value}``."""
+def sample_parameters(model, scales: dict, num_covariates: int, *, skip=()) -> dict:
+    """Sample every parameter site of ``model`` but those in ``skip``; returns ``{site: value}``."""
     overrides = model.prior_overrides
 
     def draw(name, size=None):
@@ -46,7 +46,7 @@ def sample_parameters(model, scales: dict, num_covariates: int) -> dict:
     params = {}
     if model.likelihood != "negative_binomial":
         params["sigma_obs"] = draw("sigma_obs")
-    if model.level:
+    if model.level and "sigma_level" not in skip:
         params["sigma_level"] = draw("sigma_level")
     if model.trend is not None:
         params["sigma_slope"] = draw("sigma_slope")
@@ -152,7 +152,14 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         y = y.astype(jnp.result_type(float))
     dtype = y.dtype
     num_cov = _check_inputs(model, y, covariates, horizon)
-    params = sample_parameters(model, scales, num_cov)
+    parameterization = None
+    if model.likelihood == "negative_binomial":
+        parameterization = resolve_parameterization(model, y.shape[0])
+    # "mixed_rms" samples the level sd after the level path (as a ratio to its innovations' rms)
+    ratio_level = parameterization == "mixed_rms" and model.level
+    params = sample_parameters(model, scales, num_cov, skip=("sigma_level",) * ratio_level)
+    if ratio_level:
+        params["sigma_level"] = jnp.ones((), dtype)  # placeholder: set in _run_counts
     system = structural_system(model, to_variances(model, params), scales)
     system = system._replace(
         **{k: getattr(system, k).astype(dtype) for k in system._fields if k != "spans"}
@@ -161,10 +168,10 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         model, covariates, future_covariates, horizon, params, dtype
     )
     if model.likelihood == "negative_binomial":
-        parameterization = resolve_parameterization(model, y.shape[0])
         _run_counts(
-            model, y, params, system, offset, future_offset, horizon, components, parameterization
-        )
+            model, y, params, system, offset, future_offset, horizon, components, parameterization,
+            scales,
+        )  # fmt: skip
     else:
         _run_filtered(model, y, params, system, offset, future_offset, horizon, components)
     if components and num_cov:
@@ -250,14 +257,27 @@ def _emit_components(states, system):
 
 
 def _run_counts(
-    model, y, params, system, offset, future_offset, horizon, components, parameterization
+    model, y, params, system, offset, future_offset, horizon, components, parameterization, scales
 ):
     num_steps = y.shape[0]
     idx = np.flatnonzero(noise_mask(model))
     guess = path_guess(y, offset, system.init_mean.shape[0], model.level, model.trend is not None)
-    states = sample_states(
-        system, idx, num_steps, y.dtype, parameterization, guess, level=model.level
+    level_sd_prior = None
+    if parameterization == "mixed_rms":
+        level_sd_prior = resolve_prior("sigma_level", model.prior_overrides, scales)
+    states, level_sd = sample_states(
+        system,
+        idx,
+        num_steps,
+        y.dtype,
+        parameterization,
+        guess,
+        level=model.level,
+        level_sd_prior=level_sd_prior,
     )
+    if level_sd is not None:  # "mixed_rms": the level sd comes with the path
+        params["sigma_level"] = level_sd
+        system = system._replace(noise_var=system.noise_var.at[0].set(level_sd**2))
     log_mean = states @ system.observation + offset
     log_lik = negative_binomial_log_prob(y, log_mean, params["concentration"])
     numpyro.deterministic("log_lik", log_lik)
