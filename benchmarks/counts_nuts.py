@@ -57,6 +57,12 @@ _p.add_argument("--samples", type=int, default=500)
 _p.add_argument("--max-tree-depth", type=int, default=10)
 _p.add_argument("--target-accept", type=float, default=0.8)
 _p.add_argument("--seed", type=int, default=0)
+_p.add_argument(
+    "--init",
+    default="median",
+    choices=["median", "prior"],
+    help="NUTS start: fit_nuts(init='median') (path from the counts) or init='prior' (default)",
+)
 ARGS = _p.parse_args()
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={ARGS.chains}")
 
@@ -64,7 +70,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin  # noqa: E402
-from numpyro.infer import MCMC, NUTS  # noqa: E402
+from numpyro.infer import MCMC, NUTS, init_to_sample  # noqa: E402
 
 from bayes_ssm import datasets  # noqa: E402
 from bayes_ssm.models import Seasonal, StructuralTS  # noqa: E402
@@ -114,7 +120,8 @@ def run(label, y, seasonal, parameterization, dense):
     scales = model.data_scales(y)
     kernel = NUTS(
         model.model,
-        init_strategy=init_to_median_path,  # fit_nuts(init="median")
+        # fit_nuts(init="median") or fit_nuts(init="prior")
+        init_strategy=init_to_median_path if ARGS.init == "median" else init_to_sample,
         dense_mass=dense,
         max_tree_depth=ARGS.max_tree_depth,
         target_accept_prob=ARGS.target_accept,
@@ -179,7 +186,7 @@ def main():
     print(
         f"backend {jax.default_backend()}, {ARGS.chains} chains x ({ARGS.warmup} warm-up + "
         f"{ARGS.samples} draws), max_tree_depth {ARGS.max_tree_depth}, target_accept "
-        f"{ARGS.target_accept}; simulated truth {TRUTH}"
+        f"{ARGS.target_accept}, init {ARGS.init}, trend {ARGS.trend}; simulated truth {TRUTH}"
     )
     print(
         "| data | parameterisation | max rhat | min ess | rhat sl | ess sl | ess/s | depth | sat "
