@@ -47,7 +47,7 @@ _p.add_argument(
     "--parameterizations",
     nargs="+",
     default=["mixed", "centred", "noncentred"],
-    choices=["mixed", "mixed_rms", "centred", "noncentred", "auto"],
+    choices=["mixed", "mixed_rms", "trend_rms", "centred", "noncentred", "auto"],
     help="to compare",
 )
 _p.add_argument("--dense", action="store_true", help="also run each with dense_mass=True")

@@ -186,64 +186,70 @@ def test_fit_saves_loads_and_forecasts_alike(coords, tmp_path):
     assert a.shape[-1] == 3 and np.all(a >= 0)
 
 
+@pytest.mark.parametrize("coords", ["mixed_rms", "trend_rms"])
 @pytest.mark.parametrize("name", sorted(MODELS))
-def test_rms_ratio_coordinates_are_the_same_model(name, x64):
-    """``"mixed"`` (``sigma_level``, path) and ``"mixed_rms"`` (``r = sigma_level / rms(eta)``,
-    path) at one point: log joint densities differ by ``log |d sigma / d r| = log rms(eta)``;
-    NUTS' potential energies (unconstrained ``log sigma = log r + log rms``, a shift) are equal;
-    the outputs agree."""
+def test_rms_ratio_coordinates_are_the_same_model(name, coords, x64):
+    """Non-centred ``(sigma_j, z_j)`` and ratio coordinates ``(r_j, path_j)`` of one point, with
+    ``path_j`` the centred states and ``r_j = sigma_j / rms(eta_j)``: the log joint densities
+    differ by ``-(T - 1) sum log sigma_j + sum log rms(eta_j)`` (the two Jacobians); NUTS'
+    potential energies (``log sigma_j = log r_j + log rms_j``, a shift) by ``(T - 1) sum log
+    sigma_j``; the outputs agree."""
     from numpyro.infer.util import get_transforms, potential_energy
 
-    from bayes_ssm.models._state_paths import _centred_states
-
     y = _counts(1)
-    old, new = _model(name, "mixed"), _model(name, "mixed_rms")
-    scales = old.data_scales(y)
+    nc, new = _model(name, "noncentred"), _model(name, coords)
+    scales = nc.data_scales(y)
     key = jax.random.PRNGKey(5)
-    tr = _run(old, y, scales, {}, key, horizon=4, components=True)
+    tr = _run(nc, y, scales, {}, key, horizon=4, components=True)
     latent = {
         k: v["value"]
         for k, v in tr.items()
         if v["type"] == "sample" and not v["is_observed"] and k not in ("y_forecast", "y_rep")
     }
-    # the centred level innovations of the point, as the program builds them
-    idx = np.flatnonzero(noise_mask(old))
-    params = {k: latent[k] for k in old.parameter_sites}
-    system = structural_system(old, to_variances(old, params), scales)
+    # the innovations and states of the point, as the non-centred program builds them
+    idx = np.flatnonzero(noise_mask(nc))
+    params = {k: latent[k] for k in nc.parameter_sites}
+    system = structural_system(nc, to_variances(nc, params), scales)
     alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ latent["state_init_z"]
-    cidx, nidx = centred_states("mixed", idx, old.level)
-    shocks = (
-        jnp.zeros((T - 1, old.state_size))
-        .at[:, nidx]
-        .set(latent["state_z"] * jnp.sqrt(system.noise_var[nidx]))
+    eta = (
+        jnp.zeros((T - 1, nc.state_size))
+        .at[:, idx]
+        .set(latent["state_z"] * jnp.sqrt(system.noise_var[idx]))
     )
-    _, eta = _centred_states(system.transition, alpha1, latent["state_path"], cidx, shocks)
-    rms = jnp.sqrt(jnp.mean(eta[:, 0] ** 2))
-    moved = {k: v for k, v in latent.items() if k != "sigma_level"}
-    moved["sigma_level_ratio"] = latent["sigma_level"] / rms
+    states = state_path(system.transition, alpha1, eta)
+    cidx, nidx = centred_states(coords, idx, nc.level, nc.trend is not None)
+    sites = {0: "sigma_level", 1: "sigma_slope"}
+    assert list(cidx) == ([0, 1] if coords == "trend_rms" else [0])
+    moved = {k: v for k, v in latent.items() if k not in [sites[i] for i in cidx]}
+    moved["state_path"] = states[1:, cidx]
+    moved["state_z"] = latent["state_z"][:, np.isin(idx, nidx)]
+    log_sd, log_rms = 0.0, 0.0
+    for i in cidx:
+        rms = jnp.sqrt(jnp.mean(eta[:, i] ** 2))
+        moved[f"{sites[i]}_ratio"] = latent[sites[i]] / rms
+        log_sd, log_rms = log_sd + jnp.log(latent[sites[i]]), log_rms + jnp.log(rms)
 
     kwargs = {"y": jnp.asarray(y), "scales": scales}
-    lp_old, _ = log_density(old.model, (), kwargs, latent)
+    lp_nc, _ = log_density(nc.model, (), kwargs, latent)
     lp_new, _ = log_density(new.model, (), kwargs, moved)
-    np.testing.assert_allclose(lp_new - lp_old, jnp.log(rms), rtol=1e-10, atol=1e-8)
-    assert abs(float(jnp.log(rms))) > 0.5  # the check is not vacuous
+    expected = -(T - 1) * log_sd + log_rms
+    np.testing.assert_allclose(lp_new - lp_nc, expected, rtol=1e-10, atol=1e-8)
+    assert abs(float(log_rms)) > 0.5  # the ratio's Jacobian term is not vacuous
 
     def unconstrained(model, values):  # the sites of the fit (no forecast), as NUTS sees them
         tf = get_transforms(model.model, (), kwargs, values)
         return {k: tf[k].inv(v) for k, v in values.items() if k in tf}
 
-    u_old, u_new = unconstrained(old, latent), unconstrained(new, moved)
+    u_nc, u_new = unconstrained(nc, latent), unconstrained(new, moved)
     assert "sigma_level" not in u_new and "forecast_state_z" not in u_new
-    pe_old = potential_energy(old.model, (), kwargs, u_old)
+    pe_nc = potential_energy(nc.model, (), kwargs, u_nc)
     pe_new = potential_energy(new.model, (), kwargs, u_new)
-    np.testing.assert_allclose(pe_new, pe_old, rtol=1e-10, atol=1e-8)
-    np.testing.assert_allclose(
-        u_new["sigma_level_ratio"] + jnp.log(rms), u_old["sigma_level"], rtol=1e-12
-    )
+    np.testing.assert_allclose(pe_new - pe_nc, (T - 1) * log_sd, rtol=1e-10, atol=1e-8)
 
     tn = _run(new, y, scales, moved, key, horizon=4, components=True)
-    np.testing.assert_allclose(tn["sigma_level"]["value"], latent["sigma_level"], rtol=1e-12)
-    for site in ["log_lik"] + [f"component/{s}" for s in old.component_names]:
+    for i in cidx:
+        np.testing.assert_allclose(tn[sites[i]]["value"], latent[sites[i]], rtol=1e-12)
+    for site in ["log_lik"] + [f"component/{s}" for s in nc.component_names]:
         np.testing.assert_allclose(tn[site]["value"], tr[site]["value"], rtol=1e-9, atol=1e-9)
-    for site in ["y_forecast", "y_rep"]:  # same count laws; the forecast uses sigma_level
+    for site in ["y_forecast", "y_rep"]:  # same count laws; the forecast uses the sds
         np.testing.assert_allclose(tn[site]["fn"].mean, tr[site]["fn"].mean, rtol=1e-9)

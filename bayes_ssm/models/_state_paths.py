@@ -38,6 +38,12 @@ with noise on the states ``idx`` only (``q > 0`` there). Both parameterisations 
     model is unchanged: the map ``(r, path) -> (sigma, path)`` has log-Jacobian
     ``log rms(eta)``, and in NUTS' unconstrained coordinates (``log r`` vs ``log sigma``) it
     is a shift, so the potential energies of mapped points are equal.
+``"trend_rms"``
+    the level and the slope centred, both sds sampled as ratios (``sigma_level_ratio``,
+    ``sigma_slope_ratio``); the rest non-centred. With a centred level and a non-centred
+    slope (``"mixed"``), one slope innovation moves every later slope, so with a small level
+    sd it is coupled to the whole centred level path; centring the slope too removes that
+    coupling, and the ratio removes the slope-sd funnel that plain ``"centred"`` has.
 
 The map ``z -> state_path`` is triangular with diagonal ``sqrt(q)``; the two log joint
 densities of one point differ by ``(time - 1) * sum(log sqrt(q))``, the log-Jacobian
@@ -62,7 +68,8 @@ __all__ = [
     "CentredStatePath",
     "MarginalCentredPath",
     "RmsRatio",
-    "ratio_level_sd",
+    "RMS_PARAMETERIZATIONS",
+    "ratio_sds",
     "init_to_median_path",
     "path_guess",
     "state_path",
@@ -70,7 +77,9 @@ __all__ = [
     "centred_states",
 ]
 
-STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed", "mixed_rms")
+STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed", "mixed_rms", "trend_rms")
+# the ones that sample the centred states' sds as ratios to their innovations' rms
+RMS_PARAMETERIZATIONS = ("mixed_rms", "trend_rms")
 
 # "auto": non-centred for series shorter than this without a trend.
 _SHORT = 200
@@ -191,27 +200,29 @@ class CentredStatePath(dist.Distribution):
 
 
 class MarginalCentredPath(dist.Distribution):
-    """The centred states of one component with its sd integrated out (``"mixed_rms"``).
+    """Centred states with their sds integrated out (``"mixed_rms"``, ``"trend_rms"``).
 
-    ``sample`` draws ``sigma`` from ``sd_prior`` and then :class:`CentredStatePath` with that sd:
+    ``sample`` draws each ``sigma`` from its prior and then :class:`CentredStatePath` with that sd:
     an exact draw from the marginal prior of the path. ``log_prob`` is 0: the joint density of
-    the path and its sd ratio sits on the ratio's site (:class:`RmsRatio`), whose density given
-    the path is unnormalised; the sum of the two sites is the model's joint density.
+    the path and the sd ratios sits on the ratios' sites (:class:`RmsRatio`, one per centred
+    state), whose densities given the path are unnormalised; the sum over the sites is the
+    model's joint density.
 
     Parameters
     ----------
     transition, alpha1, cidx, num_steps, shocks
-        As in :class:`CentredStatePath` (``cidx`` of size 1).
-    sd_prior : Distribution
-        Prior of the component's disturbance sd (scalar, positive).
+        As in :class:`CentredStatePath`.
+    sd_priors : sequence of Distribution
+        Priors of the disturbance sds of the centred states ``cidx`` (scalar, positive), in
+        that order.
     """
 
     support = dist.constraints.real
 
     def __init__(
-        self, transition, alpha1, sd_prior, cidx, num_steps, shocks=None, *, validate_args=None
+        self, transition, alpha1, sd_priors, cidx, num_steps, shocks=None, *, validate_args=None
     ):
-        self.transition, self.alpha1, self.sd_prior = transition, alpha1, sd_prior
+        self.transition, self.alpha1, self.sd_priors = transition, alpha1, tuple(sd_priors)
         self.cidx = np.asarray(cidx)
         self.num_steps = int(num_steps)
         self.shocks = shocks
@@ -220,8 +231,9 @@ class MarginalCentredPath(dist.Distribution):
 
     def sample(self, key, sample_shape=()):
         def one(k):
-            k1, k2 = jax.random.split(k)
-            sd = jnp.broadcast_to(self.sd_prior.sample(k1), self.cidx.shape)
+            *ks, k2 = jax.random.split(k, len(self.sd_priors) + 1)
+            sd = jnp.stack([p.sample(ki) for p, ki in zip(self.sd_priors, ks, strict=True)])
+            sd = sd.astype(self.alpha1.dtype)
             path = CentredStatePath(
                 self.transition, self.alpha1, sd, self.cidx, self.num_steps, self.shocks
             )
@@ -275,18 +287,21 @@ class RmsRatio(dist.Distribution):
         return self.sd_prior.log_prob(sd) + jnp.log(self.rms) + gauss
 
 
-def ratio_level_sd(transition, alpha1, path, cidx, shocks, sd_prior):
-    """Sample ``sigma_level_ratio`` given the centred level path; returns ``(states, sigma)``.
+def ratio_sds(transition, alpha1, path, cidx, shocks, sd_priors: dict):
+    """Sample ``<sd site>_ratio`` per centred state given the path; returns ``(states, sds)``.
 
-    ``states`` (time, state) as :func:`_centred_states` builds them; ``sigma = r * rms(eta)``,
-    also recorded at the deterministic site ``sigma_level``.
+    ``states`` (time, state) as :func:`_centred_states` builds them; ``sds`` maps each sd site
+    of ``sd_priors`` (one per centred state, in the order of ``cidx``) to ``r * rms(eta)``,
+    also recorded at that (deterministic) site.
     """
     states, eta = _centred_states(transition, alpha1, path, cidx, shocks)
-    prior = RmsRatio(eta[:, 0], sd_prior)
-    prior.init_value = jnp.ones((), eta.dtype)
-    ratio = numpyro.sample("sigma_level_ratio", prior)
-    sigma = numpyro.deterministic("sigma_level", ratio * prior.rms)
-    return states, sigma
+    sds = {}
+    for j, (site, sd_prior) in enumerate(sd_priors.items()):
+        prior = RmsRatio(eta[:, j], sd_prior)
+        prior.init_value = jnp.ones((), eta.dtype)
+        ratio = numpyro.sample(f"{site}_ratio", prior)
+        sds[site] = numpyro.deterministic(site, ratio * prior.rms)
+    return states, sds
 
 
 def init_to_median_path(site=None, num_samples: int = 15):
@@ -346,7 +361,8 @@ def sample_states(
     parameterization: str,
     guess=None,
     level: bool = True,
-    level_sd_prior=None,
+    trend: bool = False,
+    sd_priors=None,
 ):
     """Sample the state path at sites ``state_init_z`` and ``state_z`` / ``state_path``.
 
@@ -363,15 +379,18 @@ def sample_states(
         systems the same path (its noisy states). No effect on the density.
     level : bool
         Whether state 0 is a level (centred under ``"mixed"`` and ``"mixed_rms"``).
-    level_sd_prior : Distribution, optional
-        Prior of ``sigma_level``; needed by ``"mixed_rms"``, which samples the level sd here
-        (site ``sigma_level_ratio``; ``system.noise_var[0]`` is then not used).
+    trend : bool
+        Whether state 1 is a slope (centred under ``"trend_rms"``).
+    sd_priors : dict, optional
+        ``{sd site: prior}`` of the centred states, in their order; needed by ``"mixed_rms"``
+        and ``"trend_rms"``, which sample those sds here (sites ``<sd site>_ratio``; their
+        entries of ``system.noise_var`` are then not used).
 
     Returns
     -------
     states : Array, shape ``(time, state)``
-    level_sd : Array, shape ``()``, or None
-        ``sigma_level`` when ``"mixed_rms"`` sampled it, else None.
+    sds : dict
+        ``{sd site: value}`` of the sds sampled here (empty unless ``*_rms``).
     """
     n = system.init_mean.shape[0]
     chol = jnp.linalg.cholesky(system.init_cov)
@@ -382,7 +401,7 @@ def sample_states(
         )
     z0 = numpyro.sample("state_init_z", prior_z0)
     alpha1 = system.init_mean + chol @ z0
-    cidx, nidx = centred_states(parameterization, idx, level)
+    cidx, nidx = centred_states(parameterization, idx, level, trend)
     shocks = None
     if nidx.size:
         sd = jnp.sqrt(system.noise_var[nidx])
@@ -392,41 +411,45 @@ def sample_states(
         z = numpyro.sample("state_z", prior)
         shocks = jnp.zeros((num_steps - 1, n), dtype).at[:, nidx].set(z * sd)
     if not cidx.size:
-        return state_path(system.transition, alpha1, shocks), None
-    if parameterization == "mixed_rms":
-        if level_sd_prior is None:
-            raise ValueError('state_parameterization="mixed_rms" needs level_sd_prior')
+        return state_path(system.transition, alpha1, shocks), {}
+    if parameterization in RMS_PARAMETERIZATIONS:
+        if sd_priors is None or len(sd_priors) != cidx.size:
+            raise ValueError(
+                f"state_parameterization={parameterization!r} needs one sd prior per centred "
+                f"state ({cidx.size}); got {None if sd_priors is None else list(sd_priors)}"
+            )
         prior = MarginalCentredPath(
-            system.transition, alpha1, level_sd_prior, cidx, num_steps, shocks
+            system.transition, alpha1, sd_priors.values(), cidx, num_steps, shocks
         )
-        prior.init_value = (
-            CentredStatePath(
-                system.transition, alpha1, jnp.ones(1, dtype), cidx, num_steps, shocks
-            ).mean
-            if guess is None
-            else guess[1:, cidx]
-        )
+        ones = jnp.ones(cidx.size, dtype)
+        flat = CentredStatePath(system.transition, alpha1, ones, cidx, num_steps, shocks)
+        prior.init_value = flat.mean if guess is None else guess[1:, cidx]
         path = numpyro.sample("state_path", prior)
-        return ratio_level_sd(system.transition, alpha1, path, cidx, shocks, level_sd_prior)
+        return ratio_sds(system.transition, alpha1, path, cidx, shocks, sd_priors)
     sd = jnp.sqrt(system.noise_var[cidx])
     prior = CentredStatePath(system.transition, alpha1, sd, cidx, num_steps, shocks)
     prior.init_value = prior.mean if guess is None else guess[1:, cidx]
     path = numpyro.sample("state_path", prior)
     states, _ = _centred_states(system.transition, alpha1, path, cidx, shocks)
-    return states, None
+    return states, {}
 
 
-def centred_states(parameterization: str, idx, level: bool):
+def centred_states(parameterization: str, idx, level: bool, trend: bool = False):
     """Split the noisy states ``idx`` into centred and non-centred ones (static).
 
     ``"centred"``: all; ``"noncentred"``: none; ``"mixed"`` and ``"mixed_rms"``: the level
-    (state 0) when the model has one.
+    (state 0) when the model has one; ``"trend_rms"``: the level and the slope (state 1) when
+    the model has them.
     """
     idx = np.asarray(idx)
     if parameterization == "centred":
         return idx, idx[:0]
     if parameterization == "noncentred":
         return idx[:0], idx
+    if parameterization == "trend_rms":
+        keep = [0, 1] if level and trend else [0] if level else []
+        centred = idx[np.isin(idx, keep)]
+        return centred, idx[~np.isin(idx, keep)]
     if parameterization in ("mixed", "mixed_rms"):
         centred = idx[:1] if level and idx.size and idx[0] == 0 else idx[:0]
         return centred, idx[centred.size :]
