@@ -159,7 +159,7 @@ def test_negative_binomial_log_pmf_is_accurate_in_float32_for_large_counts():
 
 
 @pytest.mark.slow  # ~20-40 s of compilation (NUTS, forecast, reload); not statistical
-@pytest.mark.parametrize("coords", ["mixed"])  # the others: spec round trip and Jacobian test
+@pytest.mark.parametrize("coords", ["mixed", "mixed_rms"])  # others: spec and Jacobian tests
 def test_fit_saves_loads_and_forecasts_alike(coords, tmp_path):
     """A (tiny) NUTS fit round-trips through save/load: the reloaded fit resolves the same
     parameterisation and gives the same forecast draws."""
