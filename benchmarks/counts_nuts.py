@@ -38,13 +38,16 @@ import os
 import time
 
 _p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-_p.add_argument("--data", nargs="+", default=["sim"], choices=["sim", "covid", "ili"])
+_p.add_argument("--data", nargs="+", default=["sim"], choices=["sim", "covid", "italy", "ili"])
+_p.add_argument(
+    "--trend", default="local_linear", choices=["local_linear", "none"], help="trend of the model"
+)
 _p.add_argument("--steps", nargs="+", type=int, default=[300], help="T of the simulated series")
 _p.add_argument(
     "--parameterizations",
     nargs="+",
     default=["mixed", "centred", "noncentred"],
-    choices=["mixed", "centred", "noncentred", "auto"],
+    choices=["mixed", "mixed_rms", "trend_rms", "centred", "noncentred", "auto"],
     help="to compare",
 )
 _p.add_argument("--dense", action="store_true", help="also run each with dense_mass=True")
@@ -54,6 +57,12 @@ _p.add_argument("--samples", type=int, default=500)
 _p.add_argument("--max-tree-depth", type=int, default=10)
 _p.add_argument("--target-accept", type=float, default=0.8)
 _p.add_argument("--seed", type=int, default=0)
+_p.add_argument(
+    "--init",
+    default="median",
+    choices=["median", "prior"],
+    help="NUTS start: fit_nuts(init='median') (path from the counts) or init='prior' (default)",
+)
 ARGS = _p.parse_args()
 os.environ.setdefault("XLA_FLAGS", f"--xla_force_host_platform_device_count={ARGS.chains}")
 
@@ -61,13 +70,14 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin  # noqa: E402
-from numpyro.infer import MCMC, NUTS  # noqa: E402
+from numpyro.infer import MCMC, NUTS, init_to_sample  # noqa: E402
 
 from bayes_ssm import datasets  # noqa: E402
 from bayes_ssm.models import Seasonal, StructuralTS  # noqa: E402
 from bayes_ssm.models._state_paths import init_to_median_path  # noqa: E402
 
 TRUTH = {"sigma_level": 0.05, "sigma_slope": 0.0005, "concentration": 20.0}
+MEDIANS = ("sigma_level", "sigma_slope", "concentration")
 
 
 def simulate(num_steps, seed=0):
@@ -87,6 +97,11 @@ def simulate(num_steps, seed=0):
 def dataset(name, num_steps):
     if name == "sim":
         return f"sim T={num_steps}", simulate(num_steps), Seasonal(7, harmonics=3)
+    if name == "italy":  # the window of notebooks/health_counts.ipynb, without its 28 test days
+        y = datasets.load("covid")["italy_new_deaths"].astype(float)["2021-10-01":"2022-04-28"]
+        y = y.to_numpy()[:-28]
+        y[y < 0] = np.nan
+        return f"covid italy deaths T={y.size}", y, Seasonal(7, harmonics=3)
     if name == "covid":
         y = datasets.load("covid")["japan_new_deaths"].to_numpy(dtype=float)
         y[y < 0] = np.nan
@@ -97,7 +112,7 @@ def dataset(name, num_steps):
 
 def run(label, y, seasonal, parameterization, dense):
     model = StructuralTS(
-        trend="local_linear",
+        trend=None if ARGS.trend == "none" else ARGS.trend,
         seasonal=seasonal,
         likelihood="negative_binomial",
         state_parameterization=parameterization,
@@ -105,7 +120,8 @@ def run(label, y, seasonal, parameterization, dense):
     scales = model.data_scales(y)
     kernel = NUTS(
         model.model,
-        init_strategy=init_to_median_path,  # fit_nuts(init="median")
+        # fit_nuts(init="median") or fit_nuts(init="prior")
+        init_strategy=init_to_median_path if ARGS.init == "median" else init_to_sample,
         dense_mass=dense,
         max_tree_depth=ARGS.max_tree_depth,
         target_accept_prob=ARGS.target_accept,
@@ -135,15 +151,18 @@ def run(label, y, seasonal, parameterization, dense):
     for j, t_ in enumerate(np.linspace(0, y.size - 1, 10).astype(int)):
         checks[f"eta_{j}"] = pred[..., t_]
     rhat = max(float(np.max(split_gelman_rubin(v))) for v in checks.values())
+    rhat_sl = float(split_gelman_rubin(checks["sigma_level"]))
+    ess_sl = float(effective_sample_size(checks["sigma_level"]))
     ess = min(float(np.min(effective_sample_size(v))) for v in checks.values())
     steps = np.asarray(stats["num_steps"])
     depth = np.log2(steps + 1)
     sat = float(np.mean(depth >= ARGS.max_tree_depth))
     div = int(np.sum(stats["diverging"]))
-    med = {k: float(np.median(post[k])) for k in ("sigma_level", "sigma_slope", "concentration")}
+    med = {k: float(np.median(post[k])) if k in post else np.nan for k in MEDIANS}
     name = parameterization + (" dense" if dense else "")
     print(
-        f"| {label} | {name} | {rhat:.3f} | {ess:.0f} | {ess / wall:.2f} | {depth.mean():.1f} "
+        f"| {label} | {name} | {rhat:.3f} | {ess:.0f} | {rhat_sl:.3f} | {ess_sl:.0f} "
+        f"| {ess / wall:.2f} | {depth.mean():.1f} "
         f"| {sat:.2f} | {div} | {wall:.0f} | {med['sigma_level']:.3f} | "
         f"{med['sigma_slope']:.4f} | {med['concentration']:.1f} |",
         flush=True,
@@ -167,13 +186,14 @@ def main():
     print(
         f"backend {jax.default_backend()}, {ARGS.chains} chains x ({ARGS.warmup} warm-up + "
         f"{ARGS.samples} draws), max_tree_depth {ARGS.max_tree_depth}, target_accept "
-        f"{ARGS.target_accept}; simulated truth {TRUTH}"
+        f"{ARGS.target_accept}, init {ARGS.init}, trend {ARGS.trend}; simulated truth {TRUTH}"
     )
     print(
-        "| data | parameterisation | max rhat | min ess | ess/s | depth | sat | div | wall s "
+        "| data | parameterisation | max rhat | min ess | rhat sl | ess sl | ess/s | depth | sat "
+        "| div | wall s "
         "| sigma_level | sigma_slope | concentration |"
     )
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     cases = []
     for name in ARGS.data:
         for num_steps in ARGS.steps if name == "sim" else [None]:

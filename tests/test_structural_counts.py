@@ -159,7 +159,7 @@ def test_negative_binomial_log_pmf_is_accurate_in_float32_for_large_counts():
 
 
 @pytest.mark.slow  # ~20-40 s of compilation (NUTS, forecast, reload); not statistical
-@pytest.mark.parametrize("coords", ["mixed"])  # the others: spec round trip and Jacobian test
+@pytest.mark.parametrize("coords", ["mixed", "mixed_rms"])  # others: spec and Jacobian tests
 def test_fit_saves_loads_and_forecasts_alike(coords, tmp_path):
     """A (tiny) NUTS fit round-trips through save/load: the reloaded fit resolves the same
     parameterisation and gives the same forecast draws."""
@@ -184,3 +184,103 @@ def test_fit_saves_loads_and_forecasts_alike(coords, tmp_path):
     a = fit.forecast_samples(3, key=1)
     np.testing.assert_array_equal(a, same.forecast_samples(3, key=1))
     assert a.shape[-1] == 3 and np.all(a >= 0)
+
+
+@pytest.mark.parametrize("coords", ["mixed_rms", "trend_rms"])
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_rms_ratio_coordinates_are_the_same_model(name, coords, x64):
+    """Non-centred ``(sigma_j, z_j)`` and ratio coordinates ``(r_j, path_j)`` of one point, with
+    ``path_j`` the centred states and ``r_j = sigma_j / rms(eta_j)``: the log joint densities
+    differ by ``-(T - 1) sum log sigma_j + sum log rms(eta_j)`` (the two Jacobians); NUTS'
+    potential energies (``log sigma_j = log r_j + log rms_j``, a shift) by ``(T - 1) sum log
+    sigma_j``; the outputs agree."""
+    from numpyro.infer.util import get_transforms, potential_energy
+
+    y = _counts(1)
+    nc, new = _model(name, "noncentred"), _model(name, coords)
+    scales = nc.data_scales(y)
+    key = jax.random.PRNGKey(5)
+    tr = _run(nc, y, scales, {}, key, horizon=4, components=True)
+    latent = {
+        k: v["value"]
+        for k, v in tr.items()
+        if v["type"] == "sample" and not v["is_observed"] and k not in ("y_forecast", "y_rep")
+    }
+    # the innovations and states of the point, as the non-centred program builds them
+    idx = np.flatnonzero(noise_mask(nc))
+    params = {k: latent[k] for k in nc.parameter_sites}
+    system = structural_system(nc, to_variances(nc, params), scales)
+    alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ latent["state_init_z"]
+    eta = (
+        jnp.zeros((T - 1, nc.state_size))
+        .at[:, idx]
+        .set(latent["state_z"] * jnp.sqrt(system.noise_var[idx]))
+    )
+    states = state_path(system.transition, alpha1, eta)
+    cidx, nidx = centred_states(coords, idx, nc.level, nc.trend is not None)
+    sites = {0: "sigma_level", 1: "sigma_slope"}
+    assert list(cidx) == ([0, 1] if coords == "trend_rms" else [0])
+    moved = {k: v for k, v in latent.items() if k not in [sites[i] for i in cidx]}
+    moved["state_path"] = states[1:, cidx]
+    moved["state_z"] = latent["state_z"][:, np.isin(idx, nidx)]
+    log_sd, log_rms = 0.0, 0.0
+    for i in cidx:
+        rms = jnp.sqrt(jnp.mean(eta[:, i] ** 2))
+        moved[f"{sites[i]}_ratio"] = latent[sites[i]] / rms
+        log_sd, log_rms = log_sd + jnp.log(latent[sites[i]]), log_rms + jnp.log(rms)
+
+    kwargs = {"y": jnp.asarray(y), "scales": scales}
+    lp_nc, _ = log_density(nc.model, (), kwargs, latent)
+    lp_new, _ = log_density(new.model, (), kwargs, moved)
+    expected = -(T - 1) * log_sd + log_rms
+    np.testing.assert_allclose(lp_new - lp_nc, expected, rtol=1e-10, atol=1e-8)
+    assert abs(float(log_rms)) > 0.5  # the ratio's Jacobian term is not vacuous
+
+    def unconstrained(model, values):  # the sites of the fit (no forecast), as NUTS sees them
+        tf = get_transforms(model.model, (), kwargs, values)
+        return {k: tf[k].inv(v) for k, v in values.items() if k in tf}
+
+    u_nc, u_new = unconstrained(nc, latent), unconstrained(new, moved)
+    assert "sigma_level" not in u_new and "forecast_state_z" not in u_new
+    pe_nc = potential_energy(nc.model, (), kwargs, u_nc)
+    pe_new = potential_energy(new.model, (), kwargs, u_new)
+    np.testing.assert_allclose(pe_new - pe_nc, (T - 1) * log_sd, rtol=1e-10, atol=1e-8)
+
+    tn = _run(new, y, scales, moved, key, horizon=4, components=True)
+    for i in cidx:
+        np.testing.assert_allclose(tn[sites[i]]["value"], latent[sites[i]], rtol=1e-12)
+    for site in ["log_lik"] + [f"component/{s}" for s in nc.component_names]:
+        np.testing.assert_allclose(tn[site]["value"], tr[site]["value"], rtol=1e-9, atol=1e-9)
+    for site in ["y_forecast", "y_rep"]:  # same count laws; the forecast uses the sds
+        np.testing.assert_allclose(tn[site]["fn"].mean, tr[site]["fn"].mean, rtol=1e-9)
+
+
+@pytest.mark.parametrize("coords", ["mixed_rms", "trend_rms"])
+def test_rms_coordinates_start_from_prior_draws(coords):
+    """``fit_nuts(init="prior")`` and the SVI guides start from prior draws: the ratio
+    coordinates' sampling methods give finite starting points; the level sd is reported at the
+    deterministic site ``sigma_level``, positive, with the ratios near 1."""
+    from numpyro.infer import Predictive, init_to_median, init_to_sample
+    from numpyro.infer.util import initialize_model
+
+    y = np.nan_to_num(_counts(2), nan=20.0)
+    model = _model("trend+trig", coords)
+    kwargs = {"y": jnp.asarray(y, jnp.float32), "scales": model.data_scales(y)}
+    for strategy in (init_to_sample, init_to_median(num_samples=5)):
+        info = initialize_model(
+            jax.random.PRNGKey(0), model.model, model_kwargs=kwargs, init_strategy=strategy
+        )[0]
+        assert np.isfinite(float(info.potential_energy))
+        assert "sigma_level_ratio" in info.z and "sigma_level" not in info.z
+    draws = Predictive(model.model, num_samples=200)(jax.random.PRNGKey(1), **kwargs)
+    ratios = [k for k in draws if k.endswith("_ratio")]
+    assert ratios == (
+        ["sigma_level_ratio", "sigma_slope_ratio"]
+        if coords == "trend_rms"
+        else ["sigma_level_ratio"]
+    )
+    for site in ratios:
+        r = np.asarray(draws[site])
+        # 1 / r^2 ~ Gamma((n - 1) / 2, n / 2), n = T - 1: mean (n - 1) / n, sd ~ sqrt(2 / n)
+        assert abs(np.mean(1 / r**2) - (T - 2) / (T - 1)) < 4 * np.sqrt(2 / (T - 1) / 200)
+    assert np.all(np.asarray(draws["sigma_level"]) > 0)

@@ -27,6 +27,23 @@ with noise on the states ``idx`` only (``q > 0`` there). Both parameterisations 
     non-centred (``state_z``, (time - 1, noise - 1)): the level is what the counts pin down,
     the slope and seasonal are what they say little about step by step. The default
     (``"auto"``) for long or large-count series.
+``"mixed_rms"``
+    as ``"mixed"``, but the level sd is sampled as a ratio to the root mean square of the
+    current centred level innovations: site ``sigma_level_ratio`` ``r``, with
+    ``sigma_level = r * rms(eta)`` a deterministic site (:class:`RmsRatio`). In ``"mixed"``
+    the sd and the ``T - 1`` centred innovations form a funnel: given the path, ``log sigma``
+    is pinned to ``log rms(eta)`` within ``1 / sqrt(2 (T - 1))``, so NUTS can move the sd only
+    as fast as the whole path. Given the path, ``r`` is near 1 with that same spread whatever
+    the path, and the path's own density is the prior with the sd integrated out; the
+    model is unchanged: the map ``(r, path) -> (sigma, path)`` has log-Jacobian
+    ``log rms(eta)``, and in NUTS' unconstrained coordinates (``log r`` vs ``log sigma``) it
+    is a shift, so the potential energies of mapped points are equal.
+``"trend_rms"``
+    the level and the slope centred, both sds sampled as ratios (``sigma_level_ratio``,
+    ``sigma_slope_ratio``); the rest non-centred. With a centred level and a non-centred
+    slope (``"mixed"``), one slope innovation moves every later slope, so with a small level
+    sd it is coupled to the whole centred level path; centring the slope too removes that
+    coupling, and the ratio removes the slope-sd funnel that plain ``"centred"`` has.
 
 The map ``z -> state_path`` is triangular with diagonal ``sqrt(q)``; the two log joint
 densities of one point differ by ``(time - 1) * sum(log sqrt(q))``, the log-Jacobian
@@ -49,6 +66,10 @@ __all__ = [
     "STATE_PARAMETERIZATIONS",
     "resolve_parameterization",
     "CentredStatePath",
+    "MarginalCentredPath",
+    "RmsRatio",
+    "RMS_PARAMETERIZATIONS",
+    "ratio_sds",
     "init_to_median_path",
     "path_guess",
     "state_path",
@@ -56,7 +77,9 @@ __all__ = [
     "centred_states",
 ]
 
-STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed")
+STATE_PARAMETERIZATIONS = ("auto", "noncentred", "centred", "mixed", "mixed_rms", "trend_rms")
+# the ones that sample the centred states' sds as ratios to their innovations' rms
+RMS_PARAMETERIZATIONS = ("mixed_rms", "trend_rms")
 
 # "auto": non-centred for series shorter than this without a trend.
 _SHORT = 200
@@ -176,6 +199,111 @@ class CentredStatePath(dist.Distribution):
         return jnp.sum(dist.Normal(0.0, self.noise_sd).log_prob(eta))
 
 
+class MarginalCentredPath(dist.Distribution):
+    """Centred states with their sds integrated out (``"mixed_rms"``, ``"trend_rms"``).
+
+    ``sample`` draws each ``sigma`` from its prior and then :class:`CentredStatePath` with that sd:
+    an exact draw from the marginal prior of the path. ``log_prob`` is 0: the joint density of
+    the path and the sd ratios sits on the ratios' sites (:class:`RmsRatio`, one per centred
+    state), whose densities given the path are unnormalised; the sum over the sites is the
+    model's joint density.
+
+    Parameters
+    ----------
+    transition, alpha1, cidx, num_steps, shocks
+        As in :class:`CentredStatePath`.
+    sd_priors : sequence of Distribution
+        Priors of the disturbance sds of the centred states ``cidx`` (scalar, positive), in
+        that order.
+    """
+
+    support = dist.constraints.real
+
+    def __init__(
+        self, transition, alpha1, sd_priors, cidx, num_steps, shocks=None, *, validate_args=None
+    ):
+        self.transition, self.alpha1, self.sd_priors = transition, alpha1, tuple(sd_priors)
+        self.cidx = np.asarray(cidx)
+        self.num_steps = int(num_steps)
+        self.shocks = shocks
+        event = (self.num_steps - 1, self.cidx.size)
+        super().__init__(batch_shape=(), event_shape=event, validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        def one(k):
+            *ks, k2 = jax.random.split(k, len(self.sd_priors) + 1)
+            sd = jnp.stack([p.sample(ki) for p, ki in zip(self.sd_priors, ks, strict=True)])
+            sd = sd.astype(self.alpha1.dtype)
+            path = CentredStatePath(
+                self.transition, self.alpha1, sd, self.cidx, self.num_steps, self.shocks
+            )
+            return path.sample(k2)
+
+        if not sample_shape:
+            return one(key)
+        keys = jax.random.split(key, int(np.prod(sample_shape)))
+        return jax.vmap(one)(keys).reshape(sample_shape + self.event_shape)
+
+    def log_prob(self, value):
+        return jnp.zeros(value.shape[: value.ndim - 2], value.dtype)
+
+
+class RmsRatio(dist.Distribution):
+    """Site ``sigma_level_ratio``: ``r = sigma / rms(eta)`` given the centred innovations.
+
+    ``log_prob(r)`` is the joint log density of ``(r, path)`` (with :class:`MarginalCentredPath`
+    carrying 0): ``log p_sigma(r m) + log m + sum_t log N(eta_t; 0, (r m)^2)``, ``m =
+    rms(eta)``; the ``log m`` is the Jacobian of ``r -> sigma = r m``. As a function of ``r``
+    alone it is proportional to the conditional law of ``r`` given the path (unnormalised).
+
+    ``sample`` draws from ``r^-n exp(-n / (2 r^2))`` (``1 / r^2 ~ Gamma((n - 1) / 2, n / 2)``,
+    ``n`` innovations), the conditional under a flat prior on ``sigma``: starting points for
+    ``init_to_median`` and SVI guides only (the exact conditional also has the factor
+    ``p_sigma(r m)``, nearly flat over ``r``'s spread ``1 / sqrt(2 n)``).
+
+    Parameters
+    ----------
+    eta : Array, shape ``(time - 1,)``
+        The centred innovations of the path.
+    sd_prior : Distribution
+        Prior of ``sigma`` (scalar, positive).
+    """
+
+    support = dist.constraints.positive
+
+    def __init__(self, eta, sd_prior, *, validate_args=None):
+        self.eta, self.sd_prior = eta, sd_prior
+        self.rms = jnp.sqrt(jnp.mean(eta**2))
+        super().__init__(batch_shape=(), event_shape=(), validate_args=validate_args)
+
+    def sample(self, key, sample_shape=()):
+        n = self.eta.size
+        u = jax.random.gamma(key, 0.5 * (n - 1), sample_shape, self.eta.dtype) / (0.5 * n)
+        return 1.0 / jnp.sqrt(u)
+
+    def log_prob(self, value):
+        sd = value * self.rms
+        gauss = jnp.sum(dist.Normal(0.0, sd[..., None]).log_prob(self.eta), -1)
+        return self.sd_prior.log_prob(sd) + jnp.log(self.rms) + gauss
+
+
+def ratio_sds(transition, alpha1, path, cidx, shocks, sd_priors: dict):
+    """Sample ``<sd site>_ratio`` per centred state given the path; returns ``(states, sds)``.
+
+    ``states`` (time, state) as :func:`_centred_states` builds them; ``sds`` maps each sd site
+    of ``sd_priors`` (one per centred state, in the order of ``cidx``) to ``r * rms(eta)``,
+    also recorded at that (deterministic) site.
+    """
+    states, eta = _centred_states(transition, alpha1, path, cidx, shocks)
+    sds = {}
+    for j, (site, sd_prior) in enumerate(sd_priors.items()):
+        prior = RmsRatio(eta[:, j], sd_prior)
+        prior.init_value = jnp.ones((), eta.dtype)
+        ratio = numpyro.sample(f"{site}_ratio", prior)
+        sds[site] = numpyro.deterministic(site, ratio * prior.rms)
+    return states, sds
+
+
 def init_to_median_path(site=None, num_samples: int = 15):
     """NumPyro init strategy: :func:`numpyro.infer.init_to_median`, except that the state-path
     sites start where their distribution's ``init_value`` says (a rough path from the counts,
@@ -226,7 +354,15 @@ def path_guess(y, offset, num_states: int, level: bool, trend: bool):
 
 
 def sample_states(
-    system, idx, num_steps: int, dtype, parameterization: str, guess=None, level: bool = True
+    system,
+    idx,
+    num_steps: int,
+    dtype,
+    parameterization: str,
+    guess=None,
+    level: bool = True,
+    trend: bool = False,
+    sd_priors=None,
 ):
     """Sample the state path at sites ``state_init_z`` and ``state_z`` / ``state_path``.
 
@@ -242,11 +378,19 @@ def sample_states(
         Where :func:`init_to_median_path` starts NUTS (:func:`path_guess`); in both coordinate
         systems the same path (its noisy states). No effect on the density.
     level : bool
-        Whether state 0 is a level (centred under ``"mixed"``).
+        Whether state 0 is a level (centred under ``"mixed"`` and ``"mixed_rms"``).
+    trend : bool
+        Whether state 1 is a slope (centred under ``"trend_rms"``).
+    sd_priors : dict, optional
+        ``{sd site: prior}`` of the centred states, in their order; needed by ``"mixed_rms"``
+        and ``"trend_rms"``, which sample those sds here (sites ``<sd site>_ratio``; their
+        entries of ``system.noise_var`` are then not used).
 
     Returns
     -------
-    Array, shape ``(time, state)``
+    states : Array, shape ``(time, state)``
+    sds : dict
+        ``{sd site: value}`` of the sds sampled here (empty unless ``*_rms``).
     """
     n = system.init_mean.shape[0]
     chol = jnp.linalg.cholesky(system.init_cov)
@@ -257,7 +401,7 @@ def sample_states(
         )
     z0 = numpyro.sample("state_init_z", prior_z0)
     alpha1 = system.init_mean + chol @ z0
-    cidx, nidx = centred_states(parameterization, idx, level)
+    cidx, nidx = centred_states(parameterization, idx, level, trend)
     shocks = None
     if nidx.size:
         sd = jnp.sqrt(system.noise_var[nidx])
@@ -267,27 +411,46 @@ def sample_states(
         z = numpyro.sample("state_z", prior)
         shocks = jnp.zeros((num_steps - 1, n), dtype).at[:, nidx].set(z * sd)
     if not cidx.size:
-        return state_path(system.transition, alpha1, shocks)
+        return state_path(system.transition, alpha1, shocks), {}
+    if parameterization in RMS_PARAMETERIZATIONS:
+        if sd_priors is None or len(sd_priors) != cidx.size:
+            raise ValueError(
+                f"state_parameterization={parameterization!r} needs one sd prior per centred "
+                f"state ({cidx.size}); got {None if sd_priors is None else list(sd_priors)}"
+            )
+        prior = MarginalCentredPath(
+            system.transition, alpha1, sd_priors.values(), cidx, num_steps, shocks
+        )
+        ones = jnp.ones(cidx.size, dtype)
+        flat = CentredStatePath(system.transition, alpha1, ones, cidx, num_steps, shocks)
+        prior.init_value = flat.mean if guess is None else guess[1:, cidx]
+        path = numpyro.sample("state_path", prior)
+        return ratio_sds(system.transition, alpha1, path, cidx, shocks, sd_priors)
     sd = jnp.sqrt(system.noise_var[cidx])
     prior = CentredStatePath(system.transition, alpha1, sd, cidx, num_steps, shocks)
     prior.init_value = prior.mean if guess is None else guess[1:, cidx]
     path = numpyro.sample("state_path", prior)
     states, _ = _centred_states(system.transition, alpha1, path, cidx, shocks)
-    return states
+    return states, {}
 
 
-def centred_states(parameterization: str, idx, level: bool):
+def centred_states(parameterization: str, idx, level: bool, trend: bool = False):
     """Split the noisy states ``idx`` into centred and non-centred ones (static).
 
-    ``"centred"``: all; ``"noncentred"``: none; ``"mixed"``: the level (state 0) when the
-    model has one.
+    ``"centred"``: all; ``"noncentred"``: none; ``"mixed"`` and ``"mixed_rms"``: the level
+    (state 0) when the model has one; ``"trend_rms"``: the level and the slope (state 1) when
+    the model has them.
     """
     idx = np.asarray(idx)
     if parameterization == "centred":
         return idx, idx[:0]
     if parameterization == "noncentred":
         return idx[:0], idx
-    if parameterization == "mixed":
+    if parameterization == "trend_rms":
+        keep = [0, 1] if level and trend else [0] if level else []
+        centred = idx[np.isin(idx, keep)]
+        return centred, idx[~np.isin(idx, keep)]
+    if parameterization in ("mixed", "mixed_rms"):
         centred = idx[:1] if level and idx.size and idx[0] == 0 else idx[:0]
         return centred, idx[centred.size :]
     raise ValueError(

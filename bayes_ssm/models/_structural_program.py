@@ -19,6 +19,8 @@ from jax import lax
 
 from bayes_ssm.models import _kalman_adapter as kalman
 from bayes_ssm.models._state_paths import (
+    RMS_PARAMETERIZATIONS,
+    centred_states,
     path_guess,
     resolve_parameterization,
     sample_states,
@@ -36,8 +38,8 @@ from bayes_ssm.models.priors import resolve_prior
 __all__ = ["run", "prior_program", "sample_parameters", "to_variances"]
 
 
-def sample_parameters(model, scales: dict, num_covariates: int) -> dict:
-    """Sample every parameter site of ``model``; returns ``{site: value}``."""
+def sample_parameters(model, scales: dict, num_covariates: int, *, skip=()) -> dict:
+    """Sample every parameter site of ``model`` but those in ``skip``; returns ``{site: value}``."""
     overrides = model.prior_overrides
 
     def draw(name, size=None):
@@ -46,9 +48,9 @@ def sample_parameters(model, scales: dict, num_covariates: int) -> dict:
     params = {}
     if model.likelihood != "negative_binomial":
         params["sigma_obs"] = draw("sigma_obs")
-    if model.level:
+    if model.level and "sigma_level" not in skip:
         params["sigma_level"] = draw("sigma_level")
-    if model.trend is not None:
+    if model.trend is not None and "sigma_slope" not in skip:
         params["sigma_slope"] = draw("sigma_slope")
     if model.trend == "damped":
         params["damping"] = draw("damping")
@@ -152,7 +154,14 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         y = y.astype(jnp.result_type(float))
     dtype = y.dtype
     num_cov = _check_inputs(model, y, covariates, horizon)
-    params = sample_parameters(model, scales, num_cov)
+    parameterization = None
+    if model.likelihood == "negative_binomial":
+        parameterization = resolve_parameterization(model, y.shape[0])
+    # "*_rms" sample the centred states' sds after the path (ratios to their innovations' rms)
+    ratio_sites = _ratio_sd_sites(model, parameterization)
+    params = sample_parameters(model, scales, num_cov, skip=ratio_sites)
+    for site in ratio_sites:
+        params[site] = jnp.ones((), dtype)  # placeholder: set in _run_counts
     system = structural_system(model, to_variances(model, params), scales)
     system = system._replace(
         **{k: getattr(system, k).astype(dtype) for k in system._fields if k != "spans"}
@@ -161,10 +170,10 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         model, covariates, future_covariates, horizon, params, dtype
     )
     if model.likelihood == "negative_binomial":
-        parameterization = resolve_parameterization(model, y.shape[0])
         _run_counts(
-            model, y, params, system, offset, future_offset, horizon, components, parameterization
-        )
+            model, y, params, system, offset, future_offset, horizon, components, parameterization,
+            scales,
+        )  # fmt: skip
     else:
         _run_filtered(model, y, params, system, offset, future_offset, horizon, components)
     if components and num_cov:
@@ -249,15 +258,43 @@ def _emit_components(states, system):
         numpyro.deterministic(f"component/{name}", value)
 
 
+_STATE_OF = {"sigma_level": 0, "sigma_slope": 1}
+
+
+def _ratio_sd_sites(model, parameterization) -> tuple[str, ...]:
+    """The sd sites sampled as ratios under ``"*_rms"`` (static), in state order."""
+    if parameterization not in RMS_PARAMETERIZATIONS:
+        return ()
+    idx = np.flatnonzero(noise_mask(model))
+    cidx, _ = centred_states(parameterization, idx, model.level, model.trend is not None)
+    names = {v: k for k, v in _STATE_OF.items()}
+    return tuple(names[int(i)] for i in cidx)
+
+
 def _run_counts(
-    model, y, params, system, offset, future_offset, horizon, components, parameterization
+    model, y, params, system, offset, future_offset, horizon, components, parameterization, scales
 ):
     num_steps = y.shape[0]
     idx = np.flatnonzero(noise_mask(model))
     guess = path_guess(y, offset, system.init_mean.shape[0], model.level, model.trend is not None)
-    states = sample_states(
-        system, idx, num_steps, y.dtype, parameterization, guess, level=model.level
+    sites = _ratio_sd_sites(model, parameterization)
+    sd_priors = {k: resolve_prior(k, model.prior_overrides, scales) for k in sites} or None
+    states, sds = sample_states(
+        system,
+        idx,
+        num_steps,
+        y.dtype,
+        parameterization,
+        guess,
+        level=model.level,
+        trend=model.trend is not None,
+        sd_priors=sd_priors,
     )
+    if sds:  # "*_rms": the centred states' sds come with the path (level 0, slope 1)
+        params.update(sds)
+        where = np.array([_STATE_OF[k] for k in sds])
+        var = jnp.stack(list(sds.values())) ** 2
+        system = system._replace(noise_var=system.noise_var.at[where].set(var.astype(y.dtype)))
     log_mean = states @ system.observation + offset
     log_lik = negative_binomial_log_prob(y, log_mean, params["concentration"])
     numpyro.deterministic("log_lik", log_lik)

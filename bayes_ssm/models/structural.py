@@ -57,7 +57,7 @@ class StructuralTS(TimeSeriesModel):
         Overrides of the default priors by site name (:mod:`bayes_ssm.models.priors`).
     method : {"auto", "sequential", "parallel"}
         Kalman filter algorithm.
-    state_parameterization : {"auto", "mixed", "centred", "noncentred"}
+    state_parameterization : {"auto", "mixed", "mixed_rms", "trend_rms", "centred", "noncentred"}
         Coordinates of the sampled states (negative binomial only; ignored otherwise).
         ``"noncentred"`` samples standard-normal innovations (site ``state_z``): right for
         short series of small counts, where the prior dominates, but on a long series the level
@@ -65,8 +65,13 @@ class StructuralTS(TimeSeriesModel):
         ``"centred"`` samples the states themselves (site ``state_path``), which the counts pin
         down one by one, but slowly moving components (slope, a stable seasonal) then form
         funnels with their sds. ``"mixed"`` centres the level only and keeps the rest
-        non-centred. ``"auto"`` (default): ``"noncentred"`` for a series shorter than 200
-        steps without a trend, or without a level; ``"mixed"`` otherwise (measurements:
+        non-centred. ``"mixed_rms"`` is ``"mixed"`` with the level sd sampled as a ratio to
+        the root mean square of the level innovations (site ``sigma_level_ratio``;
+        ``sigma_level`` becomes a deterministic site), which removes the funnel between the
+        level sd and the centred level path; ``"trend_rms"`` centres the slope as well, its sd
+        sampled as a ratio too (``sigma_slope_ratio``). ``"auto"`` (default): ``"noncentred"`` for a
+        series shorter than 200 steps without a trend, or without a level; ``"mixed"``
+        otherwise (measurements:
         ``benchmarks/README.md``, "Negative binomial StructuralTS: parameterisations").
         All are the same model in other coordinates: forecasts, components and ``log_lik``
         have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
