@@ -255,7 +255,7 @@ def test_rms_ratio_coordinates_are_the_same_model(name, coords, x64):
         np.testing.assert_allclose(tn[site]["fn"].mean, tr[site]["fn"].mean, rtol=1e-9)
 
 
-@pytest.mark.parametrize("coords", ["mixed_rms", "trend_rms"])
+@pytest.mark.parametrize("coords", ["mixed_rms", pytest.param("trend_rms", marks=pytest.mark.slow)])
 def test_rms_coordinates_start_from_prior_draws(coords):
     """``fit_nuts(init="prior")`` and the SVI guides start from prior draws: the ratio
     coordinates' sampling methods give finite starting points; the level sd is reported at the
