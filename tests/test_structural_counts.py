@@ -50,6 +50,25 @@ def _run(model, y, scales, values, key, **kwargs):
     return handlers.trace(fn).get_trace(jnp.asarray(y), scales=scales, **kwargs)
 
 
+def _noncentred_point(nc, y, key):
+    """A prior draw of the non-centred model: ``(scales, trace, latent values, noisy-state
+    indices, system, alpha_1, innovations eta (T - 1, state))``."""
+    scales = nc.data_scales(y)
+    tr = _run(nc, y, scales, {}, key, horizon=4, components=True)
+    latent = {
+        k: v["value"]
+        for k, v in tr.items()
+        if v["type"] == "sample" and not v["is_observed"] and k not in ("y_forecast", "y_rep")
+    }
+    idx = np.flatnonzero(noise_mask(nc))
+    params = {k: latent[k] for k in nc.parameter_sites}
+    system = structural_system(nc, to_variances(nc, params), scales)
+    alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ latent["state_init_z"]
+    sd = jnp.sqrt(system.noise_var[idx])
+    eta = jnp.zeros((T - 1, nc.state_size)).at[:, idx].set(latent["state_z"] * sd)
+    return scales, tr, latent, idx, system, alpha1, eta
+
+
 @pytest.mark.parametrize("coords", ["centred", "mixed"])
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_log_joint_differs_by_the_log_jacobian(name, coords, x64):
@@ -58,22 +77,11 @@ def test_log_joint_differs_by_the_log_jacobian(name, coords, x64):
     and every output (log_lik, forecasts, components, replicates) agrees."""
     y = _counts()
     nc, c = _model(name, "noncentred"), _model(name, coords)
-    scales = nc.data_scales(y)
     key = jax.random.PRNGKey(3)
-    tr = _run(nc, y, scales, {}, key, horizon=4, components=True)
-    latent = {
-        k: v["value"]
-        for k, v in tr.items()
-        if v["type"] == "sample" and not v["is_observed"] and k not in ("y_forecast", "y_rep")
-    }
     # the same point in centred coordinates: the noisy states alpha_2..alpha_T, rebuilt from
     # z exactly as the non-centred program does
-    idx = np.flatnonzero(noise_mask(nc))
-    params = {k: latent[k] for k in nc.parameter_sites}
-    system = structural_system(nc, to_variances(nc, params), scales)
-    alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ latent["state_init_z"]
+    scales, tr, latent, idx, system, alpha1, eta = _noncentred_point(nc, y, key)
     sd = jnp.sqrt(system.noise_var[idx])
-    eta = jnp.zeros((T - 1, nc.state_size)).at[:, idx].set(latent["state_z"] * sd)
     cidx, nidx = centred_states(coords, idx, nc.level)
     assert cidx.size
     path = state_path(system.transition, alpha1, eta)[1:, cidx]
@@ -198,24 +206,9 @@ def test_rms_ratio_coordinates_are_the_same_model(name, coords, x64):
 
     y = _counts(1)
     nc, new = _model(name, "noncentred"), _model(name, coords)
-    scales = nc.data_scales(y)
     key = jax.random.PRNGKey(5)
-    tr = _run(nc, y, scales, {}, key, horizon=4, components=True)
-    latent = {
-        k: v["value"]
-        for k, v in tr.items()
-        if v["type"] == "sample" and not v["is_observed"] and k not in ("y_forecast", "y_rep")
-    }
     # the innovations and states of the point, as the non-centred program builds them
-    idx = np.flatnonzero(noise_mask(nc))
-    params = {k: latent[k] for k in nc.parameter_sites}
-    system = structural_system(nc, to_variances(nc, params), scales)
-    alpha1 = system.init_mean + jnp.linalg.cholesky(system.init_cov) @ latent["state_init_z"]
-    eta = (
-        jnp.zeros((T - 1, nc.state_size))
-        .at[:, idx]
-        .set(latent["state_z"] * jnp.sqrt(system.noise_var[idx]))
-    )
+    scales, tr, latent, idx, system, alpha1, eta = _noncentred_point(nc, y, key)
     states = state_path(system.transition, alpha1, eta)
     cidx, nidx = centred_states(coords, idx, nc.level, nc.trend is not None)
     sites = {0: "sigma_level", 1: "sigma_slope"}
