@@ -95,6 +95,11 @@ def test_forecast_is_the_filtered_state_propagated_with_the_offset_on_the_path(x
     tr = run_trace(model.model, jnp.asarray(y), rng=5, scales=scales, horizon=H)
     p = _samples(tr)
     p["neural.w_out"] = 3.0 * p["neural.w_out"]
+    # Start the path at the filtered mean (zero draw of the last state): the square root of the
+    # filtered covariance is not unique where its eigenvalues repeat (the seasonal states), and
+    # two programs' covariances that differ in the last bit (the model's and this test's filter
+    # on a GPU) give different eigenvectors, so a drawn start could not be compared exactly.
+    p["forecast_state_z"] = jnp.asarray(p["forecast_state_z"]).at[0].set(0.0)
     tr = run_trace(model.model, jnp.asarray(y), data=p, scales=scales, horizon=H)
     path = np.asarray(tr["y_forecast"]["value"])
     # independently: the offset on the extended series (numpy), the Kalman filter's last
@@ -105,9 +110,8 @@ def test_forecast_is_the_filtered_state_propagated_with_the_offset_on_the_path(x
     system = structural_system(sts, var, scales)
     ss = system.state_space(p["sigma_obs"] ** 2, jnp.asarray(offset[:T]))
     last = kalman_filter_last(ss, jnp.asarray(y))
-    w, v = np.linalg.eigh(np.asarray(last.last_cov))
     z = np.asarray(p["forecast_state_z"])
-    alpha = np.asarray(last.last_mean) + (v * np.sqrt(np.clip(w, 0, None))) @ z[0]
+    alpha = np.asarray(last.last_mean)
     expected = []
     Tm, Z, sd = (np.asarray(a) for a in (system.transition, system.observation, system.noise_var))
     for k in range(H):
