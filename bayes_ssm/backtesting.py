@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from bayes_ssm import baselines as _baselines
+from bayes_ssm._progress import progress_bar
 from bayes_ssm._scoring_inputs import check_levels
 from bayes_ssm.backtest_scores import (
     backtest_calibration,
@@ -251,7 +251,8 @@ def backtest(
     key : int or numpy.random.Generator
         Keyword-only; fixes every fold's seeds.
     progress : bool
-        tqdm progress bar over folds and models.
+        tqdm progress bar over folds and models; drawn only where someone can see it (stderr is
+        a terminal, or a Jupyter kernel), so piped or redirected output stays clean.
 
     Returns
     -------
@@ -288,7 +289,7 @@ def backtest(
     seeds = _seeds(key, len(plan))
     caches = {name: {} for name in runners}
     frames, fold_rows = [], []
-    bar = tqdm(total=len(plan) * len(runners), desc="backtest", disable=not progress)
+    bar = progress_bar(total=len(plan) * len(runners), desc="backtest", progress=progress)
     for fold, fold_seeds in zip(plan, seeds, strict=True):
         train = _training_data(series, fold)
         test = series.iloc[fold.test]

@@ -17,13 +17,13 @@ from numpyro.infer import MCMC, NUTS, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 
 from bayes_ssm import _engine
+from bayes_ssm._progress import show_progress
 from bayes_ssm._svi import (
     GUIDES,
     default_optimizer,
     finish_svi,
     jnp_data,
     run_svi,
-    show_progress,
 )
 from bayes_ssm.data import as_series_data
 from bayes_ssm.fit import Fit
@@ -95,7 +95,8 @@ def fit_svi(
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool
-        tqdm bar; shown only when stderr is a terminal.
+        tqdm bar (a widget in Jupyter); drawn only where someone can see it: stderr is a
+        terminal or the code runs in a Jupyter kernel. ``BAYES_SSM_PROGRESS=0`` silences it.
 
     Returns
     -------
@@ -285,7 +286,9 @@ def fit_nuts(
         site whose distribution carries an ``init_value`` starts there (the count model's state
         path: a smoothed ``log(y + 0.5)``).
     progress : bool
-        NumPyro's progress bar; shown only when stderr is a terminal.
+        NumPyro's progress bar over warm-up and sampling (tqdm.auto: a widget in Jupyter);
+        drawn only where someone can see it: stderr is a terminal or the code runs in a Jupyter
+        kernel. ``BAYES_SSM_PROGRESS=0`` silences it.
 
     Returns
     -------
