@@ -8,6 +8,7 @@ data at the boundary (``bayes_ssm.data``), fix the prior scales from the trainin
 from __future__ import annotations
 
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -17,6 +18,7 @@ from numpyro.infer import MCMC, NUTS, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 
 from bayes_ssm import _engine
+from bayes_ssm._advice import SVI_ON_VOLATILITY
 from bayes_ssm._progress import show_progress
 from bayes_ssm._svi import (
     GUIDES,
@@ -102,6 +104,10 @@ def fit_svi(
     -------
     Fit
     """
+    if getattr(model, "kind", None) == "stochastic_volatility":
+        from bayes_ssm.diagnostics import FitWarning  # arviz: imported only when needed
+
+        warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
