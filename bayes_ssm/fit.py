@@ -251,6 +251,9 @@ class Fit:
         -------
         pandas.DataFrame, shape ``(time, component * (2 + 2 * len(prob)))``
             Columns are a MultiIndex ``(component, statistic)``: ``fc["level"]["median"]``.
+            ``attrs["scale"]`` is ``"log"`` for a negative-binomial model (its components add
+            up to the log of the rate; ``exp`` of one is a multiplicative effect), else
+            ``"data"``.
         """
         levels = validate_prob(prob)
         names = _engine.trace_site_names(
@@ -267,7 +270,10 @@ class Fit:
         frames = {
             s.split("/", 1)[1]: summarize_draws(out[s], self.data.index, levels) for s in sites
         }
-        return pd.concat(frames, axis=1, names=["component", "statistic"])
+        table = pd.concat(frames, axis=1, names=["component", "statistic"])
+        log = getattr(self.model, "likelihood", None) == "negative_binomial"
+        table.attrs["scale"] = "log" if log else "data"
+        return table
 
     # ------------------------------------------------------------ update
     def update(self, y_new, *, covariates=None) -> Fit:

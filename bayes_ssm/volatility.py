@@ -33,7 +33,8 @@ def volatility_forecast(fit, horizon: int, *, prob=(0.8, 0.95), num_samples=None
     Returns
     -------
     pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
-        Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future index.
+        Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future index;
+        ``attrs["quantity"]`` names it (``plot_forecast`` uses it as the y-label).
     """
     horizon = validate_horizon(horizon)
     levels = validate_prob(prob)
@@ -44,4 +45,6 @@ def volatility_forecast(fit, horizon: int, *, prob=(0.8, 0.95), num_samples=None
     out = fit._predict(key, ("volatility_forecast",), horizon=horizon, num_samples=num_samples)
     index = future_index(fit.data, horizon)
     index.name = fit.data.index.name
-    return summarize_draws(out["volatility_forecast"].reshape(-1, horizon), index, levels)
+    table = summarize_draws(out["volatility_forecast"].reshape(-1, horizon), index, levels)
+    table.attrs["quantity"] = "volatility (sd of returns)"
+    return table

@@ -49,7 +49,14 @@ def plot_components(components, *, y=None, axes=None, title=None):
     Returns
     -------
     ndarray of matplotlib Axes
+
+    Notes
+    -----
+    Components of a negative-binomial model (``components.attrs["scale"] == "log"``, set by
+    ``fit.components()``) add up to the log of the rate: each panel's y-label and the title
+    say "log scale".
     """
+    log = getattr(components, "attrs", {}).get("scale") == "log"
     frames = _component_frames(components)
     if not frames:
         raise ValueError("components is empty")
@@ -78,10 +85,13 @@ def plot_components(components, *, y=None, axes=None, title=None):
     for ax, (name, frame) in zip(axes[i:], frames.items(), strict=True):
         fill_bands(ax, frame.index, frame, BLUE)
         ax.plot(frame.index, frame["mean"].to_numpy(float), color=BLUE, label="posterior mean")
-        ax.set_ylabel(name)
+        ax.set_ylabel(f"{name}\n(log scale)" if log else name)
     axes[-1].set_xlabel(str(next(iter(frames.values())).index.name or "time"))
     axes[i].legend(fontsize="small", loc="upper left")
-    axes[0].set_title(title or "Component decomposition (smoothed, with credible bands)")
+    default = "Component decomposition (smoothed, with credible bands)"
+    if log:
+        default = "Components of the log rate (smoothed, with credible bands; exp = factor)"
+    axes[0].set_title(title or default)
     return axes
 
 
