@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +22,7 @@ import pandas as pd
 from bayes_ssm import baselines as _baselines
 from bayes_ssm._progress import progress_bar
 from bayes_ssm._scoring_inputs import check_levels
+from bayes_ssm._typing import SeriesLike
 from bayes_ssm.backtest_scores import (
     backtest_calibration,
     failed_fold,
@@ -28,6 +30,11 @@ from bayes_ssm.backtest_scores import (
     summarize_backtest,
 )
 from bayes_ssm.data import as_series_data
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = [
     "Fold",
@@ -188,8 +195,8 @@ def _baseline_draws(runner, train, horizon, *, seed, num_samples):
 
 
 def backtest(
-    model,
-    y,
+    model: TimeSeriesModel | object | Mapping[str, object] | None,
+    y: SeriesLike,
     *,
     horizon: int,
     folds: int,
@@ -198,13 +205,13 @@ def backtest(
     min_train: int | None = None,
     method: str = "svi",
     refit: bool = True,
-    baselines=(),
+    baselines: Sequence[str | object] = (),
     season: int = 1,
-    levels=(0.5, 0.8, 0.95),
+    levels: Sequence[float] = (0.5, 0.8, 0.95),
     num_samples: int | None = None,
     fit_kwargs: dict | None = None,
-    covariates=None,
-    key,
+    covariates: pd.DataFrame | None = None,
+    key: int | np.random.Generator,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Rolling-origin evaluation of a model (and baselines) on one series.

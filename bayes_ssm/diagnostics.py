@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import arviz_base
 import arviz_stats
@@ -16,6 +17,11 @@ import numpy as np
 import pandas as pd
 
 from bayes_ssm import _advice
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bayes_ssm.fit import Fit
 
 __all__ = ["summary", "check", "compare", "to_datatree", "FitWarning"]
 
@@ -80,7 +86,7 @@ def _posterior_tree(fit):
     return arviz_base.from_dict(groups)
 
 
-def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame:
+def summary(fit: Fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame:
     """Posterior summary per parameter.
 
     Parameters
@@ -131,7 +137,7 @@ def _bfmi(fit) -> np.ndarray:
 
 
 def check(
-    fit, *, rhat_max: float = 1.01, min_ess: int | None = None, warn: bool = True
+    fit: Fit, *, rhat_max: float = 1.01, min_ess: int | None = None, warn: bool = True
 ) -> list[str]:
     """Check a fit and say, in plain words with the numbers, what should not be trusted.
 
@@ -284,7 +290,7 @@ def _sampler_problems(fit, chains, total) -> list[str]:
     return problems
 
 
-def compare(fits, *, method: str = "stacking") -> pd.DataFrame:
+def compare(fits: Mapping[str, Fit] | Sequence[Fit], *, method: str = "stacking") -> pd.DataFrame:
     """Compare fits by PSIS-LOO expected log predictive density (``arviz_stats.compare``).
 
     Parameters

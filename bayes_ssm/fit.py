@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bayes_ssm import _engine
+from bayes_ssm._typing import CovariatesLike, KeyLike, PathLike, Prob, SeriesLike
 from bayes_ssm.data import SeriesData, as_series_data, check_future_covariates, future_index
 from bayes_ssm.forecast import (
     summarize_draws,
@@ -26,6 +27,9 @@ from bayes_ssm.forecast import (
     warn_exploding_forecast,
 )
 from bayes_ssm.models.base import TimeSeriesModel
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["Fit"]
 
@@ -151,7 +155,14 @@ class Fit:
         )
 
     # ------------------------------------------------------------- forecasts
-    def forecast_samples(self, horizon: int, *, covariates=None, num_samples=None, key=0):
+    def forecast_samples(
+        self,
+        horizon: int,
+        *,
+        covariates: CovariatesLike | None = None,
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+    ) -> np.ndarray:
         """Draws of the posterior predictive of the next ``horizon`` observations.
 
         Parameters
@@ -196,7 +207,13 @@ class Fit:
         return draws
 
     def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), covariates=None, num_samples=None, key=0
+        self,
+        horizon: int,
+        *,
+        prob: Prob = (0.8, 0.95),
+        covariates: CovariatesLike | None = None,
+        num_samples: int | None = None,
+        key: KeyLike = 0,
     ) -> pd.DataFrame:
         """Forecast as a DataFrame of the posterior predictive on the future timestamps.
 
@@ -225,7 +242,9 @@ class Fit:
         return summarize_draws(draws, index, levels)
 
     # -------------------------------------------------------- in-sample
-    def fitted(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+    def fitted(
+        self, *, prob: Prob = (0.8, 0.95), num_samples: int | None = None, key: KeyLike = 0
+    ) -> pd.DataFrame:
         """In-sample one-step-ahead predictive means ``E[y_t | y_<t, theta]`` with credible bands.
 
         The bands show posterior (parameter) uncertainty of the fitted mean, not observation
@@ -241,7 +260,9 @@ class Fit:
             raise ValueError(f"model {self.model.kind!r} does not emit the 'y_fitted' site")
         return summarize_draws(out["y_fitted"], self.data.index, levels)
 
-    def components(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+    def components(
+        self, *, prob: Prob = (0.8, 0.95), num_samples: int | None = None, key: KeyLike = 0
+    ) -> pd.DataFrame:
         """Smoothed components (level, trend, seasonal, regression, ar, ...) with credible bands.
 
         Each posterior draw contributes one draw of the smoothed components, so the bands carry
@@ -276,7 +297,7 @@ class Fit:
         return table
 
     # ------------------------------------------------------------ update
-    def update(self, y_new, *, covariates=None) -> Fit:
+    def update(self, y_new: SeriesLike, *, covariates: CovariatesLike | None = None) -> Fit:
         """Condition on newly arrived observations without refitting the parameters.
 
         The posterior draws of the parameters stay as they are; the state is filtered forward
@@ -363,7 +384,7 @@ class Fit:
         return dataclasses.replace(self, data=data, info=info)
 
     # ----------------------------------------------------------- exports
-    def to_arviz(self, *, key=0):
+    def to_arviz(self, *, key: KeyLike = 0) -> xarray.DataTree:
         """The fit as an ArviZ 1.x ``xarray.DataTree``.
 
         Groups: ``posterior`` (latent sites), ``sample_stats`` (NUTS), ``log_likelihood``
@@ -376,7 +397,7 @@ class Fit:
 
         return to_datatree(self, key=key)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the fit to ``path`` (netCDF + JSON spec, no pickle; atomic). See ``bs.load``."""
         from bayes_ssm.io import save
 

@@ -27,9 +27,11 @@ from bayes_ssm._svi import (
     jnp_data,
     run_svi,
 )
+from bayes_ssm._typing import CovariatesLike, KeyLike, SeriesLike
 from bayes_ssm.data import as_series_data
 from bayes_ssm.fit import Fit
 from bayes_ssm.models._state_paths import init_to_median_path
+from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["fit_nuts", "fit_svi", "GUIDES"]
 
@@ -56,15 +58,15 @@ def _prepare(model, y, covariates, freq):
 
 
 def fit_svi(
-    model,
-    y,
+    model: TimeSeriesModel,
+    y: SeriesLike,
     *,
-    key,
-    covariates=None,
-    freq=None,
+    key: KeyLike,
+    covariates: CovariatesLike | None = None,
+    freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
     tol: float = 1e-4,
     check_every: int = 250,
@@ -247,12 +249,12 @@ def _cov_frame(data):
 
 
 def fit_nuts(
-    model,
-    y,
+    model: TimeSeriesModel,
+    y: SeriesLike,
     *,
-    key,
-    covariates=None,
-    freq=None,
+    key: KeyLike,
+    covariates: CovariatesLike | None = None,
+    freq: str | None = None,
     num_chains: int = 4,
     num_warmup: int = 1000,
     num_samples: int = 1000,

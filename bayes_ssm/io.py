@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayes_ssm._typing import PathLike
 from bayes_ssm.data import SeriesData
 from bayes_ssm.fit import Fit
 from bayes_ssm.models.base import model_from_spec
@@ -163,7 +164,7 @@ def _read_tree(path: Path) -> dict[str, xr.Dataset]:
         ) from err
 
 
-def load(path) -> Fit:
+def load(path: PathLike) -> Fit:
     """Read a fit written by :meth:`Fit.save`.
 
     Parameters

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -39,8 +40,17 @@ import pandas as pd
 
 from bayes_ssm import _engine
 from bayes_ssm._svi import finish_svi_many, run_svi_many
+from bayes_ssm._typing import KeyLike, LongData, Prob
 from bayes_ssm.fit import Fit
 from bayes_ssm.infer import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    import optax
+
+    from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
 
@@ -160,7 +170,13 @@ class FitCollection(Mapping):
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
 
     def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
+        self,
+        horizon: int,
+        *,
+        prob: Prob = (0.8, 0.95),
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+        time_col: str = "ds",
     ) -> pd.DataFrame:
         """Forecasts of every series as one long frame.
 
@@ -228,23 +244,23 @@ def _as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:
 
 
 def fit_svi_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
     tol: float = 1e-4,
     check_every: int = 250,
     num_samples: int = 1000,
     batch: str = "auto",
-    devices="auto",
+    devices: str | Sequence[jax.Device] = "auto",
     progress: bool = True,
 ) -> FitCollection:
     """Fit one model to many series by SVI, each group of equal-length series in one program.
@@ -402,16 +418,16 @@ def fit_svi_many(
 
 
 def fit_nuts_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     progress: bool = False,
-    **nuts_kwargs,
+    **nuts_kwargs: Any,
 ) -> FitCollection:
     """Fit one model to many series by NUTS, one :func:`bayes_ssm.fit_nuts` per series.
 

@@ -6,13 +6,28 @@ volatility; :func:`volatility_forecast` gives the volatility fan over the foreca
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from bayes_ssm._typing import KeyLike, Prob
 from bayes_ssm.data import future_index
 from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bayes_ssm.fit import Fit
 
 __all__ = ["volatility_forecast"]
 
 
-def volatility_forecast(fit, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0):
+def volatility_forecast(
+    fit: Fit,
+    horizon: int,
+    *,
+    prob: Prob = (0.8, 0.95),
+    num_samples: int | None = None,
+    key: KeyLike = 0,
+) -> pd.DataFrame:
     """Posterior predictive of the volatility ``exp(h_t / 2)`` over the next ``horizon`` steps.
 
     Parameters

@@ -13,7 +13,7 @@ as statsmodels' ``UnobservedComponents``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -23,6 +23,9 @@ from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.priors import compute_scales
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
+
+if TYPE_CHECKING:
+    import jax
 
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
@@ -203,7 +206,7 @@ class StructuralTS(TimeSeriesModel):
             sites.append("concentration")
         return tuple(sites)
 
-    def uses_regression(self, covariates) -> bool:
+    def uses_regression(self, covariates: np.ndarray | None) -> bool:
         return bool(self.regression) if self.regression is not None else covariates is not None
 
     # -- data -----------------------------------------------------------------------------
@@ -260,12 +263,12 @@ class StructuralTS(TimeSeriesModel):
     # -- the NumPyro program -------------------------------------------------------------
     def model(
         self,
-        y,
+        y: jax.Array,
         *,
         scales: dict[str, float],
-        covariates=None,
+        covariates: jax.Array | None = None,
         horizon: int = 0,
-        future_covariates=None,
+        future_covariates: jax.Array | None = None,
         components: bool = False,
     ) -> None:
         """The NumPyro program (see the class Notes for its sites).
@@ -298,10 +301,10 @@ class StructuralTS(TimeSeriesModel):
         self,
         num_steps: int,
         *,
-        key,
+        key: int | jax.Array,
         scales: dict[str, float],
         num_samples: int = 200,
-        covariates=None,
+        covariates: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Draws from the prior predictive: parameters and ``y_prior`` (sample, time).
 

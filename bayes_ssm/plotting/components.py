@@ -5,11 +5,18 @@ Matplotlib only; each function takes pandas objects and returns its Axes. Plots 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from bayes_ssm.plotting._common import BLUE, fill_bands, new_axes
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_components", "plot_attention_map"]
 
@@ -33,7 +40,13 @@ def _component_frames(components) -> dict[str, pd.DataFrame]:
     )
 
 
-def plot_components(components, *, y=None, axes=None, title=None):
+def plot_components(
+    components: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    y: pd.Series | None = None,
+    axes: Sequence[Axes] | None = None,
+    title: str | None = None,
+) -> np.ndarray:
     """Smoothed component decomposition with credible bands, one panel per component.
 
     Parameters
@@ -95,7 +108,9 @@ def plot_components(components, *, y=None, axes=None, title=None):
     return axes
 
 
-def plot_attention_map(attention: pd.DataFrame, *, ax=None, title=None):
+def plot_attention_map(
+    attention: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None
+) -> Axes:
     """Implied attention over past lags with credible bands: which past steps drive the forecast.
 
     Parameters

@@ -9,6 +9,7 @@ ArviZ MCMC plots (``mcmc.py``) are re-exported here, so this module is the one e
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.colors
@@ -20,6 +21,11 @@ from scipy import stats
 from bayes_ssm.plotting._common import BLUE, model_colors, new_axes, plural
 from bayes_ssm.plotting.components import plot_attention_map, plot_components
 from bayes_ssm.plotting.mcmc import plot_ppc, plot_rank, plot_trace
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from matplotlib.axes import Axes
 
 __all__ = [
     "plot_pit",
@@ -85,7 +91,12 @@ def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
     return ax
 
 
-def plot_calibration(tables, *, ax=None, title: str | None = None):
+def plot_calibration(
+    tables: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Calibration curve: empirical vs nominal coverage of central intervals.
 
     Parameters
@@ -148,7 +159,9 @@ def _metric_label(metric: str) -> tuple[str, float | None]:
     return names.get(metric, metric), None
 
 
-def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None, title=None):
+def plot_backtest_scores(
+    scores: pd.DataFrame, metric: str = "crps", *, ax: Axes | None = None, title: str | None = None
+) -> Axes:
     """Mean score by forecast horizon across backtest folds, one line per model.
 
     Parameters
@@ -234,8 +247,13 @@ def _band_view(band: pd.DataFrame, y) -> tuple[float, float]:
 
 
 def plot_anomalies(
-    anomalies: pd.DataFrame, *, band: pd.DataFrame | None = None, y=None, ax=None, title=None
-):
+    anomalies: pd.DataFrame,
+    *,
+    band: pd.DataFrame | None = None,
+    y: pd.Series | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Flagged observations on the fan chart (or on their one-step predictive band).
 
     Parameters

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_forecast"]
 
@@ -34,14 +38,14 @@ def _as_series(values, what: str) -> pd.Series:
 
 def plot_forecast(
     fc: pd.DataFrame,
-    history=None,
-    actual=None,
-    ax=None,
+    history: pd.Series | None = None,
+    actual: pd.Series | None = None,
+    ax: Axes | None = None,
     *,
     color: str = "C0",
     title: str | None = None,
     ylabel: str | None = None,
-):
+) -> Axes:
     """Fan chart of a forecast.
 
     Parameters
