@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 
 import bayes_ssm as bs
-from bayes_ssm.data import as_series_data
-from bayes_ssm.diagnostics import FitWarning, check
-from bayes_ssm.fit import Fit
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference.diagnostics import FitWarning, check
+from bayes_ssm.inference.fit import Fit
 
 CHAINS, DRAWS = 4, 300
 

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 import bayes_ssm as bs  # noqa: E402
-from bayes_ssm.backtest_scores import backtest_calibration  # noqa: E402
+from bayes_ssm.evaluation.backtest_scores import backtest_calibration  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

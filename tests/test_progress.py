@@ -66,7 +66,7 @@ def test_backtest_bar_in_a_terminal_but_not_in_a_pipe():
 
 
 def test_environment_variable_silences_bars(monkeypatch):
-    from bayes_ssm import _progress
+    from bayes_ssm.inference import progress as _progress
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     monkeypatch.delenv("BAYES_SSM_PROGRESS", raising=False)

@@ -16,12 +16,12 @@ import arviz_stats
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import _advice
+from bayes_ssm.inference import advice as _advice
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from bayes_ssm.fit import Fit
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = ["summary", "check", "compare", "to_datatree", "FitWarning"]
 
@@ -45,7 +45,7 @@ def to_datatree(fit, *, key=0):
         ``constant_data`` (covariates). Sample dimensions ``(chain, draw)``; the data
         dimension ``time`` holds the observed (non-NaN) timestamps.
     """
-    from bayes_ssm import _engine
+    from bayes_ssm.inference import engine as _engine
 
     chains, draws = fit.num_chains, fit.num_draws
     observed = ~np.isnan(fit.data.y)

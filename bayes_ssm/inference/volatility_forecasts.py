@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bayes_ssm._typing import KeyLike, Prob
-from bayes_ssm.data import future_index
-from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
+from bayes_ssm.data.types import KeyLike, Prob
+from bayes_ssm.data.validation import future_index
+from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from bayes_ssm.fit import Fit
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = ["volatility_forecast"]
 

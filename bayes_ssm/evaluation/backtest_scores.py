@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import metrics
+from bayes_ssm.evaluation import metrics
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -1,7 +1,8 @@
 """Inference drivers: NUTS (``fit_nuts``) and stochastic variational inference (``fit_svi``).
 
 Both take a model (``bayes_ssm.models.base.TimeSeriesModel``) and pandas data, validate the
-data at the boundary (``bayes_ssm.data``), fix the prior scales from the training data once
+data at the boundary (``bayes_ssm.data.validation``), fix the prior scales from the training data
+once
 (``model.data_scales``) and return an immutable :class:`bayes_ssm.Fit`.
 """
 
@@ -17,19 +18,19 @@ import optax
 from numpyro.infer import MCMC, NUTS, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 
-from bayes_ssm import _engine
-from bayes_ssm._advice import SVI_ON_VOLATILITY
-from bayes_ssm._progress import show_progress
-from bayes_ssm._svi import (
+from bayes_ssm.data.types import CovariatesLike, KeyLike, SeriesLike
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.advice import SVI_ON_VOLATILITY
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.progress import show_progress
+from bayes_ssm.inference.svi import (
     GUIDES,
     default_optimizer,
     finish_svi,
     jnp_data,
     run_svi,
 )
-from bayes_ssm._typing import CovariatesLike, KeyLike, SeriesLike
-from bayes_ssm.data import as_series_data
-from bayes_ssm.fit import Fit
 from bayes_ssm.models._state_paths import init_to_median_path
 from bayes_ssm.models.base import TimeSeriesModel
 
@@ -107,7 +108,7 @@ def fit_svi(
     Fit
     """
     if getattr(model, "kind", None) == "stochastic_volatility":
-        from bayes_ssm.diagnostics import FitWarning  # arviz: imported only when needed
+        from bayes_ssm.inference.diagnostics import FitWarning  # arviz: imported only when needed
 
         warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
     steps, check_every, num_samples, optimizer = svi_settings(
