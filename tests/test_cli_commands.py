@@ -135,6 +135,8 @@ def test_anomalies_of_a_saved_fit_find_the_planted_point(saved_fit, tmp_path, ca
         (["forecast", "--csv", "{three}", "--horizon", "3"], "--date-col and --value-col"),
         (["forecast", "--csv", "{text}", "--horizon", "3"], "is not numeric: 'n/a?'"),
         (["forecast", "--csv", "{two}", "--horizon", "0"], "horizon"),
+        (["forecast-many", "--csv", "nope.csv", "--horizon", "3"], "nope.csv does not exist"),
+        (["anomalies", "--csv", "{three}"], "--date-col and --value-col"),
         (["diagnose", "nope.nc"], "no fit file nope.nc"),
         (["diagnose", "{three}"], "three.csv"),
         (["anomalies", "--fit", "{fit}", "--level", "1.5"], "--level must be in (0, 1)"),
