@@ -2,7 +2,8 @@
 # The GPU test suite and the kernel benchmark tables, in one run on the lent GPU.
 #
 # From the worktree root, here (copies the tree and the Triton reference next to the lead's checkout):
-#     rsync -a --delete --exclude .git ./ /work/main/.device/kernels/
+#     rm -rf /work/main/.device/kernels; mkdir -p /work/main/.device/kernels
+#     git ls-files -co --exclude-standard | tar cf - -T - | tar xf - -C /work/main/.device/kernels
 #     bash benchmarks/fetch_mamba_triton.sh /work/main/.device/kernels/_vendor
 # then through the device tool: run(command="cd .device/kernels && bash benchmarks/gpu_suite.sh",
 # carry=[".device/kernels"], timeout_s=600). Everything is also written to $OUT/log.

@@ -161,3 +161,22 @@ def test_gpu_fallback_gives_equal_results(monkeypatch):
     assert not selective._use_fused("auto", jnp.float32, False, None)
     y_slow = selective_scan(x, dt, A, B, C, method="auto")
     np.testing.assert_allclose(np.asarray(y_fast), np.asarray(y_slow), rtol=1e-4, atol=1e-4)
+
+
+def test_fast_path_check_runs_eagerly_under_jit():
+    # choose_method can be called while a caller is traced; the check must still run eagerly.
+    fast_path.reset_fast_path_checks()
+    seen = []
+
+    def check():
+        value = jnp.arange(3.0) * 2
+        seen.append(isinstance(value, jax.core.Tracer))
+        return value, np.arange(3.0) * 2
+
+    @jax.jit
+    def traced(x):
+        assert fast_path.fast_path_works("eager-check", check)
+        return x + 1
+
+    assert float(traced(1.0)) == 2.0 and seen == [False]
+    fast_path.reset_fast_path_checks()
