@@ -241,7 +241,7 @@ def ssd_discrete(
         raise ValueError("bidirectional=True takes no h0 and returns no final state")
     x, log_a, B, C, h0 = _check_discrete(x, log_a, B, C, h0, method, chunk_size)
     if chunk_size == "auto":
-        chunk_size = choose_ssd_chunk(x.shape[-3], B.shape[-1], x.dtype)
+        chunk_size = choose_ssd_chunk(x.shape[-3], x.dtype)
     out_shape = x.shape
     groups = B.shape[-2]
     xg, la, h0g = _group(x, log_a, groups, h0)
