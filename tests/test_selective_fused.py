@@ -180,3 +180,13 @@ def test_fast_path_check_runs_eagerly_under_jit():
 
     assert float(traced(1.0)) == 2.0 and seen == [False]
     fast_path.reset_fast_path_checks()
+
+
+def test_fused_rejects_what_it_cannot_do():
+    x, dt, A, B, C, _ = _inputs(8, 1, 8, 4, 4)
+    with pytest.raises(ValueError, match="causal only"):
+        selective_scan(x, dt, A, B, C, method="fused", bidirectional=True)
+    with pytest.raises(ValueError, match="power-of-two state size"):
+        selective_scan_fused(x, dt, A[:, :3], B[..., :3], C[..., :3], interpret=True)
+    with pytest.raises(ValueError, match="power of two"):
+        selective_scan_fused(x, dt, A, B, C, tile=(6, 4, 1), interpret=True)
