@@ -1,6 +1,7 @@
 """Smoothed component decomposition and implied attention maps, with credible bands.
 
-Matplotlib only; each function takes pandas objects and returns its Axes. Plots never see JAX.
+Matplotlib only; each function takes pandas objects and returns its Axes (``plot_components``:
+an array of them, one per panel). Plots never see JAX.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def plot_components(
 
     Returns
     -------
-    ndarray of matplotlib Axes
+    ndarray of matplotlib Axes, shape ``(panels,)``
+        One per component, plus the top panel of ``y`` when given.
 
     Notes
     -----
