@@ -25,7 +25,7 @@ _LAZY = {
     "AttentionAR": "bayes_ssm.models",
     "Event": "bayes_ssm.data.events",
     "Fit": "bayes_ssm.inference.fit",
-    "FitCollection": "bayes_ssm.inference.many",
+    "FitCollection": "bayes_ssm.inference.fit_collection",
     "FitWarning": "bayes_ssm.inference.diagnostics",
     "HybridTS": "bayes_ssm.models",
     "NeuralSSM": "bayes_ssm.models",
