@@ -23,6 +23,7 @@ from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.priors import compute_scales
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
+from bayes_ssm.models.structural_extras import INITIALIZATIONS, REGRESSION_STATES
 
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
@@ -76,6 +77,27 @@ class StructuralTS(TimeSeriesModel):
         All are the same model in other coordinates: forecasts, components and ``log_lik``
         have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
         then starts on a smoothed ``log(y + 0.5)``.
+    cycle : bool
+        Add a stochastic damped cycle (2 states; sites ``sigma_cycle``, ``cycle_frequency``
+        ``lambda`` in radians per step, ``cycle_damping`` ``rho``), statsmodels'
+        ``UnobservedComponents(cycle=True, stochastic_cycle=True, damped_cycle=True)``.
+    regression_states : {None, "constant", "random_walk"}
+        ``None`` (default): regression coefficients are parameters (site ``beta``).
+        ``"constant"``: they are states with a constant law, integrated out by the Kalman filter
+        (statsmodels' ``mle_regression=False``); ``"random_walk"``: time-varying coefficients,
+        random walks with sds ``sigma_beta`` (covariate,). Gaussian and Student-t only.
+    initialization : {"proper", "diffuse"}
+        ``"proper"`` (default): the data-scaled prior on the first state below.
+        ``"diffuse"``: exact diffuse initialisation of every non-stationary state (Durbin and
+        Koopman 2012, ch. 5; :func:`~bayes_ssm.kernels.kalman_diffuse.diffuse_kalman_filter`):
+        the likelihood is the diffuse likelihood of statsmodels' ``use_exact_diffuse=True``
+        and KFAS, and its first ``d`` ``log_lik`` terms (``d`` = number of diffuse states) are
+        ``-1/2 (log 2 pi + log F_inf)``, not predictive densities (use ``"proper"`` for LOO).
+        Components are drawn with the diffuse part approximated by a variance ``1e6 y_scale^2``.
+        Gaussian and Student-t only.
+
+    With ``level=False`` and no other component the model is the irregular one,
+    ``y_t = x_t' beta + eps_t`` (a single inert state keeps the kernels' shapes).
 
     Notes
     -----
@@ -130,6 +152,9 @@ class StructuralTS(TimeSeriesModel):
     priors: Any = field(default=None)
     method: str = "auto"
     state_parameterization: str = "auto"
+    cycle: bool = False
+    regression_states: str | None = None
+    initialization: str = "proper"
 
     def __post_init__(self):
         if self.trend not in TRENDS:
@@ -159,8 +184,36 @@ class StructuralTS(TimeSeriesModel):
         object.__setattr__(
             self, "priors", tuple(sorted(_freeze(k, v) for k, v in dict(priors).items()))
         )
-        if self.state_size == 0:
-            raise ValueError("the model has no state component: set level, seasonal or ar_order")
+        self._check_extras()
+
+    def _check_extras(self):
+        if not isinstance(self.cycle, bool | np.bool_):
+            raise ValueError(f"cycle must be True or False; got {self.cycle!r}")
+        object.__setattr__(self, "cycle", bool(self.cycle))
+        if self.regression_states not in REGRESSION_STATES:
+            raise ValueError(
+                f"regression_states must be one of {REGRESSION_STATES}; got "
+                f"{self.regression_states!r}"
+            )
+        if self.regression_states is not None and self.regression is False:
+            raise ValueError("regression_states needs regression=True or None, not False")
+        if self.initialization not in INITIALIZATIONS:
+            raise ValueError(
+                f"initialization must be one of {INITIALIZATIONS}; got {self.initialization!r}"
+            )
+        if self.likelihood == "negative_binomial":
+            if self.state_size == 0:
+                raise ValueError(
+                    "the negative binomial model needs a state component: set level, seasonal "
+                    "or ar_order"
+                )
+            for name, on in (
+                ("cycle=True", self.cycle),
+                ("regression_states", self.regression_states is not None),
+                ("initialization='diffuse'", self.initialization == "diffuse"),
+            ):
+                if on:
+                    raise ValueError(f"{name} is for the Gaussian and Student-t likelihoods")
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -171,7 +224,7 @@ class StructuralTS(TimeSeriesModel):
     @property
     def state_size(self) -> int:
         """Length of the state vector."""
-        n = int(self.level) + int(self.trend is not None)
+        n = int(self.level) + int(self.trend is not None) + 2 * int(self.cycle)
         return n + sum(s.num_states for s in self.seasonal) + self.ar_order
 
     @property
@@ -181,6 +234,8 @@ class StructuralTS(TimeSeriesModel):
         names += [s.name for s in self.seasonal]
         if self.ar_order:
             names.append("ar")
+        if self.cycle:
+            names.append("cycle")
         return tuple(names)
 
     @property
@@ -195,8 +250,12 @@ class StructuralTS(TimeSeriesModel):
         sites += [f"sigma_{s.name}" for s in self.seasonal]
         if self.ar_order:
             sites += ["ar_pacf", "sigma_ar"]
-        if self.regression:
+        if self.cycle:
+            sites += ["sigma_cycle", "cycle_frequency", "cycle_damping"]
+        if self.regression and self.regression_states is None:
             sites.append("beta")
+        if self.regression_states == "random_walk":
+            sites.append("sigma_beta")
         if self.likelihood == "student_t":
             sites.append("nu")
         if self.likelihood == "negative_binomial":
@@ -246,6 +305,11 @@ class StructuralTS(TimeSeriesModel):
                 )
         if self.regression and covariates is None:
             raise ValueError("regression=True needs covariates of shape (time, covariate)")
+        if self.regression_states is not None and covariates is None:
+            raise ValueError(
+                f"regression_states={self.regression_states!r} needs covariates of shape "
+                "(time, covariate)"
+            )
         if covariates is not None and self.uses_regression(covariates):
             cov = np.asarray(covariates)
             if cov.ndim != 2 or cov.shape[0] != num_steps:
@@ -347,6 +411,9 @@ class StructuralTS(TimeSeriesModel):
             "priors": {k: _prior_json(k, v) for k, v in self.priors},
             "method": self.method,
             "state_parameterization": self.state_parameterization,
+            "cycle": self.cycle,
+            "regression_states": self.regression_states,
+            "initialization": self.initialization,
         }
         return {"kind": self.kind, "params": _jsonable(params)}
 
