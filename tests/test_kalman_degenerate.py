@@ -88,6 +88,7 @@ def test_parallel_equals_sequential_with_zero_noise(x64, num_steps):
         np.testing.assert_allclose(g_par, g_seq, rtol=0, atol=2e-3 * scale, err_msg=case)
 
 
+@pytest.mark.slow
 def test_small_blocks_with_missing_values_and_zero_noise(x64):
     """Blocks of 3 (so many combines) with missing steps at block starts."""
     y = _series(31, seed=1)

@@ -131,6 +131,7 @@ def _num_diffuse(model, num_covariates):
     return model.state_size - model.ar_order + (num_covariates if model.regression_states else 0)
 
 
+@pytest.mark.filterwarnings("ignore:Specified model does not contain a stochastic element")
 @pytest.mark.parametrize("case", sorted(MODELS))
 def test_exact_diffuse_matches_kfas_and_statsmodels(x64, case):
     y, x = _data()
