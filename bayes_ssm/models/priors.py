@@ -28,7 +28,7 @@ site                   default                                     meaning
 ``sigma_ar``           ``HalfNormal(y_scale)``                     AR innovation sd
 ``beta``               ``Normal(0, y_scale / x_scale_j)``          regression coefficients
 ``sigma_cycle``        ``HalfNormal(0.1 * y_scale)``               cycle disturbance sd
-``cycle_frequency``    ``Uniform(2 pi / max(T / 2, 6), 2 pi / 3)``  cycle frequency (period 3..T/2)
+``cycle_frequency``    ``Uniform(2pi / max(T/2, 6), 2pi / 3)``     cycle frequency (period 3..T/2)
 ``cycle_damping``      ``Uniform(0.5, 1.0)``                       cycle damping ``rho``
 ``sigma_beta``         ``HalfNormal(0.1 dy_scale / x_scale_j)``    random-walk coefficient sds
 ``nu``                 ``Gamma(2, 0.1)`` (Juarez and Steel 2010)   Student-t degrees of freedom
