@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_ssm.evaluation._scoring_inputs import check_levels
+from bayes_ssm.inference.forecast import check_levels
 
 __all__ = ["anomalies", "one_step_predictive"]
 

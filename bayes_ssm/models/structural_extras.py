@@ -32,7 +32,7 @@ import numpyro
 from jax.scipy.linalg import block_diag
 
 from bayes_ssm.models.components import Block, System, stack_blocks, structural_system
-from bayes_ssm.models.priors import resolve_prior
+from bayes_ssm.models.structural_priors import resolve_prior
 
 __all__ = [
     "INITIALIZATIONS",
