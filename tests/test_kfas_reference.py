@@ -166,6 +166,7 @@ def test_approximate_diffuse_matches_kfas(x64, case):
     np.testing.assert_allclose(float(ours), true["llf"], rtol=true.get("rtol", 1e-7))
 
 
+@pytest.mark.slow
 def test_parallel_diffuse_equals_sequential(x64):
     """The diffuse steps run sequentially, the rest in parallel: the same ``log_lik``."""
     y, x = _data()

@@ -49,7 +49,9 @@ def test_spec_round_trips_and_old_specs_load_with_defaults():
     )
 
 
-@pytest.mark.parametrize("initialization", ["proper", "diffuse"])
+@pytest.mark.parametrize(
+    "initialization", [pytest.param("proper", marks=pytest.mark.slow), "diffuse"]
+)
 def test_forecast_draws_match_kalman_forecast_moments(x64, initialization):
     """``y_forecast`` with a cycle and random-walk coefficients (future covariates extend the
     observation rows): mean and variance == the kernel's closed-form forecast moments from the
