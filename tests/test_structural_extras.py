@@ -114,3 +114,17 @@ def test_prior_predictive_with_new_components_and_diffuse_refused():
         diffuse.prior_predictive(T, key=0, scales=diffuse.data_scales(y), num_samples=2)
     with pytest.raises(ValueError, match="regression_states='constant' needs covariates"):
         model.validate(y, None)
+
+
+def test_hybrid_refuses_the_new_structural_options():
+    """HybridTS builds its own state space from the original components: no silent drop."""
+    from bayes_ssm.models import HybridTS
+
+    for kwargs in (
+        {"cycle": True},
+        {"regression_states": "constant"},
+        {"initialization": "diffuse"},
+        {"level": False, "trend": None},
+    ):
+        with pytest.raises(ValueError, match="HybridTS"):
+            HybridTS(structural=StructuralTS(**kwargs))
