@@ -18,13 +18,13 @@ import numpyro.distributions as dist
 from jax import lax
 
 from bayes_ssm.models import _kalman_adapter as kalman
+from bayes_ssm.models._state_path_densities import state_path
 from bayes_ssm.models._state_paths import (
     RMS_PARAMETERIZATIONS,
     centred_states,
     path_guess,
     resolve_parameterization,
     sample_states,
-    state_path,
 )
 from bayes_ssm.models._structural_extras_program import prior_signal, run_filtered_extras
 from bayes_ssm.models.components import noise_mask, pacf_to_ar, structural_system
