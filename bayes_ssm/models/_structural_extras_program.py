@@ -24,7 +24,7 @@ from jax import lax
 
 from bayes_ssm.kernels.kalman_diffuse import diffuse_kalman_filter
 from bayes_ssm.models import _kalman_adapter as kalman
-from bayes_ssm.models._state_paths import state_path
+from bayes_ssm.models._state_path_densities import state_path
 from bayes_ssm.models.likelihoods import (
     observation_distribution,
     student_t_precisions,
