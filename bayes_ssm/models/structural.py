@@ -23,7 +23,7 @@ from bayes_ssm.models._state_paths import STATE_PARAMETERIZATIONS
 from bayes_ssm.models.base import TimeSeriesModel, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
-from bayes_ssm.models.structural_extras import INITIALIZATIONS, REGRESSION_STATES
+from bayes_ssm.models.structural_extras import check_options
 from bayes_ssm.models.structural_priors import compute_scales
 
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
@@ -185,36 +185,7 @@ class StructuralTS(TimeSeriesModel):
         object.__setattr__(
             self, "priors", tuple(sorted(freeze_prior(k, v) for k, v in dict(priors).items()))
         )
-        self._check_extras()
-
-    def _check_extras(self):
-        if not isinstance(self.cycle, bool | np.bool_):
-            raise ValueError(f"cycle must be True or False; got {self.cycle!r}")
-        object.__setattr__(self, "cycle", bool(self.cycle))
-        if self.regression_states not in REGRESSION_STATES:
-            raise ValueError(
-                f"regression_states must be one of {REGRESSION_STATES}; got "
-                f"{self.regression_states!r}"
-            )
-        if self.regression_states is not None and self.regression is False:
-            raise ValueError("regression_states needs regression=True or None, not False")
-        if self.initialization not in INITIALIZATIONS:
-            raise ValueError(
-                f"initialization must be one of {INITIALIZATIONS}; got {self.initialization!r}"
-            )
-        if self.likelihood == "negative_binomial":
-            if self.state_size == 0:
-                raise ValueError(
-                    "the negative binomial model needs a state component: set level, seasonal "
-                    "or ar_order"
-                )
-            for name, on in (
-                ("cycle=True", self.cycle),
-                ("regression_states", self.regression_states is not None),
-                ("initialization='diffuse'", self.initialization == "diffuse"),
-            ):
-                if on:
-                    raise ValueError(f"{name} is for the Gaussian and Student-t likelihoods")
+        check_options(self)
 
     # -- structure ------------------------------------------------------------------------
     @property

@@ -36,6 +36,7 @@ from bayes_ssm.models.structural_priors import resolve_prior
 
 __all__ = [
     "INITIALIZATIONS",
+    "check_options",
     "REGRESSION_STATES",
     "cycle_block",
     "regression_block",
@@ -48,6 +49,36 @@ __all__ = [
 
 INITIALIZATIONS = ("proper", "diffuse")
 REGRESSION_STATES = (None, "constant", "random_walk")
+
+
+def check_options(model) -> None:
+    """Check (and normalise) the options of :class:`StructuralTS` that this module serves."""
+    if not isinstance(model.cycle, bool | np.bool_):
+        raise ValueError(f"cycle must be True or False; got {model.cycle!r}")
+    object.__setattr__(model, "cycle", bool(model.cycle))
+    if model.regression_states not in REGRESSION_STATES:
+        raise ValueError(
+            f"regression_states must be one of {REGRESSION_STATES}; got {model.regression_states!r}"
+        )
+    if model.regression_states is not None and model.regression is False:
+        raise ValueError("regression_states needs regression=True or None, not False")
+    if model.initialization not in INITIALIZATIONS:
+        raise ValueError(
+            f"initialization must be one of {INITIALIZATIONS}; got {model.initialization!r}"
+        )
+    if model.likelihood == "negative_binomial":
+        if model.state_size == 0:
+            raise ValueError(
+                "the negative binomial model needs a state component: set level, seasonal "
+                "or ar_order"
+            )
+        for name, on in (
+            ("cycle=True", model.cycle),
+            ("regression_states", model.regression_states is not None),
+            ("initialization='diffuse'", model.initialization == "diffuse"),
+        ):
+            if on:
+                raise ValueError(f"{name} is for the Gaussian and Student-t likelihoods")
 
 
 def cycle_block(frequency, damping, var) -> Block:
