@@ -95,6 +95,15 @@ class HybridTS(TimeSeriesModel):
                 "HybridTS keeps the exact Kalman likelihood, which needs "
                 f"structural.likelihood='gaussian'; got {self.structural.likelihood!r}"
             )
+        sts = self.structural
+        if sts.cycle or sts.regression_states is not None or sts.initialization != "proper":
+            raise ValueError(
+                "HybridTS supports the structural components of components.structural_system "
+                "only: give structural= a StructuralTS without cycle, regression_states or "
+                "initialization='diffuse'"
+            )
+        if sts.state_size == 0:
+            raise ValueError("HybridTS needs a structural state: set level, seasonal or ar_order")
         if self.neural.likelihood != "gaussian" or self.neural.neural_scale:
             raise ValueError(
                 "the hybrid's noise law is the structural model's: give neural= a NeuralSSM "
