@@ -112,14 +112,22 @@ class FitCollection(Mapping):
 
     Attributes
     ----------
+    failures : dict of str to str
+        Series whose fit failed numerically (left out of the mapping), with the error.
     info : mapping
         ``groups`` (series ids of one length, fitted through one compiled program), ``batch``
         (``"vmap"`` or ``"loop"``) and ``elapsed_s``.
     """
 
-    def __init__(self, fits: Mapping[str, Fit], info: Mapping | None = None):
+    def __init__(
+        self,
+        fits: Mapping[str, Fit],
+        info: Mapping | None = None,
+        failures: Mapping[str, str] | None = None,
+    ):
         self._fits = dict(fits)
         self.info = dict(info or {})
+        self.failures = dict(failures or {})
 
     def __getitem__(self, ident: str) -> Fit:
         return self._fits[ident]
@@ -132,11 +140,14 @@ class FitCollection(Mapping):
 
     def __repr__(self) -> str:
         more = "..." if len(self) > 5 else ""
-        return f"FitCollection({len(self)} series: {list(self)[:5]}{more})"
+        failed = f", {len(self.failures)} failed" if self.failures else ""
+        return f"FitCollection({len(self)} series: {list(self)[:5]}{more}{failed})"
 
     def summary(self) -> pd.DataFrame:
         """One row per series: length, method, SVI steps, convergence and final loss (SVI) or
-        divergences (NUTS), and the number of problems :func:`bayes_ssm.check` reports.
+        divergences, the largest split r-hat and the smallest effective sample size over the
+        parameters (NUTS), and the number of problems :func:`bayes_ssm.check` reports. Series
+        whose fit failed come last, with the error in column ``error``.
 
         Returns
         -------
@@ -155,9 +166,16 @@ class FitCollection(Mapping):
                 )
             else:
                 row["divergences"] = int(np.sum(fit.sample_stats.get("diverging", 0)))
+                row.update(_mcmc_diagnostics(fit.draws))
             row["problems"] = len(check(fit, warn=False))
             rows[ident] = row
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
+        method = self.info.get("method", "svi")
+        for ident, error in self.failures.items():
+            rows[ident] = {"method": method, "error": error}
+        frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
+        if not self.failures:
+            return frame
+        return frame
 
     def forecast(
         self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
@@ -186,6 +204,22 @@ class FitCollection(Mapping):
             fc.insert(0, "unique_id", ident)
             frames.append(fc)
         return pd.concat(frames, ignore_index=True)
+
+
+def _mcmc_diagnostics(draws) -> dict:
+    """Largest split r-hat and smallest bulk ESS over every scalar of the draws
+    (``(chain, draw, ...)`` each), by ``numpyro.diagnostics``."""
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+    r_hat, ess = [], []
+    for value in draws.values():
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape[1] < 4:
+            continue
+        r_hat.append(np.max(split_gelman_rubin(value)))
+        ess.append(np.min(effective_sample_size(value)))
+    nan = float("nan")
+    return {"r_hat_max": float(max(r_hat, default=nan)), "ess_min": float(min(ess, default=nan))}
 
 
 def _series_sharding(devices):
@@ -245,6 +279,10 @@ def fit_svi_many(
     num_samples: int = 1000,
     batch: str = "auto",
     devices="auto",
+    pad: bool = False,
+    pooling: str = "none",
+    backend: str = "local",
+    scheduler=None,
     progress: bool = True,
 ) -> FitCollection:
     """Fit one model to many series by SVI, each group of equal-length series in one program.
@@ -274,25 +312,151 @@ def fit_svi_many(
         fits its share; a group is padded with inert copies of its last series to a multiple
         of the device count). ``"auto"``: every local device of the default backend; None: the
         default device only. Ignored by ``batch="loop"``.
+    pad : bool
+        With ``batch="vmap"``: series of unequal lengths (and start dates) run in ONE program,
+        each padded at its end with missing values to the longest length. The Kalman
+        likelihood skips missing steps, so a padded series' fit is its unpadded fit (up to
+        float rounding; ``tests/test_many.py``). Only for models whose latent sites do not
+        grow with the length (the Gaussian and Student-t structural models).
+    pooling : {"none", "partial"}
+        ``"none"``: independent fits. ``"partial"``: one hierarchical model over all series
+        (:func:`bayes_ssm.pooling.fit_svi_pooled`): the log noise scales share a population
+        mean and spread learned from every series.
+    backend : {"local", "dask"}
+        ``"dask"``: groups of series are fitted on the workers of a ``dask.distributed``
+        cluster (:mod:`bayes_ssm.dask_backend`); the fits equal the local ones.
+    scheduler : str or distributed.Client, optional
+        With ``backend="dask"``: a scheduler address (``"tcp://host:8786"``) or a client;
+        None starts a ``LocalCluster`` for the call.
 
     Returns
     -------
     FitCollection
+        A series whose fit fails numerically (a non-finite loss) is left out of the mapping
+        and reported in :attr:`FitCollection.failures` and :meth:`FitCollection.summary`; the
+        other series keep their fits (a ``RuntimeWarning`` names the failed ones).
 
     Raises
     ------
     ValueError
         Bad long-format data, or a series that fails validation (the message names it).
     """
+    settings = dict(
+        freq=freq,
+        guide=guide,
+        steps=steps,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        tol=tol,
+        check_every=check_every,
+        num_samples=num_samples,
+    )
+    svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate)
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
+    _check_choice("pooling", pooling, POOLING_MODES)
+    _check_choice("backend", backend, BACKENDS)
+    if batch == "auto":
+        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
+    series = _as_series_map(data, id_col, time_col, value_col)
+    keys = jax.random.split(_engine.as_key(key), len(series))
+    start = time.perf_counter()
+    if pooling == "partial":
+        if backend != "local":
+            raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
+        from bayes_ssm.pooling import fit_svi_pooled
+
+        fits, failures, info = fit_svi_pooled(
+            model, series, _engine.as_key(key), progress=progress, **settings
+        )
+    elif backend == "dask":
+        from bayes_ssm.dask_backend import map_series
+
+        fits, failures, info = map_series(
+            svi_series,
+            model,
+            series,
+            keys,
+            scheduler=scheduler,
+            batch=batch,
+            devices=devices,
+            pad=pad,
+            **settings,
+        )
+    else:
+        fits, failures, info = svi_series(
+            model, series, keys, batch=batch, devices=devices, pad=pad, progress=progress,
+            **settings,
+        )  # fmt: skip
+    info.update(pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start)
+    return _collection(series, fits, failures, info)
+
+
+POOLING_MODES = ("none", "partial")
+BACKENDS = ("local", "dask")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+
+
+def _collection(series, fits, failures, info) -> FitCollection:
+    """Fits in the order of ``series``; a warning names the series whose fit failed."""
+    if failures:
+        import warnings
+
+        names = ", ".join(repr(k) for k in list(failures)[:5])
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+        warnings.warn(
+            f"{len(failures)} of {len(series)} series failed to fit ({names}{more}); the others "
+            "are kept. See FitCollection.failures / summary().",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    ordered = {ident: fits[ident] for ident in series if ident in fits}
+    failed = {ident: failures[ident] for ident in series if ident in failures}
+    return FitCollection(ordered, info, failures=failed)
+
+
+# Numerical failures of one series' fit; bad input still raises ValueError.
+FIT_ERRORS = (FloatingPointError, np.linalg.LinAlgError)
+
+
+def _failure(err) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def svi_series(
+    model,
+    series,
+    keys,
+    *,
+    freq,
+    guide,
+    steps,
+    optimizer,
+    learning_rate,
+    tol,
+    check_every,
+    num_samples,
+    batch="loop",
+    devices=None,
+    pad=False,
+    progress=False,
+):
+    """Independent SVI fits of ``series`` (mapping id -> Series), series ``i`` with ``keys[i]``.
+
+    Returns
+    -------
+    (fits, failures, info)
+        ``fits``: id -> Fit; ``failures``: id -> error text for the series whose fit failed
+        numerically; ``info``: ``groups``, ``batch``, ``devices``.
+    """
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
-    if batch not in BATCH_MODES:
-        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
-    if batch == "auto":
-        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     sharding, num_devices = _series_sharding(devices) if batch == "vmap" else (None, 1)
-    series = _as_series_map(data, id_col, time_col, value_col)
     prepared = {}
     for ident, y in series.items():
         try:
@@ -300,14 +464,14 @@ def fit_svi_many(
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
     ids = list(prepared)
-    keys = jax.random.split(_engine.as_key(key), len(ids))
+    keys = jnp.asarray(keys)
     fit_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
     groups: dict[int, list[int]] = {}
+    pad = bool(pad) and batch == "vmap" and _paddable(model, prepared)
     for i, ident in enumerate(ids):
-        groups.setdefault(prepared[ident][0].num_steps, []).append(i)
+        groups.setdefault(0 if pad else prepared[ident][0].num_steps, []).append(i)
 
-    start = time.perf_counter()
-    fits, vectorised = {}, batch == "vmap"
+    fits, failures, vectorised = {}, {}, batch == "vmap"
     settings = dict(guide=guide, steps=steps, optimizer=optimizer, tol=tol)
     for members in groups.values():
         datas = [prepared[ids[i]][0] for i in members]
@@ -317,7 +481,8 @@ def fit_svi_many(
             raise ValueError(f"model {model.kind!r} has no latent sites to fit")
         # padding rows (copies of the last series, never updated) fill the last device
         rows = members + [members[-1]] * (-len(members) % num_devices)
-        y = np.stack([prepared[ids[i]][0].y for i in rows])
+        length = max(prepared[ids[i]][0].num_steps for i in rows)
+        y = np.stack([_pad_end(prepared[ids[i]][0].y, length) for i in rows])
         batch_scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales[0]}
         group_start = time.perf_counter()
         index = jnp.asarray(rows)
@@ -342,17 +507,20 @@ def fit_svi_many(
             # By choice, or because the program needs concrete scales: one fit per series.
             vectorised = False
             for i in members:
-                fits[ids[i]] = fit_svi(
-                    model,
-                    series[ids[i]],
-                    key=keys[i],
-                    freq=freq,
-                    check_every=check_every,
-                    num_samples=num_samples,
-                    learning_rate=learning_rate,
-                    progress=progress,
-                    **settings,
-                )
+                try:
+                    fits[ids[i]] = fit_svi(
+                        model,
+                        series[ids[i]],
+                        key=keys[i],
+                        freq=freq,
+                        check_every=check_every,
+                        num_samples=num_samples,
+                        learning_rate=learning_rate,
+                        progress=progress,
+                        **settings,
+                    )
+                except FIT_ERRORS as err:
+                    failures[ids[i]] = _failure(err)
             continue
         params, draws = finish_svi_many(
             model,
@@ -367,6 +535,9 @@ def fit_svi_many(
         )
         elapsed = time.perf_counter() - group_start
         for j, (i, rule) in enumerate(zip(members, rules, strict=True)):
+            if rule.error is not None:
+                failures[ids[i]] = rule.error
+                continue
             losses = np.concatenate(rule.losses)
             fits[ids[i]] = svi_fit(
                 model,
@@ -396,9 +567,25 @@ def fit_svi_many(
         "groups": [[ids[i] for i in members] for members in groups.values()],
         "batch": batch if vectorised else "loop",
         "devices": num_devices if vectorised else 1,
-        "elapsed_s": time.perf_counter() - start,
+        "padded": pad,
     }
-    return FitCollection({ident: fits[ident] for ident in ids}, info)
+    return fits, failures, info
+
+
+def _pad_end(y, length):
+    """``y`` with NaN (missing) appended up to ``length`` steps."""
+    return np.concatenate([y, np.full(length - y.shape[0], np.nan, y.dtype)])
+
+
+def _paddable(model, prepared) -> bool:
+    """Whether series of other lengths can share one padded program: a Gaussian Kalman
+    likelihood (missing steps add nothing) and latent sites whose shapes do not grow with the
+    length."""
+    if getattr(model, "likelihood", None) != "gaussian":
+        return False
+    by_length = sorted(prepared.values(), key=lambda p: p[0].num_steps)
+    shapes = [_engine.latent_shapes(model, d.y, s) for d, s in (by_length[0], by_length[-1])]
+    return shapes[0] == shapes[1]
 
 
 def fit_nuts_many(
@@ -410,44 +597,97 @@ def fit_nuts_many(
     time_col: str = "ds",
     value_col: str = "y",
     freq=None,
+    batch: str = "auto",
+    pad: bool = False,
+    pooling: str = "none",
+    backend: str = "local",
+    scheduler=None,
     progress: bool = False,
     **nuts_kwargs,
 ) -> FitCollection:
-    """Fit one model to many series by NUTS, one :func:`bayes_ssm.fit_nuts` per series.
-
-    A loop, not one vmapped program: NUTS trees of different series grow to different depths,
-    so a batch would run every step as deep as its deepest series. Series of one length reuse
-    the programs ``fit_nuts`` caches (measured on the CPU with 100 draws of a 40-step series:
-    7.0 s for the first series, 2.4-3.0 s for the next ones).
+    """Fit one model to many series by NUTS: a loop of :func:`bayes_ssm.fit_nuts`, or every
+    chain of every series in one vmapped program.
 
     Parameters
     ----------
     model, data, key, id_col, time_col, value_col, freq
         As :func:`fit_svi_many`; series ``i`` (sorted ids) gets ``jax.random.split(key, n)[i]``.
+    batch : {"auto", "vmap", "loop"}
+        ``"loop"``: one ``fit_nuts`` per series (series of one length reuse its compiled
+        programs). ``"vmap"``: the chains of a group of equal-length series advance together
+        in one program (:mod:`bayes_ssm._nuts_many`), each with its own potential, step size,
+        mass matrix and warm-up, i.e. an independent NUTS run per series (``init="prior"``
+        only; not bit-equal to the loop, whose key use differs, but the same posterior within
+        Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``: ``"loop"`` on a CPU,
+        ``"vmap"`` elsewhere (measured: ``benchmarks/README.md``, "Thousands of series").
+    pad : bool
+        With ``batch="vmap"``, series of unequal lengths share one program, padded at the
+        end with missing values (as in :func:`fit_svi_many`).
+    pooling : {"none", "partial"}
+        ``"partial"``: one NUTS run of the hierarchical model over all series
+        (:func:`bayes_ssm.pooling.fit_nuts_pooled`).
+    backend, scheduler
+        As :func:`fit_svi_many`.
     progress : bool
-        NumPyro's progress bars (off by default: one per series).
+        NumPyro's progress bars in the loop (off by default: one per series).
     **nuts_kwargs
         Passed to :func:`bayes_ssm.fit_nuts` (``num_chains``, ``num_warmup``, ...).
 
     Returns
     -------
     FitCollection
+        ``summary()`` has per-series divergences, largest r-hat and smallest ESS. A series
+        whose fit fails numerically is reported in ``failures``; the others are kept.
     """
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
+    _check_choice("pooling", pooling, POOLING_MODES)
+    _check_choice("backend", backend, BACKENDS)
+    if batch == "auto":
+        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     series = _as_series_map(data, id_col, time_col, value_col)
     keys = jax.random.split(_engine.as_key(key), len(series))
     start = time.perf_counter()
-    fits, groups = {}, {}
+    if pooling == "partial":
+        if backend != "local":
+            raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
+        from bayes_ssm.pooling import fit_nuts_pooled
+
+        fits, failures, info = fit_nuts_pooled(
+            model, series, _engine.as_key(key), freq=freq, **nuts_kwargs
+        )
+    elif backend == "dask":
+        from bayes_ssm.dask_backend import map_series
+
+        fits, failures, info = map_series(
+            nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
+            pad=pad, **nuts_kwargs,
+        )  # fmt: skip
+    else:
+        fits, failures, info = nuts_series(
+            model, series, keys, freq=freq, batch=batch, pad=pad, progress=progress, **nuts_kwargs
+        )
+    info.update(
+        method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start
+    )
+    return _collection(series, fits, failures, info)
+
+
+def nuts_series(model, series, keys, *, freq=None, batch="loop", pad=False, progress=False, **nuts):
+    """Independent NUTS fits of ``series``, series ``i`` with ``keys[i]``; returns
+    ``(fits, failures, info)`` as :func:`svi_series`."""
+    if batch == "vmap" and nuts.get("init", "prior") == "prior":
+        from bayes_ssm.many_nuts import nuts_series_vmap
+
+        return nuts_series_vmap(model, series, keys, freq=freq, pad=pad, **nuts)
+    fits, failures, groups = {}, {}, {}
     for k, (ident, y) in zip(keys, series.items(), strict=True):
         try:
-            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts_kwargs)
+            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts)
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
+        except FIT_ERRORS as err:
+            failures[ident] = _failure(err)
+            continue
         groups.setdefault(fits[ident].data.num_steps, []).append(ident)
-    info = {
-        "groups": list(groups.values()),
-        "batch": "loop",
-        "devices": 1,
-        "method": "nuts",
-        "elapsed_s": time.perf_counter() - start,
-    }
-    return FitCollection(fits, info)
+    return fits, failures, {"groups": list(groups.values()), "batch": "loop", "devices": 1}

@@ -192,6 +192,13 @@ def test_nuts_many_equals_fit_nuts_per_series():
         for name, value in single.draws.items():
             np.testing.assert_array_equal(many[ident].draws[name], value, err_msg=name)
     summary = many.summary()
-    assert list(summary.columns) == ["num_steps", "method", "divergences", "problems"]
+    assert list(summary.columns) == [
+        "num_steps",
+        "method",
+        "divergences",
+        "r_hat_max",
+        "ess_min",
+        "problems",
+    ]
     assert (summary["num_steps"] == 30).all()
     assert many.info["groups"] == [["s0", "s1"]] and many.info["method"] == "nuts"
