@@ -116,7 +116,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     inf.add_argument("--seed", type=int, default=0)
     inf.add_argument("--svi-steps", type=int, default=5000)
-    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto", help="svi only")
+    inf.add_argument(
+        "--batch",
+        choices=["auto", "vmap", "loop"],
+        default="auto",
+        help="vmap: series in one program; loop: one fit per series; auto: loop on a CPU",
+    )
+    inf.add_argument(
+        "--pooling",
+        choices=["none", "partial"],
+        default="none",
+        help="partial: hierarchical noise scales shared by all series (Gaussian structural)",
+    )
+    inf.add_argument(
+        "--backend",
+        choices=["local", "dask"],
+        default="local",
+        help="dask: fit groups of series on a dask.distributed cluster (needs bayes_ssm[dask])",
+    )
+    inf.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: scheduler address (tcp://host:8786); default a LocalCluster",
+    )
     inf.add_argument("--chains", type=int, default=2, help="nuts only")
     inf.add_argument("--warmup", type=int, default=500, help="nuts only")
     inf.add_argument("--samples", type=int, default=500, help="nuts only")
@@ -381,6 +403,11 @@ def _forecast_many(args) -> int:
     period = _season(args, freq)
     model = _build_model(args, period, min(len(y) for y in series.values()))
     print(f"{len(series)} series; model: {model.spec()['params']}")
+    if args.scheduler and args.backend != "dask":
+        raise ValueError("--scheduler needs --backend dask")
+    many_options = dict(
+        batch=args.batch, pooling=args.pooling, backend=args.backend, scheduler=args.scheduler
+    )
     start = time.perf_counter()
     if args.method == "nuts":
         fits = fit_nuts_many(
@@ -391,6 +418,7 @@ def _forecast_many(args) -> int:
             num_chains=args.chains,
             num_warmup=args.warmup,
             num_samples=args.samples,
+            **many_options,
         )
     else:
         fits = fit_svi_many(
@@ -399,9 +427,11 @@ def _forecast_many(args) -> int:
             key=args.seed,
             freq=args.freq,
             steps=args.svi_steps,
-            batch=args.batch,
             progress=not args.quiet,
+            **many_options,
         )
+    if not fits:
+        raise ValueError(f"every series failed to fit: {fits.failures}")
     keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
     frames, flagged = [], []
     for k, (ident, fit) in zip(keys, fits.items(), strict=True):
