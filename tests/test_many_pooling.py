@@ -10,9 +10,9 @@ import pytest
 from numpyro.infer.util import log_density
 
 import bayes_ssm as bs
-from bayes_ssm.many import split_long
+from bayes_ssm.inference.many import split_long
+from bayes_ssm.inference.pooling import MU_PRIOR, TAU_PRIOR, pooled_program
 from bayes_ssm.models.priors import compute_scales, default_prior
-from bayes_ssm.pooling import MU_PRIOR, TAU_PRIOR, pooled_program
 
 LOCAL_LEVEL = bs.StructuralTS(trend=None)
 

@@ -86,8 +86,8 @@ def map_series(fn, model, series, keys, *, scheduler=None, **kwargs):
     Parameters
     ----------
     fn : callable
-        :func:`bayes_ssm.many.svi_series` or :func:`bayes_ssm.many.nuts_series`; returns
-        ``(fits, failures, info)``.
+        :func:`bayes_ssm.inference.many_svi.svi_series` or
+        :func:`bayes_ssm.inference.many_nuts.nuts_series`; returns ``(fits, failures, info)``.
     series : dict of str to pandas.Series
     keys : Array, shape ``(series, 2)``
         Series ``i``'s key (whatever chunk it lands in).

@@ -12,7 +12,8 @@ series and timestamp::
 
 The long format is awkward for a loop of :func:`bayes_ssm.fit_svi` calls, and on an
 accelerator such a loop wastes the device. :func:`fit_svi_many` validates every series at the
-usual boundary (``bayes_ssm.data``), groups the series by length, and fits each group through
+usual boundary (``bayes_ssm.data.validation``), groups the series by length, and fits each group
+through
 one compiled program: with ``batch="vmap"`` (the default off the CPU) one ``jax.vmap``-ed SVI
 program takes one batched step for all the series of the group; with ``batch="loop"`` (the
 default on a CPU, where it is faster) the series run one after another through the
@@ -30,17 +31,16 @@ whose programs need concrete data scales fall back to one ``fit_svi`` per series
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 
 import jax
-import jax.numpy as jnp
-import numpy as np
 import pandas as pd
 
-from bayes_ssm import _engine
-from bayes_ssm._svi import finish_svi_many, run_svi_many
-from bayes_ssm.fit import Fit
-from bayes_ssm.infer import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.collection import FitCollection
+from bayes_ssm.inference.fitting import svi_settings
+from bayes_ssm.inference.many_nuts import nuts_series
+from bayes_ssm.inference.many_svi import svi_series
 
 __all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
 
@@ -105,149 +105,6 @@ def split_long(
         index = pd.Index(rows[time_col].to_numpy(), name=time_col)
         series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
     return series
-
-
-class FitCollection(Mapping):
-    """Fits of many series: a read-only mapping from series id to :class:`bayes_ssm.Fit`.
-
-    Attributes
-    ----------
-    failures : dict of str to str
-        Series whose fit failed numerically (left out of the mapping), with the error.
-    info : mapping
-        ``groups`` (series ids of one length, fitted through one compiled program), ``batch``
-        (``"vmap"`` or ``"loop"``) and ``elapsed_s``.
-    """
-
-    def __init__(
-        self,
-        fits: Mapping[str, Fit],
-        info: Mapping | None = None,
-        failures: Mapping[str, str] | None = None,
-    ):
-        self._fits = dict(fits)
-        self.info = dict(info or {})
-        self.failures = dict(failures or {})
-
-    def __getitem__(self, ident: str) -> Fit:
-        return self._fits[ident]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fits)
-
-    def __len__(self) -> int:
-        return len(self._fits)
-
-    def __repr__(self) -> str:
-        more = "..." if len(self) > 5 else ""
-        failed = f", {len(self.failures)} failed" if self.failures else ""
-        return f"FitCollection({len(self)} series: {list(self)[:5]}{more}{failed})"
-
-    def summary(self) -> pd.DataFrame:
-        """One row per series: length, method, SVI steps, convergence and final loss (SVI) or
-        divergences, the largest split r-hat and the smallest effective sample size over the
-        parameters (NUTS), and the number of problems :func:`bayes_ssm.check` reports. Series
-        whose fit failed come last, with the error in column ``error``.
-
-        Returns
-        -------
-        pandas.DataFrame, indexed by series id
-        """
-        from bayes_ssm.diagnostics import check
-
-        rows = {}
-        for ident, fit in self._fits.items():
-            row = {"num_steps": fit.data.num_steps, "method": fit.method}
-            if fit.method == "svi":
-                row.update(
-                    svi_steps=fit.info.get("steps"),
-                    converged=fit.info.get("converged"),
-                    final_loss=fit.info.get("final_loss"),
-                )
-            else:
-                row["divergences"] = int(np.sum(fit.sample_stats.get("diverging", 0)))
-                row.update(_mcmc_diagnostics(fit.draws))
-            row["problems"] = len(check(fit, warn=False))
-            rows[ident] = row
-        method = self.info.get("method", "svi")
-        for ident, error in self.failures.items():
-            rows[ident] = {"method": method, "error": error}
-        frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
-        if not self.failures:
-            return frame
-        return frame
-
-    def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
-    ) -> pd.DataFrame:
-        """Forecasts of every series as one long frame.
-
-        Parameters
-        ----------
-        horizon, prob, num_samples
-            As :meth:`bayes_ssm.Fit.forecast`.
-        key : int or jax.random key
-            Series ``i`` forecasts with ``jax.random.split(key, n)[i]``.
-        time_col : str
-            Name of the timestamp column.
-
-        Returns
-        -------
-        pandas.DataFrame, shape ``(series * horizon, 2 + 2 + 2 * len(prob))``
-            Columns ``unique_id``, ``time_col``, ``mean``, ``median`` and the interval bounds.
-        """
-        keys = jax.random.split(_engine.as_key(key), len(self))
-        frames = []
-        for k, (ident, fit) in zip(keys, self._fits.items(), strict=True):
-            fc = fit.forecast(horizon, prob=prob, num_samples=num_samples, key=k)
-            fc = fc.rename_axis(time_col).reset_index()
-            fc.insert(0, "unique_id", ident)
-            frames.append(fc)
-        return pd.concat(frames, ignore_index=True)
-
-
-def _mcmc_diagnostics(draws) -> dict:
-    """Largest split r-hat and smallest bulk ESS over every scalar of the draws
-    (``(chain, draw, ...)`` each), by ``numpyro.diagnostics``."""
-    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
-
-    r_hat, ess = [], []
-    for value in draws.values():
-        value = np.asarray(value, dtype=np.float64)
-        if value.shape[1] < 4:
-            continue
-        r_hat.append(np.max(split_gelman_rubin(value)))
-        ess.append(np.min(effective_sample_size(value)))
-    nan = float("nan")
-    return {"r_hat_max": float(max(r_hat, default=nan)), "ess_min": float(min(ess, default=nan))}
-
-
-def _series_sharding(devices):
-    """``(sharding or None, device count)`` for the series axis of the vmapped program."""
-    if devices is None:
-        return None, 1
-    message = f"devices must be 'auto', None or a list of jax devices; got {devices!r}"
-    if isinstance(devices, str):
-        if devices != "auto":
-            raise ValueError(message)
-        devices = jax.local_devices()
-    try:
-        devices = list(devices)
-    except TypeError as err:
-        raise ValueError(message) from err
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError(message)
-    if len(devices) == 1:
-        return None, 1
-    mesh = jax.sharding.Mesh(np.array(devices), ("series",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("series")), len(devices)
-
-
-def _key_list(key) -> list[int]:
-    """A key's raw data as a JSON-friendly list (for ``fit.info``)."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key).ravel().tolist()
 
 
 def _as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:
@@ -320,11 +177,11 @@ def fit_svi_many(
         grow with the length (the Gaussian and Student-t structural models).
     pooling : {"none", "partial"}
         ``"none"``: independent fits. ``"partial"``: one hierarchical model over all series
-        (:func:`bayes_ssm.pooling.fit_svi_pooled`): the log noise scales share a population
-        mean and spread learned from every series.
+        (:func:`bayes_ssm.inference.pooling.fit_svi_pooled`): the log noise scales share a
+        population mean and spread learned from every series.
     backend : {"local", "dask"}
         ``"dask"``: groups of series are fitted on the workers of a ``dask.distributed``
-        cluster (:mod:`bayes_ssm.dask_backend`); the fits equal the local ones.
+        cluster (:mod:`bayes_ssm.inference.dask_backend`); the fits equal the local ones.
     scheduler : str or distributed.Client, optional
         With ``backend="dask"``: a scheduler address (``"tcp://host:8786"``) or a client;
         None starts a ``LocalCluster`` for the call.
@@ -364,13 +221,13 @@ def fit_svi_many(
     if pooling == "partial":
         if backend != "local":
             raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
-        from bayes_ssm.pooling import fit_svi_pooled
+        from bayes_ssm.inference.pooling import fit_svi_pooled
 
         fits, failures, info = fit_svi_pooled(
             model, series, _engine.as_key(key), progress=progress, **settings
         )
     elif backend == "dask":
-        from bayes_ssm.dask_backend import map_series
+        from bayes_ssm.inference.dask_backend import map_series
 
         fits, failures, info = map_series(
             svi_series,
@@ -419,175 +276,6 @@ def _collection(series, fits, failures, info) -> FitCollection:
     return FitCollection(ordered, info, failures=failed)
 
 
-# Numerical failures of one series' fit; bad input still raises ValueError.
-FIT_ERRORS = (FloatingPointError, np.linalg.LinAlgError)
-
-
-def _failure(err) -> str:
-    return f"{type(err).__name__}: {err}"
-
-
-def svi_series(
-    model,
-    series,
-    keys,
-    *,
-    freq,
-    guide,
-    steps,
-    optimizer,
-    learning_rate,
-    tol,
-    check_every,
-    num_samples,
-    batch="loop",
-    devices=None,
-    pad=False,
-    progress=False,
-):
-    """Independent SVI fits of ``series`` (mapping id -> Series), series ``i`` with ``keys[i]``.
-
-    Returns
-    -------
-    (fits, failures, info)
-        ``fits``: id -> Fit; ``failures``: id -> error text for the series whose fit failed
-        numerically; ``info``: ``groups``, ``batch``, ``devices``.
-    """
-    steps, check_every, num_samples, optimizer = svi_settings(
-        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
-    )
-    sharding, num_devices = _series_sharding(devices) if batch == "vmap" else (None, 1)
-    prepared = {}
-    for ident, y in series.items():
-        try:
-            prepared[ident] = _prepare(model, y, None, freq)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
-    ids = list(prepared)
-    keys = jnp.asarray(keys)
-    fit_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-    groups: dict[int, list[int]] = {}
-    pad = bool(pad) and batch == "vmap" and _paddable(model, prepared)
-    for i, ident in enumerate(ids):
-        groups.setdefault(0 if pad else prepared[ident][0].num_steps, []).append(i)
-
-    fits, failures, vectorised = {}, {}, batch == "vmap"
-    settings = dict(guide=guide, steps=steps, optimizer=optimizer, tol=tol)
-    for members in groups.values():
-        datas = [prepared[ids[i]][0] for i in members]
-        scales = [prepared[ids[i]][1] for i in members]
-        latent = _engine.latent_sites(model, datas[0].y, scales[0])
-        if not latent:
-            raise ValueError(f"model {model.kind!r} has no latent sites to fit")
-        # padding rows (copies of the last series, never updated) fill the last device
-        rows = members + [members[-1]] * (-len(members) % num_devices)
-        length = max(prepared[ids[i]][0].num_steps for i in rows)
-        y = np.stack([_pad_end(prepared[ids[i]][0].y, length) for i in rows])
-        batch_scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales[0]}
-        group_start = time.perf_counter()
-        index = jnp.asarray(rows)
-        batched = batch == "vmap" and model.kind not in _engine._STATIC_SCALE_KINDS
-        if batched:
-            try:
-                state, rules = run_svi_many(
-                    model,
-                    y,
-                    batch_scales,
-                    fit_keys[index],
-                    labels=[ids[i] for i in members],
-                    check_every=check_every,
-                    progress=progress,
-                    sharding=sharding,
-                    **settings,
-                )
-            except _engine._TRACE_ERRORS:
-                _engine._STATIC_SCALE_KINDS.add(model.kind)
-                batched = False
-        if not batched:
-            # By choice, or because the program needs concrete scales: one fit per series.
-            vectorised = False
-            for i in members:
-                try:
-                    fits[ids[i]] = fit_svi(
-                        model,
-                        series[ids[i]],
-                        key=keys[i],
-                        freq=freq,
-                        check_every=check_every,
-                        num_samples=num_samples,
-                        learning_rate=learning_rate,
-                        progress=progress,
-                        **settings,
-                    )
-                except FIT_ERRORS as err:
-                    failures[ids[i]] = _failure(err)
-            continue
-        params, draws = finish_svi_many(
-            model,
-            guide,
-            optimizer,
-            state,
-            draw_keys[index],
-            y,
-            batch_scales,
-            num_samples,
-            sharding=sharding,
-        )
-        elapsed = time.perf_counter() - group_start
-        for j, (i, rule) in enumerate(zip(members, rules, strict=True)):
-            if rule.error is not None:
-                failures[ids[i]] = rule.error
-                continue
-            losses = np.concatenate(rule.losses)
-            fits[ids[i]] = svi_fit(
-                model,
-                datas[j],
-                scales[j],
-                {k: np.asarray(v[j]) for k, v in params.items()},
-                {k: np.asarray(draws[k][j]) for k in latent},
-                latent,
-                losses,
-                info={
-                    "seed": None,
-                    "series_key": _key_list(keys[i]),
-                    "guide": guide,
-                    "steps": rule.done,
-                    "max_steps": steps,
-                    "converged": bool(rule.converged),
-                    "rel_elbo_change": float(rule.rel),
-                    "tol": float(tol),
-                    "final_loss": float(losses[-check_every:].mean()),
-                    "learning_rate": float(learning_rate),
-                    "num_samples": num_samples,
-                    "elapsed_s": elapsed,
-                    "batch_size": len(members),
-                },
-            )
-    info = {
-        "groups": [[ids[i] for i in members] for members in groups.values()],
-        "batch": batch if vectorised else "loop",
-        "devices": num_devices if vectorised else 1,
-        "padded": pad,
-    }
-    return fits, failures, info
-
-
-def _pad_end(y, length):
-    """``y`` with NaN (missing) appended up to ``length`` steps."""
-    return np.concatenate([y, np.full(length - y.shape[0], np.nan, y.dtype)])
-
-
-def _paddable(model, prepared) -> bool:
-    """Whether series of other lengths can share one padded program: a Gaussian Kalman
-    likelihood (missing steps add nothing) and latent sites whose shapes do not grow with the
-    length."""
-    if getattr(model, "likelihood", None) != "gaussian":
-        return False
-    by_length = sorted(prepared.values(), key=lambda p: p[0].num_steps)
-    shapes = [_engine.latent_shapes(model, d.y, s) for d, s in (by_length[0], by_length[-1])]
-    return shapes[0] == shapes[1]
-
-
 def fit_nuts_many(
     model,
     data,
@@ -615,17 +303,18 @@ def fit_nuts_many(
     batch : {"auto", "vmap", "loop"}
         ``"loop"``: one ``fit_nuts`` per series (series of one length reuse its compiled
         programs). ``"vmap"``: the chains of a group of equal-length series advance together
-        in one program (:mod:`bayes_ssm._nuts_many`), each with its own potential, step size,
-        mass matrix and warm-up, i.e. an independent NUTS run per series (``init="prior"``
-        only; not bit-equal to the loop, whose key use differs, but the same posterior within
-        Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``: ``"loop"`` on a CPU,
-        ``"vmap"`` elsewhere (measured: ``benchmarks/README.md``, "Thousands of series").
+        in one program (:mod:`bayes_ssm.inference._nuts_many`), each with its own potential,
+        step size, mass matrix and warm-up, i.e. an independent NUTS run per series
+        (``init="prior"`` only; not bit-equal to the loop, whose key use differs, but the same
+        posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
+        ``"loop"`` on a CPU, ``"vmap"`` elsewhere (``benchmarks/README.md``, "Thousands of
+        series").
     pad : bool
         With ``batch="vmap"``, series of unequal lengths share one program, padded at the
         end with missing values (as in :func:`fit_svi_many`).
     pooling : {"none", "partial"}
         ``"partial"``: one NUTS run of the hierarchical model over all series
-        (:func:`bayes_ssm.pooling.fit_nuts_pooled`).
+        (:func:`bayes_ssm.inference.pooling.fit_nuts_pooled`).
     backend, scheduler
         As :func:`fit_svi_many`.
     progress : bool
@@ -651,13 +340,13 @@ def fit_nuts_many(
     if pooling == "partial":
         if backend != "local":
             raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
-        from bayes_ssm.pooling import fit_nuts_pooled
+        from bayes_ssm.inference.pooling import fit_nuts_pooled
 
         fits, failures, info = fit_nuts_pooled(
             model, series, _engine.as_key(key), freq=freq, **nuts_kwargs
         )
     elif backend == "dask":
-        from bayes_ssm.dask_backend import map_series
+        from bayes_ssm.inference.dask_backend import map_series
 
         fits, failures, info = map_series(
             nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
@@ -671,23 +360,3 @@ def fit_nuts_many(
         method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start
     )
     return _collection(series, fits, failures, info)
-
-
-def nuts_series(model, series, keys, *, freq=None, batch="loop", pad=False, progress=False, **nuts):
-    """Independent NUTS fits of ``series``, series ``i`` with ``keys[i]``; returns
-    ``(fits, failures, info)`` as :func:`svi_series`."""
-    if batch == "vmap" and nuts.get("init", "prior") == "prior":
-        from bayes_ssm.many_nuts import nuts_series_vmap
-
-        return nuts_series_vmap(model, series, keys, freq=freq, pad=pad, **nuts)
-    fits, failures, groups = {}, {}, {}
-    for k, (ident, y) in zip(keys, series.items(), strict=True):
-        try:
-            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
-        except FIT_ERRORS as err:
-            failures[ident] = _failure(err)
-            continue
-        groups.setdefault(fits[ident].data.num_steps, []).append(ident)
-    return fits, failures, {"groups": list(groups.values()), "batch": "loop", "devices": 1}

@@ -42,10 +42,11 @@ from numpyro import handlers
 from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median, init_to_sample
 from numpyro.optim import optax_to_numpyro
 
-from bayes_ssm import _engine
-from bayes_ssm._svi import StopRule
-from bayes_ssm.fit import Fit
-from bayes_ssm.infer import _prepare, svi_settings
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference._many_common import pad_end
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.fitting import _prepare, svi_settings
+from bayes_ssm.inference.svi import StopRule
 from bayes_ssm.models.priors import default_prior
 
 __all__ = ["fit_svi_pooled", "fit_nuts_pooled", "pooled_sites", "MU_PRIOR", "TAU_PRIOR"]
@@ -109,8 +110,6 @@ def pooled_program(model, sites, y, scales):
 
 
 def _stack(model, series, freq):
-    from bayes_ssm.many import _pad_end
-
     prepared = {}
     for ident, y in series.items():
         try:
@@ -120,7 +119,7 @@ def _stack(model, series, freq):
     data0, scales0 = next(iter(prepared.values()))
     sites = pooled_sites(model, data0.y, scales0)
     length = max(d.num_steps for d, _ in prepared.values())
-    y = jnp.asarray(np.stack([_pad_end(d.y, length) for d, _ in prepared.values()]))
+    y = jnp.asarray(np.stack([pad_end(d.y, length) for d, _ in prepared.values()]))
     scales = {k: jnp.asarray([s[k] for _, s in prepared.values()]) for k in scales0}
     return prepared, sites, y, scales
 
@@ -163,10 +162,11 @@ def fit_svi_pooled(
 ):
     """SVI of the pooled model (AutoNormal or another autoguide over ``mu``, ``tau``, ``z``).
 
-    Returns ``(fits, failures, info)`` as :func:`bayes_ssm.many.svi_series`; the stopping rule
-    runs on the joint loss, and a non-finite joint loss fails every series (one program).
+    Returns ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`;
+    the stopping rule runs on the joint loss, and a non-finite joint loss fails every series
+    (one program).
     """
-    from bayes_ssm._svi import GUIDES
+    from bayes_ssm.inference.svi import GUIDES
 
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate

@@ -23,7 +23,7 @@ from numpyro.infer import init_to_sample
 from numpyro.infer.hmc import hmc
 from numpyro.infer.util import constrain_fn, find_valid_initial_params, potential_energy
 
-from bayes_ssm import _engine
+from bayes_ssm.inference import engine as _engine
 
 __all__ = ["run_nuts_many"]
 

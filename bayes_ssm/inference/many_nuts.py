@@ -1,10 +1,11 @@
-"""``fit_nuts_many(batch="vmap")``: every chain of every series in one NUTS program.
+"""Independent NUTS fits of many series (private): a loop of ``fit_nuts``, or
+(``batch="vmap"``) every chain of every series in one NUTS program.
 
 Series are grouped by length (or padded to one length with ``pad=True``); each group runs as
-one :func:`bayes_ssm._nuts_many.run_nuts_many` call over ``series x chains`` rows, optionally
-with the row axis split over several devices. Series ``i`` with key ``k``: ``k_init, k_mcmc =
-split(k)`` as in ``fit_nuts``; chain ``c`` starts from ``split(k_mcmc, num_chains)[c]`` (a prior
-draw, then its own warm-up).
+one :func:`bayes_ssm.inference._nuts_many.run_nuts_many` call over ``series x chains`` rows,
+optionally with the row axis split over several devices. Series ``i`` with key ``k``:
+``k_init, k_mcmc = split(k)`` as in ``fit_nuts``; chain ``c`` starts from
+``split(k_mcmc, num_chains)[c]`` (a prior draw, then its own warm-up).
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from bayes_ssm import _engine
-from bayes_ssm._nuts_many import run_nuts_many
-from bayes_ssm.fit import Fit
-from bayes_ssm.infer import _positive_int, _prepare
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference._many_common import (
+    FIT_ERRORS,
+    failure_text,
+    pad_end,
+    paddable,
+    series_sharding,
+)
+from bayes_ssm.inference._nuts_many import run_nuts_many
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.fitting import _positive_int, _prepare, fit_nuts
 
-__all__ = ["nuts_series_vmap"]
+__all__ = ["nuts_series", "nuts_series_vmap"]
 
 
 def _settings(
@@ -63,11 +71,9 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
         ``num_chains``, ``num_warmup``, ``num_samples``, ``target_accept``,
         ``max_tree_depth``, ``dense_mass`` as :func:`bayes_ssm.fit_nuts`.
     """
-    from bayes_ssm.many import _failure, _pad_end, _paddable, _series_sharding
-
     opts = _settings(**nuts)
     chains = opts["num_chains"]
-    sharding, num_devices = _series_sharding(devices)
+    sharding, num_devices = series_sharding(devices)
     prepared = {}
     for ident, y in series.items():
         try:
@@ -75,7 +81,7 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
     ids = list(prepared)
-    pad = bool(pad) and _paddable(model, prepared)
+    pad = bool(pad) and paddable(model, prepared)
     groups: dict[int, list[int]] = {}
     for i, ident in enumerate(ids):
         groups.setdefault(0 if pad else prepared[ident][0].num_steps, []).append(i)
@@ -91,7 +97,7 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
         rows = [i for i in members for _ in range(chains)]
         rows += [rows[-1]] * (-len(rows) % num_devices)  # inert copies fill the last device
         length = max(prepared[ids[i]][0].num_steps for i in members)
-        y = np.stack([_pad_end(prepared[ids[i]][0].y, length) for i in rows])
+        y = np.stack([pad_end(prepared[ids[i]][0].y, length) for i in rows])
         scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales0}
         row_keys = run_keys[jnp.asarray(members)].reshape(-1, *run_keys.shape[2:])
         row_keys = jnp.concatenate([row_keys, row_keys[-1:].repeat(len(rows) - len(row_keys), 0)])
@@ -117,7 +123,7 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
             block = slice(j * chains, (j + 1) * chains)
             draws = {k: v[block] for k, v in values.items()}
             if not all(np.all(np.isfinite(v)) for v in draws.values()):
-                failures[ids[i]] = _failure(FloatingPointError("NUTS draws are not finite"))
+                failures[ids[i]] = failure_text(FloatingPointError("NUTS draws are not finite"))
                 continue
             fits[ids[i]] = _nuts_fit(model, *prepared[ids[i]], draws, stats, block, opts, elapsed)
     info = {
@@ -160,3 +166,21 @@ def _nuts_fit(model, data, scales, draws, stats, block, opts, elapsed) -> Fit:
         sample_stats=sample_stats,
         info=info,
     )
+
+
+def nuts_series(model, series, keys, *, freq=None, batch="loop", pad=False, progress=False, **nuts):
+    """Independent NUTS fits of ``series``, series ``i`` with ``keys[i]``; returns
+    ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`."""
+    if batch == "vmap" and nuts.get("init", "prior") == "prior":
+        return nuts_series_vmap(model, series, keys, freq=freq, pad=pad, **nuts)
+    fits, failures, groups = {}, {}, {}
+    for k, (ident, y) in zip(keys, series.items(), strict=True):
+        try:
+            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+        except FIT_ERRORS as err:
+            failures[ident] = failure_text(err)
+            continue
+        groups.setdefault(fits[ident].data.num_steps, []).append(ident)
+    return fits, failures, {"groups": list(groups.values()), "batch": "loop", "devices": 1}
