@@ -125,7 +125,8 @@ def main(argv=None):
         f"# {jax.default_backend()} ({local[0].device_kind}) x {count} of {len(local)}, "
         f"jax {jax.__version__}, {time.strftime('%Y-%m-%d')}; T = {args.length}; SVI "
         f"{args.steps} steps; NUTS 1 chain, {args.warmup} + {args.draws}, depth <= "
-        f"{args.tree_depth}; Kalman {args.kalman}{'; ONE call per size, compile included' if args.once else ''}",
+        f"{args.tree_depth}; Kalman {args.kalman}"
+        + ("; ONE call per size, compile included" if args.once else ""),
         flush=True,
     )
     print("| method | series | many s | many series/s | compile s | loop series/s | "
