@@ -155,6 +155,7 @@ def main(argv=None):
                     )
 
             fits, first = timed(lambda: many(devices))  # noqa: B023
+            print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
             if not args.once:
                 fits, warm = timed(lambda: many(devices))  # noqa: B023
             else:

@@ -35,7 +35,7 @@ def test_bad_series_reported_by_name_others_kept(batch):
         many = bs.fit_svi_many(MODEL, frame, key=0, batch=batch, **SVI)
     assert list(many) == ["a", "c"]
     assert list(many.failures) == ["bad"]
-    assert "FloatingPointError" in many.failures["bad"] and "nan" in many.failures["bad"]
+    assert many.failures["bad"].startswith("FloatingPointError: SVI loss became")
     summary = many.summary()
     assert list(summary.index) == ["a", "c", "bad"]
     assert summary.loc["bad", "error"] == many.failures["bad"]
