@@ -286,6 +286,7 @@ def fit_nuts_many(
     value_col: str = "y",
     freq=None,
     batch: str = "auto",
+    devices="auto",
     pad: bool = False,
     pooling: str = "none",
     backend: str = "local",
@@ -309,6 +310,9 @@ def fit_nuts_many(
         posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
         ``"loop"`` on a CPU, ``"vmap"`` elsewhere (``benchmarks/README.md``, "Thousands of
         series").
+    devices : "auto", None or sequence of jax.Device
+        With ``batch="vmap"``, the devices over which the ``series x chains`` rows are split
+        (as in :func:`fit_svi_many`).
     pad : bool
         With ``batch="vmap"``, series of unequal lengths share one program, padded at the
         end with missing values (as in :func:`fit_svi_many`).
@@ -350,12 +354,13 @@ def fit_nuts_many(
 
         fits, failures, info = map_series(
             nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
-            pad=pad, **nuts_kwargs,
+            devices=devices, pad=pad, **nuts_kwargs,
         )  # fmt: skip
     else:
         fits, failures, info = nuts_series(
-            model, series, keys, freq=freq, batch=batch, pad=pad, progress=progress, **nuts_kwargs
-        )
+            model, series, keys, freq=freq, batch=batch, devices=devices, pad=pad,
+            progress=progress, **nuts_kwargs,
+        )  # fmt: skip
     info.update(
         method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start
     )

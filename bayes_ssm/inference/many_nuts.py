@@ -168,11 +168,14 @@ def _nuts_fit(model, data, scales, draws, stats, block, opts, elapsed) -> Fit:
     )
 
 
-def nuts_series(model, series, keys, *, freq=None, batch="loop", pad=False, progress=False, **nuts):
+def nuts_series(
+    model, series, keys, *, freq=None, batch="loop", devices=None, pad=False, progress=False,
+    **nuts,
+):  # fmt: skip
     """Independent NUTS fits of ``series``, series ``i`` with ``keys[i]``; returns
     ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`."""
     if batch == "vmap" and nuts.get("init", "prior") == "prior":
-        return nuts_series_vmap(model, series, keys, freq=freq, pad=pad, **nuts)
+        return nuts_series_vmap(model, series, keys, freq=freq, pad=pad, devices=devices, **nuts)
     fits, failures, groups = {}, {}, {}
     for k, (ident, y) in zip(keys, series.items(), strict=True):
         try:
