@@ -204,19 +204,19 @@ def dask_speedup(model, svi, args):
         opts = dict(batch="loop", backend="dask", scheduler=client, **svi)
         bs.fit_svi_many(model, warm, key=0, **opts)  # workers compile
         remote, dask_s = timed(lambda: bs.fit_svi_many(model, frame, key=0, **opts))
-    equal = all(
-        np.array_equal(local[i].guide_params[k], remote[i].guide_params[k])
+    diff = max(
+        float(np.max(np.abs(local[i].guide_params[k] - remote[i].guide_params[k])))
         for i in local
         for k in local[i].guide_params
     )
     print(
         f"\n# Dask LocalCluster, {args.dask_workers} worker processes, {n} series (SVI, loop): "
         f"one process {local_s:.1f} s, cluster {dask_s:.1f} s, speed-up {local_s / dask_s:.2f}x; "
-        f"fits bit-for-bit equal: {equal}",
+        f"largest guide-parameter difference from the local fits: {diff:.1e}",
         flush=True,
     )
     return {"dask_workers": args.dask_workers, "series": n, "one_process_s": local_s,
-            "dask_s": dask_s, "equal": equal}  # fmt: skip
+            "dask_s": dask_s, "max_diff": diff}  # fmt: skip
 
 
 if __name__ == "__main__":

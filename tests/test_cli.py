@@ -198,6 +198,7 @@ def test_forecast_many_by_nuts(long_csv, tmp_path, capsys):
     assert "(nuts, loop)" in text and "divergences" in text
 
 
+@pytest.mark.slow
 def test_forecast_many_pooled(long_csv, tmp_path, capsys):
     """--pooling partial: one hierarchical fit; the printed population and every forecast."""
     path, _ = long_csv
