@@ -3,8 +3,10 @@
 The many-series drivers (:func:`bayes_ssm.fit_svi_many`, :func:`bayes_ssm.fit_nuts_many`) split
 the series into chunks (series of one length together), send each chunk with its series' keys
 to a worker (``Client.submit``), and gather the fits. A series is fitted with the same key
-wherever it runs, so with ``batch="loop"`` (the CPU default) the fits are bit-for-bit the
-local ones; with ``batch="vmap"`` they agree up to float rounding of the batched arithmetic.
+wherever it runs, so with ``batch="loop"`` (the CPU default) the fits are the local ones:
+bit for bit with in-process workers (``tests/test_many_dask.py``); across worker processes
+once bit for bit and once not (``benchmarks/README.md``: float rounding is the likely cause).
+With ``batch="vmap"`` they agree up to float rounding of the batched arithmetic.
 A series whose fit fails numerically is reported (``FitCollection.failures``) and the others
 kept; a chunk whose task is lost (a worker killed) reports its series as failed with the error.
 Bad input (a ``ValueError`` raised on a worker) is raised here, naming the series.
