@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 import bayes_ssm as bs
-from bayes_ssm.inference.many import split_long
+from bayes_ssm.data.long_format import split_long
 
 PERIOD = 52.18
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import bayes_ssm as bs
-from bayes_ssm.inference.many import split_long
+from bayes_ssm.data.long_format import split_long
 
 MODEL = bs.StructuralTS(trend=None)
 SVI = dict(steps=300, check_every=100, num_samples=10, progress=False)

@@ -11,9 +11,9 @@ from numpyro.infer.util import log_density
 from test_many_failures import SVI
 
 import bayes_ssm as bs
-from bayes_ssm.inference.many import split_long
+from bayes_ssm.data.long_format import split_long
 from bayes_ssm.inference.pooling import MU_PRIOR, TAU_PRIOR, pooled_program
-from bayes_ssm.models.priors import compute_scales, default_prior
+from bayes_ssm.models.structural_priors import compute_scales, default_prior
 
 LOCAL_LEVEL = bs.StructuralTS(trend=None)
 

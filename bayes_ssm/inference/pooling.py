@@ -12,7 +12,7 @@ for every noise scale ``k`` of the model (``sigma_obs``, ``sigma_level``, ``sigm
 ``sigma_<seasonal>``) and every series ``i``, non-centred (``z``), with each series' exact
 Kalman likelihood given its ``sigma_i``. ``r_ik`` is the scale of that site's default prior
 for series ``i`` (``y_scale``, ``dy_scale``, ``0.1 dy_scale``, ``0.1 y_scale``;
-:mod:`bayes_ssm.models.priors`), so what the series share is the log ratio of each noise
+:mod:`bayes_ssm.models.structural_priors`), so what the series share is the log ratio of each noise
 scale to the series' own data scale, ``log(sigma_ik / r_ik) ~ N(mu_k, tau_k^2)``, and series
 of any units pool. Small ``tau_k`` (learned) pulls each series' log-variance towards the
 population; large ``tau_k`` leaves the series almost independent. (The seasonal amplitude is
@@ -47,7 +47,7 @@ from bayes_ssm.inference._many_common import pad_end
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.fitting import _prepare, svi_settings
 from bayes_ssm.inference.svi import StopRule
-from bayes_ssm.models.priors import default_prior
+from bayes_ssm.models.structural_priors import default_prior
 
 __all__ = ["fit_svi_pooled", "fit_nuts_pooled", "pooled_sites", "MU_PRIOR", "TAU_PRIOR"]
 

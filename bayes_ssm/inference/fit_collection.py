@@ -1,4 +1,5 @@
-""":class:`FitCollection`: the fits of many series, their summary and their forecasts."""
+"""The fits of many series: :class:`FitCollection`, a read-only mapping from series id to Fit
+(and the series whose fit failed)."""
 
 from __future__ import annotations
 
@@ -79,10 +80,7 @@ class FitCollection(Mapping):
         method = self.info.get("method", "svi")
         for ident, error in self.failures.items():
             rows[ident] = {"method": method, "error": error}
-        frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
-        if not self.failures:
-            return frame
-        return frame
+        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
 
     def forecast(
         self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
