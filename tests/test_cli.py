@@ -198,6 +198,19 @@ def test_forecast_many_by_nuts(long_csv, tmp_path, capsys):
     assert "(nuts, loop)" in text and "divergences" in text
 
 
+@pytest.mark.slow
+def test_forecast_many_pooled(long_csv, tmp_path, capsys):
+    """--pooling partial: one hierarchical fit; the printed population and every forecast."""
+    path, _ = long_csv
+    out = tmp_path / "pooled.csv"
+    argv = ["forecast-many", "--csv", str(path), "--id-col", "region", "--date-col", "week"]
+    argv += ["--value-col", "n", "--horizon", "3", "--svi-steps", "300", "--pooling", "partial"]
+    assert main([*argv, "--quiet", "--out", str(out)]) == 0
+    fc = pd.read_csv(out)
+    assert fc.shape[0] == 9 and np.all(fc["lower_80"] < fc["upper_80"])
+    assert "(svi, pooled)" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
@@ -206,6 +219,8 @@ def test_forecast_many_by_nuts(long_csv, tmp_path, capsys):
         (["--dataset", "covid", "--horizon", "3", "--value-cols", "mars"], "not in"),
         (["--csv", "LONG", "--horizon", "3", "--id-col", "region", "--date-col", "week",
           "--value-col", "n", "--svi-steps", "0"], "--svi-steps"),
+        (["--csv", "LONG", "--horizon", "3", "--id-col", "region", "--date-col", "week",
+          "--value-col", "n", "--scheduler", "tcp://x:1"], "--scheduler needs --backend dask"),
     ],
 )  # fmt: skip
 def test_forecast_many_bad_arguments(argv, message, long_csv, capsys):

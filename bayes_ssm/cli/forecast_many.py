@@ -42,8 +42,24 @@ def add_parser(sub):
         "--batch",
         choices=["auto", "vmap", "loop"],
         default="auto",
-        help="svi only: vmap (equal-length series in one program), loop (one after another) "
-        "or auto (loop on a CPU, vmap elsewhere)",
+        help="vmap: series in one program; loop: one fit per series; auto: loop on a CPU",
+    )
+    inf.add_argument(
+        "--pooling",
+        choices=["none", "partial"],
+        default="none",
+        help="partial: hierarchical noise scales shared by all series (Gaussian structural)",
+    )
+    inf.add_argument(
+        "--backend",
+        choices=["local", "dask"],
+        default="local",
+        help="dask: fit groups of series on a dask.distributed cluster (needs bayes_ssm[dask])",
+    )
+    inf.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: scheduler address (tcp://host:8786); default a LocalCluster",
     )
     inf.add_argument("--chains", type=int, default=2, help="nuts only: chains per series")
     inf.add_argument("--warmup", type=int, default=500, help="nuts only: warm-up draws per chain")
@@ -99,6 +115,11 @@ def _forecast_many(args) -> int:
     period = _common.season(args, freq)
     model = _common.build_model(args, period, min(len(y) for y in series.values()))
     print(f"{len(series)} series; model: {_common.describe_model(model)}")
+    if args.scheduler and args.backend != "dask":
+        raise ValueError("--scheduler needs --backend dask")
+    many_options = dict(
+        batch=args.batch, pooling=args.pooling, backend=args.backend, scheduler=args.scheduler
+    )
     start = time.perf_counter()
     if args.method == "nuts":
         fits = fit_nuts_many(
@@ -109,6 +130,7 @@ def _forecast_many(args) -> int:
             num_chains=args.chains,
             num_warmup=args.warmup,
             num_samples=args.samples,
+            **many_options,
         )
     else:
         fits = fit_svi_many(
@@ -117,9 +139,11 @@ def _forecast_many(args) -> int:
             key=args.seed,
             freq=args.freq,
             steps=args.svi_steps,
-            batch=args.batch,
             progress=not args.quiet,
+            **many_options,
         )
+    if not fits:
+        raise ValueError(f"every series failed to fit: {fits.failures}")
     keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
     frames, flagged = [], []
     for k, (ident, fit) in zip(keys, fits.items(), strict=True):

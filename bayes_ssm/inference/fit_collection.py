@@ -1,4 +1,5 @@
-"""The fits of many series: :class:`FitCollection`, a read-only mapping from series id to Fit."""
+"""The fits of many series: :class:`FitCollection`, a read-only mapping from series id to Fit
+(and the series whose fit failed)."""
 
 from __future__ import annotations
 
@@ -20,14 +21,22 @@ class FitCollection(Mapping):
 
     Attributes
     ----------
+    failures : dict of str to str
+        Series whose fit failed numerically (left out of the mapping), with the error.
     info : mapping
         ``groups`` (series ids of one length, fitted through one compiled program), ``batch``
         (``"vmap"`` or ``"loop"``) and ``elapsed_s``.
     """
 
-    def __init__(self, fits: Mapping[str, Fit], info: Mapping | None = None):
+    def __init__(
+        self,
+        fits: Mapping[str, Fit],
+        info: Mapping | None = None,
+        failures: Mapping[str, str] | None = None,
+    ):
         self._fits = dict(fits)
         self.info = dict(info or {})
+        self.failures = dict(failures or {})
 
     def __getitem__(self, ident: str) -> Fit:
         return self._fits[ident]
@@ -40,11 +49,14 @@ class FitCollection(Mapping):
 
     def __repr__(self) -> str:
         more = "..." if len(self) > 5 else ""
-        return f"FitCollection({len(self)} series: {list(self)[:5]}{more})"
+        failed = f", {len(self.failures)} failed" if self.failures else ""
+        return f"FitCollection({len(self)} series: {list(self)[:5]}{more}{failed})"
 
     def summary(self) -> pd.DataFrame:
         """One row per series: length, method, SVI steps, convergence and final loss (SVI) or
-        divergences (NUTS), and the number of problems :func:`bayes_ssm.check` reports.
+        divergences, the largest split r-hat and the smallest effective sample size over the
+        parameters (NUTS), and the number of problems :func:`bayes_ssm.check` reports. Series
+        whose fit failed come last, with the error in column ``error``.
 
         Returns
         -------
@@ -63,8 +75,12 @@ class FitCollection(Mapping):
                 )
             else:
                 row["divergences"] = int(np.sum(fit.sample_stats.get("diverging", 0)))
+                row.update(_mcmc_diagnostics(fit.draws))
             row["problems"] = len(check(fit, warn=False))
             rows[ident] = row
+        method = self.info.get("method", "svi")
+        for ident, error in self.failures.items():
+            rows[ident] = {"method": method, "error": error}
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
 
     def forecast(
@@ -100,3 +116,19 @@ class FitCollection(Mapping):
             fc.insert(0, "unique_id", ident)
             frames.append(fc)
         return pd.concat(frames, ignore_index=True)
+
+
+def _mcmc_diagnostics(draws) -> dict:
+    """Largest split r-hat and smallest bulk ESS over every scalar of the draws
+    (``(chain, draw, ...)`` each), by ``numpyro.diagnostics``."""
+    from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
+
+    r_hat, ess = [], []
+    for value in draws.values():
+        value = np.asarray(value, dtype=np.float64)
+        if value.shape[1] < 4:
+            continue
+        r_hat.append(np.max(split_gelman_rubin(value)))
+        ess.append(np.min(effective_sample_size(value)))
+    nan = float("nan")
+    return {"r_hat_max": float(max(r_hat, default=nan)), "ess_min": float(min(ess, default=nan))}

@@ -134,6 +134,7 @@ class StopRule:
         self.windows: list[tuple[float, float]] = []
         self.losses: list[np.ndarray] = []
         self.quiet, self.rel, self.converged, self.done = 0, float("nan"), False, 0
+        self.error: str | None = None  # set by run_svi_many when this run failed
 
     def update(self, chunk: np.ndarray) -> bool:
         """Record the losses of the next ``len(chunk)`` steps; True once converged.
@@ -283,7 +284,11 @@ def run_svi_many(
             state, chunk = _svi_steps_many(mkey, guide, optimizer, n, state, y, dyn, put(active))
             chunk = np.asarray(chunk)
             for i in np.flatnonzero(active):
-                if rules[i].update(chunk[i]):
+                try:
+                    if rules[i].update(chunk[i]):
+                        active[i] = False
+                except FloatingPointError as err:  # this series failed; the others go on
+                    rules[i].error = f"{type(err).__name__}: {err}"
                     active[i] = False
             total += n
             bar.update(n)
