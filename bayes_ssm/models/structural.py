@@ -20,6 +20,7 @@ import numpy as np
 from bayes_ssm.models import _structural_program as program
 from bayes_ssm.models._state_paths import STATE_PARAMETERIZATIONS
 from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
+from bayes_ssm.models.continuous import check_continuous
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.priors import compute_scales
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
@@ -27,6 +28,7 @@ from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
 TRENDS = (None, "local_linear", "damped")
+TIMES = ("auto", "discrete", "continuous")
 
 
 @register_model
@@ -76,6 +78,23 @@ class StructuralTS(TimeSeriesModel):
         All are the same model in other coordinates: forecasts, components and ``log_lik``
         have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
         then starts on a smoothed ``log(y + 0.5)``.
+    time : {"auto", "discrete", "continuous"}
+        ``"discrete"``: the series lives on a regular grid (gaps in a DatetimeIndex become
+        NaN at the missing timestamps; timestamps off the grid are refused). ``"continuous"``:
+        the components are continuous-time processes (:mod:`bayes_ssm.models.continuous`)
+        discretised exactly over each gap, so any increasing DatetimeIndex (or float times) can
+        be fitted and forecast at arbitrary future timestamps (``fit.forecast(times=...)``).
+        ``"auto"`` (default): discrete on a regular index, continuous on an irregular one.
+        Continuous time supports a level, local linear or damped trend, trigonometric
+        seasonals, AR(1) (an Ornstein-Uhlenbeck process, ``0 < phi < 1``), regression, and the
+        Gaussian and Student-t laws. The level, the seasonals and the AR(1) equal the discrete
+        model exactly when every gap is one step; the trends are Harvey's continuous-time
+        trends, which do not (see :mod:`bayes_ssm.models.continuous`).
+    obs_times, time_unit, forecast_times : optional
+        Set by the fitting functions in continuous time (not by hand): the observation times
+        in units of ``time_unit`` (a pandas Timedelta string such as ``"7 days"``, or ``None``
+        for float times), and the future times a forecast is drawn at (``None``: one unit
+        apart after the last observation).
 
     Notes
     -----
@@ -130,6 +149,10 @@ class StructuralTS(TimeSeriesModel):
     priors: Any = field(default=None)
     method: str = "auto"
     state_parameterization: str = "auto"
+    time: str = "auto"
+    obs_times: tuple | None = None
+    time_unit: str | None = None
+    forecast_times: tuple | None = None
 
     def __post_init__(self):
         if self.trend not in TRENDS:
@@ -161,6 +184,32 @@ class StructuralTS(TimeSeriesModel):
         )
         if self.state_size == 0:
             raise ValueError("the model has no state component: set level, seasonal or ar_order")
+        if self.time not in TIMES:
+            raise ValueError(f"time must be one of {TIMES}; got {self.time!r}")
+        for attr in ("obs_times", "forecast_times"):
+            value = getattr(self, attr)
+            if value is not None:
+                object.__setattr__(self, attr, tuple(float(v) for v in np.ravel(value)))
+        if self.obs_times is not None or self.time == "continuous":
+            check_continuous(self)
+
+    def with_times(self, obs_times, time_unit=None, forecast_times=None) -> StructuralTS:
+        """This model in continuous time at the given observation (and forecast) times.
+
+        Parameters
+        ----------
+        obs_times : array-like, shape ``(time,)``
+            Strictly increasing observation times, in units of ``time_unit``.
+        time_unit : str, optional
+            A pandas Timedelta string (``"7 days"``); ``None`` for float times.
+        forecast_times : array-like, shape ``(horizon,)``, optional
+            Future times, after the last observation time.
+        """
+        from dataclasses import replace
+
+        return replace(
+            self, obs_times=obs_times, time_unit=time_unit, forecast_times=forecast_times
+        )
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -256,6 +305,10 @@ class StructuralTS(TimeSeriesModel):
                 raise ValueError("covariates contain NaN or inf")
         if self.likelihood == "negative_binomial":
             validate_counts(y)
+        if self.obs_times is not None and len(self.obs_times) != num_steps:
+            raise ValueError(
+                f"the model holds {len(self.obs_times)} observation times; y has {num_steps}"
+            )
 
     # -- the NumPyro program -------------------------------------------------------------
     def model(
@@ -347,7 +400,11 @@ class StructuralTS(TimeSeriesModel):
             "priors": {k: _prior_json(k, v) for k, v in self.priors},
             "method": self.method,
             "state_parameterization": self.state_parameterization,
+            "time": self.time,
         }
+        for attr in ("obs_times", "time_unit", "forecast_times"):
+            if getattr(self, attr) is not None:
+                params[attr] = getattr(self, attr)
         return {"kind": self.kind, "params": _jsonable(params)}
 
     @classmethod
