@@ -207,3 +207,65 @@ def test_continuous_time_refuses_what_it_cannot_model():
         StructuralTS().with_times([0.0, 2.0, 1.0])
     with pytest.raises(ValueError, match="after the last"):
         StructuralTS().with_times([0.0, 1.0], forecast_times=[0.5])
+
+
+@pytest.mark.slow
+def test_irregular_datetime_index_fits_and_forecasts_at_any_time(tmp_path):
+    """End to end: an off-grid DatetimeIndex is fitted in continuous time (time="auto"),
+    forecast on the inferred grid and at arbitrary timestamps, saved and loaded."""
+    import pandas as pd
+
+    import bayes_ssm as bs
+
+    rng = np.random.default_rng(5)
+    index = pd.date_range("2020-01-04", periods=60, freq="7D")
+    keep = np.sort(rng.choice(60, 45, replace=False))
+    index = index[keep] + pd.to_timedelta(rng.integers(0, 3, 45), unit="D")  # off the grid
+    y = pd.Series(np.cumsum(rng.normal(0, 0.3, 45)) + 5.0, index=index, name="lab")
+    model = StructuralTS(trend=None, ar_order=1)
+    with pytest.raises(ValueError, match="continuous time"):
+        bs.fit_svi(StructuralTS(trend=None, time="discrete"), y, key=0, steps=10)
+    fit = bs.fit_svi(model, y, key=0, steps=200, num_samples=100, progress=False)
+    assert fit.model.obs_times is not None and fit.data.time_unit == pd.Timedelta(7, unit="D")
+    np.testing.assert_allclose(fit.model.obs_times, (index - index[0]) / pd.Timedelta(7, unit="D"))
+    grid = fit.forecast(3)
+    assert list(grid.index) == list(index[-1] + pd.Timedelta(7, unit="D") * np.arange(1, 4))
+    stamps = index[-1] + pd.to_timedelta([1, 10, 100], unit="D")
+    at = fit.forecast(times=stamps)
+    assert at.index.equals(pd.DatetimeIndex(stamps))
+    width = at["upper_95"] - at["lower_95"]
+    assert np.all(np.diff(width.to_numpy()) > 0)  # uncertainty grows with the gap
+    path = tmp_path / "fit.nc"
+    fit.save(path)
+    loaded = bs.load(path)
+    pd.testing.assert_frame_equal(loaded.forecast(times=stamps), at)
+    with pytest.raises(ValueError, match="after the last"):
+        fit.forecast(times=[index[-2]])
+
+
+def test_series_data_in_continuous_time():
+    """The validation boundary: irregular indexes get times in units of the most common gap
+    (or freq), regular ones keep the discrete path under time="auto"."""
+    import pandas as pd
+
+    from bayes_ssm.data import as_series_data, future_index, to_model_time
+
+    index = pd.DatetimeIndex(["2021-01-01", "2021-01-08", "2021-01-15", "2021-01-25"])
+    y = pd.Series([1.0, 2.0, np.nan, 3.0], index=index)
+    data = as_series_data(y, time="auto")
+    assert data.time_unit == pd.Timedelta(7, unit="D") and data.index.equals(index)
+    np.testing.assert_allclose(data.times, [0.0, 1.0, 2.0, 24 / 7])
+    daily = as_series_data(y, time="continuous", freq="D")
+    np.testing.assert_allclose(daily.times, [0.0, 7.0, 14.0, 24.0])
+    assert future_index(data, 2).equals(pd.DatetimeIndex(["2021-02-01", "2021-02-08"]))
+    np.testing.assert_allclose(to_model_time(data, ["2021-01-26"]), [25 / 7])
+    with pytest.raises(ValueError, match="after the last"):
+        to_model_time(data, ["2021-01-20"])
+    regular = pd.Series([1.0, 2.0, 3.0], index=pd.date_range("2021-01-01", periods=3, freq="7D"))
+    assert as_series_data(regular, time="auto").times is None
+    floats = pd.Series([1.0, 2.0, 3.0], index=[0.0, 0.5, 2.0])
+    np.testing.assert_allclose(as_series_data(floats, time="auto").times, [0.0, 0.5, 2.0])
+    with pytest.raises(ValueError, match="continuous time"):
+        as_series_data(y, time="discrete")
+    with pytest.raises(ValueError, match="fixed length"):
+        as_series_data(y, time="continuous", freq="MS")

@@ -92,8 +92,8 @@ class StructuralTS(TimeSeriesModel):
         trends, which do not (see :mod:`bayes_ssm.models.continuous`).
     obs_times, time_unit, forecast_times : optional
         Set by the fitting functions in continuous time (not by hand): the observation times
-        in units of ``time_unit`` (a pandas Timedelta string such as ``"7 days"``, or ``None``
-        for float times), and the future times a forecast is drawn at (``None``: one unit
+        in units of ``time_unit`` (its length in seconds, e.g. ``604800.0`` for a week, or
+        ``None`` for float times), and the future times a forecast is drawn at (``None``: one unit
         apart after the last observation).
 
     Notes
@@ -151,7 +151,7 @@ class StructuralTS(TimeSeriesModel):
     state_parameterization: str = "auto"
     time: str = "auto"
     obs_times: tuple | None = None
-    time_unit: str | None = None
+    time_unit: float | None = None
     forecast_times: tuple | None = None
 
     def __post_init__(self):
@@ -200,8 +200,9 @@ class StructuralTS(TimeSeriesModel):
         ----------
         obs_times : array-like, shape ``(time,)``
             Strictly increasing observation times, in units of ``time_unit``.
-        time_unit : str, optional
-            A pandas Timedelta string (``"7 days"``); ``None`` for float times.
+        time_unit : float, optional
+            Length of one time unit in seconds (``604800.0``: a week); ``None`` for float
+            times.
         forecast_times : array-like, shape ``(horizon,)``, optional
             Future times, after the last observation time.
         """
