@@ -248,7 +248,7 @@ def test_series_data_in_continuous_time():
     (or freq), regular ones keep the discrete path under time="auto"."""
     import pandas as pd
 
-    from bayes_ssm.data import as_series_data, future_index, to_model_time
+    from bayes_ssm.data.validation import as_series_data, future_index, to_model_time
 
     index = pd.DatetimeIndex(["2021-01-01", "2021-01-08", "2021-01-15", "2021-01-25"])
     y = pd.Series([1.0, 2.0, np.nan, 3.0], index=index)

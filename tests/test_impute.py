@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ssm.data import as_series_data
-from bayes_ssm.fit import Fit
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference.fit import Fit
 from bayes_ssm.models import StructuralTS
 from bayes_ssm.models.components import structural_system
 from bayes_ssm.models.continuous import continuous_system

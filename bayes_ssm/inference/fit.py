@@ -16,15 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import _engine
-from bayes_ssm.data import (
+from bayes_ssm.data.validation import (
     SeriesData,
     as_series_data,
     check_future_covariates,
     future_index,
     to_model_time,
 )
-from bayes_ssm.forecast import (
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.forecast import (
     summarize_draws,
     validate_horizon,
     validate_prob,
@@ -212,9 +212,10 @@ class Fit:
         UserWarning
             For a count model (``likelihood="negative_binomial"``), when draws exceed
             ``COUNT_FORECAST_FACTOR`` (1000) times the largest observed count: the sign of a
-            failed fit (:func:`bayes_ssm.forecast.warn_exploding_counts`); for other models,
+            failed fit (:func:`~bayes_ssm.inference.forecast.warn_exploding_counts`); for other
+            models,
             when draws lie more than ``FORECAST_SPAN_FACTOR`` (1000) data ranges from the data
-            or are not finite (:func:`bayes_ssm.forecast.warn_exploding_forecast`).
+            or are not finite (:func:`bayes_ssm.inference.forecast.warn_exploding_forecast`).
         """
         horizon, model, index = self._forecast_setup(horizon, times)
         future_cov = check_future_covariates(self.data, covariates, horizon, index=index)
@@ -319,14 +320,14 @@ class Fit:
 
         Non-causal (the value at a gap depends on what came after it too): the exact smoothing
         distribution of a :class:`~bayes_ssm.models.StructuralTS` plus observation noise
-        (:func:`bayes_ssm.impute.impute`). Forecasts never read it.
+        (:func:`bayes_ssm.inference.impute.impute`). Forecasts never read it.
 
         Returns
         -------
         pandas.DataFrame, shape ``(time, 3 + 2 * len(prob))``
             ``observed`` (NaN at the gaps), ``mean``, ``median``, ``lower_80``, ``upper_80``, ...
         """
-        from bayes_ssm.impute import impute
+        from bayes_ssm.inference.impute import impute
 
         return impute(self, prob=prob, num_samples=num_samples, key=key)
 
@@ -432,12 +433,12 @@ class Fit:
         ``observed_data`` (``y``) and ``constant_data`` (covariates, when used). The time
         dimension of the last three covers the observed (non-NaN) steps.
         """
-        from bayes_ssm.diagnostics import to_datatree
+        from bayes_ssm.inference.diagnostics import to_datatree
 
         return to_datatree(self, key=key)
 
     def save(self, path) -> None:
         """Write the fit to ``path`` (netCDF + JSON spec, no pickle; atomic). See ``bs.load``."""
-        from bayes_ssm.io import save
+        from bayes_ssm.inference import _fit_file
 
-        save(self, path)
+        _fit_file.write(self, path)

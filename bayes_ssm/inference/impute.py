@@ -37,7 +37,7 @@ def impute_samples(fit, *, num_samples=None, key=0) -> np.ndarray:
         Parameter, state and observation uncertainty; at observed steps these are replicates
         of the observed value (its smoothing predictive), at missing steps imputations.
     """
-    from bayes_ssm import _engine
+    from bayes_ssm.inference import engine as _engine
 
     if fit.model.kind != "structural":
         raise ValueError(
@@ -67,7 +67,7 @@ def impute(fit, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
         ``observed`` (the data, NaN where missing), ``mean``, ``median``, ``lower_80``, ...
         on the fitted index.
     """
-    from bayes_ssm.forecast import summarize_draws, validate_prob
+    from bayes_ssm.inference.forecast import summarize_draws, validate_prob
 
     levels = validate_prob(prob)
     draws = impute_samples(fit, num_samples=num_samples, key=key)
