@@ -96,3 +96,18 @@ def test_impute_fills_gaps_between_their_neighbours_and_refuses_other_models():
     object.__setattr__(other, "model", type("M", (), {"kind": "neural_ssm"})())
     with pytest.raises(ValueError, match="StructuralTS"):
         other.impute()
+
+
+def test_impute_at_past_times_equals_imputing_a_nan_row():
+    """impute(times=t) of a continuous-time fit == impute() of the same fit whose data carry a
+    NaN row at t (same draws, same key)."""
+    times = np.array([0.0, 1.0, 2.5, 4.0, 5.5, 7.0])
+    y = np.array([0.1, 0.4, 0.2, 0.9, 1.1, 0.8])
+    model = StructuralTS(trend=None)
+    fit = _true_fit(model, y, times, num_draws=50)
+    at = fit.impute(times=[3.0], key=1)
+    with_row = _true_fit(model, np.insert(y, 3, np.nan), np.insert(times, 3, 3.0), num_draws=50)
+    row = with_row.impute(key=1).iloc[[3]]
+    pd.testing.assert_frame_equal(at, row, check_exact=False, rtol=1e-6)
+    with pytest.raises(ValueError, match="strictly between"):
+        fit.impute(times=[8.0])

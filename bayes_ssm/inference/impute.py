@@ -16,16 +16,50 @@ import pandas as pd
 
 from bayes_ssm.models.likelihoods import observation_distribution
 
-__all__ = ["impute_samples", "impute"]
+__all__ = ["impute_samples", "impute", "at_times"]
 
 
-def impute_samples(fit, *, num_samples=None, key=0) -> np.ndarray:
-    """Draws of ``y_t | y`` (all the data) at every fitted timestamp.
+def at_times(fit, times):
+    """``(fit, rows)``: a continuous-time ``fit`` with NaN rows added at past ``times`` (between
+    its first and last timestamps; same draws, same parameters) and their row positions."""
+    import dataclasses
+
+    from bayes_ssm.data.validation import as_series_data
+
+    if fit.data.times is None:
+        raise ValueError(
+            "impute(times=...) needs a continuous-time fit; on a regular grid put NaN at the "
+            "steps to fill and call impute()"
+        )
+    if fit.data.covariates is not None:
+        raise ValueError("impute(times=...) is not available with covariates")
+    index = fit.data.index
+    stamps = pd.DatetimeIndex(times) if isinstance(index, pd.DatetimeIndex) else pd.Index(times)
+    if len(stamps) == 0 or stamps.min() <= index[0] or stamps.max() >= index[-1]:
+        raise ValueError(
+            f"impute times must lie strictly between the first and last fitted timestamps "
+            f"({index[0]} .. {index[-1]})"
+        )
+    new = stamps.difference(index)
+    series = pd.concat([pd.Series(fit.data.y, index=index), pd.Series(np.nan, index=new)])
+    series = series.sort_index()
+    freq = fit.data.time_unit
+    data = as_series_data(series.rename(fit.data.name), freq=freq, time="continuous")
+    model = fit.model.with_times(data.times, fit.model.time_unit)
+    rows = data.index.get_indexer(stamps)
+    return dataclasses.replace(fit, model=model, data=data), rows
+
+
+def impute_samples(fit, *, num_samples=None, key=0, times=None) -> np.ndarray:
+    """Draws of ``y_t | y`` (all the data) at every fitted timestamp (or at ``times``).
 
     Parameters
     ----------
     fit : Fit
         A fit of a :class:`~bayes_ssm.models.StructuralTS` (discrete or continuous time).
+    times : sequence of timestamps (or floats), optional
+        Continuous-time fits: impute at these past times instead (any, between the first and
+        last fitted timestamps); the result then has shape ``(sample, len(times))``.
     num_samples : int, optional
         Use this many posterior draws (evenly thinned); all of them by default.
     key : int or jax.random key
@@ -39,6 +73,9 @@ def impute_samples(fit, *, num_samples=None, key=0) -> np.ndarray:
     """
     from bayes_ssm.inference import engine as _engine
 
+    rows = None
+    if times is not None:
+        fit, rows = at_times(fit, times)
     if fit.model.kind != "structural":
         raise ValueError(
             f"impute() needs a StructuralTS fit (exact smoothing); got a {fit.model.kind!r} model"
@@ -55,22 +92,29 @@ def impute_samples(fit, *, num_samples=None, key=0) -> np.ndarray:
         if k in ("sigma_obs", "nu", "concentration")
     }
     law = observation_distribution(fit.model.likelihood, signal, params)
-    return np.asarray(law.sample(k_obs))
+    draws = np.asarray(law.sample(k_obs))
+    return draws if rows is None else draws[:, rows]
 
 
-def impute(fit, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+def impute(fit, *, prob=(0.8, 0.95), num_samples=None, key=0, times=None) -> pd.DataFrame:
     """Imputations with credible bands at every fitted timestamp (see :func:`impute_samples`).
 
     Returns
     -------
     pandas.DataFrame, shape ``(time, 3 + 2 * len(prob))``
         ``observed`` (the data, NaN where missing), ``mean``, ``median``, ``lower_80``, ...
-        on the fitted index.
+        on the fitted index (or on ``times``, where ``observed`` is NaN unless fitted).
     """
     from bayes_ssm.inference.forecast import summarize_draws, validate_prob
 
     levels = validate_prob(prob)
-    draws = impute_samples(fit, num_samples=num_samples, key=key)
-    frame = summarize_draws(draws, fit.data.index, levels)
-    frame.insert(0, "observed", fit.data.y)
+    draws = impute_samples(fit, num_samples=num_samples, key=key, times=times)
+    if times is None:
+        index, observed = fit.data.index, fit.data.y
+    else:
+        widened, rows = at_times(fit, times)
+        index = widened.data.index[rows]
+        observed = pd.Series(fit.data.y, index=fit.data.index).reindex(index).to_numpy()
+    frame = summarize_draws(draws, index, levels)
+    frame.insert(0, "observed", observed)
     return frame
