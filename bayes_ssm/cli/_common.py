@@ -102,7 +102,7 @@ def load_many(args) -> dict:
     import pandas as pd
 
     from bayes_ssm.data import datasets
-    from bayes_ssm.inference.many import split_long
+    from bayes_ssm.data.long_format import split_long
 
     if args.dataset is not None:
         data = datasets.load(args.dataset)

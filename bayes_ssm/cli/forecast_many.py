@@ -45,7 +45,9 @@ def add_parser(sub):
     out = many.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     out.add_argument("--prob", type=float, nargs="+", default=[0.8, 0.95])
-    out.add_argument("--out", type=Path, help="long forecast CSV to write")
+    out.add_argument(
+        "--out", type=Path, help="long forecast CSV to write (unique_id, ds, mean, median, bounds)"
+    )
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return many
 
@@ -117,7 +119,7 @@ def _forecast_many(args) -> int:
         if args.transform == "log":
             draws = np.exp(draws)
         index = future_index(fit.data, horizon)
-        fc = summarize_draws(draws, index, prob).rename_axis("date").reset_index()
+        fc = summarize_draws(draws, index, prob).rename_axis("ds").reset_index()
         fc.insert(0, "unique_id", ident)
         frames.append(fc)
         if check(fit, warn=False):

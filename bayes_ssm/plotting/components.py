@@ -1,6 +1,7 @@
 """Smoothed component decomposition and implied attention maps, with credible bands.
 
-Matplotlib only; each function takes pandas objects and returns its Axes. Plots never see JAX.
+Matplotlib only; each function takes pandas objects and returns its Axes (``plot_components``:
+an array of them, one per panel). Plots never see JAX.
 """
 
 from __future__ import annotations
@@ -48,7 +49,8 @@ def plot_components(components, *, y=None, axes=None, title=None):
 
     Returns
     -------
-    ndarray of matplotlib Axes
+    ndarray of matplotlib Axes, shape ``(panels,)``
+        One per component, plus the top panel of ``y`` when given.
     """
     frames = _component_frames(components)
     if not frames:
