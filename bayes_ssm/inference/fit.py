@@ -316,30 +316,6 @@ class Fit(ReadOuts):
         }
         return pd.concat(frames, axis=1, names=["component", "statistic"])
 
-    def impute(self, *, prob=(0.8, 0.95), num_samples=None, key=0, times=None) -> pd.DataFrame:
-        """Fill the gaps: the predictive of ``y`` at every fitted timestamp given all the data.
-
-        Non-causal (the value at a gap depends on what came after it too): the exact smoothing
-        distribution of a :class:`~bayes_ssm.models.StructuralTS` plus observation noise
-        (:func:`bayes_ssm.inference.impute.impute`). Forecasts never read it.
-
-        Parameters
-        ----------
-        prob, num_samples, key
-            As in :meth:`forecast`.
-        times : sequence of timestamps (or floats), optional
-            Continuous-time fits: impute at these past times (anywhere between the first and
-            last fitted timestamps) instead of at the fitted ones.
-
-        Returns
-        -------
-        pandas.DataFrame, shape ``(time, 3 + 2 * len(prob))``
-            ``observed`` (NaN at the gaps), ``mean``, ``median``, ``lower_80``, ``upper_80``, ...
-        """
-        from bayes_ssm.inference.impute import impute
-
-        return impute(self, prob=prob, num_samples=num_samples, key=key, times=times)
-
     # ------------------------------------------------------------ update
     def update(self, y_new, *, covariates=None) -> Fit:
         """Condition on newly arrived observations without refitting the parameters.
