@@ -68,7 +68,7 @@ def test_forecast_from_csv(weekly_csv, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--csv", "x.csv", "--horizon", "3"], "--date-col"),
+        (["--csv", "x.csv", "--horizon", "3"], "x.csv does not exist"),
         (["--dataset", "ili", "--horizon", "0"], "horizon"),
         (["--dataset", "ili", "--horizon", "3", "--prob", "1.5"], "prob"),
         (["--dataset", "nope", "--horizon", "3"], "unknown dataset"),

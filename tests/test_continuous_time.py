@@ -203,6 +203,10 @@ def test_continuous_time_refuses_what_it_cannot_model():
         StructuralTS(ar_order=2, time="continuous")
     with pytest.raises(ValueError, match="negative binomial"):
         StructuralTS(likelihood="negative_binomial", time="continuous")
+    with pytest.raises(ValueError, match="not available in continuous time"):
+        StructuralTS(cycle=True, time="continuous")
+    with pytest.raises(ValueError, match="not available in continuous time"):
+        StructuralTS(initialization="diffuse", time="continuous")
     with pytest.raises(ValueError, match="strictly increasing"):
         StructuralTS().with_times([0.0, 2.0, 1.0])
     with pytest.raises(ValueError, match="after the last"):

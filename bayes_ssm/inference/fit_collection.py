@@ -8,6 +8,7 @@ import jax
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.types import KeyLike, Prob
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.fit import Fit
 
@@ -67,7 +68,13 @@ class FitCollection(Mapping):
         return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
 
     def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
+        self,
+        horizon: int,
+        *,
+        prob: Prob = (0.8, 0.95),
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+        time_col: str = "ds",
     ) -> pd.DataFrame:
         """Forecasts of every series as one long frame.
 

@@ -32,16 +32,26 @@ whose programs need concrete data scales fall back to one ``fit_svi`` per series
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from bayes_ssm.data.long_format import as_series_map as _as_series_map
+from bayes_ssm.data.types import KeyLike, LongData
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.fit_collection import FitCollection
 from bayes_ssm.inference.fitting import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
 from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    import optax
+
+    from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
 
@@ -77,23 +87,23 @@ def _key_list(key) -> list[int]:
 
 
 def fit_svi_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
     tol: float = 1e-4,
     check_every: int = 250,
     num_samples: int = 1000,
     batch: str = "auto",
-    devices="auto",
+    devices: str | Sequence[jax.Device] = "auto",
     progress: bool = True,
 ) -> FitCollection:
     """Fit one model to many series by SVI, each group of equal-length series in one program.
@@ -251,16 +261,16 @@ def fit_svi_many(
 
 
 def fit_nuts_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     progress: bool = False,
-    **nuts_kwargs,
+    **nuts_kwargs: Any,
 ) -> FitCollection:
     """Fit one model to many series by NUTS, one :func:`bayes_ssm.fit_nuts` per series.
 

@@ -231,6 +231,14 @@ def check_continuous(model) -> None:
             "continuous time supports the gaussian and student_t likelihoods; the negative "
             "binomial samples its states on a regular grid (put NaN at the missing steps)"
         )
+    for name, on in (
+        ("cycle=True", getattr(model, "cycle", False)),
+        ("regression_states", getattr(model, "regression_states", None) is not None),
+        ("initialization='diffuse'", getattr(model, "initialization", "proper") == "diffuse"),
+        ("a model without a level, seasonal or AR", model.state_size == 0),
+    ):
+        if on:
+            raise ValueError(f"{name} is not available in continuous time yet")
     times = model.obs_times
     if times is not None:
         arr = np.asarray(times, dtype=np.float64)
