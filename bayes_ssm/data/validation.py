@@ -12,7 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SeriesData", "as_series_data", "future_index", "check_future_covariates"]
+__all__ = [
+    "SeriesData",
+    "as_series_data",
+    "future_index",
+    "check_future_covariates",
+    "to_model_time",
+]
 
 
 @dataclass(frozen=True)
@@ -34,6 +40,12 @@ class SeriesData:
         Column names of ``covariates``.
     name : str
         The series' name (for labels and saved fits).
+    times : ndarray, shape ``(time,)``, float64, or None
+        Continuous time only: the observation times in units of ``time_unit`` from the first
+        timestamp (``None`` on a regular grid).
+    time_unit : pandas.Timedelta or None
+        Continuous time on a DatetimeIndex: the length of one time unit (the given ``freq``,
+        else the most common gap); ``None`` for float times.
     """
 
     y: np.ndarray
@@ -42,6 +54,8 @@ class SeriesData:
     covariates: np.ndarray | None = None
     covariate_names: tuple[str, ...] = ()
     name: str = "y"
+    times: np.ndarray | None = None
+    time_unit: object = None
 
     @property
     def num_steps(self) -> int:
@@ -85,11 +99,14 @@ def _infer_freq(index: pd.DatetimeIndex, freq):
             return pd.tseries.frequencies.to_offset(inferred)
     raise ValueError(
         "cannot infer the frequency of the time index (irregular or too few timestamps); "
-        "pass freq= (e.g. 'W-SAT', 'D', 'B') and put NaN at the missing timestamps"
+        "pass freq= (e.g. 'W-SAT', 'D', 'B') and put NaN at the missing timestamps, or fit "
+        "an irregular series in continuous time (StructuralTS(time='continuous'))"
     )
 
 
-def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> SeriesData:
+def as_series_data(
+    y, *, covariates=None, freq=None, min_length: int = 2, time: str = "discrete"
+) -> SeriesData:
     """Validate a series (and covariates) and return a :class:`SeriesData`.
 
     Parameters
@@ -103,11 +120,21 @@ def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> Ser
         Sampling frequency; inferred from the index when omitted.
     min_length : int
         Fewest observed (non-NaN) values accepted.
+    time : {"discrete", "continuous", "auto"}
+        ``"discrete"``: a regular grid (timestamps off it are refused). ``"continuous"``: any
+        strictly increasing DatetimeIndex or numeric index; ``times`` are set (in units of
+        ``freq`` when given, else of the most common gap; a numeric index is its own unit).
+        ``"auto"``: continuous when the index is irregular (a DatetimeIndex off every grid, or
+        a float index with unequal spacing), discrete otherwise.
 
     Returns
     -------
     SeriesData
     """
+    if time not in ("discrete", "continuous", "auto"):
+        raise ValueError(f"time must be 'discrete', 'continuous' or 'auto'; got {time!r}")
+    if time == "continuous" or (time == "auto" and _is_irregular(y, freq)):
+        return _continuous_series_data(y, covariates, freq, min_length)
     name = "y"
     if isinstance(y, pd.DataFrame):
         if y.shape[1] != 1:
@@ -128,7 +155,8 @@ def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> Ser
                 if len(extra):
                     raise ValueError(
                         f"timestamps {extra[:3].tolist()} are off the {freq.freqstr} grid "
-                        f"that starts at {index[0]}"
+                        f"that starts at {index[0]} (an irregular series can be fitted in "
+                        "continuous time: StructuralTS(time='continuous'))"
                     )
                 y = y.reindex(full)
                 index = full
@@ -188,19 +216,134 @@ def _align_covariates(covariates, index: pd.Index, what: str):
     return values, names
 
 
+def _is_irregular(y, freq) -> bool:
+    """Whether ``y`` has an index that no regular grid holds (for ``time="auto"``)."""
+    if isinstance(y, pd.DataFrame) and y.shape[1] == 1:
+        y = y.iloc[:, 0]
+    if not isinstance(y, pd.Series) or len(y) < 2:
+        return False
+    index = y.index
+    if isinstance(index, pd.DatetimeIndex):
+        if not index.is_monotonic_increasing or index.has_duplicates:
+            return False  # the discrete path names the problem
+        try:
+            step = _infer_freq(index, freq)
+        except ValueError:
+            return True
+        return len(index.difference(pd.date_range(index[0], index[-1], freq=step))) > 0
+    if pd.api.types.is_float_dtype(index.dtype):
+        gaps = np.diff(index.to_numpy(dtype=np.float64))
+        return bool(np.ptp(gaps) > 1e-9 * max(np.abs(gaps).max(), 1.0))
+    return False
+
+
+def _time_unit(index: pd.DatetimeIndex, freq) -> pd.Timedelta:
+    if freq is not None:
+        offset = pd.tseries.frequencies.to_offset(freq)
+        try:
+            return pd.Timedelta(offset.nanos, unit="ns")
+        except ValueError:
+            if isinstance(offset, pd.offsets.Week):
+                return pd.Timedelta(weeks=offset.n)
+            raise ValueError(
+                f"continuous time needs freq of a fixed length (e.g. '7D', 'W', 'h'); got "
+                f"{offset.freqstr}"
+            ) from None
+    gaps = pd.Series(np.diff(index.asi8))
+    return pd.Timedelta(int(gaps.mode().iloc[0]), unit="ns")
+
+
+def _continuous_series_data(y, covariates, freq, min_length) -> SeriesData:
+    """The continuous-time path of :func:`as_series_data`: keep the index, compute ``times``."""
+    name = "y"
+    if isinstance(y, pd.DataFrame):
+        if y.shape[1] != 1:
+            raise ValueError(f"y must be a Series or a one-column DataFrame; got {y.shape[1]}")
+        y = y.iloc[:, 0]
+    if not isinstance(y, pd.Series):
+        y = pd.Series(np.asarray(y))
+    name = str(y.name) if y.name is not None else "y"
+    index = y.index
+    _check_index(index, "the index of y")
+    if len(index) < 2:
+        raise ValueError("continuous time needs at least 2 timestamps")
+    values = _as_float(y.to_numpy(), "y")
+    unit = None
+    if isinstance(index, pd.DatetimeIndex):
+        unit = _time_unit(index, freq)
+        times = (index.asi8 - index.asi8[0]) / float(unit.value)
+    elif pd.api.types.is_numeric_dtype(index.dtype):
+        raw = index.to_numpy(dtype=np.float64)
+        if not np.all(np.isfinite(raw)):
+            raise ValueError("the index of y contains NaN or inf times")
+        times = raw - raw[0]
+    else:
+        raise ValueError(
+            f"continuous time needs a DatetimeIndex or a numeric index; got {type(index).__name__}"
+        )
+    observed = int(np.sum(~np.isnan(values)))
+    if observed < min_length:
+        raise ValueError(
+            f"y has {observed} observed values; at least {min_length} are needed for this model"
+        )
+    cov, cov_names = None, ()
+    if covariates is not None:
+        cov, cov_names = _align_covariates(covariates, index, "covariates")
+    return SeriesData(values, index, None, cov, cov_names, name, times, unit)
+
+
+def to_model_time(data: SeriesData, stamps) -> np.ndarray:
+    """Future timestamps (or floats) in the continuous time units of ``data``, shape ``(k,)``.
+
+    Raises
+    ------
+    ValueError
+        ``data`` is not in continuous time, or the stamps are not strictly increasing after the
+        last fitted timestamp.
+    """
+    if data.times is None:
+        raise ValueError("forecast times need a fit in continuous time (time='continuous')")
+    if isinstance(data.index, pd.DatetimeIndex):
+        stamps = pd.DatetimeIndex(stamps)
+        if stamps.tz != data.index.tz:
+            raise ValueError(f"forecast times have time zone {stamps.tz}; the fit {data.index.tz}")
+        out = (stamps.asi8 - data.index.asi8[0]) / float(data.time_unit.value)
+    else:
+        out = np.asarray(stamps, dtype=np.float64).ravel() - float(data.index[0])
+    if (
+        out.size == 0
+        or not np.all(np.isfinite(out))
+        or np.any(np.diff(np.r_[data.times[-1], out]) <= 0)
+    ):
+        raise ValueError(
+            f"forecast times must be strictly increasing and after the last fitted timestamp "
+            f"{data.index[-1]}"
+        )
+    return out
+
+
 def future_index(data: SeriesData, horizon: int) -> pd.Index:
     """Timestamps of the ``horizon`` steps after the end of ``data`` (named like its index)."""
     if not isinstance(horizon, int | np.integer) or horizon <= 0:
         raise ValueError(f"horizon must be a positive integer; got {horizon!r}")
     name = data.index.name
+    if data.times is not None:  # continuous time: one unit apart after the last timestamp
+        steps = np.arange(1, horizon + 1)
+        if isinstance(data.index, pd.DatetimeIndex):
+            return pd.DatetimeIndex(data.index[-1] + steps * data.time_unit, name=name)
+        return pd.Index(float(data.index[-1]) + steps.astype(float), name=name)
     if isinstance(data.index, pd.DatetimeIndex):
         return pd.date_range(data.index[-1], periods=horizon + 1, freq=data.freq, name=name)[1:]
     start = int(data.index[-1]) + 1
     return pd.RangeIndex(start, start + horizon, name=name)
 
 
-def check_future_covariates(data: SeriesData, covariates, horizon: int) -> np.ndarray | None:
-    """Validate covariates over the forecast horizon; ``None`` when the model has none."""
+def check_future_covariates(
+    data: SeriesData, covariates, horizon: int, *, index: pd.Index | None = None
+) -> np.ndarray | None:
+    """Validate covariates over the forecast horizon; ``None`` when the model has none.
+
+    ``index``: the forecast's timestamps (default: ``horizon`` steps of the fitted grid)."""
     if data.covariates is None:
         if covariates is not None:
             raise ValueError("covariates were given for the horizon but the fit used none")
@@ -210,7 +353,8 @@ def check_future_covariates(data: SeriesData, covariates, horizon: int) -> np.nd
             f"the model uses covariates {list(data.covariate_names)}; pass covariates= for the "
             f"{horizon} forecast steps"
         )
-    index = future_index(data, horizon)
+    if index is None:
+        index = future_index(data, horizon)
     values, names = _align_covariates(covariates, index, "future covariates")
     if isinstance(covariates, pd.DataFrame) and names != data.covariate_names:
         raise ValueError(

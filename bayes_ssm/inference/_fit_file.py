@@ -22,6 +22,7 @@ file in the same folder, are flushed to disk, then renamed over the target (atom
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -69,7 +70,7 @@ def _array_groups(fit) -> dict[str, dict[str, np.ndarray]]:
     time = (
         index.to_numpy().astype("datetime64[ns]")
         if isinstance(index, pd.DatetimeIndex)
-        else np.asarray(index, dtype=np.int64)
+        else np.asarray(index, dtype=np.float64 if fit.data.times is not None else np.int64)
     )
     groups = {
         "posterior": dict(fit.draws),
@@ -95,7 +96,11 @@ def _spec(fit) -> dict:
         "info": dict(fit.info),
         "data": {
             "name": fit.data.name,
-            "index_kind": "datetime" if isinstance(index, pd.DatetimeIndex) else "range",
+            "index_kind": (
+                "datetime"
+                if isinstance(index, pd.DatetimeIndex)
+                else ("float" if fit.data.times is not None else "range")
+            ),
             "index_name": index.name,
             "freq": None if fit.data.freq is None else fit.data.freq.freqstr,
             "covariate_names": list(fit.data.covariate_names),
@@ -224,6 +229,9 @@ def read(path) -> dict:
     if meta["index_kind"] == "datetime":
         freq = pd.tseries.frequencies.to_offset(meta["freq"])
         index = pd.DatetimeIndex(time, freq=freq, name=meta["index_name"])
+    elif meta["index_kind"] == "float":  # continuous time on float times
+        freq = None
+        index = pd.Index(np.asarray(time, dtype=np.float64), name=meta["index_name"])
     else:
         freq = None if meta["freq"] is None else pd.tseries.frequencies.to_offset(meta["freq"])
         index = pd.RangeIndex(int(time[0]), int(time[-1]) + 1, name=meta["index_name"])
@@ -236,8 +244,12 @@ def read(path) -> dict:
         covariate_names=tuple(meta["covariate_names"]),
         name=meta["name"],
     )
+    model = model_from_spec(spec["model"])
+    if getattr(model, "obs_times", None) is not None:  # continuous time: the times come back
+        unit = None if model.time_unit is None else pd.Timedelta(model.time_unit, unit="s")
+        data = dataclasses.replace(data, times=np.asarray(model.obs_times), time_unit=unit)
     return dict(
-        model=model_from_spec(spec["model"]),
+        model=model,
         data=data,
         scales=spec["scales"],
         method=spec["method"],

@@ -22,6 +22,7 @@ from bayes_ssm.data.validation import (
     as_series_data,
     check_future_covariates,
     future_index,
+    to_model_time,
 )
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.forecast import (
@@ -145,10 +146,18 @@ class Fit(ReadOuts):
         return flat
 
     def _predict(
-        self, key, sites, *, horizon=0, future_covariates=None, components=False, num_samples=None
+        self,
+        key,
+        sites,
+        *,
+        horizon=0,
+        future_covariates=None,
+        components=False,
+        num_samples=None,
+        model=None,
     ):
         return _engine.predict(
-            self.model,
+            self.model if model is None else model,
             key,
             self._flat_draws(num_samples),
             self.data.y,
@@ -161,20 +170,42 @@ class Fit(ReadOuts):
         )
 
     # ------------------------------------------------------------- forecasts
+    def _forecast_setup(self, horizon, times):
+        """``(horizon, model, index)`` of a forecast: at ``times`` (continuous time) or over
+        ``horizon`` steps of the fitted grid."""
+        if times is None:
+            horizon = validate_horizon(horizon)
+            return horizon, self.model, future_index(self.data, horizon)
+        future = to_model_time(self.data, times)
+        if horizon is not None and validate_horizon(horizon) != future.size:
+            raise ValueError(f"horizon={horizon} but {future.size} forecast times were given")
+        model = self.model.with_times(
+            self.model.obs_times, self.model.time_unit, forecast_times=future
+        )
+        if isinstance(self.data.index, pd.DatetimeIndex):
+            index = pd.DatetimeIndex(times, name=self.data.index.name)
+        else:
+            index = pd.Index(np.asarray(times, dtype=np.float64).ravel(), name=self.data.index.name)
+        return int(future.size), model, index
+
     def forecast_samples(
         self,
-        horizon: int,
+        horizon: int | None = None,
         *,
         covariates: CovariatesLike | None = None,
         num_samples: int | None = None,
         key: KeyLike = 0,
+        times=None,
     ) -> np.ndarray:
         """Draws of the posterior predictive of the next ``horizon`` observations.
 
         Parameters
         ----------
-        horizon : int
-            Number of future steps (> 0).
+        horizon : int, optional
+            Number of future steps (> 0); may be left out when ``times`` are given.
+        times : sequence of timestamps (or floats), optional
+            Continuous-time fits only: forecast at these strictly increasing times after the
+            last fitted timestamp (any spacing) instead of on the fitted grid.
         covariates : pandas.DataFrame or array-like, shape ``(horizon, covariate)``, optional
             Future covariates; required when the model was fitted with covariates.
         num_samples : int, optional
@@ -197,14 +228,15 @@ class Fit(ReadOuts):
             when draws lie more than ``FORECAST_SPAN_FACTOR`` (1000) data ranges from the data
             or are not finite (:func:`bayes_ssm.inference.forecast.warn_exploding_forecast`).
         """
-        horizon = validate_horizon(horizon)
-        future_cov = check_future_covariates(self.data, covariates, horizon)
+        horizon, model, index = self._forecast_setup(horizon, times)
+        future_cov = check_future_covariates(self.data, covariates, horizon, index=index)
         out = self._predict(
             key,
             ("y_forecast",),
             horizon=horizon,
             future_covariates=future_cov,
             num_samples=num_samples,
+            model=model,
         )
         draws = out["y_forecast"].reshape(-1, horizon)
         if getattr(self.model, "likelihood", None) == "negative_binomial":
@@ -215,12 +247,13 @@ class Fit(ReadOuts):
 
     def forecast(
         self,
-        horizon: int,
+        horizon: int | None = None,
         *,
         prob: Prob = (0.8, 0.95),
         covariates: CovariatesLike | None = None,
         num_samples: int | None = None,
         key: KeyLike = 0,
+        times=None,
     ) -> pd.DataFrame:
         """Forecast as a DataFrame of the posterior predictive on the future timestamps.
 
@@ -230,8 +263,9 @@ class Fit(ReadOuts):
             Number of future steps (> 0); timestamps continue the fitted index at its frequency.
         prob : float or sequence of float
             Central credible-interval levels, each in (0, 1).
-        covariates, num_samples, key
-            As in :meth:`forecast_samples`.
+        covariates, num_samples, key, times
+            As in :meth:`forecast_samples` (``times``: continuous-time fits only, any future
+            timestamps; the result is indexed by them).
 
         Returns
         -------
@@ -239,12 +273,11 @@ class Fit(ReadOuts):
             Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` (for the default
             levels), indexed by the future timestamps (name ``data.index.name``).
         """
-        horizon = validate_horizon(horizon)
         levels = validate_prob(prob)
+        horizon, _, index = self._forecast_setup(horizon, times)
         draws = self.forecast_samples(
-            horizon, covariates=covariates, num_samples=num_samples, key=key
+            horizon, covariates=covariates, num_samples=num_samples, key=key, times=times
         )
-        index = future_index(self.data, horizon)
         index.name = self.data.index.name
         return summarize_draws(draws, index, levels)
 
@@ -323,6 +356,11 @@ class Fit(ReadOuts):
         Fit
             A new fit; this one is untouched.
         """
+        if self.data.times is not None:
+            raise ValueError(
+                "update() is not available for a continuous-time fit yet; refit on the longer "
+                "series (same key, same prior scales only if the data are the same)"
+            )
         old_index = self.data.index
         if isinstance(y_new, pd.DataFrame):
             if y_new.shape[1] != 1:

@@ -58,6 +58,20 @@ def _prepare(model, y, covariates, freq):
     return data, scales
 
 
+def _prepare_timed(model, y, covariates, freq):
+    """:func:`_prepare` for a model that may run in continuous time (``model.time``): returns
+    ``(model, data, scales)``, the model bound to the observation times when the data are
+    irregular (or ``time="continuous"``)."""
+    time = getattr(model, "time", "discrete")
+    data = as_series_data(y, covariates=covariates, freq=freq, time=time)
+    if data.times is not None:
+        unit = None if data.time_unit is None else data.time_unit.total_seconds()
+        model = model.with_times(data.times, unit)
+    model.validate(data.y, data.covariates)
+    scales = {k: float(v) for k, v in model.data_scales(data.y, data.covariates).items()}
+    return model, data, scales
+
+
 def fit_svi(
     model: TimeSeriesModel,
     y: SeriesLike,
@@ -114,7 +128,7 @@ def fit_svi(
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
-    data, scales = _prepare(model, y, covariates, freq)
+    model, data, scales = _prepare_timed(model, y, covariates, freq)
     k_fit, k_draw = jax.random.split(_engine.as_key(key))
     latent = _engine.latent_sites(model, data.y, scales, data.covariates)
     if not latent:
@@ -214,7 +228,7 @@ def _initial_point(model, data, scales, key, init, num_chains):
         data_series(data),
         key=k_svi,
         covariates=_cov_frame(data),
-        freq=data.freq,
+        freq=data.freq if data.times is None else data.time_unit,
         guide=guide,
         steps=2000,
         num_samples=max(num_chains, 2),
@@ -313,7 +327,7 @@ def fit_nuts(
     if init not in _INITS:
         raise ValueError(f"init must be one of {_INITS}; got {init!r}")
     method = _chain_method(chain_method, num_chains)
-    data, scales = _prepare(model, y, covariates, freq)
+    model, data, scales = _prepare_timed(model, y, covariates, freq)
     k_init, k_mcmc = jax.random.split(_engine.as_key(key))
     latent = _engine.latent_sites(model, data.y, scales, data.covariates)
     if not latent:

@@ -2,13 +2,13 @@
 
 One way to read a fit: methods on the object the user holds. ``fit.forecast(h)``,
 ``fit.fitted()`` and ``fit.components()`` are defined in :mod:`bayes_ssm.inference.fit`;
-:class:`ReadOuts` adds ``fit.volatility_forecast(h)``, ``fit.anomalies()`` and
-``fit.attention_map()``, each a thin method over the function in its own module (imported on
-first use, so ``import bayes_ssm`` stays cheap; keyword options pass through unchanged, so the
-method and the function never drift apart). The read-out modules never import ``fit.py``, so
-imports keep pointing one way. :class:`~bayes_ssm.inference.fit.Fit` inherits this class; the
-top-level functions ``bs.volatility_forecast(fit, ...)``, ``bs.anomalies(fit, ...)`` and
-``bs.attention_map(fit, ...)`` are deprecated aliases of these methods.
+:class:`ReadOuts` adds ``fit.volatility_forecast(h)``, ``fit.anomalies()``,
+``fit.attention_map()`` and ``fit.impute()``, each a thin method over the function in its own
+module (imported on first use, so ``import bayes_ssm`` stays cheap; keyword options pass through
+unchanged, so the method and the function never drift apart). The read-out modules never import
+``fit.py``, so imports keep pointing one way. :class:`~bayes_ssm.inference.fit.Fit` inherits
+this class; the top-level functions ``bs.volatility_forecast(fit, ...)``, ``bs.anomalies(fit,
+...)`` and ``bs.attention_map(fit, ...)`` are deprecated aliases of these methods.
 """
 
 from __future__ import annotations
@@ -59,3 +59,27 @@ class ReadOuts:
         from bayes_ssm.inference.attention_maps import attention_map
 
         return attention_map(self, **options)
+
+    def impute(self, *, prob=(0.8, 0.95), num_samples=None, key=0, times=None):
+        """Fill the gaps: the predictive of ``y`` at every fitted timestamp given all the data.
+
+        Non-causal (the value at a gap depends on what came after it too): the exact smoothing
+        distribution of a :class:`~bayes_ssm.models.StructuralTS` plus observation noise
+        (:func:`bayes_ssm.inference.impute.impute`). Forecasts never read it.
+
+        Parameters
+        ----------
+        prob, num_samples, key
+            As in :meth:`forecast`.
+        times : sequence of timestamps (or floats), optional
+            Continuous-time fits: impute at these past times (anywhere between the first and
+            last fitted timestamps) instead of at the fitted ones.
+
+        Returns
+        -------
+        pandas.DataFrame, shape ``(time, 3 + 2 * len(prob))``
+            ``observed`` (NaN at the gaps), ``mean``, ``median``, ``lower_80``, ``upper_80``, ...
+        """
+        from bayes_ssm.inference.impute import impute
+
+        return impute(self, prob=prob, num_samples=num_samples, key=key, times=times)

@@ -17,6 +17,7 @@ import numpyro
 import numpyro.distributions as dist
 from jax import lax
 
+from bayes_ssm.models import _continuous_program as continuous_program
 from bayes_ssm.models import _kalman_adapter as kalman
 from bayes_ssm.models._state_path_densities import state_path
 from bayes_ssm.models._state_paths import (
@@ -60,6 +61,9 @@ def sample_parameters(model, scales: dict, num_covariates: int, *, skip=()) -> d
     overrides = model.prior_overrides
 
     def draw(name, size=None):
+        if name == "ar_pacf" and name not in overrides and model.obs_times is not None:
+            # continuous time: AR(1) is an Ornstein-Uhlenbeck process, phi = exp(-kappa) > 0
+            return numpyro.sample(name, dist.Uniform(jnp.zeros(size), 1.0).to_event(1))
         return numpyro.sample(name, resolve_prior(name, overrides, scales, size=size))
 
     params = {}
@@ -232,24 +236,24 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
     obs_var = params["sigma_obs"] ** 2
     if model.likelihood == "student_t":
         obs_var = obs_var / student_t_precisions(params["nu"], num_steps)
+    if model.obs_times is not None:
+        continuous_program.run_filtered(
+            model, y, params, to_variances(model, params), system, obs_var, offset,
+            future_offset, horizon, components,
+            lambda *moments: _emit_readouts(model, y, params, *moments, components),
+        )  # fmt: skip
+        return
     ss = system.state_space(obs_var, offset)
     # The fast path (no covariance history) carries the likelihood that NUTS differentiates.
     log_lik, final_mean, final_cov = kalman.filter_final(ss, y, method=model.method)
     numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
+    pred_mean = state_var = None
     if components or model.likelihood == "student_t":
         # Read-outs only (dead code in the gradient): one-step predictive moments.
         res = kalman.filter_full(ss, y, method=model.method)
         pred_mean = res.pred_obs_mean
         state_var = jnp.clip(res.pred_obs_var - obs_var, 0.0)
-    if model.likelihood == "student_t":
-        # log p(y_t | y_<t, lambda_<t): marginal over the step's own precision lambda_t
-        log_lik = student_t_predictive_log_prob(
-            y, pred_mean, state_var, params["sigma_obs"], params["nu"]
-        )
-    numpyro.deterministic("log_lik", log_lik)
-    if components:
-        numpyro.deterministic("y_fitted", pred_mean)
-        numpyro.deterministic("y_rep", one_step_replicate(model, pred_mean, state_var, params))
+    _emit_readouts(model, y, params, log_lik, pred_mean, state_var, components)
     if horizon > 0:
         n = system.init_mean.shape[0]
         z = numpyro.sample(
@@ -262,6 +266,19 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
         emit_components(simulation_smoother(ss, y, system, model.method), system)
+
+
+def _emit_readouts(model, y, params, log_lik, pred_mean, state_var, components):
+    """``log_lik`` (Student-t: marginal over the step's own precision), ``y_fitted``, ``y_rep``."""
+    if model.likelihood == "student_t":
+        # log p(y_t | y_<t, lambda_<t): marginal over the step's own precision lambda_t
+        log_lik = student_t_predictive_log_prob(
+            y, pred_mean, state_var, params["sigma_obs"], params["nu"]
+        )
+    numpyro.deterministic("log_lik", log_lik)
+    if components:
+        numpyro.deterministic("y_fitted", pred_mean)
+        numpyro.deterministic("y_rep", one_step_replicate(model, pred_mean, state_var, params))
 
 
 def one_step_replicate(model, pred_mean, state_var, params):

@@ -21,6 +21,7 @@ from bayes_ssm.models import _structural_program as program
 from bayes_ssm.models._shared import freeze_prior, jsonable, prior_json
 from bayes_ssm.models._state_paths import STATE_PARAMETERIZATIONS
 from bayes_ssm.models.base import TimeSeriesModel, register_model
+from bayes_ssm.models.continuous import check_continuous
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
 from bayes_ssm.models.structural_extras import check_options
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
 TRENDS = (None, "local_linear", "damped")
+TIMES = ("auto", "discrete", "continuous")
 
 
 @register_model
@@ -81,6 +83,23 @@ class StructuralTS(TimeSeriesModel):
         All are the same model in other coordinates: forecasts, components and ``log_lik``
         have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
         then starts on a smoothed ``log(y + 0.5)``.
+    time : {"auto", "discrete", "continuous"}
+        ``"discrete"``: the series lives on a regular grid (gaps in a DatetimeIndex become
+        NaN at the missing timestamps; timestamps off the grid are refused). ``"continuous"``:
+        the components are continuous-time processes (:mod:`bayes_ssm.models.continuous`)
+        discretised exactly over each gap, so any increasing DatetimeIndex (or float times) can
+        be fitted and forecast at arbitrary future timestamps (``fit.forecast(times=...)``).
+        ``"auto"`` (default): discrete on a regular index, continuous on an irregular one.
+        Continuous time supports a level, local linear or damped trend, trigonometric
+        seasonals, AR(1) (an Ornstein-Uhlenbeck process, ``0 < phi < 1``), regression, and the
+        Gaussian and Student-t laws. The level, the seasonals and the AR(1) equal the discrete
+        model exactly when every gap is one step; the trends are Harvey's continuous-time
+        trends, which do not (see :mod:`bayes_ssm.models.continuous`).
+    obs_times, time_unit, forecast_times : optional
+        Set by the fitting functions in continuous time (not by hand): the observation times
+        in units of ``time_unit`` (its length in seconds, e.g. ``604800.0`` for a week, or
+        ``None`` for float times), and the future times a forecast is drawn at (``None``: one unit
+        apart after the last observation).
     cycle : bool
         Add a stochastic damped cycle (2 states; sites ``sigma_cycle``, ``cycle_frequency``
         ``lambda`` in radians per step, ``cycle_damping`` ``rho``), statsmodels'
@@ -159,6 +178,10 @@ class StructuralTS(TimeSeriesModel):
     cycle: bool = False
     regression_states: str | None = None
     initialization: str = "proper"
+    time: str = "auto"
+    obs_times: tuple | None = None
+    time_unit: float | None = None
+    forecast_times: tuple | None = None
 
     def __post_init__(self):
         if self.trend not in TRENDS:
@@ -189,6 +212,33 @@ class StructuralTS(TimeSeriesModel):
             self, "priors", tuple(sorted(freeze_prior(k, v) for k, v in dict(priors).items()))
         )
         check_options(self)
+        if self.time not in TIMES:
+            raise ValueError(f"time must be one of {TIMES}; got {self.time!r}")
+        for attr in ("obs_times", "forecast_times"):
+            value = getattr(self, attr)
+            if value is not None:
+                object.__setattr__(self, attr, tuple(float(v) for v in np.ravel(value)))
+        if self.obs_times is not None or self.time == "continuous":
+            check_continuous(self)
+
+    def with_times(self, obs_times, time_unit=None, forecast_times=None) -> StructuralTS:
+        """This model in continuous time at the given observation (and forecast) times.
+
+        Parameters
+        ----------
+        obs_times : array-like, shape ``(time,)``
+            Strictly increasing observation times, in units of ``time_unit``.
+        time_unit : float, optional
+            Length of one time unit in seconds (``604800.0``: a week); ``None`` for float
+            times.
+        forecast_times : array-like, shape ``(horizon,)``, optional
+            Future times, after the last observation time.
+        """
+        from dataclasses import replace
+
+        return replace(
+            self, obs_times=obs_times, time_unit=time_unit, forecast_times=forecast_times
+        )
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -295,6 +345,10 @@ class StructuralTS(TimeSeriesModel):
                 raise ValueError("covariates contain NaN or inf")
         if self.likelihood == "negative_binomial":
             validate_counts(y)
+        if self.obs_times is not None and len(self.obs_times) != num_steps:
+            raise ValueError(
+                f"the model holds {len(self.obs_times)} observation times; y has {num_steps}"
+            )
 
     # -- the NumPyro program -------------------------------------------------------------
     def model(
@@ -389,7 +443,11 @@ class StructuralTS(TimeSeriesModel):
             "cycle": self.cycle,
             "regression_states": self.regression_states,
             "initialization": self.initialization,
+            "time": self.time,
         }
+        for attr in ("obs_times", "time_unit", "forecast_times"):
+            if getattr(self, attr) is not None:
+                params[attr] = getattr(self, attr)
         return {"kind": self.kind, "params": jsonable(params)}
 
     @classmethod
