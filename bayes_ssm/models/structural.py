@@ -119,11 +119,11 @@ class StructuralTS(TimeSeriesModel):
         Components are drawn with the diffuse part approximated by a variance ``1e6 y_scale^2``.
         Gaussian and Student-t only.
 
+    Notes
+    -----
     With ``level=False`` and no other component the model is the irregular one,
     ``y_t = x_t' beta + eps_t`` (a single inert state keeps the kernels' shapes).
 
-    Notes
-    -----
     Parameter sites: ``sigma_obs`` (not for counts), ``sigma_level``, ``sigma_slope``,
     ``damping``, ``sigma_<seasonal name>``, ``ar_pacf`` (p,), ``sigma_ar``, ``beta``
     (covariate,), ``nu`` and ``obs_precision`` (time,) for Student-t, ``concentration`` and
