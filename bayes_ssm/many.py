@@ -384,6 +384,8 @@ def fit_svi_many(
                     "max_steps": steps,
                     "converged": bool(rule.converged),
                     "rel_elbo_change": float(rule.rel),
+                    "directedness": float(rule.directedness),
+                    "stalled": bool(rule.stalled),
                     "tol": float(tol),
                     "final_loss": float(losses[-check_every:].mean()),
                     "learning_rate": float(learning_rate),
