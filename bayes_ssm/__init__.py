@@ -15,6 +15,10 @@ import importlib
 # ``import bayes_ssm`` stays cheap.
 _LAZY = {
     "AttentionAR": "bayes_ssm.models",
+    "AutoTS": "bayes_ssm.auto",
+    "StackedFit": "bayes_ssm.auto",
+    "auto_fit": "bayes_ssm.auto",
+    "forecast": "bayes_ssm.auto",
     "Event": "bayes_ssm.events",
     "Fit": "bayes_ssm.fit",
     "FitCollection": "bayes_ssm.many",
@@ -68,6 +72,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionAR",
+    "AutoTS",
+    "StackedFit",
+    "auto_fit",
+    "forecast",
     "Event",
     "Fit",
     "FitCollection",
