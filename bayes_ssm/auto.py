@@ -165,13 +165,26 @@ def resolve_transform(transform, y) -> Transform:
 
 
 def _loo(fit):
+    """Pointwise PSIS-LOO of the one-step predictive densities (the ``log_lik`` site only,
+    not the full ArviZ tree of ``fit.to_arviz``, which also simulates ``y_rep``)."""
     import warnings
 
+    import arviz_base
     import arviz_stats
 
+    observed = ~np.isnan(fit.data.y)
+    log_lik = np.asarray(fit._predict(0, ("log_lik",))["log_lik"])[:, observed]
+    tree = arviz_base.from_dict(
+        {
+            "posterior": dict(fit.draws),
+            "log_likelihood": {"y": log_lik.reshape(fit.num_chains, fit.num_draws, -1)},
+            "observed_data": {"y": fit.data.y[observed]},
+        },
+        dims={"y": ["time"]},
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = arviz_stats.loo(fit.to_arviz(), pointwise=True)
+        res = arviz_stats.loo(tree, pointwise=True)
     return np.asarray(res.elpd_i, float), np.asarray(res.pareto_k, float), float(res.good_k)
 
 
