@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 import bayes_ssm as bs
-from bayes_ssm import baselines, datasets
-from bayes_ssm.backtesting import backtest
+from bayes_ssm.data import datasets
+from bayes_ssm.evaluation import baselines
+from bayes_ssm.evaluation.backtesting import backtest
 
 PRESETS = {  # dataset -> (column, season, folds, step, horizon)
     "ili": (None, 52, 20, 13, 26),

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 from scipy import optimize, stats
 
-from bayes_ssm import auto
-from bayes_ssm.infer import fit_svi
-from bayes_ssm.models import StructuralTS
-from bayes_ssm.stacking import (
+from bayes_ssm.inference import auto
+from bayes_ssm.inference.fitting import fit_svi
+from bayes_ssm.inference.stacking import (
     mixture_counts,
     mixture_quantiles,
     stacking_objective,
     stacking_weights,
 )
+from bayes_ssm.models import StructuralTS
 
 
 def _weekly(values, name="y"):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 from toy_models import simulate_local_level
 
-import bayes_ssm.infer as bi
-from bayes_ssm._svi import StopRule
-from bayes_ssm.diagnostics import check
+import bayes_ssm.inference.fitting as bi
+from bayes_ssm.inference.diagnostics import check
+from bayes_ssm.inference.svi import StopRule
 from bayes_ssm.models import StructuralTS
 
 

@@ -1,4 +1,8 @@
-"""Saving and loading fits without pickle: one netCDF-4 file (xarray ``DataTree``, h5netcdf).
+"""The saved-fit file: one netCDF-4 file (xarray ``DataTree``, h5netcdf), no pickle.
+
+This module reads and writes the file; it never imports :class:`~bayes_ssm.inference.fit.Fit`
+(``Fit.save`` calls :func:`write`, and :mod:`bayes_ssm.inference.io` builds the ``Fit`` from what
+:func:`read` returns), so ``fit`` and ``io`` import each other through no cycle.
 
 Layout of a saved fit::
 
@@ -28,11 +32,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ssm.data import SeriesData
-from bayes_ssm.fit import Fit
+from bayes_ssm.data.validation import SeriesData
 from bayes_ssm.models.base import model_from_spec
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["write", "read", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "bayes_ssm.fit"
 FORMAT_VERSION = 1
@@ -61,7 +64,7 @@ def _checksum(groups: dict[str, dict[str, np.ndarray]], spec_json: str) -> str:
     return h.hexdigest()
 
 
-def _array_groups(fit: Fit) -> dict[str, dict[str, np.ndarray]]:
+def _array_groups(fit) -> dict[str, dict[str, np.ndarray]]:
     index = fit.data.index
     time = (
         index.to_numpy().astype("datetime64[ns]")
@@ -83,7 +86,7 @@ def _array_groups(fit: Fit) -> dict[str, dict[str, np.ndarray]]:
     return groups
 
 
-def _spec(fit: Fit) -> dict:
+def _spec(fit) -> dict:
     index = fit.data.index
     return {
         "model": fit.model.spec(),
@@ -100,8 +103,8 @@ def _spec(fit: Fit) -> dict:
     }
 
 
-def save(fit: Fit, path) -> None:
-    """Write ``fit`` to ``path`` as netCDF-4 (no pickle), atomically.
+def write(fit, path) -> None:
+    """Write ``fit`` (a :class:`~bayes_ssm.inference.fit.Fit`) to ``path`` as netCDF-4, atomically.
 
     Parameters
     ----------
@@ -109,8 +112,6 @@ def save(fit: Fit, path) -> None:
     path : str or os.PathLike
         Target file (conventionally ``*.nc``); replaced if it exists.
     """
-    if not isinstance(fit, Fit):
-        raise ValueError(f"save expects a bayes_ssm Fit; got {type(fit).__name__}")
     path = Path(path)
     if not path.parent.is_dir():
         raise ValueError(f"cannot save to {path}: folder {path.parent} does not exist")
@@ -163,8 +164,8 @@ def _read_tree(path: Path) -> dict[str, xr.Dataset]:
         ) from err
 
 
-def load(path) -> Fit:
-    """Read a fit written by :meth:`Fit.save`.
+def read(path) -> dict:
+    """Read a fit written by :func:`write`: the keyword arguments of ``Fit(...)``.
 
     Parameters
     ----------
@@ -172,8 +173,9 @@ def load(path) -> Fit:
 
     Returns
     -------
-    Fit
-        Equal to the saved fit: the same key gives the very same forecast.
+    dict
+        ``model``, ``data``, ``scales``, ``method``, ``draws``, ``sample_stats``, ``info``,
+        ``guide_params`` and ``svi_loss`` of the saved fit.
 
     Raises
     ------
@@ -234,7 +236,7 @@ def load(path) -> Fit:
         covariate_names=tuple(meta["covariate_names"]),
         name=meta["name"],
     )
-    return Fit(
+    return dict(
         model=model_from_spec(spec["model"]),
         data=data,
         scales=spec["scales"],

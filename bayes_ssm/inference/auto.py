@@ -36,9 +36,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from bayes_ssm.data import as_series_data, future_index
-from bayes_ssm.forecast import level_label, validate_horizon, validate_prob
-from bayes_ssm.stacking import mixture_counts, mixture_quantiles, stacking_weights
+from bayes_ssm.data.validation import as_series_data, future_index
+from bayes_ssm.inference.forecast import level_label, validate_horizon, validate_prob
+from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles, stacking_weights
 
 __all__ = [
     "forecast",
@@ -222,7 +222,7 @@ class StackedFit:
     def _candidate_draws(self, horizon, num_samples, key):
         import jax
 
-        from bayes_ssm import _engine
+        from bayes_ssm.inference import engine as _engine
 
         base = _engine.as_key(key)
         out = {}
@@ -330,9 +330,9 @@ def auto_fit(
     """
     import jax
 
-    from bayes_ssm import _engine
-    from bayes_ssm.diagnostics import check
-    from bayes_ssm.infer import fit_nuts, fit_svi
+    from bayes_ssm.inference import engine as _engine
+    from bayes_ssm.inference.diagnostics import check
+    from bayes_ssm.inference.fitting import fit_nuts, fit_svi
 
     if method not in ("svi", "nuts"):
         raise ValueError(f"method must be 'svi' or 'nuts'; got {method!r}")
