@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/bayes-ssm forecast --dataset ili --horizon 26 --method nuts --out out/forecast.csv --plot out/forecast.png
+	$(BIN)/bayes-ssm forecast --dataset ili --horizon 26 --out out/forecast.csv --plot out/forecast.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check bayes_ssm tests benchmarks

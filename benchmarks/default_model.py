@@ -138,17 +138,29 @@ def main(argv=None):
         runners.update({p.name: p for p in peers(season, period)})
     load0 = os.getloadavg()
     start = time.perf_counter()
-    scores = backtest(
-        runners,
-        y,
-        horizon=horizon,
-        folds=folds,
-        step=step,
-        season=season,
-        min_train=max(2 * season, 30),
-        key=args.key,
-        progress=False,
-    )
+    # one origin at a time (the series cut at origin + horizon, one fold), so that the tidy
+    # scores so far are written after every origin and a long run can be read part-way
+    last_origin = len(y) - horizon
+    frames, fold_rows = [], []
+    for k in range(folds):
+        origin = last_origin - step * (folds - 1 - k)
+        part = backtest(
+            runners,
+            y.iloc[: origin + horizon],
+            horizon=horizon,
+            folds=1,
+            season=season,
+            min_train=max(2 * season, 30),
+            key=args.key + k,
+            progress=False,
+        )
+        frames.append(part.assign(fold=k))
+        fold_rows.append(part.attrs["folds"].assign(fold=k))
+        if args.out:
+            pd.concat(frames).to_csv(args.out, index=False)
+        print(f"origin {k + 1}/{folds} done, {time.perf_counter() - start:.0f} s", flush=True)
+    scores = pd.concat(frames, ignore_index=True)
+    scores.attrs["folds"] = pd.concat(fold_rows, ignore_index=True)
     seconds = time.perf_counter() - start
     load1 = os.getloadavg()
     per_model = scores.attrs["folds"].groupby("model", sort=False)["seconds"].sum()

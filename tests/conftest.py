@@ -32,3 +32,10 @@ def gpu_available() -> bool:
 requires_gpu = pytest.mark.skipif(
     not gpu_available(), reason="needs a GPU (run via the device tool)"
 )
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_compile_cache(monkeypatch):
+    """The CLI turns JAX's persistent compilation cache on by default (a global setting of the
+    process): tests that call ``bayes_ssm.cli.main`` in-process must not, unless they ask."""
+    monkeypatch.setenv("BAYES_SSM_COMPILE_CACHE", "off")

@@ -215,6 +215,12 @@ class StackedFit:
     weights_from: str
     seconds: float
 
+    @property
+    def seasonal_period(self) -> float | None:
+        """The longest seasonal period of the candidates (None: no season)."""
+        periods = [s.period for f in self.fits.values() for s in getattr(f.model, "seasonal", ())]
+        return max(periods, default=None)
+
     def summary(self) -> pd.DataFrame:
         """The per-candidate table (weights, LOO, diagnostics)."""
         return self.table.copy()
