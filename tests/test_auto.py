@@ -115,8 +115,11 @@ def test_log_transform_forecasts_are_exp_of_log_scale_draws():
 
 @pytest.mark.slow
 def test_stacking_prefers_the_candidate_that_generated_the_data():
-    """Gaussian vs Student-t observation noise around a random walk: each gets the largest
-    weight on data simulated from it."""
+    """Student-t vs Gaussian observation noise around a random walk. On heavy-tailed data the
+    Student-t candidate takes the largest weight. On Gaussian data the Student-t candidate
+    (large nu) predicts as the Gaussian does: the candidates are nested, so stacking splits
+    the weight rather than picking one; the Gaussian keeps a real share and the LOO scores
+    agree within 2 nats."""
     rng = np.random.default_rng(4)
     n = 200
     level = np.cumsum(rng.normal(0, 0.1, n))
@@ -124,9 +127,16 @@ def test_stacking_prefers_the_candidate_that_generated_the_data():
         "gaussian": StructuralTS(trend=None),
         "student_t": StructuralTS(trend=None, likelihood="student_t"),
     }
-    cases = {"gaussian": rng.normal(0, 0.5, n), "student_t": 0.2 * rng.standard_t(1.5, n)}
-    for truth, noise in cases.items():
-        stacked = auto.auto_fit(
-            _weekly(level + noise), key=0, transform="none", candidates=candidates
-        )
-        assert stacked.weights.idxmax() == truth, stacked.summary()
+    heavy = auto.auto_fit(
+        _weekly(level + 0.2 * rng.standard_t(1.5, n)),
+        key=0,
+        transform="none",
+        candidates=candidates,
+    )
+    assert heavy.weights.idxmax() == "student_t" and heavy.weights["student_t"] > 0.8
+    light = auto.auto_fit(
+        _weekly(level + rng.normal(0, 0.5, n)), key=0, transform="none", candidates=candidates
+    )
+    table = light.summary()
+    assert abs(table.loc["gaussian", "elpd_loo"] - table.loc["student_t", "elpd_loo"]) < 2
+    assert light.weights["gaussian"] > 0.25

@@ -425,7 +425,9 @@ def forecast(y, horizon: int, *, key, prob=(0.8, 0.95), num_samples=None, **opti
     -------
     pandas.DataFrame
         ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future timestamps;
-        ``attrs["weights"]`` the stacking weights, ``attrs["fit"]`` the :class:`StackedFit`.
+        ``attrs["weights"]`` the stacking weights (a dict), ``attrs["transform"]`` the
+        transform. For the fitted candidates (summary, diagnostics, draws) call
+        :func:`auto_fit` and then :meth:`StackedFit.forecast` instead.
 
     Examples
     --------
@@ -433,9 +435,7 @@ def forecast(y, horizon: int, *, key, prob=(0.8, 0.95), num_samples=None, **opti
     """
     horizon = validate_horizon(horizon)
     fit = auto_fit(y, key=key, **options)
-    frame = fit.forecast(horizon, prob=prob, num_samples=num_samples, key=key)
-    frame.attrs["fit"] = fit
-    return frame
+    return fit.forecast(horizon, prob=prob, num_samples=num_samples, key=key)
 
 
 @dataclasses.dataclass(frozen=True)
