@@ -30,6 +30,7 @@ from bayes_ssm.inference.forecast import (
     warn_exploding_counts,
     warn_exploding_forecast,
 )
+from bayes_ssm.inference.readouts import ReadOuts
 from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["Fit"]
@@ -45,7 +46,7 @@ def _frozen_arrays(arrays: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Fit:
+class Fit(ReadOuts):
     """A fitted model: posterior draws + model + data. Immutable; build it with ``fit_nuts``,
     ``fit_svi`` or ``bs.load``.
 

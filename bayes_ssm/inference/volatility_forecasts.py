@@ -1,7 +1,8 @@
 """Volatility read-outs of a fitted :class:`~bayes_ssm.StochasticVolatility` (pandas out).
 
 ``fit.forecast(h)`` gives the return fan and ``fit.components()["volatility"]`` the in-sample
-volatility; :func:`volatility_forecast` gives the volatility fan over the forecast horizon.
+volatility; ``fit.volatility_forecast(h)`` (this module's :func:`volatility_forecast`) gives the
+volatility fan over the forecast horizon.
 """
 
 from __future__ import annotations
