@@ -123,6 +123,12 @@ def main(argv=None):
     parser.add_argument("--no-peers", action="store_true")
     parser.add_argument("--key", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the tidy scores (CSV) here")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the tables of the scores in --out"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the origins already in --out, run the rest"
+    )
     args = parser.parse_args(argv)
     column, season, folds, step, horizon = PRESETS[args.dataset]
     column = args.column or column
@@ -142,7 +148,11 @@ def main(argv=None):
     # scores so far are written after every origin and a long run can be read part-way
     last_origin = len(y) - horizon
     frames, fold_rows = [], []
-    for k in range(folds):
+    if args.resume or args.report:  # origins already scored in --out: keep, go on after
+        done = pd.read_csv(args.out, parse_dates=["cutoff", "timestamp"])
+        frames.append(done)
+    first = int(frames[0]["fold"].max()) + 1 if frames else 0
+    for k in range(first, 0 if args.report else folds):
         origin = last_origin - step * (folds - 1 - k)
         part = backtest(
             runners,
@@ -154,16 +164,21 @@ def main(argv=None):
             key=args.key + k,
             progress=False,
         )
-        frames.append(part.assign(fold=k))
         fold_rows.append(part.attrs["folds"].assign(fold=k))
+        part.attrs = {}  # a DataFrame in attrs breaks pd.concat's attrs comparison
+        frames.append(part.assign(fold=k))
         if args.out:
-            pd.concat(frames).to_csv(args.out, index=False)
+            pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
         print(f"origin {k + 1}/{folds} done, {time.perf_counter() - start:.0f} s", flush=True)
     scores = pd.concat(frames, ignore_index=True)
-    scores.attrs["folds"] = pd.concat(fold_rows, ignore_index=True)
+    scores.attrs["folds"] = pd.concat(fold_rows, ignore_index=True) if fold_rows else None
     seconds = time.perf_counter() - start
     load1 = os.getloadavg()
-    per_model = scores.attrs["folds"].groupby("model", sort=False)["seconds"].sum()
+    per_model = (
+        scores.attrs["folds"].groupby("model", sort=False)["seconds"].sum()
+        if scores.attrs["folds"] is not None
+        else {}
+    )
     pd.set_option("display.width", 200)
     print(
         f"{args.dataset}{'/' + column if column else ''}{' (differenced)' if args.diff else ''}: "
