@@ -7,16 +7,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-fast test-slow test-x64 lint notebooks bench-scan clean
+.PHONY: venv demo test test-fast test-slow test-x64 lint notebooks notebooks-open docs docs-serve bench-scan clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (pyenv: the repo's .python-version selects 3.12)"; exit 1; fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e ".[dev,bench]"
+	$(BIN)/python -m pip install -q -e ".[dev,bench,dask]"
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(VENV)/.installed-docs: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@
+
+$(VENV)/.installed-notebooks: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[notebooks]"
+	touch $@
 
 demo: $(STAMP)
 	$(BIN)/bayes-ssm forecast --dataset ili --horizon 26 --out out/forecast.csv --plot out/forecast.png
@@ -34,11 +42,22 @@ test-slow: $(STAMP)
 notebooks: $(STAMP)
 	BAYES_SSM_SMOKE=1 $(BIN)/python notebooks/run_notebooks.py
 
+# The documentation site, strict: a broken link or a missing API reference fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The executed notebooks in JupyterLab.
+notebooks-open: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks/
+
 # The README's test command, and exactly what CI runs.
-test: lint test-fast test-slow notebooks
+test: lint test-fast test-slow notebooks docs
 
 bench-scan: $(STAMP)
 	$(BIN)/python benchmarks/scan.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache out
+	rm -rf $(VENV) .pytest_cache .ruff_cache out site

@@ -10,7 +10,13 @@ The public namespace is curated here. Importing this package changes nothing glo
 
 import functools
 import importlib
+import sys
 import warnings
+
+if "IPython" in sys.modules:  # a Jupyter kernel, maybe: no "IProgress not found" from tqdm.auto
+    from bayes_ssm.inference.progress import quiet_tqdm_import
+
+    quiet_tqdm_import()
 
 # Public name -> the module that defines it. Loaded on first use (PEP 562), so that
 # ``import bayes_ssm.kernels`` needs only JAX (no arviz, pandas plotting or scoringrules), and
@@ -23,7 +29,7 @@ _LAZY = {
     "forecast": "bayes_ssm.inference.auto",
     "Event": "bayes_ssm.data.events",
     "Fit": "bayes_ssm.inference.fit",
-    "FitCollection": "bayes_ssm.inference.many",
+    "FitCollection": "bayes_ssm.inference.fit_collection",
     "FitWarning": "bayes_ssm.inference.diagnostics",
     "HybridTS": "bayes_ssm.models",
     "NeuralSSM": "bayes_ssm.models",

@@ -1,17 +1,28 @@
-"""Many series: ``bs.fit_svi_many(batch="vmap")`` (one vmapped program) vs a loop of ``bs.fit_svi``.
+"""Thousands of series: series per second of ``fit_svi_many`` / ``fit_nuts_many`` (one vmapped
+program per length, optionally sharded over devices) vs a loop of single fits and vs
+statsmodels' ``UnobservedComponents`` in a loop; peak memory vs the number of series; the Dask
+LocalCluster's speed-up over one process; and the check that sharded fits equal one-device fits.
 
 Simulated weekly series (random-walk level + yearly seasonal + noise, scales 1 to 1e3), the same
-model for all (``StructuralTS(seasonal=Seasonal(52.18, harmonics=2))``). Both paths run the
-same number of SVI steps (one window, so the stopping rule never stops early) and give the same
-fits (``tests/test_many.py``). Times: seconds, median of ``--repeats`` after one warm-up call
-(compilation excluded); the ``first`` columns include compilation.
+model for all (``StructuralTS(seasonal=Seasonal(52.18, harmonics=2))``). SVI runs a fixed
+number of steps (one window: the stopping rule never stops early); NUTS a fixed warm-up and
+draws. The "many" columns time a second call (compiled), "compile" the first call's extra
+seconds. Loops are timed on ``--loop-series`` series after one warm-up fit; their rate does
+not depend on the number of series.
 
-    PYTHONPATH=. python benchmarks/many_series.py --series 1 10 50 --steps 1000
+    # CPU, small sizes
+    PYTHONPATH=. python benchmarks/many_series.py --series 10 100 --methods svi nuts
+    # GPU(s): every local device; the sharded fits are checked against one device
+    PYTHONPATH=. python benchmarks/many_series.py --series 10 100 1000 --devices all --no-sm
+    # Dask LocalCluster speed-up over one process (CPU)
+    PYTHONPATH=. python benchmarks/many_series.py --series 16 --methods svi --dask-workers 2
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import time
 
 import jax
@@ -19,77 +30,193 @@ import numpy as np
 import pandas as pd
 
 import bayes_ssm as bs
-from bayes_ssm.inference.many import split_long
+from bayes_ssm.data.long_format import split_long
+
+PERIOD = 52.18
 
 
 def simulate(num_series: int, num_steps: int, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     ds = pd.date_range("2015-01-04", periods=num_steps, freq="W")
     week = np.arange(num_steps)
-    frames = []
-    for i in range(num_series):
-        scale = 10.0 ** rng.uniform(0, 3)
-        level = np.cumsum(rng.normal(0, 0.2, num_steps))
-        season = rng.normal() * np.sin(2 * np.pi * week / 52.18 + rng.uniform(0, 6))
-        y = scale * (level + season + rng.normal(0, 0.5, num_steps))
-        frames.append(pd.DataFrame({"unique_id": f"s{i:03d}", "ds": ds, "y": y}))
-    return pd.concat(frames, ignore_index=True)
+    ids = np.repeat([f"s{i:05d}" for i in range(num_series)], num_steps)
+    scale = 10.0 ** rng.uniform(0, 3, (num_series, 1))
+    level = np.cumsum(rng.normal(0, 0.2, (num_series, num_steps)), axis=1)
+    phase = rng.uniform(0, 6, (num_series, 1))
+    season = rng.normal(size=(num_series, 1)) * np.sin(2 * np.pi * week / PERIOD + phase)
+    y = scale * (level + season + rng.normal(0, 0.5, (num_series, num_steps)))
+    return pd.DataFrame({"unique_id": ids, "ds": np.tile(ds, num_series), "y": y.ravel()})
 
 
-def timed(fn, repeats):
+def peak_memory_mb() -> float:
+    """Peak device memory (GPU: XLA's allocator) or the process's peak RSS (CPU), in MB."""
+    stats = jax.local_devices()[0].memory_stats() or {}
+    if "peak_bytes_in_use" in stats:
+        return stats["peak_bytes_in_use"] / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
+def timed(fn):
     t0 = time.perf_counter()
-    fn()
-    first = time.perf_counter() - t0
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return first, float(np.median(times))
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def loop_rate(fit_one, series, keys, count):
+    """Series per second of ``fit_one`` over ``count`` series after one warm-up fit."""
+    items = list(series.items())[: count + 1]
+    fit_one(items[0][1], keys[0])
+    t0 = time.perf_counter()
+    for k, (_, y) in zip(keys[1:], items[1:], strict=False):
+        fit_one(y, k)
+    return (len(items) - 1) / (time.perf_counter() - t0)
+
+
+def statsmodels_rate(series, count):
+    from statsmodels.tsa.statespace.structural import UnobservedComponents
+
+    def fit(y):
+        uc = UnobservedComponents(
+            y.to_numpy(), level="local linear trend",
+            freq_seasonal=[{"period": PERIOD, "harmonics": 2}],
+        )  # fmt: skip
+        return uc.fit(disp=False)
+
+    return loop_rate(lambda y, _k: fit(y), series, [None] * (count + 1), count)
+
+
+def max_difference(a, b) -> float:
+    """Largest absolute difference between matching fits' posterior means."""
+    return max(
+        float(np.max(np.abs(a[i].draws[s].mean(axis=(0, 1)) - b[i].draws[s].mean(axis=(0, 1)))))
+        for i in a
+        for s in a[i].draws
+    )
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--series", type=int, nargs="+", default=[1, 10, 50])
-    ap.add_argument("--length", type=int, default=260)
-    ap.add_argument("--steps", type=int, default=1000)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--no-loop", action="store_true", help="skip the loop of fit_svi")
+    ap.add_argument("--series", type=int, nargs="+", default=[10, 100])
+    ap.add_argument("--methods", nargs="+", default=["svi", "nuts"], choices=["svi", "nuts"])
+    ap.add_argument("--length", type=int, default=104)
+    ap.add_argument("--steps", type=int, default=500, help="SVI steps")
+    ap.add_argument("--warmup", type=int, default=150, help="NUTS warm-up")
+    ap.add_argument("--draws", type=int, default=150, help="NUTS draws")
+    ap.add_argument("--tree-depth", type=int, default=8, help="NUTS max tree depth")
+    ap.add_argument("--loop-series", type=int, default=3, help="series timed in the loops")
+    ap.add_argument("--no-loop", action="store_true")
+    ap.add_argument("--no-sm", action="store_true", help="skip statsmodels")
+    ap.add_argument("--devices", default="1", help="'all' or a count of local devices")
+    ap.add_argument("--dask-workers", type=int, default=0, help="also time a Dask LocalCluster")
+    ap.add_argument("--once", action="store_true", help="one call per size (compile included)")
+    ap.add_argument("--kalman", default="auto", choices=["auto", "sequential", "parallel"])
+    ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
-    model = bs.StructuralTS(seasonal=bs.Seasonal(52.18, harmonics=2))
+    model = bs.StructuralTS(seasonal=bs.Seasonal(PERIOD, harmonics=2), method=args.kalman)
+    local = jax.local_devices()
+    count = len(local) if args.devices == "all" else int(args.devices)
+    devices = local[:count]
     svi = dict(steps=args.steps, check_every=args.steps, num_samples=100, progress=False)
+    nuts = dict(
+        num_chains=1, num_warmup=args.warmup, num_samples=args.draws,
+        max_tree_depth=args.tree_depth,
+    )  # fmt: skip
     print(
-        f"# fit_svi_many vs a loop of fit_svi; {jax.default_backend()} "
-        f"({jax.devices()[0].device_kind}), jax {jax.__version__}; T = {args.length}, "
-        f"{args.steps} SVI steps per series; seconds (median of {args.repeats})"
+        f"# {jax.default_backend()} ({local[0].device_kind}) x {count} of {len(local)}, "
+        f"jax {jax.__version__}, {time.strftime('%Y-%m-%d')}; T = {args.length}; SVI "
+        f"{args.steps} steps; NUTS 1 chain, {args.warmup} + {args.draws}, depth <= "
+        f"{args.tree_depth}; Kalman {args.kalman}"
+        + ("; ONE call per size, compile included" if args.once else ""),
+        flush=True,
     )
-    num_devices = len(jax.local_devices())
-    extra = f" | many on {num_devices} devices | speed-up |" if num_devices > 1 else " |"
-    print("| series | loop | many | loop/many | loop first | many first" + extra)
-    print("|---|---|---|---|---|---" + ("|---|---|" if num_devices > 1 else "|"))
-    for num_series in args.series:
-        frame = simulate(num_series, args.length)
-        series = split_long(frame)
-        keys = jax.random.split(jax.random.PRNGKey(0), num_series)
+    print("| method | series | many s | many series/s | compile s | loop series/s | "
+          "many / loop | statsmodels series/s | peak MB | sharded == 1 device |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+    rows = []
+    for method in args.methods:
+        for n in args.series:
+            frame = simulate(n, args.length)
+            keys = jax.random.split(jax.random.PRNGKey(0), n)
+            if method == "svi":
 
-        def loop(series=series, keys=keys):
-            pairs = zip(keys, series.values(), strict=True)
-            return [bs.fit_svi(model, y, key=k, **svi) for k, y in pairs]
+                def many(devs, frame=frame):
+                    return bs.fit_svi_many(model, frame, key=0, batch="vmap", devices=devs, **svi)
 
-        def many(frame=frame, devices=None):
-            return bs.fit_svi_many(model, frame, key=0, batch="vmap", devices=devices, **svi)
+                def one(y, k):
+                    return bs.fit_svi(model, y, key=k, **svi)
+            else:
 
-        nan = float("nan")
-        loop_first, loop_s = (nan, nan) if args.no_loop else timed(loop, args.repeats)
-        many_first, many_s = timed(many, args.repeats)
-        row = (
-            f"| {num_series} | {loop_s:.2f} | {many_s:.2f} | {loop_s / many_s:.1f} | "
-            f"{loop_first:.2f} | {many_first:.2f} |"
-        )
-        if num_devices > 1:
-            _, sharded_s = timed(lambda: many(devices="auto"), args.repeats)
-            row += f" {sharded_s:.2f} | {many_s / sharded_s:.2f} |"
-        print(row, flush=True)
+                def many(devs, frame=frame):
+                    return bs.fit_nuts_many(model, frame, key=0, batch="vmap", devices=devs, **nuts)
+
+                def one(y, k):
+                    return bs.fit_nuts(
+                        model, y, key=k, chain_method="sequential", progress=False, **nuts
+                    )
+
+            fits, first = timed(lambda: many(devices))  # noqa: B023
+            print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
+            if not args.once:
+                fits, warm = timed(lambda: many(devices))  # noqa: B023
+            else:
+                warm = first  # compile included
+            row = {
+                "method": method, "series": n, "many_s": warm, "many_rate": n / warm,
+                "compile_s": first - warm, "devices": count, "peak_mb": peak_memory_mb(),
+            }  # fmt: skip
+            series = split_long(frame) if not (args.no_loop and args.no_sm) else None
+            if not args.no_loop:
+                row["loop_rate"] = loop_rate(one, series, keys, args.loop_series)
+            if not args.no_sm and method == "svi":
+                row["sm_rate"] = statsmodels_rate(series, args.loop_series)
+            if count > 1:
+                single = many(None)
+                row["sharded_max_diff"] = max_difference(fits, single)
+            rows.append(row)
+            nan = float("nan")
+            loop = row.get("loop_rate", nan)
+            diff = row.get("sharded_max_diff")
+            print(
+                f"| {method} | {n} | {warm:.2f} | {n / warm:.1f} | {first - warm:.1f} | "
+                f"{loop:.2f} | {n / warm / loop:.1f} | {row.get('sm_rate', nan):.2f} | "
+                f"{row['peak_mb']:.0f} | {'-' if diff is None else f'{diff:.1e}'} |",
+                flush=True,
+            )
+    if args.dask_workers:
+        rows.append(dask_speedup(model, svi, args))
+    if args.out:
+        with open(args.out, "w") as fh:
+            json.dump(rows, fh, indent=1)
+
+
+def dask_speedup(model, svi, args):
+    """One process (the loop) vs a LocalCluster of ``--dask-workers`` processes, same fits."""
+    from distributed import Client, LocalCluster
+
+    n = max(args.series)
+    frame = simulate(n, args.length, seed=1)
+    warm = simulate(2 * args.dask_workers, args.length, seed=2)
+    bs.fit_svi_many(model, warm, key=0, batch="loop", **svi)
+    local, local_s = timed(lambda: bs.fit_svi_many(model, frame, key=0, batch="loop", **svi))
+    with LocalCluster(
+        n_workers=args.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, Client(cluster) as client:  # fmt: skip
+        opts = dict(batch="loop", backend="dask", scheduler=client, **svi)
+        bs.fit_svi_many(model, warm, key=0, **opts)  # workers compile
+        remote, dask_s = timed(lambda: bs.fit_svi_many(model, frame, key=0, **opts))
+    diff = max(
+        float(np.max(np.abs(local[i].guide_params[k] - remote[i].guide_params[k])))
+        for i in local
+        for k in local[i].guide_params
+    )
+    print(
+        f"\n# Dask LocalCluster, {args.dask_workers} worker processes, {n} series (SVI, loop): "
+        f"one process {local_s:.1f} s, cluster {dask_s:.1f} s, speed-up {local_s / dask_s:.2f}x; "
+        f"largest guide-parameter difference from the local fits: {diff:.1e}",
+        flush=True,
+    )
+    return {"dask_workers": args.dask_workers, "series": n, "one_process_s": local_s,
+            "dask_s": dask_s, "max_diff": diff}  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from toy_models import ToyLocalLevel
 
 from bayes_ssm.evaluation import metrics
 from bayes_ssm.evaluation.baselines import SeasonalNaive
-from tests.toy_models import ToyLocalLevel
 
 bt = importlib.import_module(
     "bayes_ssm.evaluation.backtesting"

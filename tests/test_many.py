@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayes_ssm as bs
-from bayes_ssm.inference.many import split_long
+from bayes_ssm.data.long_format import split_long
 
 MODEL = bs.StructuralTS()  # local level, Gaussian: three latent scales per series
 
@@ -33,13 +33,14 @@ SVI = dict(steps=1500, check_every=250, num_samples=40, progress=False)
 @pytest.fixture(scope="module")
 def frame_and_fits():
     frame = long_frame()
-    return frame, bs.fit_svi_many(MODEL, frame, key=3, batch="vmap", **SVI)
+    return frame, bs.fit_svi_many(MODEL, frame, key=3, batch="vmap", pooling="none", **SVI)
 
 
 def test_many_equals_loop_of_single_fits(frame_and_fits):
-    """Each series' batched fit is the fit ``fit_svi`` gives with its split key: same steps,
-    same convergence, same guide parameters and draws (up to float32 rounding of the batched
-    arithmetic), although the series stop at different steps and differ in scale by 100x."""
+    """Each series' batched fit (``pooling="none"``, the independent fits) is the fit
+    ``fit_svi`` gives with its split key: same steps, same convergence, same guide parameters
+    and draws (up to float32 rounding of the batched arithmetic), although the series stop at
+    different steps and differ in scale by 100x."""
     frame, many = frame_and_fits
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
     series = split_long(frame)
@@ -192,6 +193,13 @@ def test_nuts_many_equals_fit_nuts_per_series():
         for name, value in single.draws.items():
             np.testing.assert_array_equal(many[ident].draws[name], value, err_msg=name)
     summary = many.summary()
-    assert list(summary.columns) == ["num_steps", "method", "divergences", "problems"]
+    assert list(summary.columns) == [
+        "num_steps",
+        "method",
+        "divergences",
+        "r_hat_max",
+        "ess_min",
+        "problems",
+    ]
     assert (summary["num_steps"] == 30).all()
     assert many.info["groups"] == [["s0", "s1"]] and many.info["method"] == "nuts"

@@ -3,7 +3,6 @@ its forecast CSV and plot."""
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
@@ -25,32 +24,11 @@ def add_parser(sub):
     )
     src = fc.add_argument_group("data (one of --dataset or --csv)")
     one = src.add_mutually_exclusive_group(required=True)
-    one.add_argument("--dataset", help="bundled dataset name (e.g. ili)")
-    one.add_argument("--csv", type=Path, help="CSV file with a date column and a value column")
-    src.add_argument("--date-col", help="date column of --csv")
-    src.add_argument("--value-col", help="value column of --csv (or of a multi-column dataset)")
-    src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
-    src.add_argument(
-        "--fit-last",
-        type=int,
-        default=None,
-        metavar="N",
-        help="fit only the last N steps (default: --model auto the last 6 seasonal cycles, "
-        "structural 8, but at least 400 steps; all if shorter)",
-    )
+    _common.add_series_args(src, one)
     _common.add_model_args(fc.add_argument_group("model"), auto=True)
     inf = fc.add_argument_group("inference")
-    inf.add_argument(
-        "--method",
-        choices=["nuts", "svi"],
-        default=None,
-        help="default: svi for --model auto (seconds), nuts for --model structural",
-    )
-    inf.add_argument("--seed", type=int, default=0)
-    inf.add_argument("--chains", type=int, default=2)
-    inf.add_argument("--warmup", type=int, default=500)
-    inf.add_argument("--samples", type=int, default=500)
-    inf.add_argument("--svi-steps", type=int, default=5000)
+    _common.add_inference_args(inf)
+    fc.set_defaults(method=None)  # svi for --model auto, nuts for --model structural
     _common.add_cache_args(inf)
     out = fc.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
@@ -63,6 +41,8 @@ def add_parser(sub):
     )
     out.add_argument("--out", type=Path, help="forecast CSV to write")
     out.add_argument("--plot", type=Path, help="fan chart PNG to write")
+    out.add_argument("--title", help="title of the fan chart (default: from the series)")
+    out.add_argument("--ylabel", help="y-axis label of the fan chart (default: the series' name)")
     out.add_argument("--save-fit", type=Path, help="also save the fit (netCDF) here")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return fc
@@ -96,6 +76,8 @@ def _forecast_auto(args) -> int:
     y = pd.Series(full.y, index=full.index, name=full.name)
     if args.fit_last is not None and args.fit_last < 10:
         raise ValueError(f"--fit-last must be >= 10; got {args.fit_last}")
+    if args.save_fit is not None:
+        raise ValueError("--save-fit needs --model structural (a stacked fit is not saved)")
     if args.method == "nuts":
         kw = {"num_chains": args.chains, "num_warmup": args.warmup, "num_samples": args.samples}
     else:
@@ -123,22 +105,17 @@ def _forecast_auto(args) -> int:
     table = stacked.summary()
     print(table.drop(columns="first_problem").round(3).to_string())
     top = stacked.weights.idxmax()
-    _print_summary(stacked.fits[top], elapsed, label=f"candidate {top!r}, the largest weight")
+    described = _common.describe_model(stacked.fits[top].model)
+    print(f"\ncandidate {top!r} (the largest weight): {described}")
+    _common.print_summary(stacked.fits[top], elapsed)
     flagged = [n for n, row in table.iterrows() if row.problems and row.weight > 0.05]
     if flagged:
         print(f"WARNINGS: bs.check flags candidate(s) with weight > 5%: {flagged}")
-    _write_outputs(args, fc, y, stacked.seasonal_period, "default forecaster", stacked)
-    return 0
-
-
-def _write_outputs(args, fc, y, period, label, fit):
-    horizon = len(fc)
     print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
     if horizon > 8:
         print("  ...")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        fc.to_csv(args.out, index_label="date", float_format="%.6g")
+        _common.write_csv(fc, args.out, index_label="date")
         print(f"wrote {args.out}")
     if args.plot is not None:
         import matplotlib
@@ -148,54 +125,20 @@ def _write_outputs(args, fc, y, period, label, fit):
 
         from bayes_ssm.plotting import plot_forecast
 
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
+        period = stacked.seasonal_period
         shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
-        name, ylabel = _LABELS.get(args.dataset, (str(y.name), None))
+        name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
         ax = plot_forecast(
             fc,
             history=shown,
-            ylabel=ylabel,
-            title=f"{name}: {horizon}-step forecast ({args.method.upper()}, {label})",
+            ylabel=args.ylabel or ylabel,
+            title=args.title
+            or f"{name}: {horizon}-step forecast ({args.method.upper()}, default forecaster)",
         )
-        ax.figure.savefig(args.plot, dpi=120)
+        _common.save_figure(ax.figure, args.plot)
         plt.close(ax.figure)
         print(f"wrote {args.plot}")
-    if args.save_fit is not None:
-        if not hasattr(fit, "save"):
-            raise ValueError("--save-fit needs --model structural (a stacked fit is not saved)")
-        fit.save(args.save_fit)
-        print(f"wrote {args.save_fit}")
-
-
-def _print_summary(fit, elapsed, out=None, label=None):
-    import numpy as np
-
-    out = sys.stdout if out is None else out
-    from bayes_ssm.inference.diagnostics import check, summary
-
-    table = summary(fit)
-    cols = [c for c in table.columns if c in ("mean", "sd", "r_hat", "ess_bulk", "ess_tail")]
-    cols += [c for c in table.columns if c.startswith(("eti", "hdi"))]
-    print(
-        f"\nPosterior summary ({fit.method}, {fit.num_chains} chain(s) x {fit.num_draws} "
-        f"draws, {elapsed:.1f} s{', ' + label if label else ''}):",
-        file=out,
-    )
-    with np.printoptions(precision=3):
-        print(table[cols].round(3).to_string(), file=out)
-    if fit.method == "nuts":
-        print(
-            f"divergences: {table.attrs['divergences']} of {table.attrs['draws']}; BFMI per "
-            f"chain: {', '.join(f'{b:.2f}' for b in table.attrs['bfmi'])}",
-            file=out,
-        )
-    problems = check(fit, warn=False)
-    if problems:
-        print("\nWARNINGS:", file=out)
-        for p in problems:
-            print(f"  - {p}", file=out)
-    else:
-        print("checks: r_hat, ESS, divergences, tree depth, BFMI all fine", file=out)
+    return 0
 
 
 def _forecast(args, parser):
@@ -231,7 +174,7 @@ def _forecast(args, parser):
         f"series {full.name!r}: {len(y)} steps from {first} to {last}; "
         f"fitting the last {len(y_fit)} ({scale})"
     )
-    print(f"model: {model.spec()['params']}")
+    print(f"model: {_common.describe_model(model)}")
     start = time.perf_counter()
     progress = not args.quiet
     if args.method == "nuts":
@@ -256,7 +199,35 @@ def _forecast(args, parser):
     index = future_index(fit.data, horizon)
     index.name = "date"
     fc = summarize_draws(draws, index, prob)
-    _print_summary(fit, elapsed)
-    label = f"{'log-scale ' if args.transform == 'log' else ''}structural model"
-    _write_outputs(args, fc, y, period, label, fit)
+    _common.print_summary(fit, elapsed)
+    print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
+    if horizon > 8:
+        print("  ...")
+    if args.out is not None:
+        _common.write_csv(fc, args.out, index_label="date")
+        print(f"wrote {args.out}")
+    if args.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayes_ssm.plotting import plot_forecast
+
+        shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
+        name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
+        ax = plot_forecast(
+            fc,
+            history=shown,
+            ylabel=args.ylabel or ylabel,
+            title=args.title
+            or f"{name}: {horizon}-step forecast ({args.method.upper()}, "
+            f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
+        )
+        _common.save_figure(ax.figure, args.plot)
+        plt.close(ax.figure)
+        print(f"wrote {args.plot}")
+    if args.save_fit is not None:
+        fit.save(args.save_fit)
+        print(f"wrote {args.save_fit}")
     return 0

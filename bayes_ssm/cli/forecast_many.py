@@ -36,16 +36,42 @@ def add_parser(sub):
         default="svi",
         help="svi: equal-length series in one program (default); nuts: one sampler per series",
     )
-    inf.add_argument("--seed", type=int, default=0)
-    inf.add_argument("--svi-steps", type=int, default=5000)
-    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto", help="svi only")
-    inf.add_argument("--chains", type=int, default=2, help="nuts only")
-    inf.add_argument("--warmup", type=int, default=500, help="nuts only")
-    inf.add_argument("--samples", type=int, default=500, help="nuts only")
+    inf.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
+    inf.add_argument("--svi-steps", type=int, default=5000, help="most SVI steps per series")
+    inf.add_argument(
+        "--batch",
+        choices=["auto", "vmap", "loop"],
+        default="auto",
+        help="vmap: series in one program; loop: one fit per series; auto: loop on a CPU",
+    )
+    inf.add_argument(
+        "--pooling",
+        choices=["none", "partial"],
+        default="none",
+        help="partial: hierarchical noise scales shared by all series (Gaussian structural)",
+    )
+    inf.add_argument(
+        "--backend",
+        choices=["local", "dask"],
+        default="local",
+        help="dask: fit groups of series on a dask.distributed cluster (needs bayes_ssm[dask])",
+    )
+    inf.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="with --backend dask: scheduler address (tcp://host:8786); default a LocalCluster",
+    )
+    inf.add_argument("--chains", type=int, default=2, help="nuts only: chains per series")
+    inf.add_argument("--warmup", type=int, default=500, help="nuts only: warm-up draws per chain")
+    inf.add_argument("--samples", type=int, default=500, help="nuts only: draws kept per chain")
     out = many.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    out.add_argument("--prob", type=float, nargs="+", default=[0.8, 0.95])
-    out.add_argument("--out", type=Path, help="long forecast CSV to write")
+    out.add_argument(
+        "--prob", type=float, nargs="+", default=[0.8, 0.95], help="interval levels in (0, 1)"
+    )
+    out.add_argument(
+        "--out", type=Path, help="long forecast CSV to write (unique_id, ds, mean, median, bounds)"
+    )
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return many
 
@@ -88,7 +114,12 @@ def _forecast_many(args) -> int:
     freq = as_series_data(next(iter(series.values())), freq=args.freq).freq
     period = _common.season(args, freq)
     model = _common.build_model(args, period, min(len(y) for y in series.values()))
-    print(f"{len(series)} series; model: {model.spec()['params']}")
+    print(f"{len(series)} series; model: {_common.describe_model(model)}")
+    if args.scheduler and args.backend != "dask":
+        raise ValueError("--scheduler needs --backend dask")
+    many_options = dict(
+        batch=args.batch, pooling=args.pooling, backend=args.backend, scheduler=args.scheduler
+    )
     start = time.perf_counter()
     if args.method == "nuts":
         fits = fit_nuts_many(
@@ -99,6 +130,7 @@ def _forecast_many(args) -> int:
             num_chains=args.chains,
             num_warmup=args.warmup,
             num_samples=args.samples,
+            **many_options,
         )
     else:
         fits = fit_svi_many(
@@ -107,9 +139,11 @@ def _forecast_many(args) -> int:
             key=args.seed,
             freq=args.freq,
             steps=args.svi_steps,
-            batch=args.batch,
             progress=not args.quiet,
+            **many_options,
         )
+    if not fits:
+        raise ValueError(f"every series failed to fit: {fits.failures}")
     keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
     frames, flagged = [], []
     for k, (ident, fit) in zip(keys, fits.items(), strict=True):
@@ -117,7 +151,7 @@ def _forecast_many(args) -> int:
         if args.transform == "log":
             draws = np.exp(draws)
         index = future_index(fit.data, horizon)
-        fc = summarize_draws(draws, index, prob).rename_axis("date").reset_index()
+        fc = summarize_draws(draws, index, prob).rename_axis("ds").reset_index()
         fc.insert(0, "unique_id", ident)
         frames.append(fc)
         if check(fit, warn=False):
@@ -130,7 +164,6 @@ def _forecast_many(args) -> int:
         print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
     print(f"\nforecast, {horizon} steps per series:\n{forecast.round(3).head(8).to_string()}")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        forecast.to_csv(args.out, index=False, float_format="%.6g")
+        _common.write_csv(forecast, args.out, index=False)
         print(f"wrote {args.out}")
     return 0

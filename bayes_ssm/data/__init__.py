@@ -4,4 +4,5 @@
   index, inferred frequency, aligned covariates, clear errors); every fit passes through it.
 - :mod:`~bayes_ssm.data.datasets`: the bundled real series (``bs.datasets.load("ili")``).
 - :mod:`~bayes_ssm.data.events`: holidays and interventions as covariate columns.
+- :mod:`~bayes_ssm.data.long_format`: many series in one frame (``unique_id, ds, y``).
 """

@@ -11,11 +11,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.types import CovariatesLike, KeyLike, PathLike, Prob, SeriesLike
 from bayes_ssm.data.validation import (
     SeriesData,
     as_series_data,
@@ -32,6 +33,9 @@ from bayes_ssm.inference.forecast import (
 )
 from bayes_ssm.inference.readouts import ReadOuts
 from bayes_ssm.models.base import TimeSeriesModel
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["Fit"]
 
@@ -157,7 +161,14 @@ class Fit(ReadOuts):
         )
 
     # ------------------------------------------------------------- forecasts
-    def forecast_samples(self, horizon: int, *, covariates=None, num_samples=None, key=0):
+    def forecast_samples(
+        self,
+        horizon: int,
+        *,
+        covariates: CovariatesLike | None = None,
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+    ) -> np.ndarray:
         """Draws of the posterior predictive of the next ``horizon`` observations.
 
         Parameters
@@ -203,7 +214,13 @@ class Fit(ReadOuts):
         return draws
 
     def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), covariates=None, num_samples=None, key=0
+        self,
+        horizon: int,
+        *,
+        prob: Prob = (0.8, 0.95),
+        covariates: CovariatesLike | None = None,
+        num_samples: int | None = None,
+        key: KeyLike = 0,
     ) -> pd.DataFrame:
         """Forecast as a DataFrame of the posterior predictive on the future timestamps.
 
@@ -232,7 +249,9 @@ class Fit(ReadOuts):
         return summarize_draws(draws, index, levels)
 
     # -------------------------------------------------------- in-sample
-    def fitted(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+    def fitted(
+        self, *, prob: Prob = (0.8, 0.95), num_samples: int | None = None, key: KeyLike = 0
+    ) -> pd.DataFrame:
         """In-sample one-step-ahead predictive means ``E[y_t | y_<t, theta]`` with credible bands.
 
         The bands show posterior (parameter) uncertainty of the fitted mean, not observation
@@ -248,7 +267,9 @@ class Fit(ReadOuts):
             raise ValueError(f"model {self.model.kind!r} does not emit the 'y_fitted' site")
         return summarize_draws(out["y_fitted"], self.data.index, levels)
 
-    def components(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+    def components(
+        self, *, prob: Prob = (0.8, 0.95), num_samples: int | None = None, key: KeyLike = 0
+    ) -> pd.DataFrame:
         """Smoothed components (level, trend, seasonal, regression, ar, ...) with credible bands.
 
         Each posterior draw contributes one draw of the smoothed components, so the bands carry
@@ -258,6 +279,9 @@ class Fit(ReadOuts):
         -------
         pandas.DataFrame, shape ``(time, component * (2 + 2 * len(prob)))``
             Columns are a MultiIndex ``(component, statistic)``: ``fc["level"]["median"]``.
+            ``attrs["scale"]`` is ``"log"`` for a negative-binomial model (its components add
+            up to the log of the rate; ``exp`` of one is a multiplicative effect), else
+            ``"data"``.
         """
         levels = validate_prob(prob)
         names = _engine.trace_site_names(
@@ -274,10 +298,13 @@ class Fit(ReadOuts):
         frames = {
             s.split("/", 1)[1]: summarize_draws(out[s], self.data.index, levels) for s in sites
         }
-        return pd.concat(frames, axis=1, names=["component", "statistic"])
+        table = pd.concat(frames, axis=1, names=["component", "statistic"])
+        log = getattr(self.model, "likelihood", None) == "negative_binomial"
+        table.attrs["scale"] = "log" if log else "data"
+        return table
 
     # ------------------------------------------------------------ update
-    def update(self, y_new, *, covariates=None) -> Fit:
+    def update(self, y_new: SeriesLike, *, covariates: CovariatesLike | None = None) -> Fit:
         """Condition on newly arrived observations without refitting the parameters.
 
         The posterior draws of the parameters stay as they are; the state is filtered forward
@@ -364,7 +391,7 @@ class Fit(ReadOuts):
         return dataclasses.replace(self, data=data, info=info)
 
     # ----------------------------------------------------------- exports
-    def to_arviz(self, *, key=0):
+    def to_arviz(self, *, key: KeyLike = 0) -> xarray.DataTree:
         """The fit as an ArviZ 1.x ``xarray.DataTree``.
 
         Groups: ``posterior`` (latent sites), ``sample_stats`` (NUTS), ``log_likelihood``
@@ -377,7 +404,7 @@ class Fit(ReadOuts):
 
         return to_datatree(self, key=key)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the fit to ``path`` (netCDF + JSON spec, no pickle; atomic). See ``bs.load``."""
         from bayes_ssm.inference import _fit_file
 

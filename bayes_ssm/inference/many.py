@@ -31,221 +31,53 @@ whose programs need concrete data scales fall back to one ``fit_svi`` per series
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import jax
-import jax.numpy as jnp
-import numpy as np
-import pandas as pd
 
+from bayes_ssm.data.long_format import as_series_map as _as_series_map
+from bayes_ssm.data.types import KeyLike, LongData
 from bayes_ssm.inference import engine as _engine
-from bayes_ssm.inference.fit import Fit
-from bayes_ssm.inference.fitting import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
-from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
+from bayes_ssm.inference.fit_collection import FitCollection
+from bayes_ssm.inference.fitting import svi_settings
+from bayes_ssm.inference.many_nuts import nuts_series
+from bayes_ssm.inference.many_svi import svi_series
 
-__all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    import optax
+
+    from bayes_ssm.models.base import TimeSeriesModel
+
+__all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
 
 
-def split_long(
-    frame: pd.DataFrame, *, id_col: str = "unique_id", time_col: str = "ds", value_col: str = "y"
-) -> dict[str, pd.Series]:
-    """Split a long-format frame into one series per id (ids sorted, whatever the row order).
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Columns ``id_col``, ``time_col`` (timestamps, or integers for a plain step count) and
-        ``value_col`` (numbers, NaN = missing); other columns are ignored. Rows may come in
-        any order.
-    id_col, time_col, value_col : str
-
-    Returns
-    -------
-    dict of str to pandas.Series
-        Each indexed by its sorted timestamps (index name ``time_col``), named by its id.
-
-    Raises
-    ------
-    ValueError
-        A missing column, a missing id, timestamps that are not dates or integers, or a
-        timestamp repeated within one series (naming the series and the timestamps).
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"data must be a long-format pandas.DataFrame; got {type(frame).__name__}")
-    missing = [c for c in (id_col, time_col, value_col) if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"long-format data needs columns {id_col!r}, {time_col!r}, {value_col!r}; "
-            f"missing {missing} (columns: {list(frame.columns)[:8]})"
-        )
-    if frame.empty:
-        raise ValueError("data has no rows")
-    if frame[id_col].isna().any():
-        raise ValueError(f"column {id_col!r} has {int(frame[id_col].isna().sum())} missing ids")
-    times = frame[time_col]
-    if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_integer_dtype(times)):
-        try:
-            times = pd.to_datetime(times)
-        except (ValueError, TypeError) as err:
-            raise ValueError(
-                f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype}"
-            ) from err
-    frame = frame.assign(**{time_col: times})
-    duplicated = frame.duplicated([id_col, time_col], keep=False)
-    if duplicated.any():
-        bad = frame.loc[duplicated, [id_col, time_col]].drop_duplicates().head(3)
-        raise ValueError(
-            f"{int(duplicated.sum())} rows repeat a ({id_col}, {time_col}) pair, e.g. "
-            f"{list(bad.itertuples(index=False, name=None))}"
-        )
-    series = {}
-    for ident in pd.Series(pd.unique(frame[id_col])).sort_values():
-        rows = frame[frame[id_col] == ident].sort_values(time_col)
-        index = pd.Index(rows[time_col].to_numpy(), name=time_col)
-        series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
-    return series
-
-
-class FitCollection(Mapping):
-    """Fits of many series: a read-only mapping from series id to :class:`bayes_ssm.Fit`.
-
-    Attributes
-    ----------
-    info : mapping
-        ``groups`` (series ids of one length, fitted through one compiled program), ``batch``
-        (``"vmap"`` or ``"loop"``) and ``elapsed_s``.
-    """
-
-    def __init__(self, fits: Mapping[str, Fit], info: Mapping | None = None):
-        self._fits = dict(fits)
-        self.info = dict(info or {})
-
-    def __getitem__(self, ident: str) -> Fit:
-        return self._fits[ident]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fits)
-
-    def __len__(self) -> int:
-        return len(self._fits)
-
-    def __repr__(self) -> str:
-        more = "..." if len(self) > 5 else ""
-        return f"FitCollection({len(self)} series: {list(self)[:5]}{more})"
-
-    def summary(self) -> pd.DataFrame:
-        """One row per series: length, method, SVI steps, convergence and final loss (SVI) or
-        divergences (NUTS), and the number of problems :func:`bayes_ssm.check` reports.
-
-        Returns
-        -------
-        pandas.DataFrame, indexed by series id
-        """
-        from bayes_ssm.inference.diagnostics import check
-
-        rows = {}
-        for ident, fit in self._fits.items():
-            row = {"num_steps": fit.data.num_steps, "method": fit.method}
-            if fit.method == "svi":
-                row.update(
-                    svi_steps=fit.info.get("steps"),
-                    converged=fit.info.get("converged"),
-                    final_loss=fit.info.get("final_loss"),
-                )
-            else:
-                row["divergences"] = int(np.sum(fit.sample_stats.get("diverging", 0)))
-            row["problems"] = len(check(fit, warn=False))
-            rows[ident] = row
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
-
-    def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
-    ) -> pd.DataFrame:
-        """Forecasts of every series as one long frame.
-
-        Parameters
-        ----------
-        horizon, prob, num_samples
-            As :meth:`bayes_ssm.Fit.forecast`.
-        key : int or jax.random key
-            Series ``i`` forecasts with ``jax.random.split(key, n)[i]``.
-        time_col : str
-            Name of the timestamp column.
-
-        Returns
-        -------
-        pandas.DataFrame, shape ``(series * horizon, 2 + 2 + 2 * len(prob))``
-            Columns ``unique_id``, ``time_col``, ``mean``, ``median`` and the interval bounds.
-        """
-        keys = jax.random.split(_engine.as_key(key), len(self))
-        frames = []
-        for k, (ident, fit) in zip(keys, self._fits.items(), strict=True):
-            fc = fit.forecast(horizon, prob=prob, num_samples=num_samples, key=k)
-            fc = fc.rename_axis(time_col).reset_index()
-            fc.insert(0, "unique_id", ident)
-            frames.append(fc)
-        return pd.concat(frames, ignore_index=True)
-
-
-def _series_sharding(devices):
-    """``(sharding or None, device count)`` for the series axis of the vmapped program."""
-    if devices is None:
-        return None, 1
-    message = f"devices must be 'auto', None or a list of jax devices; got {devices!r}"
-    if isinstance(devices, str):
-        if devices != "auto":
-            raise ValueError(message)
-        devices = jax.local_devices()
-    try:
-        devices = list(devices)
-    except TypeError as err:
-        raise ValueError(message) from err
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise ValueError(message)
-    if len(devices) == 1:
-        return None, 1
-    mesh = jax.sharding.Mesh(np.array(devices), ("series",))
-    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("series")), len(devices)
-
-
-def _key_list(key) -> list[int]:
-    """A key's raw data as a JSON-friendly list (for ``fit.info``)."""
-    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
-        key = jax.random.key_data(key)
-    return np.asarray(key).ravel().tolist()
-
-
-def _as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:
-    if isinstance(data, pd.DataFrame):
-        return split_long(data, id_col=id_col, time_col=time_col, value_col=value_col)
-    if isinstance(data, Mapping):
-        return {str(k): v for k, v in data.items()}
-    raise ValueError(
-        f"data must be a long-format DataFrame or a mapping of id to series; got "
-        f"{type(data).__name__}"
-    )
-
-
 def fit_svi_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
     tol: float = 1e-4,
     check_every: int = 250,
     num_samples: int = 1000,
     batch: str = "auto",
-    devices="auto",
+    devices: str | Sequence[jax.Device] | None = "auto",
+    pad: bool = False,
+    pooling: str = "none",
+    backend: str = "local",
+    scheduler: Any = None,
     progress: bool = True,
 ) -> FitCollection:
     """Fit one model to many series by SVI, each group of equal-length series in one program.
@@ -255,7 +87,8 @@ def fit_svi_many(
     model : TimeSeriesModel
         The same model (hyperparameters) for every series; priors still scale to each series.
     data : pandas.DataFrame (long format) or mapping of str to pandas.Series
-        Long format: columns ``id_col``, ``time_col``, ``value_col`` (see :func:`split_long`).
+        Long format: columns ``id_col``, ``time_col``, ``value_col``
+        (:func:`bayes_ssm.data.long_format.split_long`).
     key : int or jax.random key
         Keyword-only. Series ``i`` (in sorted order of id; a mapping's own order) is fitted with
         ``jax.random.split(key, n)[i]``, exactly as ``fit_svi(..., key=that)`` would.
@@ -275,182 +108,199 @@ def fit_svi_many(
         fits its share; a group is padded with inert copies of its last series to a multiple
         of the device count). ``"auto"``: every local device of the default backend; None: the
         default device only. Ignored by ``batch="loop"``.
+    pad : bool
+        With ``batch="vmap"``: series of unequal lengths (and start dates) run in ONE program,
+        each padded at its end with missing values to the longest length. The Kalman
+        likelihood skips missing steps, so a padded series' fit is its unpadded fit (up to
+        float rounding; ``tests/test_many.py``). Only for models whose latent sites do not
+        grow with the length (the Gaussian and Student-t structural models).
+    pooling : {"none", "partial"}
+        ``"none"``: independent fits. ``"partial"``: one hierarchical model over all series
+        (:func:`bayes_ssm.inference.pooling.fit_svi_pooled`): the log noise scales share a
+        population mean and spread learned from every series.
+    backend : {"local", "dask"}
+        ``"dask"``: groups of series are fitted on the workers of a ``dask.distributed``
+        cluster (:mod:`bayes_ssm.inference.dask_backend`); the fits equal the local ones.
+    scheduler : str or distributed.Client, optional
+        With ``backend="dask"``: a scheduler address (``"tcp://host:8786"``) or a client;
+        None starts a ``LocalCluster`` for the call.
 
     Returns
     -------
     FitCollection
+        A series whose fit fails numerically (a non-finite loss) is left out of the mapping
+        and reported in :attr:`FitCollection.failures` and :meth:`FitCollection.summary`; the
+        other series keep their fits (a ``RuntimeWarning`` names the failed ones).
 
     Raises
     ------
     ValueError
         Bad long-format data, or a series that fails validation (the message names it).
     """
-    steps, check_every, num_samples, optimizer = svi_settings(
-        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
+    settings = dict(
+        freq=freq,
+        guide=guide,
+        steps=steps,
+        optimizer=optimizer,
+        learning_rate=learning_rate,
+        tol=tol,
+        check_every=check_every,
+        num_samples=num_samples,
     )
+    svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate)
     if batch not in BATCH_MODES:
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
+    _check_choice("pooling", pooling, POOLING_MODES)
+    _check_choice("backend", backend, BACKENDS)
     if batch == "auto":
         batch = "loop" if jax.default_backend() == "cpu" else "vmap"
-    sharding, num_devices = _series_sharding(devices) if batch == "vmap" else (None, 1)
     series = _as_series_map(data, id_col, time_col, value_col)
-    prepared = {}
-    for ident, y in series.items():
-        try:
-            prepared[ident] = _prepare(model, y, None, freq)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
-    ids = list(prepared)
-    keys = jax.random.split(_engine.as_key(key), len(ids))
-    fit_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
-    groups: dict[int, list[int]] = {}
-    for i, ident in enumerate(ids):
-        groups.setdefault(prepared[ident][0].num_steps, []).append(i)
-
+    keys = jax.random.split(_engine.as_key(key), len(series))
     start = time.perf_counter()
-    fits, vectorised = {}, batch == "vmap"
-    settings = dict(guide=guide, steps=steps, optimizer=optimizer, tol=tol)
-    for members in groups.values():
-        datas = [prepared[ids[i]][0] for i in members]
-        scales = [prepared[ids[i]][1] for i in members]
-        latent = _engine.latent_sites(model, datas[0].y, scales[0])
-        if not latent:
-            raise ValueError(f"model {model.kind!r} has no latent sites to fit")
-        # padding rows (copies of the last series, never updated) fill the last device
-        rows = members + [members[-1]] * (-len(members) % num_devices)
-        y = np.stack([prepared[ids[i]][0].y for i in rows])
-        batch_scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales[0]}
-        group_start = time.perf_counter()
-        index = jnp.asarray(rows)
-        batched = batch == "vmap" and model.kind not in _engine._STATIC_SCALE_KINDS
-        if batched:
-            try:
-                state, rules = run_svi_many(
-                    model,
-                    y,
-                    batch_scales,
-                    fit_keys[index],
-                    labels=[ids[i] for i in members],
-                    check_every=check_every,
-                    progress=progress,
-                    sharding=sharding,
-                    **settings,
-                )
-            except _engine._TRACE_ERRORS:
-                _engine._STATIC_SCALE_KINDS.add(model.kind)
-                batched = False
-        if not batched:
-            # By choice, or because the program needs concrete scales: one fit per series.
-            vectorised = False
-            for i in members:
-                fits[ids[i]] = fit_svi(
-                    model,
-                    series[ids[i]],
-                    key=keys[i],
-                    freq=freq,
-                    check_every=check_every,
-                    num_samples=num_samples,
-                    learning_rate=learning_rate,
-                    progress=progress,
-                    **settings,
-                )
-            continue
-        params, draws = finish_svi_many(
-            model,
-            guide,
-            optimizer,
-            state,
-            draw_keys[index],
-            y,
-            batch_scales,
-            num_samples,
-            sharding=sharding,
+    if pooling == "partial":
+        if backend != "local":
+            raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
+        from bayes_ssm.inference.pooling import fit_svi_pooled
+
+        fits, failures, info = fit_svi_pooled(
+            model, series, _engine.as_key(key), progress=progress, **settings
         )
-        elapsed = time.perf_counter() - group_start
-        for j, (i, rule) in enumerate(zip(members, rules, strict=True)):
-            losses = np.concatenate(rule.losses)
-            fits[ids[i]] = svi_fit(
-                model,
-                datas[j],
-                scales[j],
-                {k: np.asarray(v[j]) for k, v in params.items()},
-                {k: np.asarray(draws[k][j]) for k in latent},
-                latent,
-                losses,
-                info={
-                    "seed": None,
-                    "series_key": _key_list(keys[i]),
-                    "guide": guide,
-                    "steps": rule.done,
-                    "max_steps": steps,
-                    "converged": bool(rule.converged),
-                    "rel_elbo_change": float(rule.rel),
-                    "directedness": float(rule.directedness),
-                    "stalled": bool(rule.stalled),
-                    "tol": float(tol),
-                    "final_loss": float(losses[-check_every:].mean()),
-                    "learning_rate": float(learning_rate),
-                    "num_samples": num_samples,
-                    "elapsed_s": elapsed,
-                    "batch_size": len(members),
-                },
-            )
-    info = {
-        "groups": [[ids[i] for i in members] for members in groups.values()],
-        "batch": batch if vectorised else "loop",
-        "devices": num_devices if vectorised else 1,
-        "elapsed_s": time.perf_counter() - start,
-    }
-    return FitCollection({ident: fits[ident] for ident in ids}, info)
+    elif backend == "dask":
+        from bayes_ssm.inference.dask_backend import map_series
+
+        fits, failures, info = map_series(
+            svi_series,
+            model,
+            series,
+            keys,
+            scheduler=scheduler,
+            batch=batch,
+            devices=devices,
+            pad=pad,
+            **settings,
+        )
+    else:
+        fits, failures, info = svi_series(
+            model, series, keys, batch=batch, devices=devices, pad=pad, progress=progress,
+            **settings,
+        )  # fmt: skip
+    info.update(pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start)
+    return _collection(series, fits, failures, info)
+
+
+POOLING_MODES = ("none", "partial")
+BACKENDS = ("local", "dask")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}; got {value!r}")
+
+
+def _collection(series, fits, failures, info) -> FitCollection:
+    """Fits in the order of ``series``; a warning names the series whose fit failed."""
+    if failures:
+        import warnings
+
+        names = ", ".join(repr(k) for k in list(failures)[:5])
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
+        warnings.warn(
+            f"{len(failures)} of {len(series)} series failed to fit ({names}{more}); the others "
+            "are kept. See FitCollection.failures / summary().",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    ordered = {ident: fits[ident] for ident in series if ident in fits}
+    failed = {ident: failures[ident] for ident in series if ident in failures}
+    return FitCollection(ordered, info, failures=failed)
 
 
 def fit_nuts_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
+    batch: str = "auto",
+    devices: str | Sequence[jax.Device] | None = "auto",
+    pad: bool = False,
+    pooling: str = "none",
+    backend: str = "local",
+    scheduler: Any = None,
     progress: bool = False,
-    **nuts_kwargs,
+    **nuts_kwargs: Any,
 ) -> FitCollection:
-    """Fit one model to many series by NUTS, one :func:`bayes_ssm.fit_nuts` per series.
-
-    A loop, not one vmapped program: NUTS trees of different series grow to different depths,
-    so a batch would run every step as deep as its deepest series. Series of one length reuse
-    the programs ``fit_nuts`` caches (measured on the CPU with 100 draws of a 40-step series:
-    7.0 s for the first series, 2.4-3.0 s for the next ones).
+    """Fit one model to many series by NUTS: a loop of :func:`bayes_ssm.fit_nuts`, or every
+    chain of every series in one vmapped program.
 
     Parameters
     ----------
     model, data, key, id_col, time_col, value_col, freq
         As :func:`fit_svi_many`; series ``i`` (sorted ids) gets ``jax.random.split(key, n)[i]``.
+    batch : {"auto", "vmap", "loop"}
+        ``"loop"``: one ``fit_nuts`` per series (series of one length reuse its compiled
+        programs). ``"vmap"``: the chains of a group of equal-length series advance together
+        in one program (:mod:`bayes_ssm.inference._nuts_many`), each with its own potential,
+        step size, mass matrix and warm-up, i.e. an independent NUTS run per series
+        (``init="prior"`` only; not bit-equal to the loop, whose key use differs, but the same
+        posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
+        ``"loop"`` on a CPU, ``"vmap"`` elsewhere (``benchmarks/README.md``, "Thousands of
+        series").
+    devices : "auto", None or sequence of jax.Device
+        With ``batch="vmap"``, the devices over which the ``series x chains`` rows are split
+        (as in :func:`fit_svi_many`).
+    pad : bool
+        With ``batch="vmap"``, series of unequal lengths share one program, padded at the
+        end with missing values (as in :func:`fit_svi_many`).
+    pooling : {"none", "partial"}
+        ``"partial"``: one NUTS run of the hierarchical model over all series
+        (:func:`bayes_ssm.inference.pooling.fit_nuts_pooled`).
+    backend, scheduler
+        As :func:`fit_svi_many`.
     progress : bool
-        NumPyro's progress bars (off by default: one per series).
+        NumPyro's progress bars in the loop (off by default: one per series).
     **nuts_kwargs
         Passed to :func:`bayes_ssm.fit_nuts` (``num_chains``, ``num_warmup``, ...).
 
     Returns
     -------
     FitCollection
+        ``summary()`` has per-series divergences, largest r-hat and smallest ESS. A series
+        whose fit fails numerically is reported in ``failures``; the others are kept.
     """
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
+    _check_choice("pooling", pooling, POOLING_MODES)
+    _check_choice("backend", backend, BACKENDS)
+    if batch == "auto":
+        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     series = _as_series_map(data, id_col, time_col, value_col)
     keys = jax.random.split(_engine.as_key(key), len(series))
     start = time.perf_counter()
-    fits, groups = {}, {}
-    for k, (ident, y) in zip(keys, series.items(), strict=True):
-        try:
-            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts_kwargs)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
-        groups.setdefault(fits[ident].data.num_steps, []).append(ident)
-    info = {
-        "groups": list(groups.values()),
-        "batch": "loop",
-        "devices": 1,
-        "method": "nuts",
-        "elapsed_s": time.perf_counter() - start,
-    }
-    return FitCollection(fits, info)
+    if pooling == "partial":
+        if backend != "local":
+            raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
+        from bayes_ssm.inference.pooling import fit_nuts_pooled
+
+        fits, failures, info = fit_nuts_pooled(
+            model, series, _engine.as_key(key), freq=freq, **nuts_kwargs
+        )
+    elif backend == "dask":
+        from bayes_ssm.inference.dask_backend import map_series
+
+        fits, failures, info = map_series(
+            nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
+            devices=devices, pad=pad, **nuts_kwargs,
+        )  # fmt: skip
+    else:
+        fits, failures, info = nuts_series(
+            model, series, keys, freq=freq, batch=batch, devices=devices, pad=pad,
+            progress=progress, **nuts_kwargs,
+        )  # fmt: skip
+    info.update(
+        method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start
+    )
+    return _collection(series, fits, failures, info)

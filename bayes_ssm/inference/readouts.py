@@ -13,6 +13,11 @@ top-level functions ``bs.volatility_forecast(fit, ...)``, ``bs.anomalies(fit, ..
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
 __all__ = ["ReadOuts"]
 
 
@@ -21,7 +26,7 @@ class ReadOuts:
 
     __slots__ = ()
 
-    def volatility_forecast(self, horizon: int, **options):
+    def volatility_forecast(self, horizon: int, **options: Any) -> pd.DataFrame:
         """Posterior predictive of the volatility ``exp(h_t / 2)`` over the next ``horizon``
         steps, for a :class:`~bayes_ssm.StochasticVolatility` fit.
 
@@ -33,7 +38,7 @@ class ReadOuts:
 
         return volatility_forecast(self, horizon, **options)
 
-    def anomalies(self, **options):
+    def anomalies(self, **options: Any) -> pd.DataFrame:
         """Observations outside their one-step-ahead predictive band, with tail probabilities.
 
         Options (``level``, ``num_samples``, ``replicates``, ``all_steps``, ``key``) and the
@@ -44,7 +49,7 @@ class ReadOuts:
 
         return anomalies(self, **options)
 
-    def attention_map(self, **options):
+    def attention_map(self, **options: Any) -> pd.DataFrame:
         """The posterior of the implied attention map of the forecast made at ``origin``.
 
         Options (``origin``, ``max_lag``, ``prob``, ``by_head``, ``num_samples``, ``key``) and

@@ -8,7 +8,6 @@ same-shape data (backtests, calibration studies) compile once.
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache, partial
 
 import jax
@@ -17,9 +16,9 @@ import numpy as np
 import optax
 from numpyro.infer import SVI, Trace_ELBO, autoguide, init_to_median
 from numpyro.optim import optax_to_numpyro
-from tqdm.auto import tqdm
 
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.progress import progress_bar
 
 __all__ = [
     "GUIDES",
@@ -30,7 +29,6 @@ __all__ = [
     "run_svi_many",
     "finish_svi_many",
     "jnp_data",
-    "show_progress",
 ]
 
 GUIDES = {
@@ -39,10 +37,6 @@ GUIDES = {
     "low_rank": autoguide.AutoLowRankMultivariateNormal,
     "delta": autoguide.AutoDelta,
 }
-
-
-def show_progress(progress: bool) -> bool:
-    return bool(progress) and sys.stderr.isatty()
 
 
 def jnp_data(data):
@@ -167,6 +161,7 @@ class StopRule:
         self.losses: list[np.ndarray] = []
         self.quiet, self.rel, self.converged, self.done = 0, float("nan"), False, 0
         self.directedness, self.stalled = float("nan"), False
+        self.error: str | None = None  # set by run_svi_many when this run failed
 
     def update(self, chunk: np.ndarray, movement=None) -> bool:
         """Record the losses of the next ``len(chunk)`` steps; True once converged.
@@ -222,7 +217,7 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
         lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
     rule = StopRule(tol, check_every)
-    bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not show_progress(progress))
+    bar = progress_bar(total=steps, desc=f"SVI ({guide})", progress=progress)
     try:
         while rule.done < steps:
             n = min(check_every, steps - rule.done)
@@ -325,9 +320,7 @@ def run_svi_many(
     rules = [StopRule(tol, check_every, f"series {label!r}") for label in labels]
     active = np.zeros(y.shape[0], bool)
     active[: len(rules)] = True
-    bar = tqdm(
-        total=steps, desc=f"SVI ({guide}), {len(rules)} series", disable=not show_progress(progress)
-    )
+    bar = progress_bar(total=steps, desc=f"SVI ({guide}), {len(rules)} series", progress=progress)
     total = 0
     try:
         while total < steps and active.any():
@@ -337,7 +330,11 @@ def run_svi_many(
             )
             chunk, moved = np.asarray(chunk), np.asarray(moved)
             for i in np.flatnonzero(active):
-                if rules[i].update(chunk[i], moved[i]):
+                try:
+                    if rules[i].update(chunk[i], moved[i]):
+                        active[i] = False
+                except FloatingPointError as err:  # this series failed; the others go on
+                    rules[i].error = f"{type(err).__name__}: {err}"
                     active[i] = False
             total += n
             bar.update(n)

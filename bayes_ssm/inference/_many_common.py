@@ -1,0 +1,64 @@
+"""Helpers shared by the many-series drivers (private): device sharding of the series axis,
+end-padding, failure records."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from bayes_ssm.inference import engine as _engine
+
+__all__ = ["FIT_ERRORS", "failure_text", "pad_end", "paddable", "series_sharding", "key_list"]
+
+
+def series_sharding(devices):
+    """``(sharding or None, device count)`` for the series axis of the vmapped program."""
+    if devices is None:
+        return None, 1
+    message = f"devices must be 'auto', None or a list of jax devices; got {devices!r}"
+    if isinstance(devices, str):
+        if devices != "auto":
+            raise ValueError(message)
+        devices = jax.local_devices()
+    try:
+        devices = list(devices)
+    except TypeError as err:
+        raise ValueError(message) from err
+    if not devices or not all(isinstance(d, jax.Device) for d in devices):
+        raise ValueError(message)
+    if len(devices) == 1:
+        return None, 1
+    mesh = jax.sharding.Mesh(np.array(devices), ("series",))
+    return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec("series")), len(devices)
+
+
+def key_list(key) -> list[int]:
+    """A key's raw data as a JSON-friendly list (for ``fit.info``)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).ravel().tolist()
+
+
+# Numerical failures of one series' fit; bad input still raises ValueError.
+FIT_ERRORS = (FloatingPointError, np.linalg.LinAlgError)
+
+
+def failure_text(err) -> str:
+    return f"{type(err).__name__}: {err}"
+
+
+def pad_end(y, length):
+    """``y`` with NaN (missing) appended up to ``length`` steps."""
+    return np.concatenate([y, np.full(length - y.shape[0], np.nan, y.dtype)])
+
+
+def paddable(model, prepared) -> bool:
+    """Whether series of other lengths can share one padded program: a Gaussian Kalman
+    likelihood (missing steps add nothing) and latent sites whose shapes do not grow with the
+    length."""
+    if getattr(model, "likelihood", None) != "gaussian":
+        return False
+    by_length = sorted(prepared.values(), key=lambda p: p[0].num_steps)
+    shapes = [_engine.latent_shapes(model, d.y, s) for d, s in (by_length[0], by_length[-1])]
+    return shapes[0] == shapes[1]

@@ -1,0 +1,312 @@
+"""Partial pooling across series: one hierarchical model over many structural series.
+
+``fit_svi_many(..., pooling="partial")`` and ``fit_nuts_many(..., pooling="partial")`` fit
+
+.. math::
+
+    \\mu_k \\sim N(-0.5, 1.5^2), \\quad \\tau_k \\sim \\text{HalfNormal}(1), \\quad
+    z_{ik} \\sim N(0, 1), \\quad
+    \\sigma_{ik} = r_{ik} \\exp(\\mu_k + \\tau_k z_{ik})
+
+for every noise scale ``k`` of the model (``sigma_obs``, ``sigma_level``, ``sigma_slope``,
+``sigma_<seasonal>``) and every series ``i``, non-centred (``z``), with each series' exact
+Kalman likelihood given its ``sigma_i``. ``r_ik`` is the scale of that site's default prior
+for series ``i`` (``y_scale``, ``dy_scale``, ``0.1 dy_scale``, ``0.1 y_scale``;
+:mod:`bayes_ssm.models.structural_priors`), so what the series share is the log ratio of each noise
+scale to the series' own data scale, ``log(sigma_ik / r_ik) ~ N(mu_k, tau_k^2)``, and series
+of any units pool. Small ``tau_k`` (learned) pulls each series' log-variance towards the
+population; large ``tau_k`` leaves the series almost independent. (The seasonal amplitude is
+the initial seasonal state, integrated out exactly by the Kalman filter per series; it has no
+parameter to pool.)
+
+Each series still gets its own :class:`bayes_ssm.Fit` (draws of its ``sigma`` sites), so
+forecasts, ``save`` and ``check`` work as for an independent fit. ``FitCollection.info
+["population"]`` holds the posterior means and sds of ``mu_k`` and ``tau_k``.
+
+Supported: :class:`~bayes_ssm.StructuralTS` with the Gaussian likelihood and no other
+parameters (no damping, AR, regression), and no prior overrides of the pooled sites. Series of
+unequal lengths share the program, padded at the end with missing values (exact).
+"""
+
+from __future__ import annotations
+
+import time
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+from numpyro import handlers
+from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median, init_to_sample
+from numpyro.optim import optax_to_numpyro
+
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference._many_common import pad_end
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.fitting import _prepare, svi_settings
+from bayes_ssm.inference.svi import StopRule
+from bayes_ssm.models.structural_priors import default_prior
+
+__all__ = ["fit_svi_pooled", "fit_nuts_pooled", "pooled_sites", "MU_PRIOR", "TAU_PRIOR"]
+
+MU_PRIOR = (-0.5, 1.5)  # Normal(loc, scale) of each population mean of log(sigma / r)
+TAU_PRIOR = 1.0  # HalfNormal scale of each population sd
+
+
+def pooled_sites(model, y, scales) -> tuple[str, ...]:
+    """The pooled sites of ``model`` (every latent site), or a ``ValueError`` saying why the
+    model cannot be pooled."""
+    if getattr(model, "likelihood", None) != "gaussian" or not hasattr(model, "prior_overrides"):
+        raise ValueError(
+            "pooling='partial' supports StructuralTS with likelihood='gaussian'; got "
+            f"{type(model).__name__}(likelihood={getattr(model, 'likelihood', None)!r})"
+        )
+    sites = _engine.latent_sites(model, y, scales)
+    others = [s for s in sites if not s.startswith("sigma_")]
+    if others:
+        raise ValueError(
+            f"pooling='partial' pools noise scales only; the model also samples {others} "
+            "(damping, AR, regression or Student-t sites): fit it with pooling='none'"
+        )
+    overridden = sorted(set(sites) & set(model.prior_overrides))
+    if overridden:
+        raise ValueError(f"pooling='partial' replaces the priors of {overridden}; drop overrides")
+    return tuple(sites)
+
+
+def _reference(site, scales):
+    """``r_ik``: the scale of the site's default HalfNormal prior (traceable)."""
+    return default_prior(site, scales).scale
+
+
+def _series_log_lik(model, y, scales, sigmas):
+    """One series' Kalman log likelihood given its noise scales (a factor site of the model)."""
+    with handlers.block(), handlers.trace() as tr, handlers.substitute(data=sigmas):
+        with handlers.seed(rng_seed=0):
+            model.model(y, **_engine.model_kwargs(scales, None))
+    site = tr["y_log_likelihood"]
+    return site["fn"].log_prob(site["value"])
+
+
+def _sigmas(sites, scales, mu, tau, z):
+    """``sigma_ik = r_ik exp(mu_k + tau_k z_ik)`` for every site, each shape ``(..., series)``."""
+    return {
+        s: _reference(s, scales) * jnp.exp(mu[s][..., None] + tau[s][..., None] * z[s])
+        for s in sites
+    }
+
+
+def pooled_program(model, sites, y, scales):
+    """The hierarchical NumPyro program: ``y`` shape ``(series, time)``, scales ``(series,)``."""
+    mu = {s: numpyro.sample(f"mu/{s}", dist.Normal(*MU_PRIOR)) for s in sites}
+    tau = {s: numpyro.sample(f"tau/{s}", dist.HalfNormal(TAU_PRIOR)) for s in sites}
+    with numpyro.plate("series", y.shape[0]):
+        z = {s: numpyro.sample(f"z/{s}", dist.Normal(0.0, 1.0)) for s in sites}
+    sigmas = _sigmas(sites, scales, mu, tau, z)
+    log_lik = jax.vmap(partial(_series_log_lik, model))(y, scales, sigmas)
+    numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
+
+
+def _stack(model, series, freq):
+    prepared = {}
+    for ident, y in series.items():
+        try:
+            prepared[ident] = _prepare(model, y, None, freq)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+    data0, scales0 = next(iter(prepared.values()))
+    sites = pooled_sites(model, data0.y, scales0)
+    length = max(d.num_steps for d, _ in prepared.values())
+    y = jnp.asarray(np.stack([pad_end(d.y, length) for d, _ in prepared.values()]))
+    scales = {k: jnp.asarray([s[k] for _, s in prepared.values()]) for k in scales0}
+    return prepared, sites, y, scales
+
+
+def _population(sites, draws) -> dict:
+    return {
+        s: {
+            "mu_mean": float(np.mean(draws[f"mu/{s}"])),
+            "mu_sd": float(np.std(draws[f"mu/{s}"])),
+            "tau_mean": float(np.mean(draws[f"tau/{s}"])),
+            "tau_sd": float(np.std(draws[f"tau/{s}"])),
+        }
+        for s in sites
+    }
+
+
+def _series_draws(sites, scales, draws):
+    """``{site: (chain, draw, series)}`` from population draws ``(chain, draw)`` and ``z``
+    draws ``(chain, draw, series)``."""
+    mu = {s: jnp.asarray(draws[f"mu/{s}"]) for s in sites}
+    tau = {s: jnp.asarray(draws[f"tau/{s}"]) for s in sites}
+    z = {s: jnp.asarray(draws[f"z/{s}"]) for s in sites}
+    return {k: np.asarray(v) for k, v in _sigmas(sites, scales, mu, tau, z).items()}
+
+
+def fit_svi_pooled(
+    model,
+    series,
+    key,
+    *,
+    freq=None,
+    guide="normal",
+    steps=10_000,
+    optimizer=None,
+    learning_rate=0.01,
+    tol=1e-4,
+    check_every=250,
+    num_samples=1000,
+    progress=False,
+):
+    """SVI of the pooled model (AutoNormal or another autoguide over ``mu``, ``tau``, ``z``).
+
+    Returns ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`;
+    the stopping rule runs on the joint loss, and a non-finite joint loss fails every series
+    (one program).
+    """
+    from bayes_ssm.inference.svi import GUIDES
+
+    steps, check_every, num_samples, optimizer = svi_settings(
+        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
+    )
+    prepared, sites, y, scales = _stack(model, series, freq)
+    program = partial(pooled_program, model, sites)
+    svi = SVI(
+        program,
+        GUIDES[guide](program, init_loc_fn=init_to_median(num_samples=15)),
+        optax_to_numpyro(optimizer),
+        Trace_ELBO(),
+    )
+    k_fit, k_draw = jax.random.split(key)
+    start = time.perf_counter()
+    state = svi.init(k_fit, y, scales)
+
+    @partial(jax.jit, static_argnames="n")
+    def chunk(state, n):
+        return jax.lax.scan(lambda s, _: svi.update(s, y, scales), state, None, length=n)
+
+    rule = StopRule(tol, check_every, "the pooled model")
+    try:
+        while rule.done < steps:
+            state, losses = chunk(state, min(check_every, steps - rule.done))
+            if rule.update(np.asarray(losses)):
+                break
+    except FloatingPointError as err:
+        text = f"FloatingPointError: {err}"
+        return {}, dict.fromkeys(prepared, text), {"groups": [list(prepared)], "batch": "pooled"}
+    params = svi.get_params(state)
+    draws = svi.guide.sample_posterior(k_draw, params, y, scales, sample_shape=(num_samples,))
+    draws = {k: np.asarray(v)[None] for k, v in draws.items()}  # one chain
+    per_series = _series_draws(sites, scales, draws)
+    losses = np.concatenate(rule.losses)
+    population = _population(sites, draws)
+    fits = {}
+    for i, (ident, (data, sc)) in enumerate(prepared.items()):
+        info = {
+            "seed": None,
+            "guide": guide,
+            "pooling": "partial",
+            "steps": rule.done,
+            "max_steps": steps,
+            "converged": bool(rule.converged),
+            "rel_elbo_change": float(rule.rel),
+            "directedness": float(rule.directedness),
+            "stalled": bool(rule.stalled),
+            "tol": float(tol),
+            "final_loss": float(losses[-check_every:].mean()),
+            "learning_rate": float(learning_rate),
+            "num_samples": num_samples,
+            "elapsed_s": time.perf_counter() - start,
+            "batch_size": len(prepared),
+        }
+        fits[ident] = Fit(
+            model=model,
+            data=data,
+            scales=sc,
+            method="svi",
+            draws={s: per_series[s][..., i] for s in sites},
+            info=info,
+            svi_loss=losses,
+        )
+    info = {"groups": [list(prepared)], "batch": "pooled", "population": population}
+    return fits, {}, info
+
+
+def fit_nuts_pooled(
+    model,
+    series,
+    key,
+    *,
+    freq=None,
+    num_chains=4,
+    num_warmup=1000,
+    num_samples=1000,
+    target_accept=0.8,
+    max_tree_depth=10,
+    dense_mass=False,
+    chain_method="vectorized",
+    init="prior",
+):
+    """NUTS on the pooled model (one joint run, ``num_chains`` vectorised chains); returns
+    ``(fits, failures, info)``; every series' Fit carries the joint run's sample stats."""
+    if init not in ("prior", "median"):
+        raise ValueError(f"pooled NUTS starts from init='prior' or 'median'; got {init!r}")
+    prepared, sites, y, scales = _stack(model, series, freq)
+    program = partial(pooled_program, model, sites)
+    kernel = NUTS(
+        program,
+        target_accept_prob=target_accept,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+        init_strategy=init_to_median(num_samples=15) if init == "median" else init_to_sample,
+    )
+    method = "sequential" if chain_method == "sequential" else "vectorized"
+    mcmc = MCMC(
+        kernel,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        num_chains=num_chains,
+        chain_method=method,
+        progress_bar=False,
+    )
+    start = time.perf_counter()
+    mcmc.run(key, y, scales, extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
+    draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
+    extra = mcmc.get_extra_fields(group_by_chain=True)
+    steps = np.asarray(extra["num_steps"])
+    stats = {
+        "diverging": np.asarray(extra["diverging"], bool),
+        "energy": np.asarray(extra["energy"]),
+        "n_steps": steps,
+        "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1,
+        "acceptance_rate": np.asarray(extra["accept_prob"]),
+    }
+    per_series = _series_draws(sites, scales, draws)
+    fits = {}
+    for i, (ident, (data, sc)) in enumerate(prepared.items()):
+        info = {
+            "seed": None,
+            "pooling": "partial",
+            "num_chains": num_chains,
+            "num_warmup": num_warmup,
+            "num_samples": num_samples,
+            "target_accept": float(target_accept),
+            "max_tree_depth": max_tree_depth,
+            "dense_mass": bool(dense_mass),
+            "chain_method": method,
+            "init": init,
+            "elapsed_s": time.perf_counter() - start,
+        }
+        fits[ident] = Fit(
+            model=model,
+            data=data,
+            scales=sc,
+            method="nuts",
+            draws={s: per_series[s][..., i] for s in sites},
+            sample_stats=stats,
+            info=info,
+        )
+    population = _population(sites, draws)
+    return fits, {}, {"groups": [list(prepared)], "batch": "pooled", "population": population}
