@@ -27,7 +27,7 @@ $(VENV)/.installed-notebooks: $(STAMP)
 	touch $@
 
 demo: $(STAMP)
-	$(BIN)/bayes-ssm forecast --dataset ili --horizon 26 --method nuts --out out/forecast.csv --plot out/forecast.png
+	$(BIN)/bayes-ssm forecast --dataset ili --horizon 26 --out out/forecast.csv --plot out/forecast.png
 
 lint: $(STAMP)
 	$(BIN)/ruff check bayes_ssm tests benchmarks

@@ -23,6 +23,10 @@ if "IPython" in sys.modules:  # a Jupyter kernel, maybe: no "IProgress not found
 # ``import bayes_ssm`` stays cheap.
 _LAZY = {
     "AttentionAR": "bayes_ssm.models",
+    "AutoTS": "bayes_ssm.inference.auto",
+    "StackedFit": "bayes_ssm.inference.auto",
+    "auto_fit": "bayes_ssm.inference.auto",
+    "forecast": "bayes_ssm.inference.auto",
     "Event": "bayes_ssm.data.events",
     "Fit": "bayes_ssm.inference.fit",
     "FitCollection": "bayes_ssm.inference.fit_collection",
@@ -109,6 +113,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AttentionAR",
+    "AutoTS",
+    "StackedFit",
+    "auto_fit",
+    "forecast",
     "Event",
     "Fit",
     "FitCollection",

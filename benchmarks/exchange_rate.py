@@ -13,6 +13,7 @@ Usage::
     PYTHONPATH=. python benchmarks/exchange_rate.py                      # naive + statsforecast
     PYTHONPATH=. python benchmarks/exchange_rate.py --models naive,ets,uc,structural
     PYTHONPATH=. python benchmarks/exchange_rate.py --models structural --method nuts
+    PYTHONPATH=. python benchmarks/exchange_rate.py --models default   # bs.auto_fit
     PYTHONPATH=. python benchmarks/exchange_rate.py --models structural --method svi_many
     python benchmarks/exchange_rate.py --models structural --trends local_linear,damped,none
 
@@ -142,6 +143,26 @@ def run_structural(series, context, method, num_samples, key, trend, nuts=None):
     return row
 
 
+def run_default(series, context, method, num_samples, key):
+    """The default forecaster (``bs.auto_fit``: transform, seasonals and stacked candidates
+    chosen from the data) on each series; its own fit window (``--context`` does not apply)."""
+    from bayes_ssm.inference.auto import auto_fit
+
+    start = time.perf_counter()
+    frames, notes = [], []
+    for i, (name, train, test) in enumerate(series):
+        stacked = auto_fit(train, key=key + i, method=method)
+        draws = stacked.forecast_samples(HORIZON, num_samples=num_samples, key=key + i)
+        frames.append(from_samples(np.asarray(draws), test.index))
+        top = stacked.weights.idxmax()
+        seas = "seasonal" if stacked.fits[top].model.seasonal else "no season"
+        notes.append(f"{name}: {top} {stacked.weights[top]:.2f} ({seas})")
+        print(f"  [{name}] {str(stacked.transform)}; weights {stacked.weights.round(3).to_dict()}")
+    row = score(f"default, bs.auto_fit ({method})", series, frames, time.perf_counter() - start)
+    row["note"] = "; ".join(notes)
+    return row
+
+
 def run_structural_many(series, context, num_samples, key, trend, batch):
     """All series through ``bs.fit_svi_many`` (series ``i`` gets ``split(key, n)[i]``)."""
     import jax
@@ -225,6 +246,8 @@ def main(argv=None):
                 args.key,
             )
         )
+    if "default" in wanted:
+        rows.append(run_default(series, context, args.method, args.num_samples, args.key))
     if "structural" in wanted:
         for trend in args.trends.split(","):
             if args.method == "svi_many":

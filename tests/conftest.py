@@ -41,3 +41,10 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(reason="needs a GPU (pytest -m gpu through the device tool)")
     for item in gpu_items:
         item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _no_cli_compile_cache(monkeypatch):
+    """The CLI turns JAX's persistent compilation cache on by default (a global setting of the
+    process): tests that call ``bayes_ssm.cli.main`` in-process must not, unless they ask."""
+    monkeypatch.setenv("BAYES_SSM_COMPILE_CACHE", "off")

@@ -1,14 +1,18 @@
 """Command line: ``bayes-ssm <command>``, one module per command.
 
-``bayes-ssm forecast`` fits a structural model and writes a forecast CSV and plot;
-``bayes-ssm forecast-many`` does it for every series of a long-format table (SVI);
+``bayes-ssm forecast`` runs the default forecaster (``bs.auto_fit``) and writes a forecast CSV
+and plot; ``bayes-ssm forecast-many`` fits one structural model to every series of a
+long-format table; ``bayes-ssm backtest`` scores the default forecaster on rolling origins
+(CRPS, coverage, PIT by horizon). ``forecast`` and ``backtest`` keep JAX's persistent
+compilation cache in ``~/.cache/bayes_ssm/jax`` unless told otherwise
+(``--no-compile-cache``).
 ``bayes-ssm anomalies`` lists observations outside their one-step-ahead band;
 ``bayes-ssm diagnose`` prints the summary and checks of a saved fit.
 
 Examples (the first is the README's main job)::
 
-    bayes-ssm forecast --dataset ili --horizon 26 --method nuts \\
-        --out out/forecast.csv --plot out/forecast.png
+    bayes-ssm forecast --dataset ili --horizon 26 --out out/forecast.csv --plot out/forecast.png
+    bayes-ssm backtest --dataset ili --horizon 26 --folds 20 --step 13
     bayes-ssm forecast-many --dataset covid --value-cols italy_new_deaths germany_new_deaths \\
         --horizon 14 --transform none --out out/many.csv
 
@@ -26,12 +30,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bayes_ssm.cli import anomalies, diagnose, forecast, forecast_many
+from bayes_ssm.cli import anomalies, backtest, diagnose, forecast, forecast_many
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 # One line per command, in the order ``--help`` lists them.
-COMMANDS = {module.NAME: module for module in (forecast, forecast_many, anomalies, diagnose)}
+COMMANDS = {
+    module.NAME: module for module in (forecast, forecast_many, backtest, anomalies, diagnose)
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -23,38 +23,100 @@ SEASON_BY_FREQ = {
 }
 
 
-def add_model_args(mod) -> None:
-    mod.add_argument(
-        "--model",
-        choices=["structural"],
-        default="structural",
-        help="model family (structural: level, optional trend, seasonal; the default)",
-    )
+def add_model_args(mod, *, auto: bool = False) -> None:
+    """Model options. ``auto``: the command offers the default forecaster (``--model auto``,
+    its default; ``--transform auto``); the structural options then need ``--model
+    structural``."""
+    if auto:
+        mod.add_argument(
+            "--model",
+            choices=["auto", "structural"],
+            default="auto",
+            help="auto (default): the default forecaster, bs.auto_fit (transform, seasonals "
+            "and four structural candidates chosen from the data, combined by stacking); "
+            "structural: one StructuralTS from the options below",
+        )
+    else:
+        mod.add_argument("--model", choices=["structural"], default="structural")
     mod.add_argument(
         "--trend",
         choices=["local_linear", "damped", "none"],
-        default="none",
-        help="slope on the level (default none: a random-walk level)",
+        default=None,
+        help="--model structural: slope on the level (default none: a random-walk level)",
     )
     mod.add_argument(
         "--seasonal-period",
         type=float,
         default=None,
-        help="season length in steps (default from the frequency: 52.18 weekly, 7 daily, 12 "
-        "monthly); 0 for none",
+        help="--model structural: season length in steps (default from the frequency: 52.18 "
+        "weekly, 7 daily, 12 monthly); 0 for none",
     )
-    mod.add_argument("--harmonics", type=int, default=3, help="harmonics of the seasonal")
+    mod.add_argument(
+        "--harmonics", type=int, default=None, help="--model structural: harmonics (default 3)"
+    )
     mod.add_argument(
         "--likelihood",
         choices=["gaussian", "student_t"],
-        default="gaussian",
-        help="observation noise: gaussian (default) or student_t (heavy tails: outliers, bursts)",
+        default=None,
+        help="--model structural: observation noise, gaussian (default) or student_t (heavy "
+        "tails: outliers, bursts)",
     )
-    mod.add_argument(
-        "--transform",
-        choices=["log", "none"],
-        default="log",
-        help="fit log(y) and back-transform the forecast draws (default; needs y > 0)",
+    if auto:
+        mod.add_argument(
+            "--transform",
+            choices=["auto", "log", "none"],
+            default="auto",
+            help="auto (default): log when every value is positive, else none; forecast draws "
+            "are back-transformed",
+        )
+    else:
+        mod.add_argument(
+            "--transform",
+            choices=["log", "none"],
+            default="log",
+            help="fit log(y) and back-transform the forecast draws (default; needs y > 0)",
+        )
+
+
+STRUCTURAL_OPTIONS = ("trend", "seasonal_period", "harmonics", "likelihood")
+
+
+def check_model_options(args) -> None:
+    """With ``--model auto`` the structural options have no effect: refuse them."""
+    if getattr(args, "model", "structural") != "auto":
+        return
+    given = [n for n in STRUCTURAL_OPTIONS if getattr(args, n, None) is not None]
+    if given:
+        names = ", ".join("--" + n.replace("_", "-") for n in given)
+        raise ValueError(f"{names} apply to --model structural (the default model is auto)")
+
+
+def compile_cache_dir(args) -> Path | None:
+    """The persistent compilation cache of a CLI run: ``--compile-cache DIR``; else the
+    environment variable ``BAYES_SSM_COMPILE_CACHE`` (a directory, or ``off``); else
+    ``$XDG_CACHE_HOME/bayes_ssm/jax`` (``~/.cache/bayes_ssm/jax``). ``--no-compile-cache``:
+    none."""
+    if getattr(args, "no_compile_cache", False):
+        return None
+    if getattr(args, "compile_cache", None) is not None:
+        return Path(args.compile_cache)
+    env = os.environ.get("BAYES_SSM_COMPILE_CACHE")
+    if env:
+        return None if env.lower() == "off" else Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "bayes_ssm" / "jax"
+
+
+def add_cache_args(group) -> None:
+    group.add_argument(
+        "--compile-cache",
+        type=Path,
+        help="directory for JAX's persistent compilation cache (default: "
+        "$BAYES_SSM_COMPILE_CACHE, else ~/.cache/bayes_ssm/jax): a re-run with the same "
+        "models and series length skips most compilation",
+    )
+    group.add_argument(
+        "--no-compile-cache", action="store_true", help="do not use the compilation cache"
     )
 
 
@@ -132,10 +194,10 @@ def build_model(args, period, num_steps):
 
     seasonal = None
     if period is not None and period * 1.5 <= num_steps:
-        harmonics = max(1, min(args.harmonics, int(period // 2)))
+        harmonics = max(1, min(args.harmonics or 3, int(period // 2)))
         seasonal = Seasonal(period, harmonics=harmonics)
-    trend = None if args.trend == "none" else args.trend
-    return StructuralTS(trend=trend, seasonal=seasonal, likelihood=args.likelihood)
+    trend = None if args.trend in (None, "none") else args.trend
+    return StructuralTS(trend=trend, seasonal=seasonal, likelihood=args.likelihood or "gaussian")
 
 
 def load_many(args) -> dict:

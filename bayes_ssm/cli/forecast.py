@@ -1,4 +1,5 @@
-"""``bayes-ssm forecast``: fit a structural model to one series, write its forecast CSV and plot."""
+"""``bayes-ssm forecast``: the default forecaster (or one structural model) on one series; writes
+its forecast CSV and plot."""
 
 from __future__ import annotations
 
@@ -16,21 +17,19 @@ def add_parser(sub):
     fc = sub.add_parser(
         "forecast",
         help="fit a model to one series and forecast it",
-        description="Fit a Bayesian structural time-series model and write the forecast "
-        "(mean, median, credible intervals) as CSV, optionally as a fan chart.",
+        description="Forecast one series with the default forecaster (structural candidates "
+        "chosen from the data and combined by Bayesian stacking; --model structural for one "
+        "model of your choice) and write the forecast (mean, median, credible intervals) as "
+        "CSV, optionally as a fan chart.",
     )
     src = fc.add_argument_group("data (one of --dataset or --csv)")
     one = src.add_mutually_exclusive_group(required=True)
     _common.add_series_args(src, one)
-    _common.add_model_args(fc.add_argument_group("model"))
+    _common.add_model_args(fc.add_argument_group("model"), auto=True)
     inf = fc.add_argument_group("inference")
     _common.add_inference_args(inf)
-    inf.add_argument(
-        "--compile-cache",
-        type=Path,
-        help="directory for JAX's persistent compilation cache: a re-run with the same model "
-        "and series length skips compilation (seconds saved per run, most on a GPU)",
-    )
+    fc.set_defaults(method=None)  # svi for --model auto, nuts for --model structural
+    _common.add_cache_args(inf)
     out = fc.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
     out.add_argument(
@@ -51,10 +50,95 @@ def add_parser(sub):
 
 def run(args, parser) -> int:
     _common.check_positive(args, parser)
+    _common.check_model_options(args)
+    if args.method is None:
+        args.method = "svi" if args.model == "auto" else "nuts"
     _common.set_chain_devices(args.chains)
-    if args.compile_cache is not None:
-        _common.enable_compile_cache(args.compile_cache)
+    cache = _common.compile_cache_dir(args)
+    if cache is not None:
+        _common.enable_compile_cache(cache)
+    if args.model == "auto":
+        return _forecast_auto(args)
     return _forecast(args, parser)
+
+
+def _forecast_auto(args) -> int:
+    import pandas as pd
+
+    from bayes_ssm.data.validation import as_series_data
+    from bayes_ssm.inference.auto import auto_fit
+    from bayes_ssm.inference.forecast import validate_horizon, validate_prob
+
+    horizon = validate_horizon(args.horizon)
+    prob = validate_prob(args.prob)
+    y = _common.load_series(args)
+    full = as_series_data(y, freq=args.freq)
+    y = pd.Series(full.y, index=full.index, name=full.name)
+    if args.fit_last is not None and args.fit_last < 10:
+        raise ValueError(f"--fit-last must be >= 10; got {args.fit_last}")
+    if args.save_fit is not None:
+        raise ValueError("--save-fit needs --model structural (a stacked fit is not saved)")
+    if args.method == "nuts":
+        kw = {"num_chains": args.chains, "num_warmup": args.warmup, "num_samples": args.samples}
+    else:
+        kw = {"steps": args.svi_steps}
+    start = time.perf_counter()
+    stacked = auto_fit(
+        y,
+        key=args.seed,
+        transform=args.transform,
+        method=args.method,
+        fit_last=args.fit_last,
+        freq=full.freq,
+        fit_kwargs=kw,
+        progress=not args.quiet,
+    )
+    fc = stacked.forecast(horizon, prob=prob, key=args.seed + 1)
+    elapsed = time.perf_counter() - start
+    fc.index.name = "date"
+    first, last = (t.date() if isinstance(t, pd.Timestamp) else t for t in y.index[[0, -1]])
+    print(
+        f"series {full.name!r}: {len(y)} steps from {first} to {last}; fitted the last "
+        f"{stacked.data.num_steps} ({stacked.transform} scale); default forecaster, "
+        f"{len(stacked.fits)} candidates, weights from {stacked.weights_from}"
+    )
+    table = stacked.summary()
+    print(table.drop(columns="first_problem").round(3).to_string())
+    top = stacked.weights.idxmax()
+    described = _common.describe_model(stacked.fits[top].model)
+    print(f"\ncandidate {top!r} (the largest weight): {described}")
+    _common.print_summary(stacked.fits[top], elapsed)
+    flagged = [n for n, row in table.iterrows() if row.problems and row.weight > 0.05]
+    if flagged:
+        print(f"WARNINGS: bs.check flags candidate(s) with weight > 5%: {flagged}")
+    print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
+    if horizon > 8:
+        print("  ...")
+    if args.out is not None:
+        _common.write_csv(fc, args.out, index_label="date")
+        print(f"wrote {args.out}")
+    if args.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayes_ssm.plotting import plot_forecast
+
+        period = stacked.seasonal_period
+        shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
+        name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
+        ax = plot_forecast(
+            fc,
+            history=shown,
+            ylabel=args.ylabel or ylabel,
+            title=args.title
+            or f"{name}: {horizon}-step forecast ({args.method.upper()}, default forecaster)",
+        )
+        _common.save_figure(ax.figure, args.plot)
+        plt.close(ax.figure)
+        print(f"wrote {args.plot}")
+    return 0
 
 
 def _forecast(args, parser):

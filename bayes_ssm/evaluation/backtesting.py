@@ -130,7 +130,11 @@ def _runners(model, baselines, season: int) -> dict:
     for name, runner in items:
         if runner is None:
             continue
-        if not (_is_model(runner) or hasattr(runner, "forecast_samples")):
+        if not (
+            _is_model(runner)
+            or hasattr(runner, "forecast_samples")
+            or hasattr(runner, "draws_and_problems")
+        ):
             raise ValueError(
                 f"{runner!r} is neither a bayes_ssm model nor a baseline with forecast_samples"
             )
@@ -186,6 +190,11 @@ def _model_draws(
 
 
 def _baseline_draws(runner, train, horizon, *, seed, num_samples):
+    if hasattr(runner, "draws_and_problems"):  # e.g. bs.AutoTS: fits on the indexed series
+        draws, problems = runner.draws_and_problems(
+            train, horizon, num_samples=num_samples, key=int(seed)
+        )
+        return np.asarray(draws, dtype=float), list(problems)
     extra = {}
     if isinstance(runner, _baselines.ProphetBaseline):
         extra = {"index": train.index, "freq": getattr(train.index, "freq", None)}

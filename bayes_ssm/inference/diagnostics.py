@@ -171,7 +171,15 @@ def check(
     problems: list[str] = []
     if fit.method == "svi":
         info = fit.info
-        if not info.get("converged", False):
+        if info.get("stalled", False) and not info.get("converged", False):
+            problems.append(
+                f"SVI stalled: in {info.get('steps')} steps the loss changed by less than its "
+                "noise per window while the guide parameters moved steadily one way "
+                f"(last directedness {info.get('directedness', float('nan')):.2f}, above 0.5): "
+                f"the optimiser is crawling (learning rate {info.get('learning_rate')}). Raise "
+                "the learning rate or run many more steps; the intervals are not to be trusted."
+            )
+        elif not info.get("converged", False):
             steps = info.get("steps") or 0
             problems.append(
                 f"SVI did not converge: after {steps} steps the loss still changed "

@@ -110,7 +110,12 @@ def fit_svi(
     tol : float
         Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
         less than ``tol`` relative to the previous window, or by less than twice its
-        Monte-Carlo standard error. ``fit.info["converged"]`` records whether that happened.
+        Monte-Carlo standard error, *and* the guide parameters did not move steadily one way
+        during the window (directedness at most 0.5: a flat loss with steadily moving
+        parameters is a stalled optimiser, e.g. a learning rate far too small; see
+        ``bayes_ssm._svi.StopRule``). ``fit.info["converged"]`` records whether that
+        happened, ``info["directedness"]`` the last window's value and ``info["stalled"]``
+        whether the loss was flat while the parameters still moved steadily.
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool
@@ -134,7 +139,7 @@ def fit_svi(
     if not latent:
         raise ValueError(f"model {model.kind!r} has no latent sites to fit")
     start = time.perf_counter()
-    state, losses, converged, rel, done, (static, dyn) = run_svi(
+    state, rule, (static, dyn) = run_svi(
         model,
         data,
         scales,
@@ -149,6 +154,7 @@ def fit_svi(
     params, draws = finish_svi(
         model, guide, optimizer, static, dyn, state, k_draw, data, num_samples
     )
+    losses = np.concatenate(rule.losses)
     return svi_fit(
         model,
         data,
@@ -160,10 +166,12 @@ def fit_svi(
         info={
             "seed": _seed_info(key),
             "guide": guide,
-            "steps": done,
+            "steps": rule.done,
             "max_steps": steps,
-            "converged": bool(converged),
-            "rel_elbo_change": float(rel),
+            "converged": bool(rule.converged),
+            "rel_elbo_change": float(rule.rel),
+            "directedness": float(rule.directedness),
+            "stalled": bool(rule.stalled),
             "tol": float(tol),
             "final_loss": float(losses[-check_every:].mean()),
             "learning_rate": float(learning_rate),

@@ -151,6 +151,8 @@ def svi_series(
                     "max_steps": steps,
                     "converged": bool(rule.converged),
                     "rel_elbo_change": float(rule.rel),
+                    "directedness": float(rule.directedness),
+                    "stalled": bool(rule.stalled),
                     "tol": float(tol),
                     "final_loss": float(losses[-check_every:].mean()),
                     "learning_rate": float(learning_rate),

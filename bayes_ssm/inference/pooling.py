@@ -212,6 +212,8 @@ def fit_svi_pooled(
             "max_steps": steps,
             "converged": bool(rule.converged),
             "rel_elbo_change": float(rule.rel),
+            "directedness": float(rule.directedness),
+            "stalled": bool(rule.stalled),
             "tol": float(tol),
             "final_loss": float(losses[-check_every:].mean()),
             "learning_rate": float(learning_rate),

@@ -74,10 +74,21 @@ def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, 
     svi = _make_svi(mkey.model, guide_kind, optimizer)
     svi.init(jax.random.PRNGKey(0), y, **kwargs)  # sets svi.constrain_fn; the result is unused
 
-    def body(s, _):
-        return svi.update(s, y, **kwargs)
+    def flat(s):
+        leaves = jax.tree_util.tree_leaves(svi.optim.get_params(s.optim_state))
+        return jnp.concatenate([jnp.ravel(v) for v in leaves])
 
-    return jax.lax.scan(body, state, None, length=num_steps)
+    def body(carry, _):
+        s, path = carry
+        new, loss = svi.update(s, y, **kwargs)
+        return (new, path + jnp.sum(jnp.abs(flat(new) - flat(s)))), loss
+
+    start = flat(state)
+    (state, path), losses = jax.lax.scan(
+        body, (state, jnp.zeros((), start.dtype)), None, length=num_steps
+    )
+    net = jnp.sum(jnp.abs(flat(state) - start))
+    return state, losses, jnp.stack([net, path])
 
 
 @partial(jax.jit, static_argnames=_STATIC + ("num_samples",))
@@ -116,8 +127,23 @@ def _no_progress(mean, var, windows, n, tol) -> bool:
     return True
 
 
+DIRECTED_MAX = 0.5
+
+
 class StopRule:
     """Convergence bookkeeping of one SVI run, fed one window of losses at a time.
+
+    A run converges when, twice in a row, a full window shows no real change of the loss
+    (:func:`_no_progress`) *and* the parameters did not move steadily in one direction
+    during that window. The second condition is what keeps a stalled optimiser from being
+    called converged: with a learning rate far too small (``1e-5``) the loss changes by less
+    than its noise per window, yet Adam moves every parameter by about the learning rate per
+    step, always the same way. Its *directedness*, ``sum |theta_end - theta_start| / sum of
+    the per-step |moves|`` over the window (unconstrained guide parameters, summed over
+    coordinates), is then close to 1. At an optimum the steps are noise around it: the net
+    move is a small part of the path (about 0.1-0.3 for Adam's correlated steps over a
+    250-step window; 0 for a deterministic loss at rest). A window with directedness above
+    ``DIRECTED_MAX`` (0.5) resets the count of quiet windows and is recorded in ``stalled``.
 
     Parameters
     ----------
@@ -134,10 +160,19 @@ class StopRule:
         self.windows: list[tuple[float, float]] = []
         self.losses: list[np.ndarray] = []
         self.quiet, self.rel, self.converged, self.done = 0, float("nan"), False, 0
+        self.directedness, self.stalled = float("nan"), False
         self.error: str | None = None  # set by run_svi_many when this run failed
 
-    def update(self, chunk: np.ndarray) -> bool:
+    def update(self, chunk: np.ndarray, movement=None) -> bool:
         """Record the losses of the next ``len(chunk)`` steps; True once converged.
+
+        Parameters
+        ----------
+        chunk : ndarray, shape ``(step,)``
+            The window's losses.
+        movement : array-like, shape ``(2,)``, optional
+            ``(net, path)``: the summed absolute net move of the guide parameters over the
+            window and the summed absolute per-step moves. None: not tested.
 
         Raises
         ------
@@ -155,11 +190,19 @@ class StopRule:
         self.done += len(chunk)
         n = len(chunk)
         mean, var = float(chunk.mean()), float(chunk.var(ddof=1))
+        directed = False
+        if movement is not None:
+            net, path = (float(v) for v in np.asarray(movement))
+            self.directedness = net / path if path > 0 else 0.0
+            directed = self.directedness > DIRECTED_MAX
         if self.windows and n == self.check_every:
             self.rel = abs(mean - self.windows[-1][0]) / max(abs(self.windows[-1][0]), 1e-12)
-            self.quiet = self.quiet + 1 if _no_progress(mean, var, self.windows, n, self.tol) else 0
+            flat = _no_progress(mean, var, self.windows, n, self.tol)
+            if flat and directed:
+                self.stalled = True
+            self.quiet = self.quiet + 1 if flat and not directed else 0
             if self.quiet >= 2:  # two windows in a row without real change
-                self.converged = True
+                self.converged, self.stalled = True, False
                 return True
         self.windows.append((mean, var))
         return False
@@ -178,15 +221,15 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
     try:
         while rule.done < steps:
             n = min(check_every, steps - rule.done)
-            state, chunk = _svi_steps(mkey, guide, optimizer, static, n, state, y, dyn, cov)
-            stop = rule.update(np.asarray(chunk))
+            state, chunk, moved = _svi_steps(mkey, guide, optimizer, static, n, state, y, dyn, cov)
+            stop = rule.update(np.asarray(chunk), np.asarray(moved))
             bar.update(n)
             bar.set_postfix(loss=f"{rule.windows[-1][0]:.4g}", rel=f"{rule.rel:.1e}")
             if stop:
                 break
     finally:
         bar.close()
-    return state, np.concatenate(rule.losses), rule.converged, rule.rel, rule.done, (static, dyn)
+    return state, rule, (static, dyn)
 
 
 # ----------------------------------------------------------------- many series, one program
@@ -206,10 +249,11 @@ def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales):
 @partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
 def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales, active):
     def one(state, y, dyn, active):
-        new, losses = _svi_steps.__wrapped__(
+        new, losses, moved = _svi_steps.__wrapped__(
             mkey, guide_kind, optimizer, None, num_steps, state, y, dyn, None
         )
-        return jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state), losses
+        kept = jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state)
+        return kept, losses, moved
 
     return jax.vmap(one)(state, y, dyn_scales, active)
 
@@ -281,11 +325,13 @@ def run_svi_many(
     try:
         while total < steps and active.any():
             n = min(check_every, steps - total)
-            state, chunk = _svi_steps_many(mkey, guide, optimizer, n, state, y, dyn, put(active))
-            chunk = np.asarray(chunk)
+            state, chunk, moved = _svi_steps_many(
+                mkey, guide, optimizer, n, state, y, dyn, put(active)
+            )
+            chunk, moved = np.asarray(chunk), np.asarray(moved)
             for i in np.flatnonzero(active):
                 try:
-                    if rules[i].update(chunk[i]):
+                    if rules[i].update(chunk[i], moved[i]):
                         active[i] = False
                 except FloatingPointError as err:  # this series failed; the others go on
                     rules[i].error = f"{type(err).__name__}: {err}"

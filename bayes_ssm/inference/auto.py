@@ -1,0 +1,476 @@
+"""The default forecaster: ``bs.forecast(y, horizon, key=...)`` and ``bs.auto_fit``.
+
+What a user gets without choosing a model:
+
+1. **Transform** (``transform="auto"``): ``log`` when every observed value is positive (errors
+   that scale with the level, and forecasts that stay positive), else none. ``"log"``,
+   ``"none"`` or a Box-Cox ``lambda`` (a number) choose it; forecast draws are
+   back-transformed draw by draw, so quantiles are exact and the mean is the mean of the
+   back-transformed draws.
+2. **Fit window**: the last ``max(6 * longest season, 400)`` steps (all, when shorter).
+3. **Seasonals from the frequency** (:func:`seasonal_periods`): weekly 52.18 (yearly, 3
+   harmonics); monthly 12; quarterly 4; daily 7 (+ 365.25 with 2 harmonics when the window
+   holds two years); hourly 24 (+ 168). A season is kept when the window holds three full
+   cycles *and* the series shows it (a positive autocorrelation at the seasonal lag above
+   1.645 Bartlett standard errors, Theta's seasonality test, after
+   removing a one-period moving average), so
+   daily exchange rates get none.
+4. **Candidates** (:func:`default_candidates`), each :class:`~bayes_ssm.StructuralTS` with
+   those seasonals: a random-walk level; a damped local linear trend; the level plus AR(1);
+   the level with Student-t observation noise.
+5. **Combination**: Bayesian stacking of the candidates' PSIS-LOO one-step predictive
+   densities (:func:`bayes_ssm.stacking.stacking_weights`); the forecast is the weighted
+   mixture of the candidates' predictive draws. Points where PSIS-LOO is unreliable for any
+   candidate (Pareto ``k`` above ArviZ's threshold ``min(1 - 1/log10(S), 0.7)``) are left out
+   of the stacking objective for all candidates, and counted in :meth:`StackedFit.summary`;
+   when more than 10% of the points are left out the weights fall back to equal weights (LOO
+   cannot be trusted to rank the candidates there) and ``weights_from`` says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from bayes_ssm.data.validation import as_series_data, future_index
+from bayes_ssm.inference.forecast import level_label, validate_horizon, validate_prob
+from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles, stacking_weights
+
+__all__ = [
+    "forecast",
+    "auto_fit",
+    "AutoTS",
+    "StackedFit",
+    "default_candidates",
+    "seasonal_periods",
+    "resolve_transform",
+]
+
+# frequency code -> (period, harmonics, needs a long window) in order
+_SEASONS = {
+    "W": [(52.18, 3)],
+    "M": [(12, 3)],
+    "MS": [(12, 3)],
+    "ME": [(12, 3)],
+    "Q": [(4, 1)],
+    "QS": [(4, 1)],
+    "QE": [(4, 1)],
+    "D": [(7, 3), (365.25, 2)],
+    "B": [(5, 2), (260.9, 2)],
+    "h": [(24, 3), (168, 3)],
+    "H": [(24, 3), (168, 3)],
+}
+MIN_WINDOW = 400
+BAD_K_SHARE = 0.10
+SEASON_Z = 1.645  # as in Theta (statsforecast, forecast::thetaf): 90% two-sided
+
+
+def _freq_code(freq) -> str | None:
+    if freq is None:
+        return None
+    code = freq.name if hasattr(freq, "name") else str(freq)
+    return code.split("-")[0].lstrip("0123456789") or None
+
+
+def _has_season(z: np.ndarray, period: float) -> bool:
+    """Theta's seasonality test (90%, Bartlett standard error) at lag ``round(period)``, on the
+    series minus its centred moving average over one period (so a trend or a wandering level
+    does not pass for a season)."""
+    z = np.asarray(z, dtype=float)
+    z = z[np.isfinite(z)]
+    lag = int(round(period))
+    if lag < 2 or z.size < 3 * lag:
+        return False
+    trend = np.convolve(z, np.ones(lag) / lag, mode="valid")
+    d = z[lag // 2 : lag // 2 + trend.size] - trend
+    d = d - d.mean()
+    denom = float(np.sum(d * d))
+    if d.size < 2 * lag or denom <= 0:
+        return False
+    acf = np.array([np.sum(d[k:] * d[:-k]) / denom for k in range(1, lag + 1)])
+    se = np.sqrt((1 + 2 * np.sum(acf[:-1] ** 2)) / d.size)
+    return bool(acf[-1] > SEASON_Z * se)
+
+
+def seasonal_periods(freq, z) -> list[tuple[float, int]]:
+    """``(period, harmonics)`` of each season the (transformed) series ``z`` supports."""
+    z = np.asarray(z, dtype=float)
+    return [(p, h) for p, h in _SEASONS.get(_freq_code(freq), []) if _has_season(z, p)]
+
+
+def default_candidates(seasons) -> dict:
+    """The default candidate structures for the given ``(period, harmonics)`` seasons."""
+    from bayes_ssm.models import Seasonal, StructuralTS
+
+    seasonal = [Seasonal(p, harmonics=h) for p, h in seasons] or None
+    return {
+        "level": StructuralTS(trend=None, seasonal=seasonal),
+        "damped_trend": StructuralTS(trend="damped", seasonal=seasonal),
+        "level_ar1": StructuralTS(trend=None, seasonal=seasonal, ar_order=1),
+        "level_student_t": StructuralTS(trend=None, seasonal=seasonal, likelihood="student_t"),
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """A monotone transform: ``"none"``, ``"log"`` or Box-Cox with ``lam``."""
+
+    name: str
+    lam: float | None = None
+
+    def forward(self, y):
+        y = np.asarray(y, dtype=float)
+        if self.name == "none":
+            return y
+        if self.name == "log":
+            return np.log(y)
+        return np.log(y) if self.lam == 0 else (y**self.lam - 1) / self.lam
+
+    def inverse(self, z):
+        z = np.asarray(z, dtype=float)
+        if self.name == "none":
+            return z
+        if self.name == "log" or self.lam == 0:
+            return np.exp(z)
+        return np.maximum(self.lam * z + 1, 0.0) ** (1 / self.lam)
+
+    def __str__(self):
+        return f"boxcox({self.lam:g})" if self.name == "boxcox" else self.name
+
+
+def resolve_transform(transform, y) -> Transform:
+    """``"auto"`` -> log for positive data, else none; checks that the data allow it."""
+    y = np.asarray(y, dtype=float)
+    positive = bool(np.all(y[np.isfinite(y)] > 0))
+    if isinstance(transform, str):
+        if transform == "auto":
+            return Transform("log" if positive else "none")
+        if transform == "none":
+            return Transform("none")
+        if transform == "log":
+            if not positive:
+                raise ValueError("transform='log' needs positive values; use transform='none'")
+            return Transform("log")
+    elif isinstance(transform, int | float) and not isinstance(transform, bool):
+        if not positive:
+            raise ValueError("a Box-Cox transform needs positive values; use transform='none'")
+        return Transform("boxcox", float(transform))
+    raise ValueError(
+        f"transform must be 'auto', 'log', 'none' or a Box-Cox lambda; got {transform!r}"
+    )
+
+
+def _loo(fit):
+    """Pointwise PSIS-LOO of the one-step predictive densities (the ``log_lik`` site only,
+    not the full ArviZ tree of ``fit.to_arviz``, which also simulates ``y_rep``)."""
+    import warnings
+
+    import arviz_base
+    import arviz_stats
+
+    observed = ~np.isnan(fit.data.y)
+    log_lik = np.asarray(fit._predict(0, ("log_lik",))["log_lik"])[:, observed]
+    tree = arviz_base.from_dict(
+        {
+            "posterior": dict(fit.draws),
+            "log_likelihood": {"y": log_lik.reshape(fit.num_chains, fit.num_draws, -1)},
+            "observed_data": {"y": fit.data.y[observed]},
+        },
+        dims={"y": ["time"]},
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = arviz_stats.loo(tree, pointwise=True)
+    return np.asarray(res.elpd_i, float), np.asarray(res.pareto_k, float), float(res.good_k)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class StackedFit:
+    """Candidates fitted to one series and their stacking weights (build with :func:`auto_fit`).
+
+    Attributes
+    ----------
+    fits : mapping of str to Fit
+        Each candidate's fit, on the transformed scale.
+    weights : pandas.Series
+        Stacking weight per candidate (sums to 1).
+    transform : Transform
+    data : SeriesData
+        The fitted window on the data scale.
+    table : pandas.DataFrame
+        Per candidate: weight, elpd_loo, bad_pareto_k (count), problems (``bs.check``).
+    weights_from : str
+        ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
+    """
+
+    fits: Mapping
+    weights: pd.Series
+    transform: Transform
+    data: object
+    table: pd.DataFrame
+    weights_from: str
+    seconds: float
+
+    @property
+    def seasonal_period(self) -> float | None:
+        """The longest seasonal period of the candidates (None: no season)."""
+        periods = [s.period for f in self.fits.values() for s in getattr(f.model, "seasonal", ())]
+        return max(periods, default=None)
+
+    def summary(self) -> pd.DataFrame:
+        """The per-candidate table (weights, LOO, diagnostics)."""
+        return self.table.copy()
+
+    def _candidate_draws(self, horizon, num_samples, key):
+        import jax
+
+        from bayes_ssm.inference import engine as _engine
+
+        base = _engine.as_key(key)
+        out = {}
+        for i, (name, fit) in enumerate(self.fits.items()):
+            if self.weights[name] <= 0:
+                continue
+            n = min(num_samples, fit.num_samples) if num_samples else None
+            k = jax.random.fold_in(base, i)
+            out[name] = np.asarray(fit.forecast_samples(horizon, num_samples=n, key=k), float)
+        return out
+
+    def forecast_samples(self, horizon: int, *, num_samples: int = 1000, key=0) -> np.ndarray:
+        """``num_samples`` draws of the stacked predictive on the data scale.
+
+        Candidate ``k`` contributes ``round(w_k * num_samples)`` of its own draws (largest
+        remainder; candidate ``i`` draws with ``fold_in(key, i)``).
+
+        Returns
+        -------
+        numpy.ndarray, shape ``(num_samples, horizon)``
+        """
+        horizon = validate_horizon(horizon)
+        draws = self._candidate_draws(horizon, num_samples, key)
+        counts = mixture_counts(self.weights[list(draws)].to_numpy(), num_samples)
+        parts = []
+        for d, c in zip(draws.values(), counts, strict=True):
+            take = np.resize(np.arange(d.shape[0]), c)  # cycles when c exceeds the draws
+            parts.append(d[take])
+        return self.transform.inverse(np.concatenate(parts, axis=0))
+
+    def forecast(self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0):
+        """The stacked forecast: mean, median and intervals of the weighted mixture.
+
+        Quantiles are those of the mixture ``sum_k w_k F_k`` of the candidates' empirical
+        predictive laws (every draw of every candidate, weighted), back-transformed; the mean
+        is the weighted mean of the back-transformed draws.
+
+        Returns
+        -------
+        pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
+            As :meth:`bayes_ssm.Fit.forecast`; ``attrs["weights"]`` holds the weights.
+        """
+        horizon = validate_horizon(horizon)
+        levels = validate_prob(prob)
+        draws = self._candidate_draws(horizon, num_samples, key)
+        w = self.weights[list(draws)].to_numpy()
+        w = w / w.sum()
+        qs = [0.5]
+        for p in levels:
+            qs += [(1 - p) / 2, (1 + p) / 2]
+        quant = self.transform.inverse(mixture_quantiles(list(draws.values()), w, qs))
+        mean = sum(
+            wk * self.transform.inverse(d).mean(axis=0)
+            for wk, d in zip(w, draws.values(), strict=True)
+        )
+        cols = {"mean": mean, "median": quant[0]}
+        for i, p in enumerate(levels):
+            cols[f"lower_{level_label(p)}"] = quant[1 + 2 * i]
+            cols[f"upper_{level_label(p)}"] = quant[2 + 2 * i]
+        index = future_index(self.data, horizon)
+        index.name = self.data.index.name
+        frame = pd.DataFrame(cols, index=index)
+        frame.attrs["weights"] = self.weights.to_dict()
+        frame.attrs["transform"] = str(self.transform)
+        return frame
+
+
+def auto_fit(
+    y,
+    *,
+    key,
+    transform="auto",
+    candidates=None,
+    method: str = "svi",
+    fit_last: int | None = None,
+    freq=None,
+    fit_kwargs: dict | None = None,
+    progress: bool = False,
+) -> StackedFit:
+    """Fit the default candidates (or ``candidates``) and weight them by stacking.
+
+    Parameters
+    ----------
+    y : pandas.Series (DatetimeIndex) or array-like ``(time,)``
+        NaN marks missing values.
+    key : int or jax.random key
+        Keyword-only; candidate ``i`` is fitted with ``jax.random.fold_in(key, i)``.
+    transform : {"auto", "log", "none"} or float
+        See the module docstring; a float is a Box-Cox lambda.
+    candidates : mapping of str to TimeSeriesModel, optional
+        Replace the default candidates (fitted on the transformed scale).
+    method : {"svi", "nuts"}
+        ``fit_svi`` (default) or ``fit_nuts`` (2 chains, 500 + 500 draws unless
+        ``fit_kwargs`` says otherwise).
+    fit_last : int, optional
+        Fit the last ``fit_last`` steps (default ``max(6 * longest season, 400)``).
+    freq : str, optional
+        Frequency when it cannot be inferred.
+    fit_kwargs : dict, optional
+        Passed to ``fit_svi`` / ``fit_nuts``.
+
+    Returns
+    -------
+    StackedFit
+    """
+    import jax
+
+    from bayes_ssm.inference import engine as _engine
+    from bayes_ssm.inference.diagnostics import check
+    from bayes_ssm.inference.fitting import fit_nuts, fit_svi
+
+    if method not in ("svi", "nuts"):
+        raise ValueError(f"method must be 'svi' or 'nuts'; got {method!r}")
+    start = time.perf_counter()
+    full = as_series_data(y, freq=freq)
+    series = pd.Series(full.y, index=full.index, name=full.name)
+    if fit_last is None:
+        longest = max((p for p, _ in _SEASONS.get(_freq_code(full.freq), [])), default=0)
+        fit_last = max(int(round(6 * longest)), MIN_WINDOW)
+    if isinstance(fit_last, bool) or not isinstance(fit_last, int) or fit_last < 10:
+        raise ValueError(f"fit_last must be an integer >= 10; got {fit_last!r}")
+    window = series.iloc[-fit_last:]
+    tf = resolve_transform(transform, window.to_numpy())
+    z = pd.Series(tf.forward(window.to_numpy()), index=window.index, name=window.name)
+    if candidates is None:
+        candidates = default_candidates(seasonal_periods(full.freq, z.to_numpy()))
+    if not isinstance(candidates, Mapping) or not candidates:
+        raise ValueError("candidates must be a non-empty dict of name -> model")
+    if method == "nuts":
+        kw = {"num_chains": 2, "num_warmup": 500, "num_samples": 500, "progress": progress}
+    else:
+        kw = {"progress": progress}
+    kw.update(fit_kwargs or {})
+    fitter = fit_svi if method == "svi" else fit_nuts
+    base = _engine.as_key(key)
+    fits, rows, lpds, ks, good = {}, [], [], [], []
+    for i, (name, model) in enumerate(candidates.items()):
+        fit = fitter(model, z, key=jax.random.fold_in(base, i), freq=full.freq, **kw)
+        fits[name] = fit
+        elpd_i, k, good_k = _loo(fit)
+        lpds.append(elpd_i)
+        ks.append(k)
+        good.append(good_k)
+        problems = check(fit, warn=False)
+        rows.append(
+            {
+                "candidate": name,
+                "elpd_loo": float(np.sum(elpd_i)),
+                "bad_pareto_k": int(np.sum(~(k <= good_k))),
+                "problems": len(problems),
+                "first_problem": problems[0] if problems else "",
+            }
+        )
+    lpd = np.column_stack(lpds)
+    reliable = np.all(np.column_stack(ks) <= np.asarray(good), axis=1) & np.all(
+        np.isfinite(lpd), axis=1
+    )
+    if len(fits) == 1:
+        w, source = np.ones(1), "single candidate"
+    elif reliable.mean() < 1 - BAD_K_SHARE:
+        w, source = np.full(len(fits), 1 / len(fits)), "equal (LOO unreliable)"
+    else:
+        w, source = stacking_weights(lpd[reliable]), "stacking (PSIS-LOO)"
+    weights = pd.Series(w, index=list(fits), name="weight")
+    table = pd.DataFrame(rows).set_index("candidate")
+    table.insert(0, "weight", weights)
+    table.attrs["points_left_out"] = int((~reliable).sum())
+    window_data = as_series_data(window, freq=full.freq)
+    return StackedFit(
+        fits=fits,
+        weights=weights,
+        transform=tf,
+        data=window_data,
+        table=table,
+        weights_from=source,
+        seconds=time.perf_counter() - start,
+    )
+
+
+def forecast(y, horizon: int, *, key, prob=(0.8, 0.95), num_samples=None, **options):
+    """The default forecast: :func:`auto_fit` then :meth:`StackedFit.forecast`.
+
+    Parameters
+    ----------
+    y : pandas.Series or array-like ``(time,)``
+    horizon : int
+    key : int or jax.random key
+        Keyword-only; same key, same forecast.
+    prob : float or sequence of float
+    **options
+        Passed to :func:`auto_fit` (``transform``, ``candidates``, ``method``, ...).
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future timestamps;
+        ``attrs["weights"]`` the stacking weights (a dict), ``attrs["transform"]`` the
+        transform. For the fitted candidates (summary, diagnostics, draws) call
+        :func:`auto_fit` and then :meth:`StackedFit.forecast` instead.
+
+    Examples
+    --------
+    >>> fc = bs.forecast(bs.datasets.load("ili"), 8, key=0)  # doctest: +SKIP
+    """
+    horizon = validate_horizon(horizon)
+    fit = auto_fit(y, key=key, **options)
+    return fit.forecast(horizon, prob=prob, num_samples=num_samples, key=key)
+
+
+@dataclasses.dataclass(frozen=True)
+class AutoTS:
+    """The default forecaster as a :func:`bayes_ssm.backtest` runner (``bs.AutoTS()``).
+
+    Each fold calls :func:`auto_fit` on the fold's training data with these options.
+    """
+
+    transform: object = "auto"
+    method: str = "svi"
+    fit_last: int | None = None
+    fit_kwargs: dict | None = None
+    name: str = "default (stacked)"
+    wants_index: bool = True
+
+    def fit(self, y, *, key, freq=None) -> StackedFit:
+        return auto_fit(
+            y,
+            key=key,
+            transform=self.transform,
+            method=self.method,
+            fit_last=self.fit_last,
+            freq=freq,
+            fit_kwargs=self.fit_kwargs,
+        )
+
+    def draws_and_problems(self, train: pd.Series, horizon: int, *, num_samples, key):
+        """Forecast draws of the stacked fit and the ``bs.check`` problems of the candidates
+        that carry weight (for the backtest's ``converged`` column)."""
+        stacked = self.fit(train, key=int(key))
+        draws = stacked.forecast_samples(horizon, num_samples=num_samples or 1000, key=int(key))
+        problems = [
+            f"{name}: {row.first_problem}"
+            for name, row in stacked.table.iterrows()
+            if row.problems and row.weight > 0.05
+        ]
+        return draws, problems

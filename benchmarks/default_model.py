@@ -1,0 +1,215 @@
+"""The default forecaster (``bs.AutoTS``: stacked StructuralTS candidates) beside its peers.
+
+Rolling origins on one bundled series, every model fitted on all data before each origin (the
+default then keeps its own window, ``bs.auto_fit``), one ``--horizon``-step forecast per
+origin. Peers run in the same harness on the same folds: statsforecast AutoETS, AutoTheta and
+MSTL (draws from the Gaussian their 80% interval implies), statsmodels UnobservedComponents
+(local linear trend + trigonometric season, maximum likelihood) and Prophet. Prints CRPS and
+80/95% coverage at steps 1, 4 and ``--horizon`` (and averaged over steps 1..h), PIT by
+horizon, seconds, and the load average.
+
+The ILI protocol of issue 12 (the default)::
+
+    PYTHONPATH=. python benchmarks/default_model.py --dataset ili
+    # 20 origins 13 weeks apart, the last at n-26, 26 steps each
+
+Other series: ``--dataset covid --column us_cum_deaths --diff`` (daily new deaths), ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+import pandas as pd
+
+import bayes_ssm as bs
+from bayes_ssm.data import datasets
+from bayes_ssm.evaluation import baselines
+from bayes_ssm.evaluation.backtesting import backtest
+
+PRESETS = {  # dataset -> (column, season, folds, step, horizon)
+    "ili": (None, 52, 20, 13, 26),
+    "covid": ("us_cum_deaths", 7, 10, 28, 28),
+    "etth1": ("OT", 24, 10, 168, 48),
+}
+
+
+class StatsforecastPeer:
+    """A statsforecast model as a backtest baseline: Gaussian draws matching its 80% interval."""
+
+    def __init__(self, name, factory):
+        self.name, self.factory = name, factory
+
+    def forecast_samples(self, y_train, horizon, *, num_samples=1000, key=None):
+        y = pd.Series(np.asarray(y_train, float)).interpolate(limit_direction="both").to_numpy()
+        out = self.factory().forecast(y=y, h=horizon, level=[80])
+        mean = np.asarray(out["mean"])
+        sd = (np.asarray(out["hi-80"]) - np.asarray(out["lo-80"])) / (2 * 1.2815515655446004)
+        rng = np.random.default_rng(key)
+        return mean + np.maximum(sd, 1e-12) * rng.standard_normal((num_samples, horizon))
+
+
+class TrigUC:
+    """statsmodels UnobservedComponents: local linear trend + trigonometric season (MLE)."""
+
+    name = "statsmodels UC"
+
+    def __init__(self, period, harmonics=3):
+        self.period, self.harmonics = period, harmonics
+
+    def forecast_samples(self, y_train, horizon, *, num_samples=1000, key=None):
+        import warnings
+
+        from statsmodels.tsa.statespace.structural import UnobservedComponents
+
+        seas = [{"period": self.period, "harmonics": self.harmonics}] if self.period > 1 else None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = UnobservedComponents(
+                np.asarray(y_train, float), level="local linear trend", freq_seasonal=seas
+            ).fit(disp=False, maxiter=200)
+        fc = res.get_forecast(horizon)
+        mean, sd = np.asarray(fc.predicted_mean), np.sqrt(np.asarray(fc.var_pred_mean))
+        rng = np.random.default_rng(key)
+        return mean + sd * rng.standard_normal((num_samples, horizon))
+
+
+def peers(season, period):
+    from statsforecast.models import MSTL, AutoETS, AutoTheta
+
+    m = season if season > 1 else 1
+    out = [
+        StatsforecastPeer("AutoETS", lambda: AutoETS(season_length=m if m <= 24 else 1)),
+        StatsforecastPeer("AutoTheta", lambda: AutoTheta(season_length=m)),
+    ]
+    if m > 1:
+        out.append(StatsforecastPeer("MSTL", lambda: MSTL(season_length=m)))
+    out.append(TrigUC(period))
+    out.append(baselines.ProphetBaseline())
+    return out
+
+
+def table(scores: pd.DataFrame, steps) -> pd.DataFrame:
+    """CRPS and coverage at each step in ``steps`` and averaged over 1..step (all folds)."""
+    rows = []
+    for model, part in scores.groupby("model", sort=False):
+        row = {
+            "model": model,
+            "flagged folds": int((~part["converged"]).groupby(part["fold"]).any().sum()),
+        }
+        for h in steps:
+            at, upto = part[part["horizon"] == h], part[part["horizon"] <= h]
+            row[f"CRPS@{h}"] = at["crps"].mean()
+            row[f"cov80@{h}"] = at["covered_80"].mean()
+            row[f"cov95@{h}"] = at["covered_95"].mean()
+            row[f"CRPS1-{h}"] = upto["crps"].mean()
+            row[f"cov95 1-{h}"] = upto["covered_95"].mean()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="ili", choices=sorted(PRESETS))
+    parser.add_argument("--column", default=None)
+    parser.add_argument("--diff", action="store_true", help="forecast first differences")
+    parser.add_argument("--folds", type=int)
+    parser.add_argument("--step", type=int)
+    parser.add_argument("--horizon", type=int)
+    parser.add_argument("--method", default="svi", choices=["svi", "nuts"])
+    parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument("--key", type=int, default=0)
+    parser.add_argument("--out", default=None, help="write the tidy scores (CSV) here")
+    parser.add_argument(
+        "--report", action="store_true", help="only print the tables of the scores in --out"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="keep the origins already in --out, run the rest"
+    )
+    args = parser.parse_args(argv)
+    column, season, folds, step, horizon = PRESETS[args.dataset]
+    column = args.column or column
+    folds, step, horizon = args.folds or folds, args.step or step, args.horizon or horizon
+    y = datasets.load(args.dataset)
+    if isinstance(y, pd.DataFrame):
+        y = y[column]
+    if args.diff:
+        y = y.diff().iloc[1:]
+    period = {52: 52.18}.get(season, season)
+    runners = {"default": bs.AutoTS(method=args.method)}
+    if not args.no_peers:
+        runners.update({p.name: p for p in peers(season, period)})
+    load0 = os.getloadavg()
+    start = time.perf_counter()
+    # one origin at a time (the series cut at origin + horizon, one fold), so that the tidy
+    # scores so far are written after every origin and a long run can be read part-way
+    last_origin = len(y) - horizon
+    frames, fold_rows = [], []
+    if args.resume or args.report:  # origins already scored in --out: keep, go on after
+        done = pd.read_csv(args.out, parse_dates=["cutoff", "timestamp"])
+        frames.append(done)
+    first = int(frames[0]["fold"].max()) + 1 if frames else 0
+    for k in range(first, 0 if args.report else folds):
+        origin = last_origin - step * (folds - 1 - k)
+        part = backtest(
+            runners,
+            y.iloc[: origin + horizon],
+            horizon=horizon,
+            folds=1,
+            season=season,
+            min_train=max(2 * season, 30),
+            key=args.key + k,
+            progress=False,
+        )
+        fold_rows.append(part.attrs["folds"].assign(fold=k))
+        part.attrs = {}  # a DataFrame in attrs breaks pd.concat's attrs comparison
+        frames.append(part.assign(fold=k))
+        if args.out:
+            pd.concat(frames, ignore_index=True).to_csv(args.out, index=False)
+        print(f"origin {k + 1}/{folds} done, {time.perf_counter() - start:.0f} s", flush=True)
+    scores = pd.concat(frames, ignore_index=True)
+    scores.attrs["folds"] = pd.concat(fold_rows, ignore_index=True) if fold_rows else None
+    seconds = time.perf_counter() - start
+    load1 = os.getloadavg()
+    per_model = (
+        scores.attrs["folds"].groupby("model", sort=False)["seconds"].sum()
+        if scores.attrs["folds"] is not None
+        else {}
+    )
+    pd.set_option("display.width", 200)
+    print(
+        f"{args.dataset}{'/' + column if column else ''}{' (differenced)' if args.diff else ''}: "
+        f"{len(y)} steps, {folds} origins {step} apart, the last at n-{horizon}, "
+        f"{horizon} steps each; {seconds:.0f} s in all; load average "
+        f"{load0[0]:.1f} at start, {load1[0]:.1f} at end (2 shared cores)"
+    )
+    steps = sorted({1, 4, horizon} & set(range(1, horizon + 1)))
+    out = table(scores, steps)
+    out["seconds"] = out["model"].map(per_model)
+    print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    pit = scores.assign(bin=pd.cut(scores["pit"], [0, 0.025, 0.1, 0.5, 0.9, 0.975, 1]))
+    hist = (
+        pit[pit["model"] == "default"]
+        .groupby(
+            [
+                pd.cut(pit["horizon"], sorted({0, *(b for b in (4, 13) if b < horizon), horizon})),
+                "bin",
+            ],
+            observed=False,
+        )
+        .size()
+        .unstack()
+    )
+    print(
+        "\ndefault: PIT histogram by horizon band (share of folds; uniform = 0.025/0.075/0.4/...)"
+    )
+    print((hist.div(hist.sum(axis=1), axis=0)).round(3).to_string())
+    if args.out:
+        scores.to_csv(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,95 @@
+"""Time to a first forecast, process start included: ours (default SVI, structural NUTS) beside
+Prophet and statsmodels UnobservedComponents, each in a fresh Python process, side by side.
+
+The series: the last ``--n`` weeks of the bundled ILI series (default 400), a 26-week forecast.
+Each command runs ``--repeats`` times, alternating, in fresh processes (our CLI with its
+compilation cache in a fresh temporary directory for the first run, then reused); prints wall
+seconds per run and the load average before and after.
+
+Usage::
+
+    PYTHONPATH=. python benchmarks/first_forecast.py --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+PEER = {
+    "prophet": """
+import pandas as pd, logging
+logging.getLogger("cmdstanpy").setLevel(logging.WARNING)
+from prophet import Prophet
+from bayes_ssm.data import datasets
+y = datasets.load("ili").iloc[-{n}:]
+m = Prophet().fit(pd.DataFrame({{"ds": y.index, "y": y.to_numpy()}}))
+fc = m.predict(m.make_future_dataframe(26, freq="W-SAT"))
+print(fc[["yhat_lower", "yhat_upper"]].tail(1))
+""",
+    "statsmodels UC": """
+import numpy as np
+from statsmodels.tsa.statespace.structural import UnobservedComponents
+from bayes_ssm.data import datasets
+y = np.log(datasets.load("ili").iloc[-{n}:].to_numpy())
+res = UnobservedComponents(y, level="local level",
+    freq_seasonal=[{{"period": 52.18, "harmonics": 3}}]).fit(disp=False)
+print(np.exp(res.get_forecast(26).conf_int()[-1]))
+""",
+}
+
+
+def ours(kind: str, n: int, cache: str) -> list[str]:
+    from pathlib import Path
+
+    csv = Path(cache) / "ili.csv"
+    if not csv.exists():
+        from bayes_ssm.data import datasets
+
+        datasets.load("ili").iloc[-n:].rename("ili").to_csv(csv, index_label="week")
+    argv = [sys.executable, "-m", "bayes_ssm.cli", "forecast", "--csv", str(csv)]
+    argv += ["--date-col", "week", "--value-col", "ili", "--horizon", "26", "--quiet"]
+    argv += ["--compile-cache", str(Path(cache) / "jax")]
+    if kind == "nuts":
+        argv += ["--model", "structural", "--method", "nuts"]
+    return argv
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args(argv)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [".", os.environ.get("PYTHONPATH")])),
+    }
+    rows = []
+    with tempfile.TemporaryDirectory() as cache:
+        commands = {
+            "bayes-ssm forecast (default, SVI)": ours("svi", args.n, cache),
+            "bayes-ssm forecast --model structural --method nuts": ours("nuts", args.n, cache),
+        }
+        for name, code in PEER.items():
+            commands[name] = [sys.executable, "-c", code.format(n=args.n)]
+        for rep in range(args.repeats):
+            for name, cmd in commands.items():
+                load = os.getloadavg()[0]
+                start = time.perf_counter()
+                done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+                seconds = time.perf_counter() - start
+                if done.returncode:
+                    print(done.stderr[-2000:])
+                rows.append((rep + 1, name, seconds, load, done.returncode))
+                print(f"run {rep + 1}: {name}: {seconds:.1f} s (load {load:.1f})", flush=True)
+    print("\n| run | command | wall s | load average at start | rc |\n|---|---|---:|---:|---:|")
+    for rep, name, seconds, load, rc in rows:
+        print(f"| {rep} | {name} | {seconds:.1f} | {load:.1f} | {rc} |")
+
+
+if __name__ == "__main__":
+    main()
