@@ -26,8 +26,39 @@ from bayes_ssm.forecast import (
     warn_exploding_forecast,
 )
 from bayes_ssm.models.base import TimeSeriesModel
+from bayes_ssm.time_labels import as_time_index
 
 __all__ = ["Fit"]
+
+
+def _continuation(data: SeriesData, y_new: pd.Series) -> pd.Series:
+    """``y_new`` relabelled on the fitted kind of time axis, or a ``ValueError`` saying why not."""
+    old = data.index
+    new = as_time_index(y_new.index, what="the index of y_new")
+    kind = {True: "dates", False: "integer time steps"}
+    if isinstance(old, pd.DatetimeIndex) != isinstance(new, pd.DatetimeIndex):
+        raise ValueError(
+            f"y_new is labelled with {kind[isinstance(new, pd.DatetimeIndex)]} but the fit with "
+            f"{kind[isinstance(old, pd.DatetimeIndex)]}; label the new points like the fitted data"
+        )
+    values = y_new.to_numpy()
+    if isinstance(old, pd.DatetimeIndex):
+        if (old.tz is None) != (new.tz is None):
+            raise ValueError(
+                f"y_new's timestamps are {'naive' if new.tz is None else f'in zone {new.tz}'} but "
+                f"the fit's are {'naive' if old.tz is None else f'in zone {old.tz}'}"
+            )
+        if new.tz is not None:
+            new = new.tz_convert(old.tz)
+        return pd.Series(values, index=new.as_unit(old.unit))
+    labels = np.asarray(y_new.index, dtype=np.float64)
+    off = (labels - old.start) % old.step != 0
+    if off.any():
+        raise ValueError(
+            f"y_new's labels {labels[off][:3].astype(np.int64).tolist()} are off the fitted "
+            f"integer grid (step {old.step} from {old.start})"
+        )
+    return pd.Series(values, index=labels.astype(np.int64))
 
 
 def _frozen_arrays(arrays: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
@@ -279,8 +310,12 @@ class Fit:
         Parameters
         ----------
         y_new : pandas.Series, or array-like of shape ``(new,)``
-            Observations after the last fitted timestamp (a Series must continue the index at
-            its frequency; an array is placed at the next ``new`` timestamps).
+            Observations after the last fitted timestamp. A Series' labels are read like the
+            fitted index (:mod:`bayes_ssm.time_labels`): they must all lie after the last fitted
+            timestamp (overlaps and re-sent history are refused) and on the fitted grid (the
+            frequency, or the integer step); a gap before or inside them is filled with NaN
+            (missing values are data), except with covariates, where ``y_new`` must continue
+            the index without gaps. An array is placed at the next ``new`` timestamps.
         covariates : pandas.DataFrame or array-like, shape ``(new, covariate)``, optional
             Covariates for the new steps (required when the model uses covariates).
 
@@ -295,10 +330,7 @@ class Fit:
                 raise ValueError(f"y_new must have one column; got {y_new.shape[1]}")
             y_new = y_new.iloc[:, 0]
         if isinstance(y_new, pd.Series):
-            if isinstance(old_index, pd.DatetimeIndex) != isinstance(y_new.index, pd.DatetimeIndex):
-                raise ValueError("y_new must have the same kind of index as the fitted data")
-            if not isinstance(old_index, pd.DatetimeIndex):
-                y_new = pd.Series(y_new.to_numpy(), index=future_index(self.data, len(y_new)))
+            y_new = _continuation(self.data, y_new)
         else:
             values = np.asarray(y_new, dtype=float)
             if values.ndim != 1 or values.size == 0:
@@ -307,9 +339,11 @@ class Fit:
         if len(y_new) == 0:
             raise ValueError("y_new is empty")
         if y_new.index.min() <= old_index[-1]:
+            overlap = int(np.sum(y_new.index <= old_index[-1]))
             raise ValueError(
-                f"y_new must start after the last fitted timestamp {old_index[-1]}; "
-                f"it starts at {y_new.index.min()}"
+                f"y_new must start after the last fitted timestamp {old_index[-1]}; it starts at "
+                f"{y_new.index.min()} ({overlap} of its {len(y_new)} points overlap the fitted "
+                "data: send only the new points)"
             )
         old = pd.Series(self.data.y, index=old_index, name=self.data.name)
         combined = pd.concat([old, y_new.astype(float)])
@@ -322,8 +356,12 @@ class Fit:
                 )
             new_cov = check_future_covariates(self.data, covariates, len(y_new))
             new_index = future_index(self.data, len(y_new))
-            if isinstance(combined.index, pd.DatetimeIndex) and not y_new.index.equals(new_index):
-                raise ValueError("with covariates, y_new must continue the index without gaps")
+            if not np.array_equal(np.asarray(y_new.index), np.asarray(new_index)):
+                raise ValueError(
+                    "with covariates, y_new must continue the index without gaps (expected "
+                    f"{new_index[0]} to {new_index[-1]}, got {y_new.index[0]} to "
+                    f"{y_new.index[-1]})"
+                )
             cov = pd.DataFrame(
                 np.concatenate([self.data.covariates, new_cov]),
                 index=combined.index,
@@ -334,7 +372,9 @@ class Fit:
         if isinstance(old_index, pd.DatetimeIndex):
             data = as_series_data(combined, covariates=cov, freq=self.data.freq)
         else:
-            data = as_series_data(combined.to_numpy(), covariates=cov, freq=self.data.freq)
+            data = dataclasses.replace(
+                as_series_data(combined, covariates=cov), freq=self.data.freq
+            )
         data = dataclasses.replace(
             data, name=self.data.name, index=data.index.rename(old_index.name)
         )
