@@ -17,6 +17,15 @@ import sys
 import time
 from pathlib import Path
 
+from bayes_ssm._cli_inputs import (
+    add_date_args,
+    check_outputs,
+    read_long_csv,
+    read_series_csv,
+    save_figure,
+    write_csv,
+)
+
 __all__ = ["main", "build_parser"]
 
 _LABELS = {"ili": ("US influenza-like illness (CDC ILINet)", "% weighted ILI")}
@@ -54,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--date-col", help="date column of --csv")
     src.add_argument("--value-col", help="value column of --csv (or of a multi-column dataset)")
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
     src.add_argument(
         "--fit-last",
         type=int,
@@ -105,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--value-col", default="y", help="value column of --csv")
     src.add_argument("--value-cols", nargs="+", help="columns of --dataset, one series each")
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
     src.add_argument("--fit-last", type=int, default=None, metavar="N", help="fit the last N steps")
     _add_model_args(many.add_argument_group("model"))
     inf = many.add_argument_group("inference")
@@ -176,14 +187,13 @@ def _load_series(args):
         return data
     if args.date_col is None or args.value_col is None:
         raise ValueError("--csv needs --date-col and --value-col")
-    if not args.csv.is_file():
-        raise ValueError(f"--csv {args.csv} does not exist")
-    frame = pd.read_csv(args.csv)
-    for col in (args.date_col, args.value_col):
-        if col not in frame.columns:
-            raise ValueError(f"column {col!r} not in {args.csv} (columns: {list(frame.columns)})")
-    index = pd.DatetimeIndex(pd.to_datetime(frame[args.date_col]), name=args.date_col)
-    return pd.Series(frame[args.value_col].to_numpy(float), index=index, name=args.value_col)
+    return read_series_csv(
+        args.csv,
+        args.date_col,
+        args.value_col,
+        date_format=args.date_format,
+        dayfirst=args.dayfirst,
+    )
 
 
 def _season(args, freq) -> float | None:
@@ -242,11 +252,13 @@ def _forecast(args, parser):
     import pandas as pd
 
     from bayes_ssm.data import as_series_data, future_index
+    from bayes_ssm.fit import check_forecast_size
     from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
     from bayes_ssm.infer import fit_nuts, fit_svi
 
     horizon = validate_horizon(args.horizon)
     prob = validate_prob(args.prob)
+    check_outputs(out=args.out, plot=args.plot, save_fit=args.save_fit)
     y = _load_series(args)
     full = as_series_data(y, freq=args.freq)
     y = pd.Series(full.y, index=full.index, name=full.name)
@@ -264,6 +276,8 @@ def _forecast(args, parser):
     else:
         y_model = y_fit
     model = _build_model(args, period, len(y_fit))
+    draws = args.chains * args.samples if args.method == "nuts" else 1000
+    check_forecast_size(model, full, draws, horizon)  # before the fit, not after it
     first, last = (t.date() if isinstance(t, pd.Timestamp) else t for t in y.index[[0, -1]])
     scale = "log scale" if args.transform == "log" else "original scale"
     print(
@@ -300,8 +314,7 @@ def _forecast(args, parser):
     if horizon > 8:
         print("  ...")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        fc.to_csv(args.out, index_label="date", float_format="%.6g")
+        write_csv(fc, args.out, index_label="date", float_format="%.6g")
         print(f"wrote {args.out}")
     if args.plot is not None:
         import matplotlib
@@ -311,7 +324,6 @@ def _forecast(args, parser):
 
         from bayes_ssm.plotting import plot_forecast
 
-        args.plot.parent.mkdir(parents=True, exist_ok=True)
         shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
         name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
         ax = plot_forecast(
@@ -321,7 +333,7 @@ def _forecast(args, parser):
             title=f"{name}: {horizon}-step forecast ({args.method.upper()}, "
             f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
         )
-        ax.figure.savefig(args.plot, dpi=120)
+        save_figure(ax.figure, args.plot, dpi=120)
         plt.close(ax.figure)
         print(f"wrote {args.plot}")
     if args.save_fit is not None:
@@ -334,7 +346,6 @@ def _load_many(args) -> dict:
     import pandas as pd
 
     from bayes_ssm import datasets
-    from bayes_ssm.many import split_long
 
     if args.dataset is not None:
         data = datasets.load(args.dataset)
@@ -345,10 +356,14 @@ def _load_many(args) -> dict:
         if missing:
             raise ValueError(f"--value-cols {missing} not in {list(data.columns)}")
         return {c: data[c] for c in args.value_cols}
-    if not args.csv.is_file():
-        raise ValueError(f"--csv {args.csv} does not exist")
-    frame = pd.read_csv(args.csv)
-    return split_long(frame, id_col=args.id_col, time_col=args.date_col, value_col=args.value_col)
+    return read_long_csv(
+        args.csv,
+        args.id_col,
+        args.date_col,
+        args.value_col,
+        date_format=args.date_format,
+        dayfirst=args.dayfirst,
+    )
 
 
 def _forecast_many(args) -> int:
@@ -358,11 +373,13 @@ def _forecast_many(args) -> int:
 
     from bayes_ssm.data import as_series_data, future_index
     from bayes_ssm.diagnostics import check
+    from bayes_ssm.fit import check_forecast_size
     from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
     from bayes_ssm.many import fit_nuts_many, fit_svi_many
 
     horizon = validate_horizon(args.horizon)
     prob = validate_prob(args.prob)
+    check_outputs(out=args.out)
     series = {}
     for ident, y in _load_many(args).items():
         try:
@@ -380,6 +397,9 @@ def _forecast_many(args) -> int:
     freq = as_series_data(next(iter(series.values())), freq=args.freq).freq
     period = _season(args, freq)
     model = _build_model(args, period, min(len(y) for y in series.values()))
+    draws = args.chains * args.samples if args.method == "nuts" else 1000
+    for y in series.values():  # before the fits, not after them
+        check_forecast_size(model, as_series_data(y, freq=args.freq), draws, horizon)
     print(f"{len(series)} series; model: {model.spec()['params']}")
     start = time.perf_counter()
     if args.method == "nuts":
@@ -422,8 +442,7 @@ def _forecast_many(args) -> int:
         print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
     print(f"\nforecast, {horizon} steps per series:\n{forecast.round(3).head(8).to_string()}")
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        forecast.to_csv(args.out, index=False, float_format="%.6g")
+        write_csv(forecast, args.out, index=False, float_format="%.6g")
         print(f"wrote {args.out}")
     return 0
 

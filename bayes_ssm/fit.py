@@ -28,11 +28,54 @@ from bayes_ssm.forecast import (
 from bayes_ssm.models.base import TimeSeriesModel
 from bayes_ssm.time_labels import as_time_index
 
-__all__ = ["Fit", "MAX_FORECAST_BYTES"]
+__all__ = ["Fit", "MAX_FORECAST_BYTES", "check_forecast_size"]
 
 #: Largest forecast (posterior draws x horizon x (states + 2) x 8 bytes) computed; beyond it
 #: ``forecast`` refuses before computing (XLA would abort the process, a notebook kernel dies).
 MAX_FORECAST_BYTES = 4 * 2**30
+
+
+def check_forecast_size(model, data: SeriesData, draws: int, horizon: int) -> pd.Index:
+    """Refuse, before computing anything, a forecast too large to hold or to label.
+
+    Parameters
+    ----------
+    model : TimeSeriesModel
+    data : SeriesData
+        The series the forecast continues.
+    draws : int
+        Posterior draws the forecast uses.
+    horizon : int
+
+    Returns
+    -------
+    pandas.Index
+        The forecast's timestamps (:func:`bayes_ssm.data.future_index`).
+
+    Raises
+    ------
+    ValueError
+        ``draws * horizon * (states + 2) * 8`` bytes exceed :data:`MAX_FORECAST_BYTES`, or the
+        timestamps run past what pandas can represent at the index's resolution.
+    """
+    states = getattr(model, "state_size", 1)
+    states = states if isinstance(states, int) and states > 0 else 1
+    need = draws * horizon * (states + 2) * 8  # state paths and observations, float64
+    if need > MAX_FORECAST_BYTES:
+        raise ValueError(
+            f"a {horizon}-step forecast with {draws} draws of {states} states needs about "
+            f"{need / 2**30:.3g} GiB, above the {MAX_FORECAST_BYTES / 2**30:.3g} GiB limit "
+            "(bayes_ssm.fit.MAX_FORECAST_BYTES); forecast fewer steps or pass num_samples="
+        )
+    try:
+        return future_index(data, horizon)
+    except (OverflowError, ValueError) as err:  # pandas: OutOfBoundsDatetime, overflow
+        raise ValueError(
+            f"a {horizon}-step forecast from {data.index[-1]} at frequency "
+            f"{getattr(data.freq, 'freqstr', data.freq)} runs past the dates pandas can hold "
+            f"at resolution {getattr(data.index, 'unit', '')!r} ({err}); forecast fewer steps "
+            "(or fit on an index with unit 'us' or 's')"
+        ) from None
 
 
 def _continuation(data: SeriesData, y_new: pd.Series) -> pd.Series:
@@ -187,26 +230,8 @@ class Fit:
 
     # ------------------------------------------------------------- forecasts
     def _check_forecast_size(self, horizon: int, num_samples) -> pd.Index:
-        """Refuse, before computing anything, a forecast too large to hold or to label."""
         draws = self.num_samples if num_samples is None else int(num_samples)
-        states = getattr(self.model, "state_size", 1)
-        states = states if isinstance(states, int) and states > 0 else 1
-        need = draws * horizon * (states + 2) * 8  # state paths and observations, float64
-        if need > MAX_FORECAST_BYTES:
-            raise ValueError(
-                f"a {horizon}-step forecast with {draws} draws of {states} states needs about "
-                f"{need / 2**30:.3g} GiB, above the {MAX_FORECAST_BYTES / 2**30:.3g} GiB limit "
-                "(bayes_ssm.fit.MAX_FORECAST_BYTES); forecast fewer steps or pass num_samples="
-            )
-        try:
-            return future_index(self.data, horizon)
-        except (OverflowError, ValueError) as err:  # pandas: OutOfBoundsDatetime, overflow
-            raise ValueError(
-                f"a {horizon}-step forecast from {self.data.index[-1]} at frequency "
-                f"{getattr(self.data.freq, 'freqstr', self.data.freq)} runs past the dates "
-                f"pandas can hold at resolution {getattr(self.data.index, 'unit', '')!r} ({err}); "
-                "forecast fewer steps (or fit on an index with unit 'us' or 's')"
-            ) from None
+        return check_forecast_size(self.model, self.data, draws, horizon)
 
     def forecast_samples(self, horizon: int, *, covariates=None, num_samples=None, key=0):
         """Draws of the posterior predictive of the next ``horizon`` observations.

@@ -41,6 +41,7 @@ from bayes_ssm import _engine
 from bayes_ssm._svi import finish_svi_many, run_svi_many
 from bayes_ssm.fit import Fit
 from bayes_ssm.infer import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
+from bayes_ssm.time_labels import parse_dates
 
 __all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
 
@@ -85,9 +86,9 @@ def split_long(
         raise ValueError(f"column {id_col!r} has {int(frame[id_col].isna().sum())} missing ids")
     times = frame[time_col]
     if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_integer_dtype(times)):
-        try:
-            times = pd.to_datetime(times)
-        except (ValueError, TypeError) as err:
+        try:  # ambiguous day/month strings are refused, not guessed
+            times = parse_dates(times.to_numpy(), what=f"column {time_col!r}")
+        except TypeError as err:
             raise ValueError(
                 f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype}"
             ) from err
@@ -99,8 +100,20 @@ def split_long(
             f"{int(duplicated.sum())} rows repeat a ({id_col}, {time_col}) pair, e.g. "
             f"{list(bad.itertuples(index=False, name=None))}"
         )
+    idents = pd.Series(pd.unique(frame[id_col]))
+    names = idents.map(str)
+    if names.duplicated().any():
+        clash = idents[names.duplicated(keep=False)].head(4).tolist()
+        raise ValueError(
+            f"ids {clash} in column {id_col!r} are different values with the same text; make "
+            f"the ids strings (read the CSV with dtype={{{id_col!r}: str}})"
+        )
+    try:
+        idents = idents.sort_values()
+    except TypeError:  # ids of mixed types: in the order of their text
+        idents = idents.iloc[np.argsort(names.to_numpy(), kind="stable")]
     series = {}
-    for ident in pd.Series(pd.unique(frame[id_col])).sort_values():
+    for ident in idents:
         rows = frame[frame[id_col] == ident].sort_values(time_col)
         index = pd.Index(rows[time_col].to_numpy(), name=time_col)
         series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))

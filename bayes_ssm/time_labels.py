@@ -109,9 +109,11 @@ def parse_dates(
             "date format (date_format= / --date-format, e.g. '%d/%m/%Y')"
         )
     if month_first is not None and day_first is not None and not month_first.equals(day_first):
+        at = int(np.flatnonzero(month_first != day_first)[0])
         raise ValueError(
-            f"{what} are ambiguous: {values[0]!r} reads as {month_first[0].date()} (month first) "
-            f"and as {day_first[0].date()} (day first); say which with an explicit date format "
+            f"{what} are ambiguous: {values[at]!r} reads as {month_first[at].date()} (month "
+            f"first) and as {day_first[at].date()} (day first); say which with an explicit date "
+            "format "
             "(date_format= / --date-format '%d/%m/%Y') or dayfirst= / --dayfirst"
         )
     return month_first if month_first is not None else day_first
