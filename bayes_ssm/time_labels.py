@@ -87,6 +87,11 @@ def parse_dates(
                 f"{what} do not all match --date-format/date_format {date_format!r}: {err}"
             ) from None
 
+    try:  # ISO 8601 (year first) is never ambiguous; pandas' dayfirst would misread it
+        return pd.DatetimeIndex(pd.to_datetime(values, format="ISO8601"))
+    except (ValueError, TypeError, OverflowError):
+        pass
+
     def attempt(first: bool):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
