@@ -15,45 +15,54 @@ import importlib
 # ``import bayes_ssm`` stays cheap.
 _LAZY = {
     "AttentionAR": "bayes_ssm.models",
-    "Event": "bayes_ssm.events",
-    "Fit": "bayes_ssm.fit",
-    "FitCollection": "bayes_ssm.many",
-    "FitWarning": "bayes_ssm.diagnostics",
+    "Event": "bayes_ssm.data.events",
+    "Fit": "bayes_ssm.inference.fit",
+    "FitCollection": "bayes_ssm.inference.many",
+    "FitWarning": "bayes_ssm.inference.diagnostics",
     "HybridTS": "bayes_ssm.models",
     "NeuralSSM": "bayes_ssm.models",
     "Seasonal": "bayes_ssm.models",
     "StochasticVolatility": "bayes_ssm.models",
     "StructuralTS": "bayes_ssm.models",
     "TimeSeriesModel": "bayes_ssm.models",
-    "anomalies": "bayes_ssm.anomaly",
-    "attention_map": "bayes_ssm.attention_maps",
-    "backtest": "bayes_ssm.backtesting",
-    "check": "bayes_ssm.diagnostics",
-    "compare": "bayes_ssm.diagnostics",
-    "event_covariates": "bayes_ssm.events",
-    "fit_nuts": "bayes_ssm.infer",
-    "fit_nuts_many": "bayes_ssm.many",
-    "fit_svi": "bayes_ssm.infer",
-    "fit_svi_many": "bayes_ssm.many",
-    "load": "bayes_ssm.io",
+    "anomalies": "bayes_ssm.inference.anomaly",
+    "attention_map": "bayes_ssm.inference.attention_maps",
+    "backtest": "bayes_ssm.evaluation.backtesting",
+    "check": "bayes_ssm.inference.diagnostics",
+    "compare": "bayes_ssm.inference.diagnostics",
+    "event_covariates": "bayes_ssm.data.events",
+    "fit_nuts": "bayes_ssm.inference.fitting",
+    "fit_nuts_many": "bayes_ssm.inference.many",
+    "fit_svi": "bayes_ssm.inference.fitting",
+    "fit_svi_many": "bayes_ssm.inference.many",
+    "load": "bayes_ssm.inference.io",
     "plot_anomalies": "bayes_ssm.plotting",
     "plot_attention_map": "bayes_ssm.plotting",
     "plot_backtest_scores": "bayes_ssm.plotting",
     "plot_calibration": "bayes_ssm.plotting",
     "plot_components": "bayes_ssm.plotting",
     "plot_forecast": "bayes_ssm.plotting",
-    "summarize_backtest": "bayes_ssm.backtesting",
-    "summary": "bayes_ssm.diagnostics",
-    "volatility_forecast": "bayes_ssm.volatility",
+    "summarize_backtest": "bayes_ssm.evaluation.backtesting",
+    "summary": "bayes_ssm.inference.diagnostics",
+    "volatility_forecast": "bayes_ssm.inference.volatility_forecasts",
 }
-_SUBMODULES = ("datasets", "kernels", "layers", "metrics", "priors", "models", "plotting")
+# Public submodule -> its module path.
+_SUBMODULES = {
+    "datasets": "bayes_ssm.data.datasets",
+    "kernels": "bayes_ssm.kernels",
+    "layers": "bayes_ssm.layers",
+    "metrics": "bayes_ssm.evaluation.metrics",
+    "priors": "bayes_ssm.priors",
+    "models": "bayes_ssm.models",
+    "plotting": "bayes_ssm.plotting",
+}
 
 
 def __getattr__(name):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"bayes_ssm.{name}")
+        value = importlib.import_module(_SUBMODULES[name])
     else:
         raise AttributeError(f"module 'bayes_ssm' has no attribute {name!r}")
     globals()[name] = value  # cache: later look-ups skip this function

@@ -21,9 +21,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bayes_ssm import baselines, datasets
+from bayes_ssm.data import datasets
+from bayes_ssm.evaluation import baselines
 
-bt = importlib.import_module("bayes_ssm.backtesting")  # the module (bs.backtest is the function)
+bt = importlib.import_module(
+    "bayes_ssm.evaluation.backtesting"
+)  # the module (bs.backtest is the function)
 
 
 def main(argv=None):

@@ -14,7 +14,7 @@ prints, per run:
 
 Data: ``sim``, simulated by hand (numpy, not our code) from a local linear trend plus a fixed
 weekly pattern on the log scale with known parameters (mean count ~200); ``covid``: Japan's daily
-new COVID-19 deaths (``bayes_ssm.datasets.load("covid")``, negative corrections as missing,
+new COVID-19 deaths (``bayes_ssm.data.datasets.load("covid")``, negative corrections as missing,
 1143 days, median 31); ``ili``: weekly ILI x 1000 as counts without the last 26 weeks (T =
 1410, the series of the earlier tree-depth saturation). The model: local linear trend +
 trigonometric weekly seasonal (period 7, 3 harmonics) for the daily series; local linear trend
@@ -72,7 +72,7 @@ import numpy as np  # noqa: E402
 from numpyro.diagnostics import effective_sample_size, split_gelman_rubin  # noqa: E402
 from numpyro.infer import MCMC, NUTS, init_to_sample  # noqa: E402
 
-from bayes_ssm import datasets  # noqa: E402
+from bayes_ssm.data import datasets  # noqa: E402
 from bayes_ssm.models import Seasonal, StructuralTS  # noqa: E402
 from bayes_ssm.models._state_paths import init_to_median_path  # noqa: E402
 

@@ -28,7 +28,8 @@ import time
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import baselines, datasets, metrics
+from bayes_ssm.data import datasets
+from bayes_ssm.evaluation import baselines, metrics
 
 HORIZON, SEASON = 30, 5
 PUBLISHED = {
@@ -114,7 +115,8 @@ def run_statsforecast(series, context):
 
 
 def run_structural(series, context, method, num_samples, key, trend, nuts=None):
-    from bayes_ssm import diagnostics, infer
+    from bayes_ssm.inference import diagnostics
+    from bayes_ssm.inference import fitting as infer
     from bayes_ssm.models.structural import StructuralTS
 
     model = StructuralTS(trend=None if trend == "none" else trend)
@@ -144,8 +146,8 @@ def run_structural_many(series, context, num_samples, key, trend, batch):
     """All series through ``bs.fit_svi_many`` (series ``i`` gets ``split(key, n)[i]``)."""
     import jax
 
-    from bayes_ssm import diagnostics
-    from bayes_ssm.many import fit_svi_many
+    from bayes_ssm.inference import diagnostics
+    from bayes_ssm.inference.many import fit_svi_many
     from bayes_ssm.models.structural import StructuralTS
 
     model = StructuralTS(trend=None if trend == "none" else trend)

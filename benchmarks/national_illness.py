@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import bayes_ssm as bs
-from bayes_ssm import datasets
+from bayes_ssm.data import datasets
 from bayes_ssm.kernels import kalman_filter
 from bayes_ssm.models._structural_program import to_variances
 from bayes_ssm.models.components import structural_system

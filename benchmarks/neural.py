@@ -20,11 +20,11 @@ import time
 import jax
 import pandas as pd
 
-from bayes_ssm import datasets
+from bayes_ssm.data import datasets
 from bayes_ssm.models import HybridTS, NeuralSSM, StructuralTS
 from bayes_ssm.priors import HalfLife
 
-bt = importlib.import_module("bayes_ssm.backtesting")
+bt = importlib.import_module("bayes_ssm.evaluation.backtesting")
 
 
 def main(argv=None):

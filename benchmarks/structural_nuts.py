@@ -32,7 +32,7 @@ import numpy as np
 from numpyro.infer import MCMC, NUTS
 from numpyro.infer.util import initialize_model
 
-from bayes_ssm import datasets
+from bayes_ssm.data import datasets
 from bayes_ssm.models import StructuralTS
 
 

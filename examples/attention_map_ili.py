@@ -19,9 +19,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from bayes_ssm import datasets  # noqa: E402
-from bayes_ssm.attention_maps import attention_map  # noqa: E402
-from bayes_ssm.infer import fit_svi  # noqa: E402
+from bayes_ssm.data import datasets  # noqa: E402
+from bayes_ssm.inference.attention_maps import attention_map  # noqa: E402
+from bayes_ssm.inference.fitting import fit_svi  # noqa: E402
 from bayes_ssm.models.attention_ar import AttentionAR  # noqa: E402
 from bayes_ssm.plotting import plot_attention_map  # noqa: E402
 from bayes_ssm.priors import HalfLife  # noqa: E402

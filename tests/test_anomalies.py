@@ -11,8 +11,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
 
-import bayes_ssm.infer as infer  # noqa: E402
-from bayes_ssm.anomaly import anomalies  # noqa: E402
+import bayes_ssm.inference.fitting as infer  # noqa: E402
+from bayes_ssm.inference.anomaly import anomalies  # noqa: E402
 from bayes_ssm.plotting import plot_anomalies  # noqa: E402
 from tests.toy_models import ToyLocalLevel  # noqa: E402
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ssm.attention_maps import attention_map
-from bayes_ssm.infer import fit_nuts, fit_svi
+from bayes_ssm.inference.attention_maps import attention_map
+from bayes_ssm.inference.fitting import fit_nuts, fit_svi
 from bayes_ssm.models import AttentionAR, model_from_spec
 from bayes_ssm.priors import HalfLife
 from tests.layer_helpers import run_trace
@@ -139,7 +139,7 @@ def test_attention_map_frame(sim_fit):
 
 
 def test_saved_fit_reloads_with_the_same_map_and_to_arviz(sim_fit, tmp_path):
-    from bayes_ssm.io import load
+    from bayes_ssm.inference.io import load
 
     path = tmp_path / "fit.nc"
     sim_fit.save(path)
@@ -166,7 +166,7 @@ def test_attention_map_bad_input(sim_fit):
 
 
 def test_attention_map_refuses_a_model_without_attention(sim_fit):
-    from bayes_ssm.fit import Fit
+    from bayes_ssm.inference.fit import Fit
     from bayes_ssm.models import StructuralTS
 
     other = Fit(
@@ -204,7 +204,7 @@ def test_plot_attention_map(sim_fit):
 def test_attention_map_on_weekly_ili():
     # The real series: 300 weeks of US % weighted ILI (same model spec and length as the
     # simulated fit, so the compiled SVI program is reused).
-    from bayes_ssm import datasets
+    from bayes_ssm.data import datasets
 
     y = datasets.load("ili")[-300:]
     model = AttentionAR(half_life=HalfLife(weeks=8), step_days=7, noise_scale=0.1)

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayes_ssm import metrics
-from bayes_ssm.baselines import SeasonalNaive
+from bayes_ssm.evaluation import metrics
+from bayes_ssm.evaluation.baselines import SeasonalNaive
 from tests.toy_models import ToyLocalLevel
 
-bt = importlib.import_module("bayes_ssm.backtesting")  # the module (bs.backtest is the function)
+bt = importlib.import_module(
+    "bayes_ssm.evaluation.backtesting"
+)  # the module (bs.backtest is the function)
 
 
 def random_walk(n=80, seed=0):
@@ -237,7 +239,7 @@ def test_several_models_by_name_and_duplicate_names_refused():
 
 
 def test_refit_false_updates_later_folds_without_refitting(monkeypatch):
-    import bayes_ssm.infer as infer
+    import bayes_ssm.inference.fitting as infer
 
     calls = []
     real_fit_svi = infer.fit_svi

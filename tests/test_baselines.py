@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ssm import baselines
+from bayes_ssm.evaluation import baselines
 
 
 def test_seasonal_naive_hand_computed_with_missing_values():

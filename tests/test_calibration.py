@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from toy_models import simulate_local_level
 
-import bayes_ssm.infer as bi
+import bayes_ssm.inference.fitting as bi
 from bayes_ssm.models import StructuralTS
 
 REPLICATIONS, LENGTH, HORIZON = 200, 60, 4

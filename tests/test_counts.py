@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayes_ssm.data import as_series_data
-from bayes_ssm.fit import Fit
-from bayes_ssm.forecast import warn_exploding_counts
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.forecast import warn_exploding_counts
 from bayes_ssm.kernels.counts import gamma_poisson_counts, poisson_counts
 from bayes_ssm.models import StructuralTS
 from bayes_ssm.models.likelihoods import NegativeBinomialCounts, observation_distribution

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ssm import datasets
+from bayes_ssm.data import datasets
 
 
 def test_available_lists_every_loader():

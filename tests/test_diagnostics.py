@@ -10,9 +10,9 @@ import pytest
 import xarray as xr
 from toy_models import ToyDivergent, ToyLocalLevel, kalman_predictive_numpy, simulate_local_level
 
-import bayes_ssm.infer as bi
-from bayes_ssm.diagnostics import FitWarning, check, compare, summary
-from bayes_ssm.fit import Fit
+import bayes_ssm.inference.fitting as bi
+from bayes_ssm.inference.diagnostics import FitWarning, check, compare, summary
+from bayes_ssm.inference.fit import Fit
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,15 @@ import pandas as pd
 import pytest
 from toy_models import ToyLocalLevel, simulate_local_level
 
-import bayes_ssm.infer as bi
-import bayes_ssm.io as bs_io
-from bayes_ssm.data import as_series_data, future_index
-from bayes_ssm.forecast import level_label, summarize_draws, validate_horizon, validate_prob
+import bayes_ssm.inference.fitting as bi
+import bayes_ssm.inference.io as bs_io
+from bayes_ssm.data.validation import as_series_data, future_index
+from bayes_ssm.inference.forecast import (
+    level_label,
+    summarize_draws,
+    validate_horizon,
+    validate_prob,
+)
 from bayes_ssm.plotting import plot_forecast
 
 
@@ -222,7 +227,7 @@ def test_plot_forecast(weekly_fit):
 
 
 def test_warn_exploding_forecast_bound():
-    from bayes_ssm.forecast import warn_exploding_forecast
+    from bayes_ssm.inference.forecast import warn_exploding_forecast
 
     observed = np.array([2.0, np.nan, 6.0, 4.0])  # range [2, 6], size 6, midrange 4
     sane = np.full((10, 3), 4.0 + 5_999.0)  # just inside 1000 x 6 of the midrange
@@ -238,7 +243,7 @@ def test_warn_exploding_forecast_bound():
 def test_real_valued_forecast_warns_when_it_explodes_and_not_otherwise():
     """A hand-made fit of a Gaussian local linear trend: a slope sd of 1e4 data ranges per step
     is a diverged trend and its forecast warns; an ordinary one does not."""
-    from bayes_ssm.fit import Fit
+    from bayes_ssm.inference.fit import Fit
     from bayes_ssm.models import StructuralTS
 
     data = as_series_data(_series())

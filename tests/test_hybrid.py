@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 from scipy.special import logsumexp
 
-from bayes_ssm import _engine
-from bayes_ssm.infer import fit_svi
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.fitting import fit_svi
 from bayes_ssm.kernels.kalman import kalman_filter_last
 from bayes_ssm.models import HybridTS, NeuralSSM, StructuralTS, model_from_spec
 from bayes_ssm.models.components import structural_system
@@ -169,7 +169,7 @@ def test_hybrid_beats_structural_on_a_nonlinear_autoregression(tmp_path):
     assert fc.shape == (4, 6) and np.isfinite(fc.to_numpy()).all()
     comps = f_hyb.components(num_samples=50)
     assert {"level", "neural"} <= set(comps.columns.get_level_values(0))
-    from bayes_ssm.io import load
+    from bayes_ssm.inference.io import load
 
     f_hyb.save(tmp_path / "hybrid.nc")
     again = load(tmp_path / "hybrid.nc")

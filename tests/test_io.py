@@ -10,8 +10,8 @@ import pytest
 import xarray as xr
 from toy_models import ToyLocalLevel, simulate_local_level
 
-import bayes_ssm.infer as bi
-from bayes_ssm import io
+import bayes_ssm.inference.fitting as bi
+from bayes_ssm.inference import io
 from bayes_ssm.models import Seasonal, StructuralTS
 
 

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayes_ssm import metrics
-from bayes_ssm.baselines import SeasonalNaive
+from bayes_ssm.evaluation import metrics
+from bayes_ssm.evaluation.baselines import SeasonalNaive
 
 
 def gaussian_crps(y, mu, sigma):
@@ -171,7 +171,7 @@ def test_levels_outside_unit_interval_are_refused(level):
 
 def test_exchange_rate_seasonal_naive_reproduces_published_protocol():
     """Chronos Benchmark II on exchange_rate: WQL 0.01298, MASE 1.740 (datasets/README.md)."""
-    from bayes_ssm import datasets
+    from bayes_ssm.data import datasets
 
     frame = datasets.load("exchange_rate")
     horizon, season = 30, 5
@@ -188,7 +188,7 @@ def test_exchange_rate_seasonal_naive_reproduces_published_protocol():
 
 
 def test_metrics_take_a_fit_forecast_and_its_draws():
-    from bayes_ssm import infer
+    from bayes_ssm.inference import fitting as infer
     from tests.toy_models import ToyLocalLevel
 
     rng = np.random.default_rng(5)

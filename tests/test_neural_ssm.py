@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bayes_ssm import _engine
-from bayes_ssm.infer import fit_svi
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.fitting import fit_svi
 from bayes_ssm.models import NeuralSSM, model_from_spec
 from bayes_ssm.priors import HalfLife
 from tests.layer_helpers import run_trace
@@ -148,7 +148,7 @@ def test_ar2_one_step_means_and_interval_coverage(ar2_fit):
 
 
 def test_forecast_frame_key_and_save_load(ar2_fit, tmp_path):
-    from bayes_ssm.io import load
+    from bayes_ssm.inference.io import load
 
     fit, y = ar2_fit
     fc = fit.forecast(5, prob=(0.5, 0.9), key=3)

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from bayes_ssm import metrics  # noqa: E402
+from bayes_ssm.evaluation import metrics  # noqa: E402
 from bayes_ssm.plotting import evaluation as ev  # noqa: E402
 
 # Set BAYES_SSM_PLOT_DIR to keep the PNGs for a look.

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayes_ssm.events import Event, event_covariates
+from bayes_ssm.data.events import Event, event_covariates
 
 
 def test_daily_pulse_and_step_match_direct_date_arithmetic():

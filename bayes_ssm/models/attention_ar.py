@@ -20,7 +20,7 @@ and the next value is predicted by mixing the heads:
 
 Unrolled, the prediction made at origin ``t`` is ``c + sum_s A[t, s] x_s`` with the implied
 attention ``A[t, s] = sum_h g_h (1 - a_{s h}) prod_{k=s+1..t} a_{k h}``: which past steps drive
-this forecast. Its posterior is what :func:`bayes_ssm.attention_maps` reports.
+this forecast. Its posterior is what :func:`bayes_ssm.inference.attention_maps` reports.
 
 Sites (model-specific, beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; the
 layer's sites sit under scope ``"memory"`` with divider ``"."``, which keeps them valid xarray

@@ -1,7 +1,8 @@
 """The contract every forecasting model keeps: hyperparameters plus one NumPyro model function.
 
 A model is an immutable object of hyperparameters. Calling ``model.model(...)`` inside NumPyro
-runs the generative program on plain arrays (models never see pandas; ``bayes_ssm.data`` turns
+runs the generative program on plain arrays (models never see pandas;
+``bayes_ssm.data.validation`` turns
 pandas into arrays). Forecasting is conditioning: the same program with ``horizon > 0`` emits
 the future draws, read out through ``numpyro.infer.Predictive``.
 

@@ -40,7 +40,7 @@ def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
     Parameters
     ----------
     pit : Series or array, shape ``(time,)``
-        PIT values in [0, 1] (e.g. :func:`bayes_ssm.metrics.pit`); NaN are dropped.
+        PIT values in [0, 1] (e.g. :func:`bayes_ssm.evaluation.metrics.pit`); NaN are dropped.
     bins : int
     ax : matplotlib Axes, optional
 
@@ -91,9 +91,10 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     Parameters
     ----------
     tables : DataFrame or dict of str to DataFrame
-        :func:`bayes_ssm.metrics.coverage_table` output (columns ``level``, ``coverage`` and
+        :func:`bayes_ssm.evaluation.metrics.coverage_table` output (columns ``level``, ``coverage``
+        and
         optionally ``num_observed``); a dict, or a ``model`` column (as in
-        :func:`bayes_ssm.backtesting.backtest_calibration`), overlays several models.
+        :func:`bayes_ssm.evaluation.backtesting.backtest_calibration`), overlays several models.
     ax : matplotlib Axes, optional
 
     Returns
@@ -101,7 +102,7 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
     matplotlib Axes
     """
     if isinstance(tables, pd.DataFrame):
-        if "model" in tables.columns:  # e.g. bayes_ssm.backtesting.backtest_calibration
+        if "model" in tables.columns:  # e.g. bayes_ssm.evaluation.backtesting.backtest_calibration
             tables = {str(k): g for k, g in tables.groupby("model", sort=False)}
         else:
             tables = {"forecast": tables}
@@ -153,7 +154,7 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
     Parameters
     ----------
     scores : DataFrame
-        The tidy output of :func:`bayes_ssm.backtesting` (columns ``model``, ``fold``,
+        The tidy output of :func:`bayes_ssm.evaluation.backtesting` (columns ``model``, ``fold``,
         ``horizon`` and the metric). Folds flagged ``converged == False`` are drawn apart
         (hollow markers) rather than averaged in silently.
     metric : str
@@ -220,7 +221,7 @@ def plot_anomalies(
     Parameters
     ----------
     anomalies : DataFrame
-        :func:`bayes_ssm.anomaly` output, indexed by time, with columns ``observed``,
+        :func:`bayes_ssm.inference.anomaly` output, indexed by time, with columns ``observed``,
         ``tail_prob`` and ``direction`` (``"high"`` / ``"low"``).
     band : DataFrame, optional
         The one-step-ahead predictive of every step (``anomalies(..., all_steps=True)``):

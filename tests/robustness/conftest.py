@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 import bayes_ssm as bs
-from bayes_ssm.data import as_series_data
+from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.models import StructuralTS
 
 NUM_STEPS = 48

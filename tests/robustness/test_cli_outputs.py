@@ -18,14 +18,14 @@ import pandas as pd
 import pytest
 
 from bayes_ssm import cli
-from bayes_ssm._cli_inputs import parse_date_column, read_long_csv, read_series_csv
+from bayes_ssm.cli._io import parse_date_column, read_long_csv, read_series_csv
 
 ROOT = Path(__file__).resolve().parents[2]
 
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np, pandas as pd
-    from bayes_ssm._cli_inputs import write_csv
+    from bayes_ssm.cli._io import write_csv
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(3_000_000, 4)))
     print("ready", flush=True)
     write_csv(frame, sys.argv[1], float_format="%.6g")
@@ -61,7 +61,7 @@ def test_the_previous_output_survives_a_kill_mid_write(tmp_path, sig):
         assert left == []  # the writer removed its temporary file itself
     else:
         assert len(left) == 1  # SIGKILL cannot be handled: the next write removes it
-        from bayes_ssm._cli_inputs import write_csv
+        from bayes_ssm.cli._io import write_csv
 
         write_csv(pd.DataFrame({"a": [1]}), target, index=False)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.csv"]
@@ -82,7 +82,7 @@ def test_unwritable_outputs_are_refused_before_the_fit(tmp_path, monkeypatch, ca
     def no_fit(*args, **kwargs):
         raise AssertionError("the fit ran before the outputs were checked")
 
-    monkeypatch.setattr("bayes_ssm.infer.fit_svi", no_fit)
+    monkeypatch.setattr("bayes_ssm.inference.fitting.fit_svi", no_fit)
     base = ["forecast", "--csv", str(csv), "--date-col", "date", "--value-col", "value"]
     base += ["--horizon", "2", "--method", "svi", "--quiet"]
     for extra, message in [

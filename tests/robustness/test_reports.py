@@ -16,8 +16,8 @@ import pytest
 from conftest import series
 
 import bayes_ssm as bs
-from bayes_ssm.baselines import StatsmodelsETS, baseline_from_name
-from bayes_ssm.diagnostics import compare, summary
+from bayes_ssm.evaluation.baselines import StatsmodelsETS, baseline_from_name
+from bayes_ssm.inference.diagnostics import compare, summary
 
 matplotlib.use("Agg")
 

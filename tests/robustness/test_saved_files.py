@@ -17,7 +17,7 @@ import pytest
 from conftest import NUM_STEPS, relabel
 
 import bayes_ssm as bs
-from bayes_ssm import io
+from bayes_ssm.inference import _fit_file as io
 
 
 def _weekly(tz=None, unit="ns"):

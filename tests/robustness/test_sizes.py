@@ -8,7 +8,7 @@ import time
 import pytest
 from conftest import relabel
 
-from bayes_ssm import fit as fit_module
+from bayes_ssm.inference import fit as fit_module
 
 
 def test_a_huge_horizon_is_refused_at_once(level_fit):
@@ -22,10 +22,12 @@ def test_a_huge_horizon_is_refused_at_once(level_fit):
 
 def test_the_bound_counts_draws(level_fit, monkeypatch):
     per_step = (level_fit.model.state_size + 2) * 8  # bytes per draw and step
-    monkeypatch.setattr(fit_module, "MAX_FORECAST_BYTES", 100 * 50 * per_step)  # 100 draws x 50
-    with pytest.raises(ValueError, match="100 draws"):
-        level_fit.forecast(60)
-    assert level_fit.forecast(60, num_samples=10).shape[0] == 60  # fewer draws fit the bound
+    monkeypatch.setattr(fit_module, "MAX_FORECAST_BYTES", 100 * 3 * per_step)  # 100 draws x 3
+    with pytest.raises(ValueError, match="4-step forecast with 100 draws"):
+        level_fit.forecast(4)
+    with pytest.raises(ValueError, match="2-step forecast with 200 draws"):
+        fit_module.check_forecast_size(level_fit.model, level_fit.data, 200, 2)
+    assert level_fit.forecast(3).shape[0] == 3  # at the bound: computed
 
 
 def test_dates_past_the_resolution_are_refused_before_computing(level_fit):

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import relabel
 
-from bayes_ssm.data import as_series_data, future_index
-from bayes_ssm.time_labels import MAX_INTEGER_STEPS, parse_dates
+from bayes_ssm.data.validation import as_series_data, future_index
+from bayes_ssm.data.time_labels import MAX_INTEGER_STEPS, parse_dates
 
 
 def _data(index, values=None):
@@ -99,6 +99,6 @@ def test_zone_and_resolution_are_kept():
 
 def test_forecast_index_continues_every_kind(level_fit):
     years = relabel(level_fit, pd.RangeIndex(1970, 1970 + 48))
-    assert list(years.forecast(2).index) == [2018, 2019]
-    weeks = relabel(level_fit, pd.period_range("2020-01", periods=48, freq="M"))
-    assert weeks.forecast(1).index[0] == pd.Timestamp("2024-01-01")
+    assert list(years.forecast(3).index) == [2018, 2019, 2020]
+    months = relabel(level_fit, pd.period_range("2020-01", periods=48, freq="M"))
+    assert months.forecast(3).index[0] == pd.Timestamp("2024-01-01")

@@ -28,10 +28,10 @@ def test_a_gap_is_missing_values_not_a_continuation(steps_fit):
     assert grown.data.num_steps == NUM_STEPS + 52
     assert np.isnan(grown.data.y[NUM_STEPS : NUM_STEPS + 50]).all()
     assert list(grown.data.y[-2:]) == [11.0, 12.0]
-    assert grown.forecast(1).index[0] == NUM_STEPS + 52
+    assert grown.forecast(3).index[0] == NUM_STEPS + 52
     # the gap widens the forecast compared with the same points sent without one
     direct = steps_fit.update(np.array([11.0, 12.0]))
-    a, b = grown.forecast(1, key=3), direct.forecast(1, key=3)
+    a, b = grown.forecast(3, key=3), direct.forecast(3, key=3)
     assert (a["upper_95"] - a["lower_95"]).iloc[0] > (b["upper_95"] - b["lower_95"]).iloc[0]
 
 

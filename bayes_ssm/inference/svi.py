@@ -1,6 +1,7 @@
 """The compiled SVI loop behind :func:`bayes_ssm.fit_svi` (private).
 
-The model (through :class:`bayes_ssm._engine.ModelKey`), the guide kind, the optimizer and, when
+The model (through :class:`bayes_ssm.inference.engine.ModelKey`), the guide kind, the optimizer
+and, when
 the model needs them concrete, the data scales are static arguments of ``jax.jit``: many fits of
 same-shape data (backtests, calibration studies) compile once.
 """
@@ -18,7 +19,7 @@ from numpyro.infer import SVI, Trace_ELBO, autoguide, init_to_median
 from numpyro.optim import optax_to_numpyro
 from tqdm.auto import tqdm
 
-from bayes_ssm import _engine
+from bayes_ssm.inference import engine as _engine
 
 __all__ = [
     "GUIDES",

@@ -19,15 +19,15 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from bayes_ssm import baselines as _baselines
-from bayes_ssm._scoring_inputs import check_levels
-from bayes_ssm.backtest_scores import (
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.evaluation import baselines as _baselines
+from bayes_ssm.evaluation._scoring_inputs import check_levels
+from bayes_ssm.evaluation.backtest_scores import (
     backtest_calibration,
     failed_fold,
     score_fold,
     summarize_backtest,
 )
-from bayes_ssm.data import as_series_data
 
 __all__ = [
     "Fold",
@@ -150,7 +150,8 @@ def _model_draws(
     runner, train, test, horizon, *, method, fit_kwargs, cov, fold, seeds, cache, refit, num_samples
 ):
     """Fit (or update) a bayes_ssm model on the fold's training data; forecast draws."""
-    from bayes_ssm import diagnostics, infer
+    from bayes_ssm.inference import diagnostics
+    from bayes_ssm.inference import fitting as infer
 
     train_cov = None if cov is None else cov.loc[train.index]
     test_cov = None if cov is None else cov.loc[test.index]
@@ -214,7 +215,8 @@ def backtest(
     model : TimeSeriesModel, baseline object, dict of str to either, or None
         A bayes_ssm model is fitted with ``fit_svi`` / ``fit_nuts`` at each origin; an object
         with ``forecast_samples(y_train, horizon, *, num_samples, key)`` (see
-        :mod:`bayes_ssm.baselines`) is run as is; a dict compares several under its names.
+        :mod:`bayes_ssm.evaluation.baselines`) is run as is; a dict compares several under its
+        names.
         None: baselines only.
     y : pandas.Series or array-like, shape ``(time,)``
         NaN marks missing values (they are skipped by the scores).
@@ -237,7 +239,7 @@ def backtest(
         filtered forward; much cheaper; expanding window only).
     baselines : sequence of str or baseline objects
         ``"naive"``, ``"seasonal_naive"``, ``"ets"``, ``"uc"``, ``"prophet"`` or objects of
-        :mod:`bayes_ssm.baselines`; run on the same folds.
+        :mod:`bayes_ssm.evaluation.baselines`; run on the same folds.
     season : int
         Season length of the seasonal naive baseline and of the MASE scale.
     levels : sequence of float
@@ -260,7 +262,7 @@ def backtest(
         timestamp, horizon, actual, mean, median, crps, pit, abs_error, scaled_error,
         quantile_loss, abs_actual, covered_<L>, width_<L>, converged, problems``.
         ``converged`` is False for a fold whose fit failed its diagnostics
-        (:func:`bayes_ssm.diagnostics.check`) or raised a numerical error (its scores are
+        (:func:`bayes_ssm.inference.diagnostics.check`) or raised a numerical error (its scores are
         NaN); ``problems`` says why. :func:`summarize_backtest` leaves such folds out and
         counts them. ``attrs["folds"]`` holds one row per fold and model (training span,
         seconds, diagnostics).

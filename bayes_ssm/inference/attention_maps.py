@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
 
-from bayes_ssm import _engine
-from bayes_ssm.forecast import summarize_draws, validate_prob
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.forecast import summarize_draws, validate_prob
 
 __all__ = ["attention_map"]
 
@@ -80,7 +80,7 @@ def attention_map(
 
     Parameters
     ----------
-    fit : bayes_ssm.fit.Fit
+    fit : bayes_ssm.inference.fit.Fit
         A fit of a model with an ``implied_attention`` program (e.g. ``AttentionAR``).
     origin : int, timestamp or str, optional
         The last step the forecast sees (the target is the step after it): a position

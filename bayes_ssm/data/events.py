@@ -7,7 +7,7 @@ horizon's index gives the future covariates::
     events = [Event("christmas", ["2023-12-25", "2024-12-25"], before=1, after=1),
               Event("new_test", "2024-03-01", kind="step")]
     x = event_covariates(y.index, events)
-    x_future = event_covariates(bayes_ssm.data.future_index(data, 26), events)
+    x_future = event_covariates(bayes_ssm.data.validation.future_index(data, 26), events)
 
 Kinds of effect (one column per event, shared by all its dates):
 

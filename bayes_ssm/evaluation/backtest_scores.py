@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import metrics
+from bayes_ssm.evaluation import metrics
 
 __all__ = ["score_fold", "failed_fold", "summarize_backtest", "backtest_calibration"]
 

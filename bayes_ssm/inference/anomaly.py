@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from bayes_ssm._scoring_inputs import check_levels
+from bayes_ssm.inference.forecast import check_levels
 
 __all__ = ["anomalies", "one_step_predictive"]
 
@@ -36,7 +36,7 @@ def one_step_predictive(fit, *, num_samples: int | None = None, key=0, replicate
         raise ValueError(f"replicates must be a positive integer; got {replicates!r}")
     import jax
 
-    from bayes_ssm import _engine
+    from bayes_ssm.inference import engine as _engine
 
     keys = jax.random.split(_engine.as_key(key), replicates)
     out = []

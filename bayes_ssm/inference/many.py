@@ -12,7 +12,8 @@ series and timestamp::
 
 The long format is awkward for a loop of :func:`bayes_ssm.fit_svi` calls, and on an
 accelerator such a loop wastes the device. :func:`fit_svi_many` validates every series at the
-usual boundary (``bayes_ssm.data``), groups the series by length, and fits each group through
+usual boundary (``bayes_ssm.data.validation``), groups the series by length, and fits each group
+through
 one compiled program: with ``batch="vmap"`` (the default off the CPU) one ``jax.vmap``-ed SVI
 program takes one batched step for all the series of the group; with ``batch="loop"`` (the
 default on a CPU, where it is faster) the series run one after another through the
@@ -37,11 +38,11 @@ import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import _engine
-from bayes_ssm._svi import finish_svi_many, run_svi_many
-from bayes_ssm.fit import Fit
-from bayes_ssm.infer import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
-from bayes_ssm.time_labels import parse_dates
+from bayes_ssm.data.time_labels import parse_dates
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.fitting import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
+from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
 
 __all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
 
@@ -155,7 +156,7 @@ class FitCollection(Mapping):
         -------
         pandas.DataFrame, indexed by series id
         """
-        from bayes_ssm.diagnostics import check
+        from bayes_ssm.inference.diagnostics import check
 
         rows = {}
         for ident, fit in self._fits.items():

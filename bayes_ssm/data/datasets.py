@@ -30,7 +30,7 @@ def data_dir() -> Path:
     env = os.environ.get("BAYES_SSM_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[1] / "datasets"
+    return Path(__file__).resolve().parents[2] / "datasets"
 
 
 def available() -> list[str]:

@@ -1,7 +1,7 @@
 """What the command line reads and writes: date and id columns read as text and interpreted once
 (integer time stays integer time, ambiguous day/month dates are refused unless ``--date-format``
 or ``--dayfirst`` says which, ids stay strings: ``"02134"`` is not ``2134``), and every output
-checked writable before the fit and then written atomically (:mod:`bayes_ssm.atomic`).
+checked writable before the fit and then written atomically (:mod:`bayes_ssm.data.atomic`).
 """
 
 from __future__ import annotations
@@ -52,12 +52,12 @@ def parse_date_column(raw, *, date_format=None, dayfirst=None, what="the date co
     pandas.Index
         Integers (int64) when every label is a whole number and neither ``date_format`` nor
         ``dayfirst`` is given (integer time: years, step numbers); else a ``DatetimeIndex``
-        (:func:`bayes_ssm.time_labels.parse_dates`).
+        (:func:`bayes_ssm.data.time_labels.parse_dates`).
     """
     import numpy as np
     import pandas as pd
 
-    from bayes_ssm.time_labels import parse_dates
+    from bayes_ssm.data.time_labels import parse_dates
 
     text = raw.astype(str).str.strip()
     if (text == "").any():
@@ -115,7 +115,7 @@ def read_series_csv(path: Path, date_col: str, value_col: str, *, date_format=No
 
 def read_long_csv(path: Path, id_col, date_col, value_col, *, date_format=None, dayfirst=None):
     """Series per id from a long-format CSV; ids kept as the strings they are."""
-    from bayes_ssm.many import split_long
+    from bayes_ssm.inference.many import split_long
 
     frame = _read_csv(path, [id_col, date_col], value_col)
     labels = parse_date_column(
@@ -135,7 +135,7 @@ _FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff
 
 def check_outputs(**paths) -> None:
     """Check every output path (``name=path``; ``None`` skipped) before any work is done."""
-    from bayes_ssm.atomic import check_writable
+    from bayes_ssm.data.atomic import check_writable
 
     for name, path in paths.items():
         if path is None:
@@ -151,7 +151,7 @@ def check_outputs(**paths) -> None:
 
 def write_csv(frame, path, **kwargs) -> None:
     """``frame.to_csv(path, **kwargs)``, atomically."""
-    from bayes_ssm.atomic import atomic_path
+    from bayes_ssm.data.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, **kwargs)
@@ -159,7 +159,7 @@ def write_csv(frame, path, **kwargs) -> None:
 
 def save_figure(figure, path, **kwargs) -> None:
     """``figure.savefig(path, **kwargs)``, atomically (format from the target's suffix)."""
-    from bayes_ssm.atomic import atomic_path
+    from bayes_ssm.data.atomic import atomic_path
 
     fmt = Path(path).suffix.lower().lstrip(".") or "png"
     with atomic_path(path) as tmp:

@@ -37,7 +37,7 @@ def to_datatree(fit, *, key=0):
         ``constant_data`` (covariates). Sample dimensions ``(chain, draw)``; the data
         dimension ``time`` holds the observed (non-NaN) timestamps.
     """
-    from bayes_ssm import _engine
+    from bayes_ssm.inference import engine as _engine
 
     chains, draws = fit.num_chains, fit.num_draws
     observed = ~np.isnan(fit.data.y)

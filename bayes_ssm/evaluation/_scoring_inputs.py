@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.inference.forecast import check_levels
+
 __all__ = [
     "Actuals",
     "as_actuals",
@@ -176,20 +178,6 @@ def band_columns(level: float) -> tuple[str, str]:
     """Column names of the central ``level`` interval in a forecast DataFrame."""
     check_levels([level])
     return f"lower_{_fmt_level(level)}", f"upper_{_fmt_level(level)}"
-
-
-def check_levels(levels, what: str = "level") -> np.ndarray:
-    """Interval levels as a 1-D float array, each strictly inside (0, 1)."""
-    arr = np.atleast_1d(np.asarray(levels, dtype=float))
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{what} must be a number or a 1-D sequence; got {levels!r}")
-    bad = arr[~((arr > 0) & (arr < 1))]
-    if bad.size:
-        raise ValueError(
-            f"{what} must lie strictly between 0 and 1 (e.g. 0.8 for an 80% interval); got "
-            f"{bad.tolist()}"
-        )
-    return arr
 
 
 def check_quantile_levels(q) -> np.ndarray:

@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import scoringrules as sr
 
-from bayes_ssm._scoring_inputs import (
+from bayes_ssm.evaluation._scoring_inputs import (
     as_actuals,
     as_aligned_vector,
     as_point,

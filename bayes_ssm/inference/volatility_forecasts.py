@@ -6,8 +6,8 @@ volatility; :func:`volatility_forecast` gives the volatility fan over the foreca
 
 from __future__ import annotations
 
-from bayes_ssm.data import future_index
-from bayes_ssm.forecast import summarize_draws, validate_horizon, validate_prob
+from bayes_ssm.data.validation import future_index
+from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
 
 __all__ = ["volatility_forecast"]
 

@@ -15,6 +15,7 @@ import pandas as pd
 __all__ = [
     "summarize_draws",
     "validate_prob",
+    "check_levels",
     "validate_horizon",
     "level_label",
     "warn_exploding_counts",
@@ -58,6 +59,20 @@ def validate_prob(prob) -> tuple[float, ...]:
             raise ValueError(f"prob must be strictly between 0 and 1; got {p!r} in prob={prob!r}")
         out.append(float(p))
     return tuple(sorted(set(out)))
+
+
+def check_levels(levels, what: str = "level") -> np.ndarray:
+    """Interval levels as a 1-D float array, each strictly inside (0, 1)."""
+    arr = np.atleast_1d(np.asarray(levels, dtype=float))
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{what} must be a number or a 1-D sequence; got {levels!r}")
+    bad = arr[~((arr > 0) & (arr < 1))]
+    if bad.size:
+        raise ValueError(
+            f"{what} must lie strictly between 0 and 1 (e.g. 0.8 for an 80% interval); got "
+            f"{bad.tolist()}"
+        )
+    return arr
 
 
 def level_label(p: float) -> str:

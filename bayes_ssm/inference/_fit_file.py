@@ -1,4 +1,8 @@
-"""Saving and loading fits without pickle: one netCDF-4 file (xarray ``DataTree``, h5netcdf).
+"""The saved-fit file: one netCDF-4 file (xarray ``DataTree``, h5netcdf), no pickle.
+
+This module reads and writes the file; it never imports :class:`~bayes_ssm.inference.fit.Fit`
+(``Fit.save`` calls :func:`write`, and :mod:`bayes_ssm.inference.io` builds the ``Fit`` from what
+:func:`read` returns), so ``fit`` and ``io`` import each other through no cycle.
 
 Layout of a saved fit::
 
@@ -26,13 +30,12 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayes_ssm import _engine
-from bayes_ssm.atomic import atomic_path
-from bayes_ssm.data import SeriesData
-from bayes_ssm.fit import Fit
+from bayes_ssm.data.atomic import atomic_path
+from bayes_ssm.data.validation import SeriesData
+from bayes_ssm.inference import engine as _engine
 from bayes_ssm.models.base import model_from_spec
 
-__all__ = ["save", "load", "FORMAT", "FORMAT_VERSION"]
+__all__ = ["write", "read", "FORMAT", "FORMAT_VERSION"]
 
 FORMAT = "bayes_ssm.fit"
 FORMAT_VERSION = 1
@@ -68,7 +71,7 @@ def _checksum(groups: dict[str, dict[str, np.ndarray]], spec_json: str) -> str:
     return h.hexdigest()
 
 
-def _array_groups(fit: Fit) -> dict[str, dict[str, np.ndarray]]:
+def _array_groups(fit) -> dict[str, dict[str, np.ndarray]]:
     index = fit.data.index
     if isinstance(index, pd.DatetimeIndex):
         naive = index.tz_convert(None) if index.tz is not None else index  # UTC wall times
@@ -95,7 +98,7 @@ def _array_groups(fit: Fit) -> dict[str, dict[str, np.ndarray]]:
     return groups
 
 
-def _spec(fit: Fit) -> dict:
+def _spec(fit) -> dict:
     index = fit.data.index
     return {
         "model": fit.model.spec(),
@@ -117,8 +120,8 @@ def _spec(fit: Fit) -> dict:
     }
 
 
-def save(fit: Fit, path) -> None:
-    """Write ``fit`` to ``path`` as netCDF-4 (no pickle), atomically.
+def write(fit, path) -> None:
+    """Write ``fit`` (a :class:`~bayes_ssm.inference.fit.Fit`) to ``path`` as netCDF-4, atomically.
 
     Parameters
     ----------
@@ -126,8 +129,6 @@ def save(fit: Fit, path) -> None:
     path : str or os.PathLike
         Target file (conventionally ``*.nc``); replaced if it exists.
     """
-    if not isinstance(fit, Fit):
-        raise ValueError(f"save expects a bayes_ssm Fit; got {type(fit).__name__}")
     path = Path(path)
     if not path.parent.is_dir():
         raise ValueError(f"cannot save to {path}: folder {path.parent} does not exist")
@@ -308,8 +309,8 @@ def _seasonal_states(value) -> int:
     return sum(_seasonal_states(v) for v in value.values())
 
 
-def load(path) -> Fit:
-    """Read a fit written by :meth:`Fit.save`.
+def read(path) -> dict:
+    """Read a fit written by :func:`write`: the keyword arguments of ``Fit(...)``.
 
     Parameters
     ----------
@@ -317,8 +318,9 @@ def load(path) -> Fit:
 
     Returns
     -------
-    Fit
-        Equal to the saved fit: the same key gives the very same forecast.
+    dict
+        ``model``, ``data``, ``scales``, ``method``, ``draws``, ``sample_stats``, ``info``,
+        ``guide_params`` and ``svi_loss`` of the saved fit.
 
     Raises
     ------
@@ -340,7 +342,7 @@ def load(path) -> Fit:
         raise ValueError(f"{path} is not a valid saved fit ({type(err).__name__}: {err})") from err
 
 
-def _fit_from_nodes(path: Path, nodes: dict[str, xr.Dataset]) -> Fit:
+def _fit_from_nodes(path: Path, nodes: dict[str, xr.Dataset]) -> dict:
     if "/" not in nodes:
         raise ValueError(f"{path} is a netCDF file but not a saved bayes_ssm fit")
     attrs = nodes["/"].attrs
@@ -411,7 +413,7 @@ def _fit_from_nodes(path: Path, nodes: dict[str, xr.Dataset]) -> Fit:
     model = model_from_spec(spec["model"])
     draws = groups.get("posterior", {})
     _check_draws(path, model, data, spec["scales"], draws)
-    return Fit(
+    return dict(
         model=model,
         data=data,
         scales=spec["scales"],

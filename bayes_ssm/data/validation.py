@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayes_ssm.time_labels import as_time_index
+from bayes_ssm.data.time_labels import as_time_index
 
 __all__ = ["SeriesData", "as_series_data", "future_index", "check_future_covariates"]
 
@@ -28,7 +28,7 @@ class SeriesData:
     index : pandas.DatetimeIndex or pandas.RangeIndex, length ``time``
         Sorted, unique timestamps (zone and resolution as given), or integer time as a
         ``RangeIndex`` whose ``step`` is the labels' step (``0, 1, ...`` for a plain array),
-        named like the input's index. See :mod:`bayes_ssm.time_labels` for what each index
+        named like the input's index. See :mod:`bayes_ssm.data.time_labels` for what each index
         kind becomes.
     freq : pandas.DateOffset or None
         The sampling frequency, inferred from the index or given explicitly.

@@ -16,9 +16,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bayes_ssm import _engine
-from bayes_ssm.data import SeriesData, as_series_data, check_future_covariates, future_index
-from bayes_ssm.forecast import (
+from bayes_ssm.data.time_labels import as_time_index
+from bayes_ssm.data.validation import (
+    SeriesData,
+    as_series_data,
+    check_future_covariates,
+    future_index,
+)
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.forecast import (
     summarize_draws,
     validate_horizon,
     validate_prob,
@@ -26,7 +32,6 @@ from bayes_ssm.forecast import (
     warn_exploding_forecast,
 )
 from bayes_ssm.models.base import TimeSeriesModel
-from bayes_ssm.time_labels import as_time_index
 
 __all__ = ["Fit", "MAX_FORECAST_BYTES", "check_forecast_size"]
 
@@ -257,9 +262,10 @@ class Fit:
         UserWarning
             For a count model (``likelihood="negative_binomial"``), when draws exceed
             ``COUNT_FORECAST_FACTOR`` (1000) times the largest observed count: the sign of a
-            failed fit (:func:`bayes_ssm.forecast.warn_exploding_counts`); for other models,
+            failed fit (:func:`~bayes_ssm.inference.forecast.warn_exploding_counts`); for other
+            models,
             when draws lie more than ``FORECAST_SPAN_FACTOR`` (1000) data ranges from the data
-            or are not finite (:func:`bayes_ssm.forecast.warn_exploding_forecast`).
+            or are not finite (:func:`bayes_ssm.inference.forecast.warn_exploding_forecast`).
         """
         horizon = validate_horizon(horizon)
         self._check_forecast_size(horizon, num_samples)
@@ -363,8 +369,8 @@ class Fit:
         ----------
         y_new : pandas.Series, or array-like of shape ``(new,)``
             Observations after the last fitted timestamp. A Series' labels are read like the
-            fitted index (:mod:`bayes_ssm.time_labels`): they must all lie after the last fitted
-            timestamp (overlaps and re-sent history are refused) and on the fitted grid (the
+            fitted index (:mod:`bayes_ssm.data.time_labels`): they must all lie after the last
+            fitted timestamp (overlaps and re-sent history are refused) and on the fitted grid (the
             frequency, or the integer step); a gap before or inside them is filled with NaN
             (missing values are data), except with covariates, where ``y_new`` must continue
             the index without gaps. An array is placed at the next ``new`` timestamps.
@@ -458,12 +464,12 @@ class Fit:
         ``observed_data`` (``y``) and ``constant_data`` (covariates, when used). The time
         dimension of the last three covers the observed (non-NaN) steps.
         """
-        from bayes_ssm.diagnostics import to_datatree
+        from bayes_ssm.inference.diagnostics import to_datatree
 
         return to_datatree(self, key=key)
 
     def save(self, path) -> None:
         """Write the fit to ``path`` (netCDF + JSON spec, no pickle; atomic). See ``bs.load``."""
-        from bayes_ssm.io import save
+        from bayes_ssm.inference import _fit_file
 
-        save(self, path)
+        _fit_file.write(self, path)

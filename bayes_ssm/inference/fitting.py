@@ -1,7 +1,8 @@
 """Inference drivers: NUTS (``fit_nuts``) and stochastic variational inference (``fit_svi``).
 
 Both take a model (``bayes_ssm.models.base.TimeSeriesModel``) and pandas data, validate the
-data at the boundary (``bayes_ssm.data``), fix the prior scales from the training data once
+data at the boundary (``bayes_ssm.data.validation``), fix the prior scales from the training data
+once
 (``model.data_scales``) and return an immutable :class:`bayes_ssm.Fit`.
 """
 
@@ -16,8 +17,10 @@ import optax
 from numpyro.infer import MCMC, NUTS, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 
-from bayes_ssm import _engine
-from bayes_ssm._svi import (
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.svi import (
     GUIDES,
     default_optimizer,
     finish_svi,
@@ -25,8 +28,6 @@ from bayes_ssm._svi import (
     run_svi,
     show_progress,
 )
-from bayes_ssm.data import as_series_data
-from bayes_ssm.fit import Fit
 from bayes_ssm.models._state_paths import init_to_median_path
 
 __all__ = ["fit_nuts", "fit_svi", "GUIDES"]

@@ -1,0 +1,201 @@
+"""``bayes-ssm forecast``: fit a structural model to one series, write its forecast CSV and plot."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from bayes_ssm.cli import _common
+from bayes_ssm.cli._io import add_date_args, check_outputs, save_figure, write_csv
+
+NAME = "forecast"
+
+_LABELS = {"ili": ("US influenza-like illness (CDC ILINet)", "% weighted ILI")}
+
+
+def add_parser(sub):
+    fc = sub.add_parser(
+        "forecast",
+        help="fit a model to one series and forecast it",
+        description="Fit a Bayesian structural time-series model and write the forecast "
+        "(mean, median, credible intervals) as CSV, optionally as a fan chart.",
+    )
+    src = fc.add_argument_group("data (one of --dataset or --csv)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--dataset", help="bundled dataset name (e.g. ili)")
+    one.add_argument("--csv", type=Path, help="CSV file with a date column and a value column")
+    src.add_argument("--date-col", help="date column of --csv")
+    src.add_argument("--value-col", help="value column of --csv (or of a multi-column dataset)")
+    src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
+    src.add_argument(
+        "--fit-last",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fit only the last N steps (default: the last 8 seasonal cycles but at least 400 "
+        "steps; all if shorter)",
+    )
+    _common.add_model_args(fc.add_argument_group("model"))
+    inf = fc.add_argument_group("inference")
+    inf.add_argument("--method", choices=["nuts", "svi"], default="nuts")
+    inf.add_argument("--seed", type=int, default=0)
+    inf.add_argument("--chains", type=int, default=2)
+    inf.add_argument("--warmup", type=int, default=500)
+    inf.add_argument("--samples", type=int, default=500)
+    inf.add_argument("--svi-steps", type=int, default=5000)
+    inf.add_argument(
+        "--compile-cache",
+        type=Path,
+        help="directory for JAX's persistent compilation cache: a re-run with the same model "
+        "and series length skips compilation (seconds saved per run, most on a GPU)",
+    )
+    out = fc.add_argument_group("output")
+    out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    out.add_argument(
+        "--prob",
+        type=float,
+        nargs="+",
+        default=[0.8, 0.95],
+        help="interval levels in (0, 1)",
+    )
+    out.add_argument("--out", type=Path, help="forecast CSV to write")
+    out.add_argument("--plot", type=Path, help="fan chart PNG to write")
+    out.add_argument("--save-fit", type=Path, help="also save the fit (netCDF) here")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    return fc
+
+
+def run(args, parser) -> int:
+    _common.check_positive(args, parser)
+    _common.set_chain_devices(args.chains)
+    if args.compile_cache is not None:
+        _common.enable_compile_cache(args.compile_cache)
+    return _forecast(args, parser)
+
+
+def _print_summary(fit, elapsed, out=None):
+    import numpy as np
+
+    out = sys.stdout if out is None else out
+    from bayes_ssm.inference.diagnostics import check, summary
+
+    table = summary(fit)
+    cols = [c for c in table.columns if c in ("mean", "sd", "r_hat", "ess_bulk", "ess_tail")]
+    cols += [c for c in table.columns if c.startswith(("eti", "hdi"))]
+    print(
+        f"\nPosterior summary ({fit.method}, {fit.num_chains} chain(s) x {fit.num_draws} "
+        f"draws, {elapsed:.1f} s):",
+        file=out,
+    )
+    with np.printoptions(precision=3):
+        print(table[cols].round(3).to_string(), file=out)
+    if fit.method == "nuts":
+        print(
+            f"divergences: {table.attrs['divergences']} of {table.attrs['draws']}; BFMI per "
+            f"chain: {', '.join(f'{b:.2f}' for b in table.attrs['bfmi'])}",
+            file=out,
+        )
+    problems = check(fit, warn=False)
+    if problems:
+        print("\nWARNINGS:", file=out)
+        for p in problems:
+            print(f"  - {p}", file=out)
+    else:
+        print("checks: r_hat, ESS, divergences, tree depth, BFMI all fine", file=out)
+
+
+def _forecast(args, parser):
+    import numpy as np
+    import pandas as pd
+
+    from bayes_ssm.data.validation import as_series_data, future_index
+    from bayes_ssm.inference.fit import check_forecast_size
+    from bayes_ssm.inference.fitting import fit_nuts, fit_svi
+    from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
+
+    horizon = validate_horizon(args.horizon)
+    prob = validate_prob(args.prob)
+    check_outputs(out=args.out, plot=args.plot, save_fit=args.save_fit)
+    y = _common.load_series(args)
+    full = as_series_data(y, freq=args.freq)
+    y = pd.Series(full.y, index=full.index, name=full.name)
+    period = _common.season(args, full.freq)
+    fit_last = args.fit_last
+    if fit_last is None:
+        fit_last = min(len(y), max(int(round(8 * period)), 400)) if period else len(y)
+    if fit_last < 2:
+        raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
+    y_fit = y.iloc[-fit_last:]
+    if args.transform == "log":
+        if (y_fit <= 0).any():
+            raise ValueError("--transform log needs positive values; use --transform none")
+        y_model = np.log(y_fit)
+    else:
+        y_model = y_fit
+    model = _common.build_model(args, period, len(y_fit))
+    draws = args.chains * args.samples if args.method == "nuts" else 1000
+    check_forecast_size(model, full, draws, horizon)  # before the fit, not after it
+    first, last = (t.date() if isinstance(t, pd.Timestamp) else t for t in y.index[[0, -1]])
+    scale = "log scale" if args.transform == "log" else "original scale"
+    print(
+        f"series {full.name!r}: {len(y)} steps from {first} to {last}; "
+        f"fitting the last {len(y_fit)} ({scale})"
+    )
+    print(f"model: {model.spec()['params']}")
+    start = time.perf_counter()
+    progress = not args.quiet
+    if args.method == "nuts":
+        fit = fit_nuts(
+            model,
+            y_model,
+            key=args.seed,
+            freq=full.freq,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+            progress=progress,
+        )
+    else:
+        fit = fit_svi(
+            model, y_model, key=args.seed, freq=full.freq, steps=args.svi_steps, progress=progress
+        )
+    draws = fit.forecast_samples(horizon, key=args.seed + 1)
+    elapsed = time.perf_counter() - start
+    if args.transform == "log":
+        draws = np.exp(draws)
+    index = future_index(fit.data, horizon)
+    index.name = "date"
+    fc = summarize_draws(draws, index, prob)
+    _print_summary(fit, elapsed)
+    print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
+    if horizon > 8:
+        print("  ...")
+    if args.out is not None:
+        write_csv(fc, args.out, index_label="date", float_format="%.6g")
+        print(f"wrote {args.out}")
+    if args.plot is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from bayes_ssm.plotting import plot_forecast
+
+        shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
+        name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
+        ax = plot_forecast(
+            fc,
+            history=shown,
+            ylabel=ylabel,
+            title=f"{name}: {horizon}-step forecast ({args.method.upper()}, "
+            f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
+        )
+        save_figure(ax.figure, args.plot, dpi=120)
+        plt.close(ax.figure)
+        print(f"wrote {args.plot}")
+    if args.save_fit is not None:
+        fit.save(args.save_fit)
+        print(f"wrote {args.save_fit}")
+    return 0

@@ -1,0 +1,142 @@
+"""``bayes-ssm forecast-many``: fit one model to many series (long-format table), forecast all."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from bayes_ssm.cli import _common
+from bayes_ssm.cli._io import add_date_args, check_outputs, write_csv
+
+NAME = "forecast-many"
+
+
+def add_parser(sub):
+    many = sub.add_parser(
+        "forecast-many",
+        help="fit one model to many series (long-format CSV) and forecast them all",
+        description="Fit a Bayesian structural model to every series of a long-format table "
+        "(one row per series and date) by SVI, equal-length series in one compiled program, and "
+        "write all forecasts as one long CSV.",
+    )
+    src = many.add_argument_group("data (one of --dataset or --csv)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--dataset", help="bundled wide dataset (e.g. covid); pick --value-cols")
+    one.add_argument("--csv", type=Path, help="long-format CSV: id, date and value columns")
+    src.add_argument("--id-col", default="unique_id", help="series id column of --csv")
+    src.add_argument("--date-col", default="ds", help="date column of --csv")
+    src.add_argument("--value-col", default="y", help="value column of --csv")
+    src.add_argument("--value-cols", nargs="+", help="columns of --dataset, one series each")
+    src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
+    src.add_argument("--fit-last", type=int, default=None, metavar="N", help="fit the last N steps")
+    _common.add_model_args(many.add_argument_group("model"))
+    inf = many.add_argument_group("inference")
+    inf.add_argument(
+        "--method",
+        choices=["svi", "nuts"],
+        default="svi",
+        help="svi: equal-length series in one program (default); nuts: one sampler per series",
+    )
+    inf.add_argument("--seed", type=int, default=0)
+    inf.add_argument("--svi-steps", type=int, default=5000)
+    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto", help="svi only")
+    inf.add_argument("--chains", type=int, default=2, help="nuts only")
+    inf.add_argument("--warmup", type=int, default=500, help="nuts only")
+    inf.add_argument("--samples", type=int, default=500, help="nuts only")
+    out = many.add_argument_group("output")
+    out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
+    out.add_argument("--prob", type=float, nargs="+", default=[0.8, 0.95])
+    out.add_argument("--out", type=Path, help="long forecast CSV to write")
+    out.add_argument("--quiet", action="store_true", help="no progress bar")
+    return many
+
+
+def run(args, parser) -> int:
+    _common.check_positive(args, parser)
+    if args.method == "nuts":
+        _common.set_chain_devices(args.chains)
+    if args.fit_last is not None and args.fit_last < 2:
+        parser.error("--fit-last must be >= 2")
+    return _forecast_many(args)
+
+
+def _forecast_many(args) -> int:
+    import jax
+    import numpy as np
+    import pandas as pd
+
+    from bayes_ssm.data.validation import as_series_data, future_index
+    from bayes_ssm.inference.diagnostics import check
+    from bayes_ssm.inference.fit import check_forecast_size
+    from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
+    from bayes_ssm.inference.many import fit_nuts_many, fit_svi_many
+
+    horizon = validate_horizon(args.horizon)
+    prob = validate_prob(args.prob)
+    check_outputs(out=args.out)
+    series = {}
+    for ident, y in _common.load_many(args).items():
+        try:
+            full = as_series_data(y, freq=args.freq)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+        y = pd.Series(full.y, index=full.index, name=ident).iloc[-(args.fit_last or len(full.y)) :]
+        if args.transform == "log":
+            if (y <= 0).any():
+                raise ValueError(
+                    f"series {ident!r}: --transform log needs positive values; use --transform none"
+                )
+            y = np.log(y)
+        series[ident] = y
+    freq = as_series_data(next(iter(series.values())), freq=args.freq).freq
+    period = _common.season(args, freq)
+    model = _common.build_model(args, period, min(len(y) for y in series.values()))
+    draws = args.chains * args.samples if args.method == "nuts" else 1000
+    for y in series.values():  # before the fits, not after them
+        check_forecast_size(model, as_series_data(y, freq=args.freq), draws, horizon)
+    print(f"{len(series)} series; model: {model.spec()['params']}")
+    start = time.perf_counter()
+    if args.method == "nuts":
+        fits = fit_nuts_many(
+            model,
+            series,
+            key=args.seed,
+            freq=args.freq,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+        )
+    else:
+        fits = fit_svi_many(
+            model,
+            series,
+            key=args.seed,
+            freq=args.freq,
+            steps=args.svi_steps,
+            batch=args.batch,
+            progress=not args.quiet,
+        )
+    keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
+    frames, flagged = [], []
+    for k, (ident, fit) in zip(keys, fits.items(), strict=True):
+        draws = fit.forecast_samples(horizon, key=k)
+        if args.transform == "log":
+            draws = np.exp(draws)
+        index = future_index(fit.data, horizon)
+        fc = summarize_draws(draws, index, prob).rename_axis("date").reset_index()
+        fc.insert(0, "unique_id", ident)
+        frames.append(fc)
+        if check(fit, warn=False):
+            flagged.append(ident)
+    forecast = pd.concat(frames, ignore_index=True)
+    elapsed = time.perf_counter() - start
+    print(f"fitted and forecast in {elapsed:.1f} s ({args.method}, {fits.info['batch']})")
+    print(fits.summary().round(3).to_string())
+    if flagged:
+        print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
+    print(f"\nforecast, {horizon} steps per series:\n{forecast.round(3).head(8).to_string()}")
+    if args.out is not None:
+        write_csv(forecast, args.out, index=False, float_format="%.6g")
+        print(f"wrote {args.out}")
+    return 0
