@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from conftest import relabel
 
-from bayes_ssm.data.validation import as_series_data, future_index
 from bayes_ssm.data.time_labels import MAX_INTEGER_STEPS, parse_dates
+from bayes_ssm.data.validation import as_series_data, future_index
 
 
 def _data(index, values=None):
