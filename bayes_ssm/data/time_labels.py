@@ -24,7 +24,7 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 
-__all__ = ["parse_dates", "as_time_index", "MAX_INTEGER_STEPS"]
+__all__ = ["parse_dates", "as_time_index", "period_offset", "MAX_INTEGER_STEPS"]
 
 #: Longest integer time axis accepted after the gaps are filled (steps), so that two labels far
 #: apart (e.g. 0 and 10**12) are refused instead of allocating a huge NaN-filled series.
@@ -143,6 +143,13 @@ def _integer_axis(labels: np.ndarray, name, what: str) -> pd.RangeIndex:
             "relabel the series (e.g. reset_index) if the labels are not times"
         )
     return pd.RangeIndex(int(labels[0]), int(labels[-1]) + step, step, name=name)
+
+
+def period_offset(index: pd.PeriodIndex):
+    """The offset between the start timestamps of consecutive periods (``M`` -> ``MS``), known
+    from the periods' frequency even for one or two periods or periods with gaps."""
+    probe = pd.period_range(index[0], periods=3, freq=index.freq).to_timestamp(how="start")
+    return pd.tseries.frequencies.to_offset(pd.infer_freq(probe))
 
 
 def as_time_index(index: pd.Index, *, what: str = "the index of y") -> pd.Index:

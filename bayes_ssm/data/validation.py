@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bayes_ssm.data.time_labels import as_time_index
+from bayes_ssm.data.time_labels import as_time_index, period_offset
 
 __all__ = ["SeriesData", "as_series_data", "future_index", "check_future_covariates"]
 
@@ -126,6 +126,8 @@ def as_series_data(y, *, covariates=None, freq=None, min_length: int = 2) -> Ser
     if isinstance(y, pd.Series):
         name = str(y.name) if y.name is not None else "y"
         index = as_time_index(y.index)
+        if freq is None and isinstance(y.index, pd.PeriodIndex) and len(y.index):
+            freq = period_offset(y.index)
         if isinstance(index, pd.DatetimeIndex):
             if index.hasnans:
                 raise ValueError("the index of y contains NaT (missing timestamps)")
