@@ -186,6 +186,18 @@ def _align_covariates(covariates, index: pd.Index, what: str):
                     f"{missing[:3].tolist()}"
                 )
             covariates = covariates.reindex(index)
+        elif (
+            isinstance(index, pd.RangeIndex)
+            and covariates.index.dtype.kind in "iu"
+            and not covariates.index.equals(pd.RangeIndex(len(covariates)))
+        ):  # integer time labels: aligned by label, so rows at the gaps must exist too
+            missing = index.difference(covariates.index)
+            if len(missing):
+                raise ValueError(
+                    f"{what} have no rows for {len(missing)} integer time steps, e.g. "
+                    f"{missing[:3].tolist()}"
+                )
+            covariates = covariates.reindex(index)
         elif len(covariates) != len(index):
             raise ValueError(f"{what} have {len(covariates)} rows; expected {len(index)}")
         values = _as_float(covariates.to_numpy(), what)

@@ -102,3 +102,20 @@ def test_forecast_index_continues_every_kind(level_fit):
     assert list(years.forecast(3).index) == [2018, 2019, 2020]
     months = relabel(level_fit, pd.period_range("2020-01", periods=48, freq="M"))
     assert months.forecast(3).index[0] == pd.Timestamp("2024-01-01")
+
+
+def test_covariates_on_integer_labels_align_by_label():
+    y = pd.Series([1.0, 2.0, 3.0, 4.0], index=[1990, 1991, 1995, 1996])
+    x_gappy = pd.DataFrame({"a": [0.0, 1.0, 0.0, 1.0]}, index=y.index)
+    with pytest.raises(ValueError, match="no rows for 3 integer time steps"):
+        as_series_data(y, covariates=x_gappy)
+    x = pd.DataFrame({"a": np.arange(7.0)}, index=range(1990, 1997))
+    data = as_series_data(y, covariates=x)
+    np.testing.assert_array_equal(data.covariates[:, 0], np.arange(7.0))
+    assert data.y[5] == 3.0  # 1995: value and covariate on the same step
+
+
+def test_iso_strings_with_small_days_are_not_ambiguous():
+    days = pd.date_range("2020-01-01", periods=6, freq="D")  # pandas' dayfirst misreads these
+    assert parse_dates(days.strftime("%Y-%m-%d")).equals(days)
+    assert parse_dates(days.strftime("%Y-%m-%d"), dayfirst=True).equals(days)
