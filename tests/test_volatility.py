@@ -14,7 +14,7 @@ from scipy import integrate, stats
 
 import bayes_ssm as bs
 from bayes_ssm.models.base import model_from_spec
-from bayes_ssm.models.volatility import (
+from bayes_ssm.models.stochastic_volatility import (
     StochasticVolatility,
     log_variance_path,
     one_step_log_lik,

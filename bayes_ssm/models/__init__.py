@@ -5,8 +5,8 @@ from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_mod
 from bayes_ssm.models.hybrid import HybridTS
 from bayes_ssm.models.neural import NeuralSSM
 from bayes_ssm.models.seasonal import Seasonal
+from bayes_ssm.models.stochastic_volatility import StochasticVolatility
 from bayes_ssm.models.structural import StructuralTS
-from bayes_ssm.models.volatility import StochasticVolatility
 
 __all__ = [
     "TimeSeriesModel",

@@ -33,9 +33,20 @@ from bayes_ssm.models.likelihoods import (
     student_t_precisions,
     student_t_predictive_log_prob,
 )
-from bayes_ssm.models.priors import resolve_prior
+from bayes_ssm.models.structural_priors import resolve_prior
 
-__all__ = ["run", "prior_program", "sample_parameters", "to_variances"]
+__all__ = [
+    "run",
+    "prior_program",
+    "sample_parameters",
+    "to_variances",
+    "check_inputs",
+    "regression_offset",
+    "one_step_replicate",
+    "simulation_smoother",
+    "emit_components",
+    "psd_sqrt",
+]
 
 
 def sample_parameters(model, scales: dict, num_covariates: int, *, skip=()) -> dict:
@@ -85,7 +96,7 @@ def to_variances(model, params: dict) -> dict:
     return out
 
 
-def _regression(model, covariates, future_covariates, horizon, params, dtype):
+def regression_offset(model, covariates, future_covariates, horizon, params, dtype):
     if "beta" not in params:
         return jnp.zeros((), dtype), jnp.zeros((), dtype)
     beta = params["beta"]
@@ -111,7 +122,7 @@ def _regression(model, covariates, future_covariates, horizon, params, dtype):
     return offset, future
 
 
-def _psd_sqrt(cov):
+def psd_sqrt(cov):
     """A square root ``L`` with ``L L' = cov`` for a PSD (possibly singular) matrix."""
     cov = 0.5 * (cov + cov.T)
     w, v = jnp.linalg.eigh(cov)
@@ -131,7 +142,7 @@ def _propagate(transition, observation, noise_sd, start, z):
     return signal
 
 
-def _check_inputs(model, y, covariates, horizon):
+def check_inputs(model, y, covariates, horizon):
     if y.ndim != 1:
         raise ValueError(f"y must have shape (time,); got {y.shape}")
     if horizon < 0:
@@ -153,7 +164,7 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
     if not jnp.issubdtype(y.dtype, jnp.floating):
         y = y.astype(jnp.result_type(float))
     dtype = y.dtype
-    num_cov = _check_inputs(model, y, covariates, horizon)
+    num_cov = check_inputs(model, y, covariates, horizon)
     parameterization = None
     if model.likelihood == "negative_binomial":
         parameterization = resolve_parameterization(model, y.shape[0])
@@ -166,7 +177,7 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
     system = system._replace(
         **{k: getattr(system, k).astype(dtype) for k in system._fields if k != "spans"}
     )
-    offset, future_offset = _regression(
+    offset, future_offset = regression_offset(
         model, covariates, future_covariates, horizon, params, dtype
     )
     if model.likelihood == "negative_binomial":
@@ -202,22 +213,22 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
     numpyro.deterministic("log_lik", log_lik)
     if components:
         numpyro.deterministic("y_fitted", pred_mean)
-        numpyro.deterministic("y_rep", _one_step_replicate(model, pred_mean, state_var, params))
+        numpyro.deterministic("y_rep", one_step_replicate(model, pred_mean, state_var, params))
     if horizon > 0:
         n = system.init_mean.shape[0]
         z = numpyro.sample(
             "forecast_state_z", dist.Normal(jnp.zeros((horizon + 1, n), y.dtype), 1.0).to_event(2)
         )
-        last = final_mean + _psd_sqrt(final_cov) @ z[0]
+        last = final_mean + psd_sqrt(final_cov) @ z[0]
         noise_sd = jnp.sqrt(system.noise_var)
         signal = _propagate(system.transition, system.observation, noise_sd, last, z[1:])
         signal = signal + future_offset
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
-        _emit_components(_simulation_smoother(ss, y, system, model.method), system)
+        emit_components(simulation_smoother(ss, y, system, model.method), system)
 
 
-def _one_step_replicate(model, pred_mean, state_var, params):
+def one_step_replicate(model, pred_mean, state_var, params):
     """A draw from ``y_t | y_<t``: state prediction plus a fresh observation error."""
     key = numpyro.prng_key()
     if key is None:
@@ -228,7 +239,7 @@ def _one_step_replicate(model, pred_mean, state_var, params):
     return pred_mean + jnp.sqrt(state_var) * z + noise.sample(k2)
 
 
-def _simulation_smoother(ss, y, system, method):
+def simulation_smoother(ss, y, system, method):
     """One joint draw of the states given ``y`` (Durbin and Koopman 2002, mean correction).
 
     Simulate ``(alpha+, y+)`` from the model; then ``alpha+ + E[alpha | y] - E[alpha | y+]`` is
@@ -242,7 +253,7 @@ def _simulation_smoother(ss, y, system, method):
     num_steps, n = y.shape[0], ss.init_mean.shape[0]
     k0, k1, k2 = jax.random.split(key, 3)
     noise_sd = jnp.sqrt(system.noise_var)
-    alpha1 = ss.init_mean + _psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
+    alpha1 = ss.init_mean + psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
     z = jax.random.normal(k1, (num_steps - 1, n), y.dtype)
     alpha_plus = state_path(ss.transition, alpha1, noise_sd * z)
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
@@ -252,7 +263,7 @@ def _simulation_smoother(ss, y, system, method):
     return alpha_plus + kalman.smoothed_means(centred, y - y_plus, method=method)
 
 
-def _emit_components(states, system):
+def emit_components(states, system):
     for name, start, stop in system.spans:
         value = states[:, start:stop] @ system.observation[start:stop]
         numpyro.deterministic(f"component/{name}", value)
@@ -309,7 +320,7 @@ def _run_counts(
         signal = signal + future_offset
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
     if components:
-        _emit_components(states, system)
+        emit_components(states, system)
         numpyro.sample("y_rep", observation_distribution(model.likelihood, log_mean, params))
 
 
@@ -326,7 +337,7 @@ def prior_program(model, num_steps: int, *, scales, covariates=None) -> None:
     z = numpyro.sample(
         "prior_state_z", dist.Normal(jnp.zeros((num_steps, n), dtype), 1.0).to_event(2)
     )
-    first = system.init_mean + _psd_sqrt(system.init_cov) @ z[0]
+    first = system.init_mean + psd_sqrt(system.init_cov) @ z[0]
     noise_sd = jnp.sqrt(system.noise_var)
     signal = _propagate(system.transition, system.observation, noise_sd, first, z[1:])
     signal = jnp.concatenate([(system.observation @ first)[None], signal]) + offset

@@ -48,18 +48,11 @@ from numpyro.handlers import scope
 
 from bayes_ssm.kernels.stochastic_attention import decay_attention_row
 from bayes_ssm.layers.decay import StochasticDecaySSD
+from bayes_ssm.models._shared import ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
 from bayes_ssm.priors import HalfLife
 
 __all__ = ["AttentionAR"]
-
-
-def _ffill(y):
-    """Carry the last observed value forward over NaN (leading NaN -> 0)."""
-    obs = ~jnp.isnan(y)
-    idx = jnp.where(obs, jnp.arange(y.shape[0]), -1)
-    last = jax.lax.cummax(idx, axis=0)
-    return jnp.where(last >= 0, y[jnp.maximum(last, 0)], 0.0)
 
 
 @register_model
@@ -151,7 +144,7 @@ class AttentionAR(HalfLifeSpecMixin, TimeSeriesModel):
     # ------------------------------------------------------------------ program
     def _memory(self, y, scales, horizon):
         """Sample every parameter; return the standardised inputs, decays and head weights."""
-        z = (_ffill(y) - scales["loc"]) / scales["scale"]
+        z = (ffill(y) - scales["loc"]) / scales["scale"]
         x = jnp.broadcast_to(z[:, None, None], (z.shape[0], self.num_heads, 1))
         layer = self.layer
         with scope(prefix="memory", divider="."):

@@ -39,6 +39,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bayes_ssm.models._shared import jsonable
+
 __all__ = ["TimeSeriesModel", "MODEL_REGISTRY", "register_model", "model_from_spec"]
 
 MODEL_REGISTRY: dict[str, type[TimeSeriesModel]] = {}
@@ -96,7 +98,7 @@ class TimeSeriesModel(abc.ABC):
 
     def spec(self) -> dict[str, Any]:
         """A JSON-serialisable description: ``{"kind": ..., "params": {...}}``."""
-        return {"kind": self.kind, "params": _jsonable(asdict(self))}
+        return {"kind": self.kind, "params": jsonable(asdict(self))}
 
     @property
     def parameter_sites(self) -> tuple[str, ...]:
@@ -111,7 +113,7 @@ class HalfLifeSpecMixin:
     def spec(self) -> dict[str, Any]:
         params = asdict(self)
         params["half_life"] = {k: v for k, v in asdict(self.half_life).items() if v is not None}
-        return {"kind": self.kind, "params": _jsonable(params)}
+        return {"kind": self.kind, "params": jsonable(params)}
 
     @classmethod
     def from_params(cls, params):
@@ -121,16 +123,6 @@ class HalfLifeSpecMixin:
         if isinstance(params.get("half_life"), dict):
             params["half_life"] = HalfLife(**params["half_life"])
         return cls(**params)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
 
 
 def model_from_spec(spec: dict[str, Any]) -> TimeSeriesModel:

@@ -44,7 +44,7 @@ from numpyro.handlers import scope
 from bayes_ssm.models import _kalman_adapter as kalman
 from bayes_ssm.models import _neural_net as net
 from bayes_ssm.models import _structural_program as program
-from bayes_ssm.models.attention_ar import _ffill
+from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
 from bayes_ssm.models.components import structural_system
 from bayes_ssm.models.neural import NeuralSSM
@@ -150,13 +150,13 @@ class HybridTS(TimeSeriesModel):
             y = y.astype(jnp.result_type(float))
         dtype = y.dtype
         horizon = int(horizon)
-        num_cov = program._check_inputs(sts, y, covariates, horizon)
+        num_cov = program.check_inputs(sts, y, covariates, horizon)
         params = program.sample_parameters(sts, scales, num_cov)
         system = structural_system(sts, program.to_variances(sts, params), scales)
         system = system._replace(
             **{k: getattr(system, k).astype(dtype) for k in system._fields if k != "spans"}
         )
-        reg, future_reg = program._regression(
+        reg, future_reg = program.regression_offset(
             sts, covariates, future_covariates, horizon, params, dtype
         )
         loc, scale = scales["y_loc"], scales["y_scale"]
@@ -174,10 +174,10 @@ class HybridTS(TimeSeriesModel):
             state_var = jnp.clip(res.pred_obs_var - obs_var, 0.0)
             numpyro.deterministic("y_fitted", res.pred_obs_mean)
             numpyro.deterministic(
-                "y_rep", program._one_step_replicate(sts, res.pred_obs_mean, state_var, params)
+                "y_rep", program.one_step_replicate(sts, res.pred_obs_mean, state_var, params)
             )
-            states = program._simulation_smoother(ss, y, system, sts.method)
-            program._emit_components(states, system)
+            states = program.simulation_smoother(ss, y, system, sts.method)
+            program.emit_components(states, system)
             numpyro.deterministic("component/neural", neural_term)
             if num_cov:
                 numpyro.deterministic("component/regression", jnp.broadcast_to(reg, y.shape))
@@ -190,7 +190,7 @@ class HybridTS(TimeSeriesModel):
             eps = numpyro.sample(
                 "forecast_noise", dist.Normal(jnp.zeros((horizon,), dtype), 1.0).to_event(1)
             )
-            alpha = final_mean + program._psd_sqrt(final_cov) @ zs[0]
+            alpha = final_mean + program.psd_sqrt(final_cov) @ zs[0]
             noise_sd = jnp.sqrt(system.noise_var)
             future_reg = jnp.broadcast_to(future_reg, (horizon,))
 

@@ -44,7 +44,7 @@ import numpyro.distributions as dist
 from numpyro.handlers import scope
 
 from bayes_ssm.models import _neural_net as net
-from bayes_ssm.models.attention_ar import _ffill
+from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
 from bayes_ssm.priors import HalfLife
 

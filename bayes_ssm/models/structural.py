@@ -5,7 +5,7 @@ observation law; :meth:`StructuralTS.model` is the NumPyro program. For the Gaus
 Student-t laws the hidden states are integrated out by the Kalman filter, so NUTS samples only a
 handful of variances and coefficients (plus, for Student-t, one latent precision per step); for
 the negative binomial the states are sampled (centred or non-centred coordinates, option
-``state_parameterization``). See :mod:`bayes_ssm.models.priors`
+``state_parameterization``). See :mod:`bayes_ssm.models.structural_priors`
 for the default priors and :mod:`bayes_ssm.models.components` for the state equations (the same
 as statsmodels' ``UnobservedComponents``).
 """
@@ -18,11 +18,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from bayes_ssm.models import _structural_program as program
+from bayes_ssm.models._shared import freeze_prior, jsonable, prior_json
 from bayes_ssm.models._state_paths import STATE_PARAMETERIZATIONS
-from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
+from bayes_ssm.models.base import TimeSeriesModel, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
-from bayes_ssm.models.priors import compute_scales
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
+from bayes_ssm.models.structural_priors import compute_scales
 
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
@@ -54,7 +55,7 @@ class StructuralTS(TimeSeriesModel):
         per step (still filtered exactly given them); ``"negative_binomial"`` is for counts,
         with the log-intensity following the structural model and the states sampled.
     priors : dict, optional
-        Overrides of the default priors by site name (:mod:`bayes_ssm.models.priors`).
+        Overrides of the default priors by site name (:mod:`bayes_ssm.models.structural_priors`).
     method : {"auto", "sequential", "parallel"}
         Kalman filter algorithm.
     state_parameterization : {"auto", "mixed", "mixed_rms", "trend_rms", "centred", "noncentred"}
@@ -102,7 +103,7 @@ class StructuralTS(TimeSeriesModel):
     ``y_rep`` (time,), replicated data: a draw from ``y_t | y_<t`` (Gaussian, Student-t) or from
     the negative binomial given the sampled log-intensity.
 
-    Initial state: a proper prior scaled to the data (:mod:`bayes_ssm.models.priors`),
+    Initial state: a proper prior scaled to the data (:mod:`bayes_ssm.models.structural_priors`),
     integrated out exactly; so every ``log_lik`` term is a proper predictive density (no
     diffuse burn-in). A constant series is accepted: its scales are floored, the priors become
     tight but proper, and the output is finite.
@@ -157,7 +158,7 @@ class StructuralTS(TimeSeriesModel):
         if not isinstance(priors, dict | tuple):
             raise ValueError(f"priors must be a dict of site name -> prior; got {priors!r}")
         object.__setattr__(
-            self, "priors", tuple(sorted(_freeze(k, v) for k, v in dict(priors).items()))
+            self, "priors", tuple(sorted(freeze_prior(k, v) for k, v in dict(priors).items()))
         )
         if self.state_size == 0:
             raise ValueError("the model has no state component: set level, seasonal or ar_order")
@@ -344,11 +345,11 @@ class StructuralTS(TimeSeriesModel):
             "ar_order": self.ar_order,
             "regression": self.regression,
             "likelihood": self.likelihood,
-            "priors": {k: _prior_json(k, v) for k, v in self.priors},
+            "priors": {k: prior_json(k, v) for k, v in self.priors},
             "method": self.method,
             "state_parameterization": self.state_parameterization,
         }
-        return {"kind": self.kind, "params": _jsonable(params)}
+        return {"kind": self.kind, "params": jsonable(params)}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> StructuralTS:
@@ -357,29 +358,3 @@ class StructuralTS(TimeSeriesModel):
         params.setdefault("state_parameterization", "noncentred")
         params["seasonal"] = [Seasonal(**s) for s in params.get("seasonal") or []] or None
         return cls(**params)
-
-
-def _freeze(name, value):
-    """Priors are stored hashable: dict specs as sorted tuples of items (lists as tuples)."""
-    if isinstance(value, tuple):
-        value = dict(value)
-    if isinstance(value, dict):
-        items = (
-            (k, tuple(np.ravel(v).tolist()) if isinstance(v, list | np.ndarray) else v)
-            for k, v in value.items()
-        )
-        return (name, tuple(sorted(items)))
-    return (name, value)
-
-
-def _prior_json(name, value):
-    if isinstance(value, tuple):
-        value = {k: list(v) if isinstance(v, tuple) else v for k, v in value}
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"prior override {name!r} is a {type(value).__name__}, which cannot be saved in a "
-            "spec; give it as {'dist': 'HalfNormal', 'scale': ...} instead"
-        )
-    return {
-        k: (np.asarray(v).tolist() if isinstance(v, np.ndarray) else v) for k, v in value.items()
-    }

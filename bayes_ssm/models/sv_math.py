@@ -1,4 +1,4 @@
-"""The arithmetic of :class:`~bayes_ssm.models.volatility.StochasticVolatility` (no sampling).
+"""The arithmetic of :class:`~bayes_ssm.StochasticVolatility` (no sampling).
 
 ``log_variance_path``: the AR(1) log-variance from standard normals through
 :func:`bayes_ssm.kernels.linear_recurrence`; ``one_step_log_lik``: a return's density with its

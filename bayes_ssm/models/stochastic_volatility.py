@@ -32,9 +32,9 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 
-from bayes_ssm.models.base import TimeSeriesModel, _jsonable, register_model
-from bayes_ssm.models.priors import prior_from_spec
-from bayes_ssm.models.structural import _freeze, _prior_json
+from bayes_ssm.models._shared import freeze_prior, jsonable, prior_json
+from bayes_ssm.models.base import TimeSeriesModel, register_model
+from bayes_ssm.models.structural_priors import prior_from_spec
 from bayes_ssm.models.sv_math import log_variance_path, one_step_log_lik
 
 __all__ = ["StochasticVolatility", "sv_default_prior", "log_variance_path", "one_step_log_lik"]
@@ -182,7 +182,9 @@ class StochasticVolatility(TimeSeriesModel):
                 prior = prior_from_spec(name, spec)  # fail early on a bad override
                 if name == "phi":
                     _check_phi_support(prior)
-        object.__setattr__(self, "priors", tuple(sorted(_freeze(k, v) for k, v in priors.items())))
+        object.__setattr__(
+            self, "priors", tuple(sorted(freeze_prior(k, v) for k, v in priors.items()))
+        )
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -332,10 +334,10 @@ class StochasticVolatility(TimeSeriesModel):
     def spec(self) -> dict[str, Any]:
         params = {
             "likelihood": self.likelihood,
-            "priors": {k: _prior_json(k, v) for k, v in self.priors},
+            "priors": {k: prior_json(k, v) for k, v in self.priors},
             "min_length": self.min_length,
         }
-        return {"kind": self.kind, "params": _jsonable(params)}
+        return {"kind": self.kind, "params": jsonable(params)}
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> StochasticVolatility:
