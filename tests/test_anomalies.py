@@ -10,11 +10,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from scipy import stats  # noqa: E402
+from toy_models import ToyLocalLevel  # noqa: E402
 
 import bayes_ssm.inference.fitting as infer  # noqa: E402
 from bayes_ssm.inference.anomaly import anomalies  # noqa: E402
 from bayes_ssm.plotting import plot_anomalies  # noqa: E402
-from tests.toy_models import ToyLocalLevel  # noqa: E402
 
 SPIKES = {40: 7.0, 80: -7.0}
 MISSING = [60, 61, 62]

@@ -188,8 +188,9 @@ def test_exchange_rate_seasonal_naive_reproduces_published_protocol():
 
 
 def test_metrics_take_a_fit_forecast_and_its_draws():
+    from toy_models import ToyLocalLevel
+
     from bayes_ssm.inference import fitting as infer
-    from tests.toy_models import ToyLocalLevel
 
     rng = np.random.default_rng(5)
     y = pd.Series(np.cumsum(rng.normal(size=70)), index=pd.date_range("2024-01-01", periods=70))
