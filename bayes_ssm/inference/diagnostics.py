@@ -250,7 +250,8 @@ def compare(fits, *, method: str = "stacking") -> pd.DataFrame:
         ``dse`` (its standard error), ``p_worse`` (normal-approximation probability that the
         fit is worse than the best), ``diag_diff`` and ``diag_elpd`` (text warnings, empty when
         none), ``p`` (effective number of parameters), ``elpd`` (PSIS-LOO expected log
-        predictive density), ``se`` (its standard error) and ``weight``.
+        predictive density), ``se`` (its standard error) and ``weight``. (arviz-stats 1.0.0
+        returns one text column ``warning`` in place of ``diag_diff`` and ``diag_elpd``.)
 
     Notes
     -----
