@@ -18,7 +18,7 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 # forecasts on every index kind.
 MIN_TESTS := tests/robustness tests/test_package.py
 
-.PHONY: venv demo test test-fast test-slow test-min test-bench test-x64 lint notebooks bench-scan clean
+.PHONY: venv demo test test-fast test-slow test-min test-bench test-x64 lint notebooks notebooks-open docs docs-serve bench-scan clean
 
 $(STAMP): pyproject.toml
 	@if [ -z "$(PYTHON)" ]; then echo "Python >= 3.12 not found (pyenv: the repo's .python-version selects 3.12)"; exit 1; fi
@@ -42,6 +42,14 @@ $(BENCH_STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+$(VENV)/.installed-docs: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[docs]"
+	touch $@
+
+$(VENV)/.installed-notebooks: $(STAMP)
+	$(BIN)/python -m pip install -q -e ".[notebooks]"
+	touch $@
+
 demo: $(STAMP)
 	$(BIN)/bayes-ssm forecast --dataset ili --horizon 26 --method nuts --out out/forecast.csv --plot out/forecast.png
 
@@ -62,6 +70,20 @@ notebooks: $(STAMP)
 test-min: $(MIN_STAMP)
 	$(MIN_VENV)/bin/python -m pytest -q -m "not slow" $(MIN_TESTS)
 
+# The documentation site, strict: a broken link or a missing API reference fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# The executed notebooks in JupyterLab.
+notebooks-open: $(VENV)/.installed-notebooks
+	$(BIN)/jupyter lab notebooks/
+
+# The README's test command, and exactly what CI runs.
+test: lint test-fast test-slow notebooks docs test-min
+
 # Tests of the bench-only baselines (prophet); not part of CI's `make test`.
 test-bench: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python -m pytest -q -m bench
@@ -73,4 +95,4 @@ bench-scan: $(BENCH_STAMP)
 	$(BENCH_VENV)/bin/python benchmarks/scan.py
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) $(BENCH_VENV) .pytest_cache .ruff_cache out
+	rm -rf $(VENV) $(MIN_VENV) $(BENCH_VENV) .pytest_cache .ruff_cache out site

@@ -8,7 +8,15 @@ The public namespace is curated here. Importing this package changes nothing glo
 >>> model = bs.StructuralTS(trend="local_linear", seasonal=52)
 """
 
+import functools
 import importlib
+import sys
+import warnings
+
+if "IPython" in sys.modules:  # a Jupyter kernel, maybe: no "IProgress not found" from tqdm.auto
+    from bayes_ssm.inference.progress import quiet_tqdm_import
+
+    quiet_tqdm_import()
 
 # Public name -> the module that defines it. Loaded on first use (PEP 562), so that
 # ``import bayes_ssm.kernels`` needs only JAX (no arviz, pandas plotting or scoringrules), and
@@ -17,7 +25,7 @@ _LAZY = {
     "AttentionAR": "bayes_ssm.models",
     "Event": "bayes_ssm.data.events",
     "Fit": "bayes_ssm.inference.fit",
-    "FitCollection": "bayes_ssm.inference.many",
+    "FitCollection": "bayes_ssm.inference.fit_collection",
     "FitWarning": "bayes_ssm.inference.diagnostics",
     "HybridTS": "bayes_ssm.models",
     "NeuralSSM": "bayes_ssm.models",
@@ -46,6 +54,13 @@ _LAZY = {
     "summary": "bayes_ssm.inference.diagnostics",
     "volatility_forecast": "bayes_ssm.inference.volatility_forecasts",
 }
+# Deprecated public names -> the new way. They work for one release and warn: every read-out of a
+# fit is a method of the fit (bayes_ssm/inference/readouts.py).
+_DEPRECATED = {
+    "anomalies": "fit.anomalies(...)",
+    "attention_map": "fit.attention_map(...)",
+    "volatility_forecast": "fit.volatility_forecast(horizon, ...)",
+}
 # Public submodule -> its module path.
 _SUBMODULES = {
     "datasets": "bayes_ssm.data.datasets",
@@ -58,9 +73,26 @@ _SUBMODULES = {
 }
 
 
+def _deprecated(name, func):
+    @functools.wraps(func)
+    def deprecated(*args, **kwargs):
+        warnings.warn(
+            f"bs.{name}(fit, ...) is deprecated and will be removed in the next release; use "
+            f"{_DEPRECATED[name]}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        # looked up at call time: the very function the fit's method calls
+        return getattr(importlib.import_module(_LAZY[name]), name)(*args, **kwargs)
+
+    return deprecated
+
+
 def __getattr__(name):
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
+        if name in _DEPRECATED:
+            value = _deprecated(name, value)
     elif name in _SUBMODULES:
         value = importlib.import_module(_SUBMODULES[name])
     else:

@@ -87,7 +87,7 @@ def main() -> None:
                     f"{ratio:>13} | {moved / seconds / 1e9:>8.2f} |"
                 )
             print(
-                f"|           |      | auto picks  | {choose_method(length):<10} |"
+                f"|           |      | auto picks  | {choose_method(length, dtype=dtype):<10} |"
                 f"               |          |"
             )
             del a, b

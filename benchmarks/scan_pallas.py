@@ -1,7 +1,10 @@
 """Benchmark: the Pallas recurrence kernel against ``lax.associative_scan`` (and ``chunked``).
 
 Prints, for each length T (D channels), the median wall time of each method after a compile /
-warm-up call, the achieved bandwidth counting ``a`` and ``b`` read plus ``h`` written
+warm-up call, the bandwidth roof (``a * 0.5 + b`` over the same arrays) and each method's
+fraction of it (``of roof``; for gradient rows the roof is 8/3 of it: the forward's three
+arrays plus the backward's five, ``a``, ``h``, the cotangent read and two gradients written),
+the achieved bandwidth counting ``a`` and ``b`` read plus ``h`` written
 (3 * T * D * itemsize bytes) per second, the speed-up over ``associative`` (its time over
 the method's: above 1 is faster), and the largest
 difference from ``associative`` (a correctness check of the compiled kernel at that size).
@@ -69,7 +72,7 @@ def main() -> None:
     )
     header = (
         f"| {'T':>8} | {'method':<26} | {'time (ms)':>9} | {'GB/s':>7} | "
-        f"{'vs associative':>14} | {'max abs diff':>12} |"
+        f"{'vs associative':>14} | {'of roof':>7} | {'max abs diff':>12} |"
     )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
@@ -80,6 +83,12 @@ def main() -> None:
         a = jnp.asarray(rng.uniform(0.9, 1.0, (length, args.channels)), dtype)
         b = jnp.asarray(rng.normal(size=(length, args.channels)), dtype)
         moved = 3 * length * args.channels * dtype.itemsize
+        # The bandwidth roof: an elementwise op over the same arrays (2 read, 1 written).
+        roof, _ = _time(jax.jit(lambda a, b: a * 0.5 + b), a, b, repeats=args.repeats)
+        print(
+            f"| {length:>8} | {'roof a*0.5+b':<26} | {roof * 1e3:>9.3f} | "
+            f"{moved / roof / 1e9:>7.1f} | {'':>14} | {'1.00':>7} | {'':>12} |"
+        )
         fns = {
             "associative": lambda a, b: linear_recurrence(a, b, method="associative", reverse=rev)
         }
@@ -123,7 +132,9 @@ def main() -> None:
             )
             print(
                 f"| {length:>8} | {name:<26} | {seconds * 1e3:>9.3f} | "
-                f"{moved / seconds / 1e9:>7.1f} | {base / seconds:>13.2f}x | {diff:>12.2e} |",
+                f"{moved / seconds / 1e9:>7.1f} | {base / seconds:>13.2f}x | "
+                f"{roof * (8 / 3 if name.startswith('grad') else 1) / seconds:>7.2f} | "
+                f"{diff:>12.2e} |",
                 flush=True,
             )
             del out

@@ -20,7 +20,6 @@ import matplotlib
 matplotlib.use("Agg")
 
 from bayes_ssm.data import datasets  # noqa: E402
-from bayes_ssm.inference.attention_maps import attention_map  # noqa: E402
 from bayes_ssm.inference.fitting import fit_svi  # noqa: E402
 from bayes_ssm.models.attention_ar import AttentionAR  # noqa: E402
 from bayes_ssm.plotting import plot_attention_map  # noqa: E402
@@ -50,7 +49,7 @@ def main(argv=None):
     for site in model.parameter_sites:
         draws = fit.draws[site].reshape(fit.num_samples, -1)
         print(f"  {site:18s} mean {draws.mean(0).round(3)}  sd {draws.std(0).round(3)}")
-    df = attention_map(fit, origin=args.origin, max_lag=args.max_lag, prob=(0.5, 0.9))
+    df = fit.attention_map(origin=args.origin, max_lag=args.max_lag, prob=(0.5, 0.9))
     print(f"\nImplied attention of the forecast for {df.attrs['target'].date()} "
           f"(made on {df.attrs['origin'].date()}):")  # fmt: skip
     print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))

@@ -18,6 +18,8 @@ import nbformat
 from nbclient import NotebookClient
 
 HERE = Path(__file__).resolve().parent
+# No progress bars in committed outputs (the fits in the notebooks also pass progress=False).
+os.environ["BAYES_SSM_PROGRESS"] = "0"
 # The kernel imports the checkout's bayes_ssm even where it is not pip-installed.
 os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(HERE.parent), os.environ.get("PYTHONPATH", "")) if p

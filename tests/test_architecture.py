@@ -50,12 +50,32 @@ def module_files(root: Path = ROOT) -> dict[str, Path]:
     return {module_name(p, root): p for p in sorted(root.rglob("*.py"))}
 
 
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _runtime_nodes(tree: ast.AST):
+    """``ast.walk`` without the bodies of ``if TYPE_CHECKING:`` (imports for annotations only,
+    never executed, so no edge of the import graph)."""
+    todo = [tree]
+    while todo:
+        node = todo.pop()
+        yield node
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.If) and _is_type_checking(child.test):
+                todo.extend(child.orelse)
+            else:
+                todo.append(child)
+
+
 def imports_of(source: str, name: str, is_package: bool) -> set[tuple[str, str | None]]:
     """Every import statement anywhere in ``source`` as ``(module, imported name or None)``,
     with relative imports made absolute."""
     found = set()
     package = name if is_package else name.rpartition(".")[0]
-    for node in ast.walk(ast.parse(source)):
+    for node in _runtime_nodes(ast.parse(source)):
         if isinstance(node, ast.Import):
             found.update((alias.name, None) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -190,8 +210,13 @@ def test_checkers_catch_planted_violations(tmp_path):
     )
     (pkg / "inference" / "io.py").write_text("from .fit import save\n")
     (pkg / "plotting" / "plot.py").write_text("import jax.numpy as jnp\n")
+    (pkg / "models" / "typed.py").write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n    from bayes_ssm.inference import fit\n"
+    )
     graph = import_graph(pkg)
     assert graph["bayes_ssm.models.base"] == {"bayes_ssm.kernels.scan"}
+    assert graph["bayes_ssm.models.typed"] == set()  # annotations only: no edge
     assert find_cycles(graph) == [
         ["bayes_ssm.inference.fit", "bayes_ssm.inference.io"],
         ["bayes_ssm.kernels.scan", "bayes_ssm.models.base"],

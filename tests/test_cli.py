@@ -68,7 +68,7 @@ def test_forecast_from_csv(weekly_csv, tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--csv", "x.csv", "--horizon", "3"], "--date-col"),
+        (["--csv", "x.csv", "--horizon", "3"], "x.csv does not exist"),
         (["--dataset", "ili", "--horizon", "0"], "horizon"),
         (["--dataset", "ili", "--horizon", "3", "--prob", "1.5"], "prob"),
         (["--dataset", "nope", "--horizon", "3"], "unknown dataset"),
@@ -173,10 +173,10 @@ def test_forecast_many_from_long_csv(long_csv, tmp_path, capsys):
     argv = ["forecast-many", "--csv", str(path), "--id-col", "region", "--date-col", "week"]
     argv += ["--value-col", "n", "--horizon", "4", "--svi-steps", "400", "--quiet"]
     assert main([*argv, "--out", str(out)]) == 0
-    fc = pd.read_csv(out, parse_dates=["date"])
-    assert list(fc.columns[:4]) == ["unique_id", "date", "mean", "median"]
+    fc = pd.read_csv(out, parse_dates=["ds"])
+    assert list(fc.columns[:4]) == ["unique_id", "ds", "mean", "median"]
     assert fc["unique_id"].tolist() == [r for r in ("north", "south", "west") for _ in range(4)]
-    assert (fc["date"].iloc[:4] == pd.date_range("2021-07-17", periods=4, freq="W-SAT")).all()
+    assert (fc["ds"].iloc[:4] == pd.date_range("2021-07-17", periods=4, freq="W-SAT")).all()
     # each series is forecast on its own scale (log-transformed fits, back-transformed draws)
     last = frame.assign(week=pd.to_datetime(frame["week"])).sort_values("week").groupby("region")
     ratio = fc.groupby("unique_id")["median"].first() / last["n"].last()

@@ -60,6 +60,7 @@ def test_nuts_components_match_kalman_smoother(conjugate):
     smooth_mean, smooth_var = kalman_smoother_numpy(y, OBS_SD, LEVEL_SD, y[0], INIT_SD**2)
     comp = fit.components(prob=(0.9,))
     assert list(comp.columns.get_level_values(0).unique()) == ["level"]
+    assert comp.attrs["scale"] == "data"  # not a count model: components on the data's scale
     n = fit.num_samples / 4
     np.testing.assert_allclose(
         comp["level"]["mean"], smooth_mean, atol=4 * np.sqrt(smooth_var.max() / n)

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import bayes_ssm as bs
-from bayes_ssm.inference.many import split_long
+from bayes_ssm.data.long_format import split_long
 
 MODEL = bs.StructuralTS()  # local level, Gaussian: three latent scales per series
 

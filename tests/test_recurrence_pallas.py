@@ -17,7 +17,6 @@ from bayes_ssm.kernels import linear_recurrence
 from bayes_ssm.kernels import recurrence_pallas as rp
 from bayes_ssm.kernels.recurrence_pallas import linear_recurrence_pallas
 from bayes_ssm.kernels.reference import linear_recurrence_ref
-from tests.conftest import requires_gpu
 
 METHODS = ("lookback", "three_pass")
 
@@ -137,7 +136,7 @@ def test_bad_input_raises_value_error(kwargs, match):
 # ---------------------------------------------------------------------------------------------
 
 
-@requires_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gpu_values_match_associative(method, reverse):
@@ -152,7 +151,7 @@ def test_gpu_values_match_associative(method, reverse):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
-@requires_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("channels", [1, 3, 16, 64, 256])
 def test_gpu_channel_counts(channels):
     # Each channel count gives another channel block (1 .. 32) and so another register layout.
@@ -162,7 +161,7 @@ def test_gpu_channel_counts(channels):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
-@requires_gpu
+@pytest.mark.gpu
 def test_gpu_vmap():
     a, b, h0 = (jnp.asarray(x) for x in _inputs(13, 4 * 3001, 40))
     a, b, h0 = a.reshape(4, 3001, 40), b.reshape(4, 3001, 40), jnp.resize(h0, (4, 40))
@@ -171,7 +170,7 @@ def test_gpu_vmap():
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)
 
 
-@requires_gpu
+@pytest.mark.gpu
 def test_gpu_long_series_and_float64(x64):
     a, b, h0 = (jnp.asarray(x) for x in _inputs(7, 2**18 + 1, 64, np.float64))
     got = linear_recurrence_pallas(a, b, h0)
@@ -179,7 +178,7 @@ def test_gpu_long_series_and_float64(x64):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-10, atol=1e-10)
 
 
-@requires_gpu
+@pytest.mark.gpu
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gpu_gradients_match_associative(reverse):
     a, b, h0 = (jnp.asarray(x) for x in _inputs(8, 5000, 96))

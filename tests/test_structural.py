@@ -339,7 +339,14 @@ def test_bad_input_raises():
         ({"seasonal": 1}, "period must be >= 2"),
         ({"seasonal": "weekly"}, "seasonal must be"),
         ({"ar_order": -1}, "ar_order"),
-        ({"level": False, "trend": None}, "no state component"),
+        # no state: the irregular model (Gaussian, tests/test_kfas_reference.py); not for counts
+        ({"level": False, "trend": None, "likelihood": "negative_binomial"}, "state component"),
+        ({"cycle": "yes"}, "cycle must be"),
+        ({"regression_states": "ar"}, "regression_states must be"),
+        ({"regression_states": "constant", "regression": False}, "regression=True or None"),
+        ({"initialization": "exact"}, "initialization must be"),
+        ({"cycle": True, "likelihood": "negative_binomial"}, "Gaussian and Student-t"),
+        ({"initialization": "diffuse", "likelihood": "negative_binomial"}, "Gaussian and"),
     ]:
         with pytest.raises(ValueError, match=match):
             StructuralTS(**kwargs)

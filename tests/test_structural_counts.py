@@ -10,12 +10,8 @@ from numpyro import handlers
 from numpyro.infer.util import log_density
 
 from bayes_ssm.models import Seasonal, StructuralTS
-from bayes_ssm.models._state_paths import (
-    CentredStatePath,
-    centred_states,
-    resolve_parameterization,
-    state_path,
-)
+from bayes_ssm.models._state_path_densities import CentredStatePath, state_path
+from bayes_ssm.models._state_paths import centred_states, resolve_parameterization
 from bayes_ssm.models._structural_program import to_variances
 from bayes_ssm.models.base import model_from_spec
 from bayes_ssm.models.components import noise_mask, structural_system

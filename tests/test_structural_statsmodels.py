@@ -10,7 +10,8 @@ Two matched initialisations, both exact comparisons (float64, 1e-6 relative or b
   with ``ssm.initialize_known`` and no burn-in. This is the likelihood the NumPyro model uses.
 
 Statsmodels' exact diffuse initialisation (``use_exact_diffuse=True``) is a different likelihood
-(the diffuse limit, not a finite-variance prior) and is not compared.
+(the diffuse limit, not a finite-variance prior): ``StructuralTS(initialization="diffuse")`` is
+compared with it, and with KFAS, in ``tests/test_kfas_reference.py``.
 """
 
 from __future__ import annotations

@@ -258,6 +258,7 @@ def test_forecast_returns_are_volatility_times_noise(sv_fit):
     vol = bs.volatility_forecast(sv_fit, 7, key=5)
     np.testing.assert_allclose(vol["mean"], out["volatility_forecast"].mean(axis=0), rtol=1e-6)
     assert (vol["lower_95"] > 0).all()
+    assert vol.attrs["quantity"] == "volatility (sd of returns)"  # plot_forecast's y-label
     # the volatility fan widens with the horizon: Var(h_T+k | h_T) grows ~5x from k=1 to k=7
     width = (vol["upper_95"] - vol["lower_95"]).to_numpy()
     assert width[-1] > 1.2 * width[0]

@@ -1,7 +1,9 @@
 """Command line: ``bayes-ssm <command>``, one module per command.
 
 ``bayes-ssm forecast`` fits a structural model and writes a forecast CSV and plot;
-``bayes-ssm forecast-many`` does it for every series of a long-format table (SVI).
+``bayes-ssm forecast-many`` does it for every series of a long-format table (SVI);
+``bayes-ssm anomalies`` lists observations outside their one-step-ahead band;
+``bayes-ssm diagnose`` prints the summary and checks of a saved fit.
 
 Examples (the first is the README's main job)::
 
@@ -22,20 +24,23 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import sys
 
-from bayes_ssm.cli import forecast, forecast_many
+from bayes_ssm.cli import anomalies, diagnose, forecast, forecast_many
 
 __all__ = ["main", "build_parser", "COMMANDS"]
 
 # One line per command, in the order ``--help`` lists them.
-COMMANDS = {module.NAME: module for module in (forecast, forecast_many)}
+COMMANDS = {module.NAME: module for module in (forecast, forecast_many, anomalies, diagnose)}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bayes-ssm",
         description="Uncertainty-aware forecasts with Bayesian state-space models.",
+        epilog="Run 'bayes-ssm COMMAND --help' for the options of a command.",
     )
+    parser.add_argument("--version", action="version", version=f"bayes-ssm {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS.values():
         command.add_parser(sub)
@@ -48,5 +53,18 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command].run(args, parser)
-    except (ValueError, FileNotFoundError) as err:
-        parser.exit(2, f"bayes-ssm {args.command}: error: {err}\n")
+    except (ValueError, OSError, KeyError) as err:
+        # Bad input (a missing file, a column or value that is wrong, a file that cannot be
+        # written): one line naming the problem, exit status 2, no traceback.
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, OSError) and err.filename and str(err.filename) not in str(err):
+            message = f"{err} ({err.filename})"
+        parser.exit(2, f"bayes-ssm {args.command}: error: {message}\n")
+    except KeyboardInterrupt:
+        parser.exit(130, f"bayes-ssm {args.command}: interrupted\n")
+
+
+def _version() -> str:
+    # the package is imported before any of its submodules (an import of the namespace itself
+    # would point up the layers)
+    return sys.modules["bayes_ssm"].__version__

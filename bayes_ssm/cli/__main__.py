@@ -4,4 +4,5 @@ import sys
 
 from bayes_ssm.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # importing this module (e.g. a documentation tool) runs nothing
+    sys.exit(main())

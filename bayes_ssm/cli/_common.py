@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import sys
 from pathlib import Path
+
+from bayes_ssm.cli._io import add_date_args
 
 SEASON_BY_FREQ = {
     "W": 52.18,
@@ -21,7 +25,12 @@ SEASON_BY_FREQ = {
 
 
 def add_model_args(mod) -> None:
-    mod.add_argument("--model", choices=["structural"], default="structural")
+    mod.add_argument(
+        "--model",
+        choices=["structural"],
+        default="structural",
+        help="model family (structural: level, optional trend, seasonal; the default)",
+    )
     mod.add_argument(
         "--trend",
         choices=["local_linear", "damped", "none"],
@@ -40,6 +49,7 @@ def add_model_args(mod) -> None:
         "--likelihood",
         choices=["gaussian", "student_t"],
         default="gaussian",
+        help="observation noise: gaussian (default) or student_t (heavy tails: outliers, bursts)",
     )
     mod.add_argument(
         "--transform",
@@ -66,17 +76,42 @@ def load_series(args):
                 raise ValueError(f"--value-col {args.value_col!r} not in {list(data.columns)}")
             data = data[args.value_col]
         return data
-    if args.date_col is None or args.value_col is None:
-        raise ValueError("--csv needs --date-col and --value-col")
+    if not args.csv.is_file():
+        raise FileNotFoundError(f"--csv {args.csv} does not exist")
     from bayes_ssm.cli._io import read_series_csv
 
+    header = pd.read_csv(args.csv, nrows=0)
+    date_col, value_col = pick_columns(header.columns, args.date_col, args.value_col, args.csv)
     return read_series_csv(
-        args.csv,
-        args.date_col,
-        args.value_col,
-        date_format=args.date_format,
-        dayfirst=args.dayfirst,
+        args.csv, date_col, value_col, date_format=args.date_format, dayfirst=args.dayfirst
     )
+
+
+def pick_columns(columns, date_col: str | None, value_col: str | None, source) -> tuple[str, str]:
+    """The date and value columns of a one-series CSV.
+
+    Named columns win; else ``ds`` and ``y`` when the file has them (the long-format names
+    ``forecast-many`` uses); else a two-column file is read as date, value.
+    """
+    columns = [str(c) for c in columns]
+    if date_col is None and value_col is None:
+        if "ds" in columns and "y" in columns:
+            return "ds", "y"
+        if len(columns) == 2:
+            return columns[0], columns[1]
+    elif date_col is None and "ds" in columns:
+        date_col = "ds"
+    elif value_col is None and "y" in columns:
+        value_col = "y"
+    if date_col is None or value_col is None:
+        raise ValueError(
+            f"{source} has columns {columns}: name the date and value columns with --date-col "
+            "and --value-col (a file with columns ds and y, or with two columns, needs neither)"
+        )
+    for col in (date_col, value_col):
+        if col not in columns:
+            raise ValueError(f"column {col!r} not in {source} (columns: {columns})")
+    return date_col, value_col
 
 
 def season(args, freq) -> float | None:
@@ -149,3 +184,180 @@ def enable_compile_cache(directory: Path) -> None:
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def add_series_args(src, one) -> None:
+    """``--dataset``/``--csv`` (into the exclusive group ``one``) and the other options of one
+    series (``--date-col``, ``--value-col``, ``--freq``, ``--fit-last``) into ``src``."""
+    one.add_argument("--dataset", help="bundled dataset name (e.g. ili, covid)")
+    one.add_argument(
+        "--csv",
+        type=Path,
+        help="CSV file of one series: columns ds and y, or any two columns (date, value), or "
+        "name them with --date-col and --value-col",
+    )
+    src.add_argument("--date-col", help="date column of --csv (default: ds, or the first of two)")
+    src.add_argument(
+        "--value-col",
+        help="value column of --csv (default: y, or the second of two) or of a multi-column "
+        "dataset",
+    )
+    src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
+    src.add_argument(
+        "--fit-last",
+        type=int,
+        default=None,
+        metavar="N",
+        help="fit only the last N steps (default: the last 8 seasonal cycles but at least 400 "
+        "steps; all if shorter)",
+    )
+
+
+def add_inference_args(inf) -> None:
+    """``--method``, ``--seed``, ``--chains``, ``--warmup``, ``--samples``, ``--svi-steps``."""
+    inf.add_argument(
+        "--method",
+        choices=["nuts", "svi"],
+        default="nuts",
+        help="nuts: sample the posterior (the reference, default); svi: variational fit (faster, "
+        "may be overconfident)",
+    )
+    inf.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
+    inf.add_argument("--chains", type=int, default=2, help="NUTS chains (default 2)")
+    inf.add_argument("--warmup", type=int, default=500, help="NUTS warm-up draws per chain")
+    inf.add_argument("--samples", type=int, default=500, help="NUTS draws kept per chain")
+    inf.add_argument("--svi-steps", type=int, default=5000, help="most SVI optimisation steps")
+
+
+def describe_model(model) -> str:
+    """The model in words, for the ``model:`` line (not its internal fields)."""
+    if getattr(model, "kind", None) != "structural":
+        fields = getattr(model, "__dataclass_fields__", {})
+        changed = [
+            f"{name}={getattr(model, name)!r}"
+            for name, f in fields.items()
+            if f.default is not dataclasses.MISSING and getattr(model, name) != f.default
+        ]
+        return f"{type(model).__name__}({', '.join(changed)})"
+    parts = []
+    if model.level:
+        trends = {None: "random-walk level", "local_linear": "local linear trend"}
+        parts.append(trends.get(model.trend, f"{model.trend} trend"))
+    for s in model.seasonal:
+        kind = f"{s.harmonics} harmonics" if s.kind == "trig" else "one dummy per season"
+        parts.append(f"seasonal of period {s.period:g} ({kind})")
+    if model.ar_order:
+        parts.append(f"AR({model.ar_order})")
+    if model.regression:
+        parts.append("regression on covariates")
+    noise = {"gaussian": "Gaussian", "student_t": "Student-t"}
+    parts.append(f"{noise.get(model.likelihood, model.likelihood.replace('_', '-'))} noise")
+    return "structural time series: " + ", ".join(parts)
+
+
+def print_summary(fit, elapsed, out=None):
+    """Print the posterior summary and ``bs.check``'s problems; return the summary table."""
+    import numpy as np
+
+    from bayes_ssm.inference.diagnostics import check, summary
+
+    out = sys.stdout if out is None else out
+    table = summary(fit)
+    cols = [c for c in table.columns if c in ("mean", "sd", "r_hat", "ess_bulk", "ess_tail")]
+    cols += [c for c in table.columns if c.startswith(("eti", "hdi"))]
+    print(
+        f"\nPosterior summary ({fit.method}, {fit.num_chains} chain(s) x {fit.num_draws} "
+        f"draws, {elapsed:.1f} s):",
+        file=out,
+    )
+    with np.printoptions(precision=3):
+        print(table[cols].round(3).to_string(), file=out)
+    if fit.method == "nuts":
+        print(
+            f"divergences: {table.attrs['divergences']} of {table.attrs['draws']}; BFMI per "
+            f"chain: {', '.join(f'{b:.2f}' for b in table.attrs['bfmi'])}",
+            file=out,
+        )
+    problems = check(fit, warn=False)
+    if problems:
+        print("\nWARNINGS:", file=out)
+        for p in problems:
+            print(f"  - {p}", file=out)
+    elif fit.method == "nuts":
+        print("checks: r_hat, ESS, divergences, tree depth, BFMI all fine", file=out)
+    else:
+        print("checks: SVI converged", file=out)
+    return table
+
+
+def fit_series(args):
+    """Load the series of ``args``, fit the model by ``args.method``; ``(fit, log)`` where
+    ``log`` says the model was fitted to ``log(y)``."""
+    import time
+
+    import numpy as np
+    import pandas as pd
+
+    from bayes_ssm.data.validation import as_series_data
+    from bayes_ssm.inference.fitting import fit_nuts, fit_svi
+
+    full = as_series_data(load_series(args), freq=args.freq)
+    y = pd.Series(full.y, index=full.index, name=full.name)
+    period = season(args, full.freq)
+    fit_last = args.fit_last
+    if fit_last is None:
+        fit_last = min(len(y), max(int(round(8 * period)), 400)) if period else len(y)
+    if fit_last < 2:
+        raise ValueError(f"--fit-last must be >= 2; got {fit_last}")
+    y = y.iloc[-fit_last:]
+    log = args.transform == "log"
+    if log:
+        if (y <= 0).any():
+            raise ValueError("--transform log needs positive values; use --transform none")
+        y = np.log(y)
+    model = build_model(args, period, len(y))
+    print(f"series {full.name!r}: fitting the last {len(y)} steps" + (" (log scale)" * log))
+    print(f"model: {describe_model(model)}")
+    set_chain_devices(args.chains)
+    start = time.perf_counter()
+    if args.method == "nuts":
+        fit = fit_nuts(
+            model,
+            y,
+            key=args.seed,
+            freq=full.freq,
+            num_chains=args.chains,
+            num_warmup=args.warmup,
+            num_samples=args.samples,
+            progress=not args.quiet,
+        )
+    else:
+        fit = fit_svi(
+            model, y, key=args.seed, freq=full.freq, steps=args.svi_steps, progress=not args.quiet
+        )
+    print_summary(fit, time.perf_counter() - start)
+    return fit, log
+
+
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it onto ``path``
+    (:func:`bayes_ssm.data.atomic.atomic_path`: fsync, SIGINT/SIGTERM clean-up, stale
+    temporaries of killed writers removed)."""
+    from bayes_ssm.data.atomic import atomic_path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        write(tmp)
+
+
+def write_csv(frame, path: Path, **kwargs) -> None:
+    """``frame.to_csv`` written atomically (a reader never sees half a file)."""
+    _atomic(path, lambda tmp: frame.to_csv(tmp, float_format="%.6g", **kwargs))
+
+
+def save_figure(figure, path: Path) -> None:
+    """``figure.savefig`` written atomically, format from the suffix of ``path``."""
+    fmt = Path(path).suffix.lstrip(".") or "png"
+    _atomic(path, lambda tmp: figure.savefig(tmp, dpi=120, format=fmt, bbox_inches="tight"))

@@ -15,8 +15,6 @@ __all__ = [
     "read_series_csv",
     "read_long_csv",
     "check_outputs",
-    "write_csv",
-    "save_figure",
 ]
 
 _INTEGER = re.compile(r"^[+-]?\d+$")
@@ -147,20 +145,3 @@ def check_outputs(**paths) -> None:
                 f"{flag} {path}: unknown figure format {Path(path).suffix!r}; use one of "
                 f"{', '.join('.' + f for f in _FIGURE_FORMATS)}"
             )
-
-
-def write_csv(frame, path, **kwargs) -> None:
-    """``frame.to_csv(path, **kwargs)``, atomically."""
-    from bayes_ssm.data.atomic import atomic_path
-
-    with atomic_path(path) as tmp:
-        frame.to_csv(tmp, **kwargs)
-
-
-def save_figure(figure, path, **kwargs) -> None:
-    """``figure.savefig(path, **kwargs)``, atomically (format from the target's suffix)."""
-    from bayes_ssm.data.atomic import atomic_path
-
-    fmt = Path(path).suffix.lower().lstrip(".") or "png"
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format=fmt, **kwargs)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from pathlib import Path
 
 from bayes_ssm.cli import _common
-from bayes_ssm.cli._io import add_date_args, check_outputs, save_figure, write_csv
+from bayes_ssm.cli._io import check_outputs
 
 NAME = "forecast"
 
@@ -23,28 +22,10 @@ def add_parser(sub):
     )
     src = fc.add_argument_group("data (one of --dataset or --csv)")
     one = src.add_mutually_exclusive_group(required=True)
-    one.add_argument("--dataset", help="bundled dataset name (e.g. ili)")
-    one.add_argument("--csv", type=Path, help="CSV file with a date column and a value column")
-    src.add_argument("--date-col", help="date column of --csv")
-    src.add_argument("--value-col", help="value column of --csv (or of a multi-column dataset)")
-    src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
-    add_date_args(src)
-    src.add_argument(
-        "--fit-last",
-        type=int,
-        default=None,
-        metavar="N",
-        help="fit only the last N steps (default: the last 8 seasonal cycles but at least 400 "
-        "steps; all if shorter)",
-    )
+    _common.add_series_args(src, one)
     _common.add_model_args(fc.add_argument_group("model"))
     inf = fc.add_argument_group("inference")
-    inf.add_argument("--method", choices=["nuts", "svi"], default="nuts")
-    inf.add_argument("--seed", type=int, default=0)
-    inf.add_argument("--chains", type=int, default=2)
-    inf.add_argument("--warmup", type=int, default=500)
-    inf.add_argument("--samples", type=int, default=500)
-    inf.add_argument("--svi-steps", type=int, default=5000)
+    _common.add_inference_args(inf)
     inf.add_argument(
         "--compile-cache",
         type=Path,
@@ -62,6 +43,8 @@ def add_parser(sub):
     )
     out.add_argument("--out", type=Path, help="forecast CSV to write")
     out.add_argument("--plot", type=Path, help="fan chart PNG to write")
+    out.add_argument("--title", help="title of the fan chart (default: from the series)")
+    out.add_argument("--ylabel", help="y-axis label of the fan chart (default: the series' name)")
     out.add_argument("--save-fit", type=Path, help="also save the fit (netCDF) here")
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return fc
@@ -73,37 +56,6 @@ def run(args, parser) -> int:
     if args.compile_cache is not None:
         _common.enable_compile_cache(args.compile_cache)
     return _forecast(args, parser)
-
-
-def _print_summary(fit, elapsed, out=None):
-    import numpy as np
-
-    out = sys.stdout if out is None else out
-    from bayes_ssm.inference.diagnostics import check, summary
-
-    table = summary(fit)
-    cols = [c for c in table.columns if c in ("mean", "sd", "r_hat", "ess_bulk", "ess_tail")]
-    cols += [c for c in table.columns if c.startswith(("eti", "hdi"))]
-    print(
-        f"\nPosterior summary ({fit.method}, {fit.num_chains} chain(s) x {fit.num_draws} "
-        f"draws, {elapsed:.1f} s):",
-        file=out,
-    )
-    with np.printoptions(precision=3):
-        print(table[cols].round(3).to_string(), file=out)
-    if fit.method == "nuts":
-        print(
-            f"divergences: {table.attrs['divergences']} of {table.attrs['draws']}; BFMI per "
-            f"chain: {', '.join(f'{b:.2f}' for b in table.attrs['bfmi'])}",
-            file=out,
-        )
-    problems = check(fit, warn=False)
-    if problems:
-        print("\nWARNINGS:", file=out)
-        for p in problems:
-            print(f"  - {p}", file=out)
-    else:
-        print("checks: r_hat, ESS, divergences, tree depth, BFMI all fine", file=out)
 
 
 def _forecast(args, parser):
@@ -143,7 +95,7 @@ def _forecast(args, parser):
         f"series {full.name!r}: {len(y)} steps from {first} to {last}; "
         f"fitting the last {len(y_fit)} ({scale})"
     )
-    print(f"model: {model.spec()['params']}")
+    print(f"model: {_common.describe_model(model)}")
     start = time.perf_counter()
     progress = not args.quiet
     if args.method == "nuts":
@@ -168,12 +120,12 @@ def _forecast(args, parser):
     index = future_index(fit.data, horizon)
     index.name = "date"
     fc = summarize_draws(draws, index, prob)
-    _print_summary(fit, elapsed)
+    _common.print_summary(fit, elapsed)
     print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
     if horizon > 8:
         print("  ...")
     if args.out is not None:
-        write_csv(fc, args.out, index_label="date", float_format="%.6g")
+        _common.write_csv(fc, args.out, index_label="date")
         print(f"wrote {args.out}")
     if args.plot is not None:
         import matplotlib
@@ -188,11 +140,12 @@ def _forecast(args, parser):
         ax = plot_forecast(
             fc,
             history=shown,
-            ylabel=ylabel,
-            title=f"{name}: {horizon}-step forecast ({args.method.upper()}, "
+            ylabel=args.ylabel or ylabel,
+            title=args.title
+            or f"{name}: {horizon}-step forecast ({args.method.upper()}, "
             f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
         )
-        save_figure(ax.figure, args.plot, dpi=120)
+        _common.save_figure(ax.figure, args.plot)
         plt.close(ax.figure)
         print(f"wrote {args.plot}")
     if args.save_fit is not None:

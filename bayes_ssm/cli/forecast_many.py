@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from bayes_ssm.cli import _common
-from bayes_ssm.cli._io import add_date_args, check_outputs, write_csv
+from bayes_ssm.cli._io import add_date_args, check_outputs
 
 NAME = "forecast-many"
 
@@ -38,16 +38,26 @@ def add_parser(sub):
         default="svi",
         help="svi: equal-length series in one program (default); nuts: one sampler per series",
     )
-    inf.add_argument("--seed", type=int, default=0)
-    inf.add_argument("--svi-steps", type=int, default=5000)
-    inf.add_argument("--batch", choices=["auto", "vmap", "loop"], default="auto", help="svi only")
-    inf.add_argument("--chains", type=int, default=2, help="nuts only")
-    inf.add_argument("--warmup", type=int, default=500, help="nuts only")
-    inf.add_argument("--samples", type=int, default=500, help="nuts only")
+    inf.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
+    inf.add_argument("--svi-steps", type=int, default=5000, help="most SVI steps per series")
+    inf.add_argument(
+        "--batch",
+        choices=["auto", "vmap", "loop"],
+        default="auto",
+        help="svi only: vmap (equal-length series in one program), loop (one after another) "
+        "or auto (loop on a CPU, vmap elsewhere)",
+    )
+    inf.add_argument("--chains", type=int, default=2, help="nuts only: chains per series")
+    inf.add_argument("--warmup", type=int, default=500, help="nuts only: warm-up draws per chain")
+    inf.add_argument("--samples", type=int, default=500, help="nuts only: draws kept per chain")
     out = many.add_argument_group("output")
     out.add_argument("--horizon", type=int, required=True, help="steps to forecast")
-    out.add_argument("--prob", type=float, nargs="+", default=[0.8, 0.95])
-    out.add_argument("--out", type=Path, help="long forecast CSV to write")
+    out.add_argument(
+        "--prob", type=float, nargs="+", default=[0.8, 0.95], help="interval levels in (0, 1)"
+    )
+    out.add_argument(
+        "--out", type=Path, help="long forecast CSV to write (unique_id, ds, mean, median, bounds)"
+    )
     out.add_argument("--quiet", action="store_true", help="no progress bar")
     return many
 
@@ -95,7 +105,7 @@ def _forecast_many(args) -> int:
     draws = args.chains * args.samples if args.method == "nuts" else 1000
     for y in series.values():  # before the fits, not after them
         check_forecast_size(model, as_series_data(y, freq=args.freq), draws, horizon)
-    print(f"{len(series)} series; model: {model.spec()['params']}")
+    print(f"{len(series)} series; model: {_common.describe_model(model)}")
     start = time.perf_counter()
     if args.method == "nuts":
         fits = fit_nuts_many(
@@ -124,7 +134,7 @@ def _forecast_many(args) -> int:
         if args.transform == "log":
             draws = np.exp(draws)
         index = future_index(fit.data, horizon)
-        fc = summarize_draws(draws, index, prob).rename_axis("date").reset_index()
+        fc = summarize_draws(draws, index, prob).rename_axis("ds").reset_index()
         fc.insert(0, "unique_id", ident)
         frames.append(fc)
         if check(fit, warn=False):
@@ -137,6 +147,6 @@ def _forecast_many(args) -> int:
         print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
     print(f"\nforecast, {horizon} steps per series:\n{forecast.round(3).head(8).to_string()}")
     if args.out is not None:
-        write_csv(forecast, args.out, index=False, float_format="%.6g")
+        _common.write_csv(forecast, args.out, index=False)
         print(f"wrote {args.out}")
     return 0

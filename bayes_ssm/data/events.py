@@ -26,9 +26,13 @@ nothing (so one event list serves the training and the forecast index alike).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["Event", "event_covariates"]
 
@@ -125,7 +129,7 @@ def _positions(index: pd.DatetimeIndex, dates) -> np.ndarray:
         return np.asarray(index.searchsorted(dates, side="left"), dtype=np.int64)
 
 
-def event_covariates(index, events) -> pd.DataFrame:
+def event_covariates(index: pd.Index, events: Event | Sequence[Event]) -> pd.DataFrame:
     """Covariates of event effects on ``index``.
 
     Parameters

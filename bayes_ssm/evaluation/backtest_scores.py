@@ -8,10 +8,15 @@ diagnostics.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
 from bayes_ssm.evaluation import metrics
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 __all__ = ["score_fold", "failed_fold", "summarize_backtest", "backtest_calibration"]
 
@@ -82,7 +87,9 @@ def failed_fold(name, fold, train, test, *, levels, problem: str) -> pd.DataFram
     return rows
 
 
-def summarize_backtest(scores: pd.DataFrame, *, by=("model",)) -> pd.DataFrame:
+def summarize_backtest(
+    scores: pd.DataFrame, *, by: str | Sequence[str] = ("model",)
+) -> pd.DataFrame:
     """Aggregate backtest scores (converged folds only), e.g. per model or per model and horizon.
 
     Returns

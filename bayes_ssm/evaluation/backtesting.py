@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
+from bayes_ssm.data.types import SeriesLike
 from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.evaluation import baselines as _baselines
 from bayes_ssm.evaluation._scoring_inputs import check_levels
@@ -28,6 +29,12 @@ from bayes_ssm.evaluation.backtest_scores import (
     score_fold,
     summarize_backtest,
 )
+from bayes_ssm.inference.progress import progress_bar
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = [
     "Fold",
@@ -189,8 +196,8 @@ def _baseline_draws(runner, train, horizon, *, seed, num_samples):
 
 
 def backtest(
-    model,
-    y,
+    model: TimeSeriesModel | object | Mapping[str, object] | None,
+    y: SeriesLike,
     *,
     horizon: int,
     folds: int,
@@ -199,13 +206,13 @@ def backtest(
     min_train: int | None = None,
     method: str = "svi",
     refit: bool = True,
-    baselines=(),
+    baselines: Sequence[str | object] = (),
     season: int = 1,
-    levels=(0.5, 0.8, 0.95),
+    levels: Sequence[float] = (0.5, 0.8, 0.95),
     num_samples: int | None = None,
     fit_kwargs: dict | None = None,
-    covariates=None,
-    key,
+    covariates: pd.DataFrame | None = None,
+    key: int | np.random.Generator,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Rolling-origin evaluation of a model (and baselines) on one series.
@@ -253,7 +260,8 @@ def backtest(
     key : int or numpy.random.Generator
         Keyword-only; fixes every fold's seeds.
     progress : bool
-        tqdm progress bar over folds and models.
+        tqdm progress bar over folds and models; drawn only where someone can see it (stderr is
+        a terminal, or a Jupyter kernel), so piped or redirected output stays clean.
 
     Returns
     -------
@@ -290,7 +298,7 @@ def backtest(
     seeds = _seeds(key, len(plan))
     caches = {name: {} for name in runners}
     frames, fold_rows = [], []
-    bar = tqdm(total=len(plan) * len(runners), desc="backtest", disable=not progress)
+    bar = progress_bar(total=len(plan) * len(runners), desc="backtest", progress=progress)
     for fold, fold_seeds in zip(plan, seeds, strict=True):
         train = _training_data(series, fold)
         test = series.iloc[fold.test]

@@ -1,7 +1,8 @@
 """Inference: fitting models to data and reading the fit.
 
 - :mod:`~bayes_ssm.inference.fitting`: ``fit_svi`` and ``fit_nuts`` for one series;
-  :mod:`~bayes_ssm.inference.many`: ``fit_svi_many`` / ``fit_nuts_many`` and ``FitCollection``.
+  :mod:`~bayes_ssm.inference.many`: ``fit_svi_many`` / ``fit_nuts_many``, returning a
+  :class:`~bayes_ssm.inference.fit_collection.FitCollection`.
 - :mod:`~bayes_ssm.inference.svi` (the SVI loop and stop rule) and
   :mod:`~bayes_ssm.inference.engine` (compiled predictive programs, keys, data scales).
 - :mod:`~bayes_ssm.inference.fit`: the :class:`Fit` object; :mod:`~bayes_ssm.inference.io`

@@ -11,10 +11,16 @@ uncertainty included and missing values allowed (they are never flagged).
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.types import KeyLike
 from bayes_ssm.inference.forecast import check_levels
+
+if TYPE_CHECKING:
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = ["anomalies", "one_step_predictive"]
 
@@ -52,13 +58,13 @@ def one_step_predictive(fit, *, num_samples: int | None = None, key=0, replicate
 
 
 def anomalies(
-    fit,
+    fit: Fit,
     *,
     level: float = 0.99,
     num_samples: int | None = None,
     replicates: int = 1,
     all_steps: bool = False,
-    key=0,
+    key: KeyLike = 0,
 ) -> pd.DataFrame:
     """Observations outside their one-step-ahead predictive band, with tail probabilities.
 

@@ -17,6 +17,7 @@ deterministic site ``"attention"`` of shape ``(max_lag,)`` (and optionally
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
@@ -24,8 +25,12 @@ import numpy as np
 import pandas as pd
 from numpyro.infer import Predictive
 
+from bayes_ssm.data.types import KeyLike, Prob
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.forecast import summarize_draws, validate_prob
+
+if TYPE_CHECKING:
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = ["attention_map"]
 
@@ -67,14 +72,14 @@ def _origin_position(origin, index: pd.Index) -> int:
 
 
 def attention_map(
-    fit,
+    fit: Fit,
     *,
-    origin=None,
+    origin: pd.Timestamp | str | int | None = None,
     max_lag: int | None = None,
-    prob=(0.8, 0.95),
+    prob: Prob = (0.8, 0.95),
     by_head: bool = False,
     num_samples: int | None = None,
-    key=0,
+    key: KeyLike = 0,
 ) -> pd.DataFrame:
     """The posterior of the implied attention map of the forecast made at ``origin``.
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import arviz_base
 import arviz_stats
 import numpy as np
 import pandas as pd
+
+from bayes_ssm.inference import advice as _advice
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = ["summary", "check", "compare", "to_datatree", "FitWarning"]
 
@@ -78,7 +86,7 @@ def _posterior_tree(fit):
     return arviz_base.from_dict(groups)
 
 
-def summary(fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame:
+def summary(fit: Fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.DataFrame:
     """Posterior summary per parameter.
 
     Parameters
@@ -131,17 +139,29 @@ def _bfmi(fit) -> np.ndarray:
 
 
 def check(
-    fit, *, rhat_max: float = 1.01, min_ess: int | None = None, warn: bool = True
+    fit: Fit, *, rhat_max: float = 1.01, min_ess: int | None = None, warn: bool = True
 ) -> list[str]:
     """Check a fit and say, in plain words with the numbers, what should not be trusted.
 
     NUTS: r_hat above ``rhat_max``, bulk or tail ESS below ``min_ess`` (default 100 per
     chain), divergent transitions, transitions that hit the maximum tree depth, BFMI below 0.3,
-    a single chain. SVI: the optimisation did not converge; a point-mass (delta) guide.
+    a single chain. SVI: the optimisation did not converge; a point-mass (delta) guide; a
+    stochastic-volatility model (SVI is known to be overconfident there).
+
+    The parameters the model names (``model.parameter_sites``: noise sds, ``phi``, ...) come
+    first, one sentence each; nuisance latents the model samples on the way (``state_z``,
+    ``h_z``, ``obs_precision``, ...) are grouped in one sentence. Each sentence ends with what to
+    do, spelled as the argument that does it (``num_warmup=...``, ``target_accept=0.95``,
+    ``state_parameterization="mixed_rms"``, ``bs.fit_nuts``). The user guide's page
+    "Diagnostics and warnings" explains each.
 
     Parameters
     ----------
     fit : Fit
+    rhat_max : float
+        Largest acceptable split r_hat.
+    min_ess : int, optional
+        Smallest acceptable bulk and tail effective sample size (default 100 per chain).
     warn : bool
         Also emit each problem as a :class:`FitWarning`.
 
@@ -154,16 +174,20 @@ def check(
     if fit.method == "svi":
         info = fit.info
         if not info.get("converged", False):
+            steps = info.get("steps") or 0
             problems.append(
-                f"SVI did not converge: after {info.get('steps')} steps the loss still changed "
+                f"SVI did not converge: after {steps} steps the loss still changed "
                 f"by {info.get('rel_elbo_change', float('nan')):.1e} (relative, tolerance "
-                f"{info.get('tol')}). Run more steps or raise the learning rate."
+                f"{info.get('tol')}). Run more steps (steps={max(2 * int(steps), 1000)}), raise "
+                "learning_rate, or sample the posterior with bs.fit_nuts."
             )
         if info.get("guide") == "delta":
             problems.append(
                 "the delta guide is a point estimate: forecast intervals leave out parameter "
-                "uncertainty."
+                'uncertainty. Use guide="normal" or "multivariate_normal", or bs.fit_nuts.'
             )
+        if getattr(fit.model, "kind", None) == "stochastic_volatility":
+            problems.append(_advice.SVI_ON_VOLATILITY)
     else:
         problems += _check_nuts(fit, rhat_max, min_ess)
     if warn:
@@ -173,16 +197,71 @@ def check(
 
 
 def _check_nuts(fit, rhat_max, min_ess) -> list[str]:
-    problems = []
     chains, total = fit.num_chains, fit.num_samples
     min_ess = 100 * chains if min_ess is None else int(min_ess)
+    user, nuisance = _advice.split_sites(fit)
+    warmup = _advice.warmup_advice(fit.info)
+    tree = _posterior_tree(fit)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        rhat = arviz_stats.rhat(tree, var_names=list(fit.draws)) if chains > 1 else None
+        ess_bulk = arviz_stats.ess(tree, var_names=list(fit.draws), method="bulk")
+        ess_tail = arviz_stats.ess(tree, var_names=list(fit.draws), method="tail")
+
+    def worst(name):
+        r = float(np.nanmax(np.asarray(rhat[name]))) if rhat is not None else float("nan")
+        bulk = float(np.nanmin(np.asarray(ess_bulk[name])))
+        tail = float(np.nanmin(np.asarray(ess_tail[name])))
+        return r, bulk, tail
+
+    problems = []
+    for name in user:
+        r, bulk, tail = worst(name)
+        if rhat is not None and not r <= rhat_max:  # NaN counts as a problem
+            problems.append(
+                f"r_hat of {name} is {r:.3f} (above {rhat_max}): the chains disagree, so "
+                f"they have not converged to one posterior. Run more warm-up ({warmup}) and "
+                "check that the model suits the data."
+            )
+        for label, e in (("bulk", bulk), ("tail", tail)):
+            part = "centre" if label == "bulk" else "tails"
+            if not e >= min_ess:
+                problems.append(
+                    f"the {label} effective sample size of {name} is {e:.0f} (below {min_ess}) "
+                    f"out of {total} draws: estimates of its {part} are noisy. Run more draws "
+                    f"(num_samples={2 * fit.num_draws} per chain) or more warm-up ({warmup})."
+                )
+    problems += _sampler_problems(fit, chains, total)
+    bad = []
+    for name in nuisance:
+        r, bulk, tail = worst(name)
+        if (rhat is not None and not r <= rhat_max) or not min(bulk, tail) >= min_ess:
+            bad.append((name, r, min(bulk, tail)))
+    if bad:
+        r_txt = f"worst r_hat {max(b[1] for b in bad):.3f}, " if rhat is not None else ""
+        problems.append(
+            f"{len(bad)} of the model's internal latent variables mix poorly "
+            f"({r_txt}lowest ESS {min(b[2] for b in bad):.0f}): "
+            f"{_advice.describe_nuisance(b[0] for b in bad)}. They are not parameters you set, "
+            "but the forecast integrates over them; the problems named above usually cause "
+            f"this. Run more warm-up ({warmup}) "
+            f"{_advice.reparameterise_advice(fit.model, 'bfmi')}."
+        )
+    return problems
+
+
+def _sampler_problems(fit, chains, total) -> list[str]:
+    """Divergences, tree depth, BFMI, a single chain."""
+    problems = []
     div = int(np.sum(fit.sample_stats["diverging"]))
     if div:
+        now = fit.info.get("target_accept")
         problems.append(
             f"{div} of {total} draws after warm-up ({100 * div / total:.1f}%) ended in a "
             "divergence: the sampler could not explore part of the posterior and the results "
-            f"may be biased. Raise target_accept (now {fit.info.get('target_accept')}) or "
-            "reparameterise the model."
+            f"may be biased. Raise target_accept to 0.95 (now {now}): "
+            f"bs.fit_nuts(..., target_accept=0.95), "
+            f"{_advice.reparameterise_advice(fit.model, 'divergences')}."
         )
     depth = np.asarray(fit.sample_stats.get("tree_depth", np.zeros(1)))
     max_depth = fit.info.get("max_tree_depth")
@@ -191,48 +270,29 @@ def _check_nuts(fit, rhat_max, min_ess) -> list[str]:
         if hit:
             problems.append(
                 f"{hit} of {total} draws ({100 * hit / total:.1f}%) hit the maximum tree depth "
-                f"{max_depth}: sampling was cut short and is inefficient; raise max_tree_depth "
-                "or reparameterise."
+                f"{max_depth}: sampling was cut short and is inefficient. Raise max_tree_depth "
+                f"(max_tree_depth={max_depth + 2}), "
+                f"{_advice.reparameterise_advice(fit.model, 'tree_depth')}."
             )
     if chains == 1:
         problems.append(
-            "only one chain was run: r_hat cannot detect chains that disagree; run 2 or more."
+            "only one chain was run: r_hat cannot detect chains that disagree. Run 2 or more "
+            "(num_chains=4)."
         )
-    tree = _posterior_tree(fit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        rhat = arviz_stats.rhat(tree, var_names=list(fit.draws)) if chains > 1 else None
-        ess_bulk = arviz_stats.ess(tree, var_names=list(fit.draws), method="bulk")
-        ess_tail = arviz_stats.ess(tree, var_names=list(fit.draws), method="tail")
-    for name in fit.draws:
-        if rhat is not None:
-            r = float(np.nanmax(np.asarray(rhat[name])))
-            if not r <= rhat_max:  # NaN counts as a problem
-                problems.append(
-                    f"r_hat of {name} is {r:.3f} (above {rhat_max}): the chains disagree, so "
-                    "they have not converged to one posterior. Run longer or check the model."
-                )
-        for label, ess in (("bulk", ess_bulk), ("tail", ess_tail)):
-            e = float(np.nanmin(np.asarray(ess[name])))
-            part = "centre" if label == "bulk" else "tails"
-            if not e >= min_ess:
-                problems.append(
-                    f"the {label} effective sample size of {name} is {e:.0f} (below {min_ess}) "
-                    f"out of {total} draws: estimates of its {part} "
-                    "are noisy. Run more draws."
-                )
     if fit.num_draws > 2:
         bfmi = _bfmi(fit)
         low = np.flatnonzero(bfmi < 0.3)
         if low.size:
             problems.append(
                 f"BFMI is {', '.join(f'{b:.2f}' for b in bfmi[low])} (below 0.3) in chain(s) "
-                f"{low.tolist()}: the sampler explores the energy poorly; reparameterise."
+                f"{low.tolist()}: the sampler explores the energy poorly. Run more warm-up "
+                f"({_advice.warmup_advice(fit.info)}) "
+                f"{_advice.reparameterise_advice(fit.model, 'bfmi')}."
             )
     return problems
 
 
-def compare(fits, *, method: str = "stacking") -> pd.DataFrame:
+def compare(fits: Mapping[str, Fit] | Sequence[Fit], *, method: str = "stacking") -> pd.DataFrame:
     """Compare fits by PSIS-LOO expected log predictive density (``arviz_stats.compare``).
 
     Parameters

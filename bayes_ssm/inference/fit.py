@@ -11,12 +11,13 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from bayes_ssm.data.time_labels import as_time_index
+from bayes_ssm.data.types import CovariatesLike, KeyLike, PathLike, Prob, SeriesLike
 from bayes_ssm.data.validation import (
     SeriesData,
     as_series_data,
@@ -31,7 +32,11 @@ from bayes_ssm.inference.forecast import (
     warn_exploding_counts,
     warn_exploding_forecast,
 )
+from bayes_ssm.inference.readouts import ReadOuts
 from bayes_ssm.models.base import TimeSeriesModel
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["Fit", "MAX_FORECAST_BYTES", "check_forecast_size"]
 
@@ -123,7 +128,7 @@ def _frozen_arrays(arrays: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Fit:
+class Fit(ReadOuts):
     """A fitted model: posterior draws + model + data. Immutable; build it with ``fit_nuts``,
     ``fit_svi`` or ``bs.load``.
 
@@ -238,7 +243,14 @@ class Fit:
         draws = self.num_samples if num_samples is None else int(num_samples)
         return check_forecast_size(self.model, self.data, draws, horizon)
 
-    def forecast_samples(self, horizon: int, *, covariates=None, num_samples=None, key=0):
+    def forecast_samples(
+        self,
+        horizon: int,
+        *,
+        covariates: CovariatesLike | None = None,
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+    ) -> np.ndarray:
         """Draws of the posterior predictive of the next ``horizon`` observations.
 
         Parameters
@@ -285,7 +297,13 @@ class Fit:
         return draws
 
     def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), covariates=None, num_samples=None, key=0
+        self,
+        horizon: int,
+        *,
+        prob: Prob = (0.8, 0.95),
+        covariates: CovariatesLike | None = None,
+        num_samples: int | None = None,
+        key: KeyLike = 0,
     ) -> pd.DataFrame:
         """Forecast as a DataFrame of the posterior predictive on the future timestamps.
 
@@ -314,7 +332,9 @@ class Fit:
         return summarize_draws(draws, index, levels)
 
     # -------------------------------------------------------- in-sample
-    def fitted(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+    def fitted(
+        self, *, prob: Prob = (0.8, 0.95), num_samples: int | None = None, key: KeyLike = 0
+    ) -> pd.DataFrame:
         """In-sample one-step-ahead predictive means ``E[y_t | y_<t, theta]`` with credible bands.
 
         The bands show posterior (parameter) uncertainty of the fitted mean, not observation
@@ -330,7 +350,9 @@ class Fit:
             raise ValueError(f"model {self.model.kind!r} does not emit the 'y_fitted' site")
         return summarize_draws(out["y_fitted"], self.data.index, levels)
 
-    def components(self, *, prob=(0.8, 0.95), num_samples=None, key=0) -> pd.DataFrame:
+    def components(
+        self, *, prob: Prob = (0.8, 0.95), num_samples: int | None = None, key: KeyLike = 0
+    ) -> pd.DataFrame:
         """Smoothed components (level, trend, seasonal, regression, ar, ...) with credible bands.
 
         Each posterior draw contributes one draw of the smoothed components, so the bands carry
@@ -340,6 +362,9 @@ class Fit:
         -------
         pandas.DataFrame, shape ``(time, component * (2 + 2 * len(prob)))``
             Columns are a MultiIndex ``(component, statistic)``: ``fc["level"]["median"]``.
+            ``attrs["scale"]`` is ``"log"`` for a negative-binomial model (its components add
+            up to the log of the rate; ``exp`` of one is a multiplicative effect), else
+            ``"data"``.
         """
         levels = validate_prob(prob)
         names = _engine.trace_site_names(
@@ -356,10 +381,13 @@ class Fit:
         frames = {
             s.split("/", 1)[1]: summarize_draws(out[s], self.data.index, levels) for s in sites
         }
-        return pd.concat(frames, axis=1, names=["component", "statistic"])
+        table = pd.concat(frames, axis=1, names=["component", "statistic"])
+        log = getattr(self.model, "likelihood", None) == "negative_binomial"
+        table.attrs["scale"] = "log" if log else "data"
+        return table
 
     # ------------------------------------------------------------ update
-    def update(self, y_new, *, covariates=None) -> Fit:
+    def update(self, y_new: SeriesLike, *, covariates: CovariatesLike | None = None) -> Fit:
         """Condition on newly arrived observations without refitting the parameters.
 
         The posterior draws of the parameters stay as they are; the state is filtered forward
@@ -455,7 +483,7 @@ class Fit:
         return dataclasses.replace(self, data=data, info=info)
 
     # ----------------------------------------------------------- exports
-    def to_arviz(self, *, key=0):
+    def to_arviz(self, *, key: KeyLike = 0) -> xarray.DataTree:
         """The fit as an ArviZ 1.x ``xarray.DataTree``.
 
         Groups: ``posterior`` (latent sites), ``sample_stats`` (NUTS), ``log_likelihood``
@@ -468,7 +496,7 @@ class Fit:
 
         return to_datatree(self, key=key)
 
-    def save(self, path) -> None:
+    def save(self, path: PathLike) -> None:
         """Write the fit to ``path`` (netCDF + JSON spec, no pickle; atomic). See ``bs.load``."""
         from bayes_ssm.inference import _fit_file
 

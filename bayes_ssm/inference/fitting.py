@@ -9,6 +9,7 @@ once
 from __future__ import annotations
 
 import time
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -17,18 +18,21 @@ import optax
 from numpyro.infer import MCMC, NUTS, init_to_sample
 from numpyro.infer.util import unconstrain_fn
 
+from bayes_ssm.data.types import CovariatesLike, KeyLike, SeriesLike
 from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.advice import SVI_ON_VOLATILITY
 from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.progress import show_progress
 from bayes_ssm.inference.svi import (
     GUIDES,
     default_optimizer,
     finish_svi,
     jnp_data,
     run_svi,
-    show_progress,
 )
 from bayes_ssm.models._state_paths import init_to_median_path
+from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["fit_nuts", "fit_svi", "GUIDES"]
 
@@ -55,15 +59,15 @@ def _prepare(model, y, covariates, freq):
 
 
 def fit_svi(
-    model,
-    y,
+    model: TimeSeriesModel,
+    y: SeriesLike,
     *,
-    key,
-    covariates=None,
-    freq=None,
+    key: KeyLike,
+    covariates: CovariatesLike | None = None,
+    freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
     tol: float = 1e-4,
     check_every: int = 250,
@@ -96,12 +100,17 @@ def fit_svi(
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool
-        tqdm bar; shown only when stderr is a terminal.
+        tqdm bar (a widget in Jupyter); drawn only where someone can see it: stderr is a
+        terminal or the code runs in a Jupyter kernel. ``BAYES_SSM_PROGRESS=0`` silences it.
 
     Returns
     -------
     Fit
     """
+    if getattr(model, "kind", None) == "stochastic_volatility":
+        from bayes_ssm.inference.diagnostics import FitWarning  # arviz: imported only when needed
+
+        warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
@@ -241,12 +250,12 @@ def _cov_frame(data):
 
 
 def fit_nuts(
-    model,
-    y,
+    model: TimeSeriesModel,
+    y: SeriesLike,
     *,
-    key,
-    covariates=None,
-    freq=None,
+    key: KeyLike,
+    covariates: CovariatesLike | None = None,
+    freq: str | None = None,
     num_chains: int = 4,
     num_warmup: int = 1000,
     num_samples: int = 1000,
@@ -286,7 +295,9 @@ def fit_nuts(
         site whose distribution carries an ``init_value`` starts there (the count model's state
         path: a smoothed ``log(y + 0.5)``).
     progress : bool
-        NumPyro's progress bar; shown only when stderr is a terminal.
+        NumPyro's progress bar over warm-up and sampling (tqdm.auto: a widget in Jupyter);
+        drawn only where someone can see it: stderr is a terminal or the code runs in a Jupyter
+        kernel. ``BAYES_SSM_PROGRESS=0`` silences it.
 
     Returns
     -------

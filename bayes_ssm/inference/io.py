@@ -6,6 +6,7 @@ and implemented in :mod:`bayes_ssm.inference._fit_file`.
 
 from __future__ import annotations
 
+from bayes_ssm.data.types import PathLike
 from bayes_ssm.inference import _fit_file
 from bayes_ssm.inference._fit_file import FORMAT, FORMAT_VERSION
 from bayes_ssm.inference.fit import Fit
@@ -27,7 +28,7 @@ def save(fit: Fit, path) -> None:
     _fit_file.write(fit, path)
 
 
-def load(path) -> Fit:
+def load(path: PathLike) -> Fit:
     """Read a fit written by :meth:`Fit.save`.
 
     Parameters

@@ -21,8 +21,9 @@ single-series program. Each series keeps its own data scales (so its own default
 own key and its own stopping rule: a series that has converged stops changing while the others
 go on, so series ``i`` gets the fit ``fit_svi`` would give with key
 ``jax.random.split(key, n)[i]`` (``tests/test_many.py`` checks that for the vmapped program).
-The result is a :class:`FitCollection`, a mapping from series id to :class:`bayes_ssm.Fit`;
-its :meth:`FitCollection.forecast` returns a long frame again.
+The result is a :class:`~bayes_ssm.inference.fit_collection.FitCollection`, a mapping from
+series id to :class:`bayes_ssm.Fit`; its ``forecast`` returns a long frame again. The long
+format is read by :mod:`bayes_ssm.data.long_format`.
 
 Covariates are not supported yet (each series would need its own future covariates); models
 whose programs need concrete data scales fall back to one ``fit_svi`` per series.
@@ -31,175 +32,30 @@ whose programs need concrete data scales fall back to one ``fit_svi`` per series
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import pandas as pd
 
-from bayes_ssm.data.time_labels import parse_dates
+from bayes_ssm.data.long_format import as_series_map as _as_series_map
+from bayes_ssm.data.types import KeyLike, LongData
 from bayes_ssm.inference import engine as _engine
-from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.fit_collection import FitCollection
 from bayes_ssm.inference.fitting import _prepare, fit_nuts, fit_svi, svi_fit, svi_settings
 from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
 
-__all__ = ["BATCH_MODES", "FitCollection", "fit_nuts_many", "fit_svi_many", "split_long"]
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
+
+    import optax
+
+    from bayes_ssm.models.base import TimeSeriesModel
+
+__all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
-
-
-def split_long(
-    frame: pd.DataFrame, *, id_col: str = "unique_id", time_col: str = "ds", value_col: str = "y"
-) -> dict[str, pd.Series]:
-    """Split a long-format frame into one series per id (ids sorted, whatever the row order).
-
-    Parameters
-    ----------
-    frame : pandas.DataFrame
-        Columns ``id_col``, ``time_col`` (timestamps, or integers for a plain step count) and
-        ``value_col`` (numbers, NaN = missing); other columns are ignored. Rows may come in
-        any order.
-    id_col, time_col, value_col : str
-
-    Returns
-    -------
-    dict of str to pandas.Series
-        Each indexed by its sorted timestamps (index name ``time_col``), named by its id.
-
-    Raises
-    ------
-    ValueError
-        A missing column, a missing id, timestamps that are not dates or integers, or a
-        timestamp repeated within one series (naming the series and the timestamps).
-    """
-    if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"data must be a long-format pandas.DataFrame; got {type(frame).__name__}")
-    missing = [c for c in (id_col, time_col, value_col) if c not in frame.columns]
-    if missing:
-        raise ValueError(
-            f"long-format data needs columns {id_col!r}, {time_col!r}, {value_col!r}; "
-            f"missing {missing} (columns: {list(frame.columns)[:8]})"
-        )
-    if frame.empty:
-        raise ValueError("data has no rows")
-    if frame[id_col].isna().any():
-        raise ValueError(f"column {id_col!r} has {int(frame[id_col].isna().sum())} missing ids")
-    times = frame[time_col]
-    if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_integer_dtype(times)):
-        try:  # ambiguous day/month strings are refused, not guessed
-            times = parse_dates(times.to_numpy(), what=f"column {time_col!r}")
-        except TypeError as err:
-            raise ValueError(
-                f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype}"
-            ) from err
-    frame = frame.assign(**{time_col: times})
-    duplicated = frame.duplicated([id_col, time_col], keep=False)
-    if duplicated.any():
-        bad = frame.loc[duplicated, [id_col, time_col]].drop_duplicates().head(3)
-        raise ValueError(
-            f"{int(duplicated.sum())} rows repeat a ({id_col}, {time_col}) pair, e.g. "
-            f"{list(bad.itertuples(index=False, name=None))}"
-        )
-    idents = pd.Series(pd.unique(frame[id_col]))
-    names = idents.map(str)
-    if names.duplicated().any():
-        clash = idents[names.duplicated(keep=False)].head(4).tolist()
-        raise ValueError(
-            f"ids {clash} in column {id_col!r} are different values with the same text; make "
-            f"the ids strings (read the CSV with dtype={{{id_col!r}: str}})"
-        )
-    try:
-        idents = idents.sort_values()
-    except TypeError:  # ids of mixed types: in the order of their text
-        idents = idents.iloc[np.argsort(names.to_numpy(), kind="stable")]
-    series = {}
-    for ident in idents:
-        rows = frame[frame[id_col] == ident].sort_values(time_col)
-        index = pd.Index(rows[time_col].to_numpy(), name=time_col)
-        series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
-    return series
-
-
-class FitCollection(Mapping):
-    """Fits of many series: a read-only mapping from series id to :class:`bayes_ssm.Fit`.
-
-    Attributes
-    ----------
-    info : mapping
-        ``groups`` (series ids of one length, fitted through one compiled program), ``batch``
-        (``"vmap"`` or ``"loop"``) and ``elapsed_s``.
-    """
-
-    def __init__(self, fits: Mapping[str, Fit], info: Mapping | None = None):
-        self._fits = dict(fits)
-        self.info = dict(info or {})
-
-    def __getitem__(self, ident: str) -> Fit:
-        return self._fits[ident]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._fits)
-
-    def __len__(self) -> int:
-        return len(self._fits)
-
-    def __repr__(self) -> str:
-        more = "..." if len(self) > 5 else ""
-        return f"FitCollection({len(self)} series: {list(self)[:5]}{more})"
-
-    def summary(self) -> pd.DataFrame:
-        """One row per series: length, method, SVI steps, convergence and final loss (SVI) or
-        divergences (NUTS), and the number of problems :func:`bayes_ssm.check` reports.
-
-        Returns
-        -------
-        pandas.DataFrame, indexed by series id
-        """
-        from bayes_ssm.inference.diagnostics import check
-
-        rows = {}
-        for ident, fit in self._fits.items():
-            row = {"num_steps": fit.data.num_steps, "method": fit.method}
-            if fit.method == "svi":
-                row.update(
-                    svi_steps=fit.info.get("steps"),
-                    converged=fit.info.get("converged"),
-                    final_loss=fit.info.get("final_loss"),
-                )
-            else:
-                row["divergences"] = int(np.sum(fit.sample_stats.get("diverging", 0)))
-            row["problems"] = len(check(fit, warn=False))
-            rows[ident] = row
-        return pd.DataFrame.from_dict(rows, orient="index").rename_axis("unique_id")
-
-    def forecast(
-        self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0, time_col: str = "ds"
-    ) -> pd.DataFrame:
-        """Forecasts of every series as one long frame.
-
-        Parameters
-        ----------
-        horizon, prob, num_samples
-            As :meth:`bayes_ssm.Fit.forecast`.
-        key : int or jax.random key
-            Series ``i`` forecasts with ``jax.random.split(key, n)[i]``.
-        time_col : str
-            Name of the timestamp column.
-
-        Returns
-        -------
-        pandas.DataFrame, shape ``(series * horizon, 2 + 2 + 2 * len(prob))``
-            Columns ``unique_id``, ``time_col``, ``mean``, ``median`` and the interval bounds.
-        """
-        keys = jax.random.split(_engine.as_key(key), len(self))
-        frames = []
-        for k, (ident, fit) in zip(keys, self._fits.items(), strict=True):
-            fc = fit.forecast(horizon, prob=prob, num_samples=num_samples, key=k)
-            fc = fc.rename_axis(time_col).reset_index()
-            fc.insert(0, "unique_id", ident)
-            frames.append(fc)
-        return pd.concat(frames, ignore_index=True)
 
 
 def _series_sharding(devices):
@@ -230,35 +86,24 @@ def _key_list(key) -> list[int]:
     return np.asarray(key).ravel().tolist()
 
 
-def _as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:
-    if isinstance(data, pd.DataFrame):
-        return split_long(data, id_col=id_col, time_col=time_col, value_col=value_col)
-    if isinstance(data, Mapping):
-        return {str(k): v for k, v in data.items()}
-    raise ValueError(
-        f"data must be a long-format DataFrame or a mapping of id to series; got "
-        f"{type(data).__name__}"
-    )
-
-
 def fit_svi_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
-    optimizer=None,
+    optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
     tol: float = 1e-4,
     check_every: int = 250,
     num_samples: int = 1000,
     batch: str = "auto",
-    devices="auto",
+    devices: str | Sequence[jax.Device] = "auto",
     progress: bool = True,
 ) -> FitCollection:
     """Fit one model to many series by SVI, each group of equal-length series in one program.
@@ -416,16 +261,16 @@ def fit_svi_many(
 
 
 def fit_nuts_many(
-    model,
-    data,
+    model: TimeSeriesModel,
+    data: LongData,
     *,
-    key,
+    key: KeyLike,
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
-    freq=None,
+    freq: str | None = None,
     progress: bool = False,
-    **nuts_kwargs,
+    **nuts_kwargs: Any,
 ) -> FitCollection:
     """Fit one model to many series by NUTS, one :func:`bayes_ssm.fit_nuts` per series.
 

@@ -8,7 +8,6 @@ same-shape data (backtests, calibration studies) compile once.
 
 from __future__ import annotations
 
-import sys
 from functools import lru_cache, partial
 
 import jax
@@ -17,9 +16,9 @@ import numpy as np
 import optax
 from numpyro.infer import SVI, Trace_ELBO, autoguide, init_to_median
 from numpyro.optim import optax_to_numpyro
-from tqdm.auto import tqdm
 
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.progress import progress_bar
 
 __all__ = [
     "GUIDES",
@@ -30,7 +29,6 @@ __all__ = [
     "run_svi_many",
     "finish_svi_many",
     "jnp_data",
-    "show_progress",
 ]
 
 GUIDES = {
@@ -39,10 +37,6 @@ GUIDES = {
     "low_rank": autoguide.AutoLowRankMultivariateNormal,
     "delta": autoguide.AutoDelta,
 }
-
-
-def show_progress(progress: bool) -> bool:
-    return bool(progress) and sys.stderr.isatty()
 
 
 def jnp_data(data):
@@ -179,7 +173,7 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
         lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
     rule = StopRule(tol, check_every)
-    bar = tqdm(total=steps, desc=f"SVI ({guide})", disable=not show_progress(progress))
+    bar = progress_bar(total=steps, desc=f"SVI ({guide})", progress=progress)
     try:
         while rule.done < steps:
             n = min(check_every, steps - rule.done)
@@ -281,9 +275,7 @@ def run_svi_many(
     rules = [StopRule(tol, check_every, f"series {label!r}") for label in labels]
     active = np.zeros(y.shape[0], bool)
     active[: len(rules)] = True
-    bar = tqdm(
-        total=steps, desc=f"SVI ({guide}), {len(rules)} series", disable=not show_progress(progress)
-    )
+    bar = progress_bar(total=steps, desc=f"SVI ({guide}), {len(rules)} series", progress=progress)
     total = 0
     try:
         while total < steps and active.any():

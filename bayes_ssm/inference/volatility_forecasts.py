@@ -1,18 +1,34 @@
 """Volatility read-outs of a fitted :class:`~bayes_ssm.StochasticVolatility` (pandas out).
 
 ``fit.forecast(h)`` gives the return fan and ``fit.components()["volatility"]`` the in-sample
-volatility; :func:`volatility_forecast` gives the volatility fan over the forecast horizon.
+volatility; ``fit.volatility_forecast(h)`` (this module's :func:`volatility_forecast`) gives the
+volatility fan over the forecast horizon.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from bayes_ssm.data.types import KeyLike, Prob
 from bayes_ssm.data.validation import future_index
 from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = ["volatility_forecast"]
 
 
-def volatility_forecast(fit, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0):
+def volatility_forecast(
+    fit: Fit,
+    horizon: int,
+    *,
+    prob: Prob = (0.8, 0.95),
+    num_samples: int | None = None,
+    key: KeyLike = 0,
+) -> pd.DataFrame:
     """Posterior predictive of the volatility ``exp(h_t / 2)`` over the next ``horizon`` steps.
 
     Parameters
@@ -33,7 +49,8 @@ def volatility_forecast(fit, horizon: int, *, prob=(0.8, 0.95), num_samples=None
     Returns
     -------
     pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
-        Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future index.
+        Columns ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future index;
+        ``attrs["quantity"]`` names it (``plot_forecast`` uses it as the y-label).
     """
     horizon = validate_horizon(horizon)
     levels = validate_prob(prob)
@@ -44,4 +61,6 @@ def volatility_forecast(fit, horizon: int, *, prob=(0.8, 0.95), num_samples=None
     out = fit._predict(key, ("volatility_forecast",), horizon=horizon, num_samples=num_samples)
     index = future_index(fit.data, horizon)
     index.name = fit.data.index.name
-    return summarize_draws(out["volatility_forecast"].reshape(-1, horizon), index, levels)
+    table = summarize_draws(out["volatility_forecast"].reshape(-1, horizon), index, levels)
+    table.attrs["quantity"] = "volatility (sd of returns)"
+    return table

@@ -13,6 +13,7 @@ from bayes_ssm.kernels.kalman import (
     kalman_log_likelihood,
     kalman_smoother,
 )
+from bayes_ssm.kernels.kalman_diffuse import DiffuseFilterResult, diffuse_kalman_filter
 from bayes_ssm.kernels.recurrence import choose_method, linear_recurrence
 
 __all__ = [
@@ -29,6 +30,8 @@ __all__ = [
     "kalman_smoother",
     "kalman_forecast",
     "choose_kalman_method",
+    "diffuse_kalman_filter",
+    "DiffuseFilterResult",
 ]
 from bayes_ssm.kernels.ssd import SSDParams, ssd, ssd_discrete, ssd_mask  # noqa: E402
 

@@ -26,12 +26,13 @@ positive semi-definite terms, so rounding cannot make ``P`` indefinite.
 
 Initialisation
 --------------
-The kernel takes ``init_mean`` / ``init_cov`` as given (no exact diffuse machinery). For a
-diffuse start use a large but finite variance (statsmodels' ``approximate_diffuse`` uses
-``1e6``) and drop the first ``burn_in`` log-likelihood terms (statsmodels'
-``loglikelihood_burn``, by default the number of diffuse states). In float64 this matches
-statsmodels' ``UnobservedComponents.loglike`` to ~1e-11 relative (``benchmarks/kalman.py``
-checks it at every length).
+The kernel takes ``init_mean`` / ``init_cov`` as given. The exact diffuse start (Durbin &
+Koopman ch. 5) is :func:`bayes_ssm.kernels.kalman_diffuse.diffuse_kalman_filter`. For an
+approximately diffuse start use a large but finite variance (statsmodels'
+``approximate_diffuse`` uses ``1e6``) and drop the first ``burn_in`` log-likelihood terms
+(statsmodels' ``loglikelihood_burn``, by default the number of diffuse states). In float64
+this matches statsmodels' ``UnobservedComponents.loglike`` to ~1e-11 relative
+(``benchmarks/kalman.py`` checks it at every length).
 
 In float32 a variance of ``1e6`` is NOT usable: after the first updates the covariance is a
 difference of numbers ~1e6 apart in float32's 7 digits, turns indefinite and the

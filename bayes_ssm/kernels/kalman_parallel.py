@@ -172,6 +172,31 @@ def _predict(ss: StateSpace, m, P, skip):
     return m_p, P_p
 
 
+def _degenerate_floor(ss: StateSpace, S, Az):
+    """``S = z' C z + h`` floored at ``sqrt(eps) (a' a) tr(Q) / n`` (``a = A' z``).
+
+    ``S`` is 0 when, given the unknown start ``alpha_{s-1}``, the observation is exactly
+    determined: a block's first step when ``h = 0`` and ``z' Q z = 0`` (no observation noise,
+    no noise on the observed states; e.g. a local linear trend with only slope noise). The
+    element then carried infinite information ``a a' / S`` (the sequential filter is fine: its
+    covariance includes the uncertainty of ``alpha_{s-1}``), and the combine produced
+    ``inf - inf``: NaN from ``T = 2 B + 1`` (three blocks: the second block's element is the
+    first whose combine is used). The floor turns the exact constraint into a very precise
+    observation in phases 1-2 only; phase 3 recomputes every output from the block-start
+    moments with the exact model. Where ``S`` is above the floor nothing changes.
+
+    Accuracy (``tests/test_kalman_degenerate.py``): values within ~1e-7 of the sequential
+    filter, gradients within ~1e-2 relative. The information form stays ill-conditioned when
+    ``S`` is tiny but above the floor (variances ~1e-8 of the signal's): gradients there were
+    and are unreliable (measured in ``benchmarks/README.md``, "Parallel filter with
+    degenerate noise"); use ``method="sequential"`` for such models.
+    """
+    n = ss.state_cov.shape[-1]
+    scale = jnp.trace(ss.state_cov) / n + jnp.finfo(S.dtype).tiny
+    floor = jnp.sqrt(jnp.finfo(S.dtype).eps) * _vdot(Az, Az) * scale
+    return jnp.maximum(S, floor)
+
+
 def _absorb_step(ss: StateSpace, elem, inputs):
     """Extend every block's element by one step (predict, then condition on ``y_t``).
 
@@ -186,11 +211,11 @@ def _absorb_step(ss: StateSpace, elem, inputs):
     A = jnp.where(skip[:, None, None], A, _mm(T, A))
     b, C = _predict(ss, b, C, skip)
     Cz = _mv(C, z)
-    S = _vdot(z, Cz) + h
+    Az = _mv(_mT(A), z)  # A' z: how the innovation depends on alpha_{s-1}
+    S = _degenerate_floor(ss, _vdot(z, Cz) + h, Az)
     w = jnp.where(obs, 1.0 / jnp.where(obs, S, 1.0), 0.0)
     K = Cz * w[:, None]
     r = yy - d - _vdot(z, b)  # innovation given alpha_{s-1} = 0
-    Az = _mv(_mT(A), z)  # A' z: how the innovation depends on alpha_{s-1}
     B = jnp.eye(A.shape[-1], dtype=A.dtype) - _outer(K, z)
     return (
         _mm(B, A),

@@ -64,7 +64,9 @@ def choose_method(num_steps: int, backend: str | None = None, dtype=None) -> str
     * CPU: ``"sequential"`` (``lax.scan`` unrolled 8 steps) at every length: a CPU step costs
       nanoseconds, and the associative scan does about twice the memory traffic.
     * GPU with a real float32/float64 ``dtype`` and ``num_steps >= 16384``: ``"pallas"``, the
-      single-pass Triton kernel (1.3-2.3x faster than ``"associative"`` on an H100).
+      single-pass Triton kernel (1.3-2.3x faster than ``"associative"`` on an H100), provided
+      it compiles and agrees with ``"associative"`` on a small problem here (checked once per
+      process, :mod:`bayes_ssm.kernels.fast_path`; else a warning and ``"associative"``).
     * GPU / TPU otherwise: ``"sequential"`` only for ``num_steps <= 8``; else ``"associative"``,
       whose ``O(log T)`` depth avoids one dependent step per time point (H100, D = 256:
       ``lax.scan`` costs ~2.2 us a step, so already at T = 1,000 it is 26x slower).
@@ -89,9 +91,24 @@ def choose_method(num_steps: int, backend: str | None = None, dtype=None) -> str
     if dtype is not None and num_steps >= _GPU_PALLAS_MIN_T:
         from bayes_ssm.kernels.recurrence_pallas import pallas_supported
 
-        if pallas_supported(dtype, backend):
+        if pallas_supported(dtype, backend) and _pallas_works(dtype):
             return "pallas"
     return "associative"
+
+
+def _pallas_works(dtype) -> bool:
+    """The Pallas kernel compiles and agrees with ``associative`` here (checked once)."""
+    from bayes_ssm.kernels.fast_path import fast_path_works
+    from bayes_ssm.kernels.recurrence_pallas import linear_recurrence_pallas
+
+    def check():
+        rng = np.random.default_rng(0)
+        a = rng.uniform(0.5, 1.0, (300, 40)).astype(dtype)  # several chunks and blocks
+        b = rng.normal(size=(300, 40)).astype(dtype)
+        a, b = jnp.asarray(a), jnp.asarray(b)
+        return linear_recurrence_pallas(a, b), _associative(a, b, jnp.zeros(40, dtype))
+
+    return fast_path_works(f"linear_recurrence_pallas[{np.dtype(dtype).name}]", check)
 
 
 def _check_inputs(a, b, h0, axis, method, chunk_size):

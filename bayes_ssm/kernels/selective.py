@@ -11,6 +11,10 @@ zero-order hold for ``A`` and the simplified Euler rule for ``B``, exactly as th
 ``selective_scan_ref`` of state-spaces/mamba (time-major here: ``(*batch, t, d)``). The
 recurrence is :func:`bayes_ssm.kernels.linear_recurrence` over the ``(t, d, n)`` states.
 
+``method="fused"`` (what ``"auto"`` runs on a GPU for causal float32 scans, once a small
+instance is checked to compile and agree here) is the Pallas kernel of
+:mod:`bayes_ssm.kernels.selective_fused`: the states stay on chip, memory ``O(t · d)``.
+
 ``block_size`` runs the scan over blocks of time inside one :func:`jax.lax.scan`, contracting
 each block's states with ``C`` before the next: peak memory ``O(block · d · n)`` instead of
 ``O(T · d · n)``, which is what lets ``T = 10⁶`` fit on one accelerator.
@@ -29,6 +33,7 @@ from jax import lax
 
 from bayes_ssm.kernels import _checks
 from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.selective_fused import fused_supported, selective_scan_fused
 
 __all__ = ["SelectiveParams", "selective_scan", "init_selective_A"]
 
@@ -123,6 +128,36 @@ def _scan_states(x, dt, A, B, C, h0, method, chunk_size, reverse):
     return y, h[..., 0 if reverse else -1, :, :]
 
 
+def _fused_works() -> bool:
+    """The fused kernel compiles and agrees with the associative path here (checked once)."""
+    from bayes_ssm.kernels.fast_path import fast_path_works
+
+    def check():
+        rng = jax.random.split(jax.random.key(0), 4)
+        x = jax.random.normal(rng[0], (2, 100, 40))
+        dt = jax.random.uniform(rng[1], (2, 100, 40), minval=0.01, maxval=0.2)
+        B, C = (jax.random.normal(k, (2, 100, 16)) for k in rng[2:])
+        A = init_selective_A(40, 16)
+        fast, _ = selective_scan_fused(x, dt, A, B, C)
+        ref, _ = _scan_states(x, dt, A, B, C, None, "associative", None, reverse=False)
+        return fast, ref
+
+    return fast_path_works("selective_scan_fused", check)
+
+
+def _use_fused(method, dtype, bidirectional, block_size) -> bool:
+    if method == "fused":
+        return True
+    return (
+        method == "auto"
+        and not bidirectional
+        and block_size is None
+        and jnp.dtype(dtype) == jnp.float32
+        and fused_supported()
+        and _fused_works()
+    )
+
+
 def _blocked(x, dt, A, B, C, h0, method, chunk_size, block_size):
     """The causal scan over time blocks inside one ``lax.scan``: ``O(block · d · n)`` memory."""
     T, d = x.shape[-2:]
@@ -186,7 +221,12 @@ def selective_scan(
         (a reversed scan; the diagonal counted once).
     return_final_state : bool
         Also return the state after the last step, ``(*batch, d, n)`` (causal only).
-    method, chunk_size : str, int
+    method : str
+        ``"fused"``: the fused Pallas kernel (causal, no ``block_size``; on a CPU it runs in
+        Pallas' slow interpreter, for tests). ``"auto"``: ``"fused"`` on a GPU for causal
+        float32 scans when it works here, else :func:`linear_recurrence`'s own ``"auto"``.
+        Any other value is passed to :func:`linear_recurrence`.
+    chunk_size : int
         Passed to :func:`linear_recurrence`.
     block_size : int, optional
         Run the causal scan in time blocks of this length (memory ``O(block · d · n)``).
@@ -209,7 +249,12 @@ def selective_scan(
     if block_size is not None:
         _checks.positive_int("block_size", block_size)
     x, dt, A, B, C, D, z, h0 = _check(x, dt, A, B, C, D, z, h0)
-    if block_size is not None:
+    if method == "fused" and (bidirectional or block_size is not None):
+        raise ValueError("method='fused' is causal only and takes no block_size")
+    if _use_fused(method, x.dtype, bidirectional, block_size):
+        interpret = jax.default_backend() != "gpu"
+        y, h_last = selective_scan_fused(x, dt, A, B, C, h0, interpret=interpret)
+    elif block_size is not None:
         y, h_last = _blocked(x, dt, A, B, C, h0, method, chunk_size, block_size)
     else:
         y, h_last = _scan_states(x, dt, A, B, C, h0, method, chunk_size, reverse=False)

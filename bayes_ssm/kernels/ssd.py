@@ -51,12 +51,20 @@ import jax
 import jax.numpy as jnp
 
 from bayes_ssm.kernels import _checks
-from bayes_ssm.kernels.recurrence import _segment_sum, linear_recurrence
+from bayes_ssm.kernels.ssd_algorithms import chunked_form, quadratic_form, scan_form, ssd_mask
+from bayes_ssm.kernels.ssd_chunk import DEFAULT_SSD_CHUNK, choose_ssd_chunk
 
-__all__ = ["ssd", "ssd_discrete", "ssd_mask", "SSDParams", "SSD_METHODS", "DEFAULT_SSD_CHUNK"]
+__all__ = [
+    "ssd",
+    "ssd_discrete",
+    "ssd_mask",
+    "SSDParams",
+    "SSD_METHODS",
+    "DEFAULT_SSD_CHUNK",
+    "choose_ssd_chunk",
+]
 
 SSD_METHODS = ("chunked", "scan", "quadratic")
-DEFAULT_SSD_CHUNK = 64
 
 
 class SSDParams(NamedTuple):
@@ -81,21 +89,6 @@ class SSDParams(NamedTuple):
     D: jax.Array | None = None
 
 
-def ssd_mask(log_a):
-    """The 1-semiseparable mask ``L[..., t, s] = exp(Σ_{k=s+1..t} log_a[..., k])``, 0 for ``s > t``.
-
-    Parameters
-    ----------
-    log_a : Array, shape ``(..., t)``
-        Log decays (time last).
-
-    Returns
-    -------
-    Array, shape ``(..., t, t)``
-    """
-    return jnp.exp(_segment_sum(log_a))
-
-
 # --------------------------------------------------------------------------------------------
 # Input checks
 # --------------------------------------------------------------------------------------------
@@ -104,7 +97,8 @@ def ssd_mask(log_a):
 def _check_discrete(x, log_a, B, C, h0, method, chunk_size):
     if method not in SSD_METHODS:
         raise ValueError(f"method must be one of {SSD_METHODS}, got {method!r}")
-    _checks.positive_int("chunk_size", chunk_size)
+    if chunk_size != "auto":
+        _checks.positive_int("chunk_size", chunk_size)
     x = _checks.as_float("x", x)
     log_a = None if log_a is None else _checks.as_float("log_a", log_a)
     B = _checks.as_float("B", B)
@@ -163,131 +157,12 @@ def _group(x, log_a, groups, h0):
     return x, log_a, h0
 
 
-# --------------------------------------------------------------------------------------------
-# The three algorithms, on grouped inputs:
-#   x (..., t, g, r, p)   log_a (..., t, g, r)   B, C (..., t, g, n)   h0 (..., g, r, p, n)
-# --------------------------------------------------------------------------------------------
-
-
-def _scan(x, log_a, B, C, h0, scan_method, precision):
-    """Recurrent form: ``H_t = a_t H_{t-1} + x_t B_tᵀ``, ``y_t = H_t C_t``."""
-    b = jnp.einsum("...tgrp,...tgn->...tgrpn", x, B, precision=precision)
-    if log_a is None:  # no decay: a running sum
-        a = jnp.ones((), x.dtype)
-    else:
-        a = jnp.exp(log_a)[..., None, None]  # (..., t, g, r, 1, 1)
-    states = linear_recurrence(a, b, h0, method=scan_method, axis=-5)  # (..., t, g, r, p, n)
-    y = jnp.einsum("...tgrpn,...tgn->...tgrp", states, C, precision=precision)
-    return y, states[..., -1, :, :, :, :]
-
-
-def _quadratic(x, log_a, B, C, h0, precision):
-    """Dual form: ``y = (L ∘ C Bᵀ) x`` with the full ``(t, s)`` mask."""
-    T = x.shape[-4]
-    if log_a is None:  # no decay: the causal mask of ones
-        g, r = x.shape[-3:-1]
-        log_a = jnp.zeros((g, r, T), x.dtype)
-        L = jnp.broadcast_to(jnp.tril(jnp.ones((T, T), x.dtype)), (g, r, T, T))
-    else:
-        log_a = jnp.moveaxis(log_a, -3, -1)  # (..., g, r, t)
-        L = ssd_mask(log_a)  # (..., g, r, t, s)
-    y = jnp.einsum("...tgn,...sgn,...grts,...sgrp->...tgrp", C, B, L, x, precision=precision)
-    final = jnp.einsum("...grs,...sgn,...sgrp->...grpn", L[..., -1, :], B, x, precision=precision)
-    if h0 is not None:
-        from_start = jnp.exp(jnp.cumsum(log_a, axis=-1))  # (..., g, r, t)
-        y = y + jnp.einsum("...tgn,...grt,...grpn->...tgrp", C, from_start, h0, precision=precision)
-        final = final + from_start[..., -1, None, None] * h0
-    return y, final
-
-
-def _suffix_sum(x):
-    """``out[..., t] = Σ_{k=t+1..l-1} x[..., k]`` (no subtraction of cumulative sums)."""
-    rest = jnp.flip(jnp.cumsum(jnp.flip(x[..., 1:], -1), axis=-1), -1)
-    return jnp.concatenate([rest, jnp.zeros_like(x[..., :1])], axis=-1)
-
-
-def _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision):
-    """The four steps of ``ssd_minimal.py``, for any length (padding with decay 1, input 0)."""
-    num_steps = x.shape[-4]
-    length = min(chunk_size, num_steps)
-    num_chunks = -(-num_steps // length)
-    pad = num_chunks * length - num_steps
-    if pad:
-        # Padded steps (decay 1, zero input) change neither the outputs nor the final state.
-        def pad_time(z, time_axis):
-            widths = [(0, 0)] * z.ndim
-            widths[time_axis % z.ndim] = (0, pad)
-            return jnp.pad(z, widths)
-
-        x, B, C = pad_time(x, -4), pad_time(B, -3), pad_time(C, -3)
-        log_a = None if log_a is None else pad_time(log_a, -3)
-
-    def chunks(z, time_axis):
-        time_axis %= z.ndim
-        return z.reshape(*z.shape[:time_axis], num_chunks, length, *z.shape[time_axis + 1 :])
-
-    X = chunks(x, -4)  # (..., c, l, g, r, p)
-    Bc = chunks(B, -3)  # (..., c, l, g, n)
-    Cc = chunks(C, -3)  # (..., c, l, g, n)
-    if log_a is None:
-        return _chunked_no_decay(X, Bc, Cc, h0, x.shape, num_steps, scan_method, precision)
-    A = jnp.moveaxis(chunks(log_a, -3), (-4, -3), (-2, -1))  # (..., g, r, c, l)
-    A_cumsum = jnp.cumsum(A, axis=-1)
-
-    # 1. Diagonal blocks: the quadratic form inside each chunk.
-    L = jnp.exp(_segment_sum(A)).astype(x.dtype)  # (..., g, r, c, l, s)
-    Y_diag = jnp.einsum(
-        "...clgn,...csgn,...grcls,...csgrp->...clgrp", Cc, Bc, L, X, precision=precision
-    )
-    # 2. The state each chunk ends in, from a zero start (the B terms).
-    decay_states = jnp.exp(_suffix_sum(A)).astype(x.dtype)  # (..., g, r, c, l)
-    states = jnp.einsum(
-        "...clgn,...grcl,...clgrp->...cgrpn", Bc, decay_states, X, precision=precision
-    )
-    # 3. Carry states across chunk boundaries: one recurrence of length c (the A terms).
-    chunk_decay = jnp.moveaxis(jnp.exp(A_cumsum[..., -1]), -1, -3)  # (..., c, g, r)
-    ends = linear_recurrence(
-        chunk_decay[..., None, None], states, h0, method=scan_method, axis=-5
-    )  # (..., c, g, r, p, n): the state after each chunk
-    start = jnp.zeros_like(ends[..., :1, :, :, :, :]) if h0 is None else h0[..., None, :, :, :, :]
-    starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5)
-    # 4. Carried-in state to outputs (the C terms).
-    state_decay_out = jnp.exp(A_cumsum).astype(x.dtype)  # (..., g, r, c, l)
-    Y_off = jnp.einsum(
-        "...clgn,...cgrpn,...grcl->...clgrp",
-        Cc,
-        starts.astype(x.dtype),
-        state_decay_out,
-        precision=precision,
-    )
-    y = (Y_diag + Y_off).reshape(*x.shape)
-    return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
-
-
-def _chunked_no_decay(X, Bc, Cc, h0, padded_shape, num_steps, scan_method, precision):
-    """The chunked algorithm with every decay 1 (linear attention): masks of ones, no exps."""
-    length = X.shape[-4]
-    tril = jnp.tril(jnp.ones((length, length), X.dtype))
-    Y_diag = jnp.einsum(
-        "...clgn,...csgn,ls,...csgrp->...clgrp", Cc, Bc, tril, X, precision=precision
-    )
-    states = jnp.einsum("...clgn,...clgrp->...cgrpn", Bc, X, precision=precision)
-    ends = linear_recurrence(jnp.ones((), states.dtype), states, h0, method=scan_method, axis=-5)
-    start = jnp.zeros_like(ends[..., :1, :, :, :, :]) if h0 is None else h0[..., None, :, :, :, :]
-    starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5)
-    Y_off = jnp.einsum(
-        "...clgn,...cgrpn->...clgrp", Cc, starts.astype(X.dtype), precision=precision
-    )
-    y = (Y_diag + Y_off).reshape(*padded_shape)
-    return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
-
-
 def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision):
     if method == "scan":
-        return _scan(x, log_a, B, C, h0, scan_method, precision)
+        return scan_form(x, log_a, B, C, h0, scan_method, precision)
     if method == "quadratic":
-        return _quadratic(x, log_a, B, C, h0, precision)
-    return _chunked(x, log_a, B, C, h0, chunk_size, scan_method, precision)
+        return quadratic_form(x, log_a, B, C, h0, precision)
+    return chunked_form(x, log_a, B, C, h0, chunk_size, scan_method, precision)
 
 
 def _reverse_strict(x, log_a, B, C, method, chunk_size, scan_method, precision):
@@ -320,7 +195,7 @@ def ssd_discrete(
     *,
     h0=None,
     method: str = "chunked",
-    chunk_size: int = DEFAULT_SSD_CHUNK,
+    chunk_size: int | str = "auto",
     bidirectional: bool = False,
     return_final_state: bool = False,
     scan_method: str = "auto",
@@ -343,8 +218,9 @@ def ssd_discrete(
         State before the first step (causal only).
     method : {"chunked", "scan", "quadratic"}
         Algorithm; all agree up to rounding.
-    chunk_size : int
-        Chunk length ``l`` for ``"chunked"``; need not divide ``t``.
+    chunk_size : int or "auto"
+        Chunk length ``l`` for ``"chunked"``; need not divide ``t``. ``"auto"`` (default):
+        :func:`choose_ssd_chunk` (64 on a CPU; measured per dtype on a GPU).
     bidirectional : bool
         Non-causal: add the anti-causal part ``Σ_{s>t} (Π_{k=t+1..s} a_k) (C_tᵀ B_s) x_s``
         (the forward and reversed scans combined, the diagonal counted once).
@@ -364,6 +240,8 @@ def ssd_discrete(
     if bidirectional and (h0 is not None or return_final_state):
         raise ValueError("bidirectional=True takes no h0 and returns no final state")
     x, log_a, B, C, h0 = _check_discrete(x, log_a, B, C, h0, method, chunk_size)
+    if chunk_size == "auto":
+        chunk_size = choose_ssd_chunk(x.shape[-3], x.dtype)
     out_shape = x.shape
     groups = B.shape[-2]
     xg, la, h0g = _group(x, log_a, groups, h0)
@@ -386,7 +264,7 @@ def ssd(
     D=None,
     h0=None,
     method: str = "chunked",
-    chunk_size: int = DEFAULT_SSD_CHUNK,
+    chunk_size: int | str = "auto",
     bidirectional: bool = False,
     return_final_state: bool = False,
     scan_method: str = "auto",

@@ -18,20 +18,26 @@ import numpyro.distributions as dist
 from jax import lax
 
 from bayes_ssm.models import _kalman_adapter as kalman
+from bayes_ssm.models._state_path_densities import state_path
 from bayes_ssm.models._state_paths import (
     RMS_PARAMETERIZATIONS,
     centred_states,
     path_guess,
     resolve_parameterization,
     sample_states,
-    state_path,
 )
+from bayes_ssm.models._structural_extras_program import prior_signal, run_filtered_extras
 from bayes_ssm.models.components import noise_mask, pacf_to_ar, structural_system
 from bayes_ssm.models.likelihoods import (
     negative_binomial_log_prob,
     observation_distribution,
     student_t_precisions,
     student_t_predictive_log_prob,
+)
+from bayes_ssm.models.structural_extras import (
+    extra_variances,
+    full_system,
+    sample_extra_parameters,
 )
 from bayes_ssm.models.structural_priors import resolve_prior
 
@@ -170,10 +176,12 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
         parameterization = resolve_parameterization(model, y.shape[0])
     # "*_rms" sample the centred states' sds after the path (ratios to their innovations' rms)
     ratio_sites = _ratio_sd_sites(model, parameterization)
-    params = sample_parameters(model, scales, num_cov, skip=ratio_sites)
+    num_beta = 0 if model.regression_states is not None else num_cov
+    params = sample_parameters(model, scales, num_beta, skip=ratio_sites)
+    params.update(sample_extra_parameters(model, scales, num_cov))
     for site in ratio_sites:
         params[site] = jnp.ones((), dtype)  # placeholder: set in _run_counts
-    system = structural_system(model, to_variances(model, params), scales)
+    system, diffuse_cov = _system(model, params, scales, covariates, num_cov)
     system = system._replace(
         **{k: getattr(system, k).astype(dtype) for k in system._fields if k != "spans"}
     )
@@ -185,10 +193,38 @@ def run(model, y, *, scales, covariates, horizon, future_covariates, components)
             model, y, params, system, offset, future_offset, horizon, components, parameterization,
             scales,
         )  # fmt: skip
+    elif _uses_extras(model):
+        run_filtered_extras(
+            model, y, params, system, diffuse_cov, offset, future_offset, future_covariates,
+            horizon, components, scales,
+        )  # fmt: skip
     else:
         _run_filtered(model, y, params, system, offset, future_offset, horizon, components)
-    if components and num_cov:
+    if components and num_cov and model.regression_states is None:
         numpyro.deterministic("component/regression", jnp.broadcast_to(offset, y.shape))
+
+
+def _uses_extras(model) -> bool:
+    """A model with a cycle, regression states, no state or a diffuse start (new paths)."""
+    return bool(
+        model.cycle
+        or model.regression_states is not None
+        or model.initialization != "proper"
+        or model.state_size == 0
+    )
+
+
+def _system(model, params, scales, covariates, num_cov):
+    """The state space (and ``P_inf``) at the sampled parameters."""
+    variances = to_variances(model, params)
+    if not _uses_extras(model):
+        return structural_system(model, variances, scales), None
+    variances.update(extra_variances(model, params))
+    if not variances:  # irregular only: the dtype comes from sigma_obs
+        variances["obs"] = params["sigma_obs"] ** 2
+    cov = covariates if model.regression_states is not None and num_cov else None
+    diffuse = 0.0 if model.initialization == "diffuse" else None
+    return full_system(model, variances, scales, cov, diffuse=diffuse)
 
 
 def _run_filtered(model, y, params, system, offset, future_offset, horizon, components):
@@ -328,6 +364,16 @@ def prior_program(model, num_steps: int, *, scales, covariates=None) -> None:
     """Prior predictive program: parameters, then a state path and ``y_prior`` (time,)."""
     dtype = jnp.result_type(float)
     num_cov = 0 if not model.uses_regression(covariates) else int(np.shape(covariates)[1])
+    if _uses_extras(model):
+        num_beta = 0 if model.regression_states is not None else num_cov
+        params = sample_parameters(model, scales, num_beta)
+        params.update(sample_extra_parameters(model, scales, num_cov))
+        system, _ = _system(model, params, scales, covariates, num_cov)
+        signal = prior_signal(model, system, num_steps, dtype)
+        if "beta" in params:
+            signal = signal + jnp.asarray(covariates, dtype) @ params["beta"]
+        numpyro.sample("y_prior", observation_distribution(model.likelihood, signal, params))
+        return
     params = sample_parameters(model, scales, num_cov)
     system = structural_system(model, to_variances(model, params), scales)
     offset = jnp.zeros((), dtype)

@@ -125,12 +125,12 @@ class AttentionAR(HalfLifeSpecMixin, TimeSeriesModel):
         )
 
     # ------------------------------------------------------------------ contract
-    def data_scales(self, y, covariates=None):
+    def data_scales(self, y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
         obs = np.asarray(y, float)
         obs = obs[~np.isnan(obs)]
         return {"loc": float(np.mean(obs)), "scale": float(max(np.std(obs), 1e-6))}
 
-    def validate(self, y, covariates=None):
+    def validate(self, y: np.ndarray, covariates: np.ndarray | None = None) -> None:
         n = int(np.sum(~np.isnan(np.asarray(y, float))))
         if n < self.min_length:
             raise ValueError(f"y has {n} observed values; AttentionAR needs >= {self.min_length}")
@@ -155,8 +155,16 @@ class AttentionAR(HalfLifeSpecMixin, TimeSeriesModel):
         obs_sd = numpyro.sample("obs_sd", dist.HalfNormal(1.0))
         return x, log_a, delta, gain, intercept, obs_sd
 
-    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
-              components=False):  # fmt: skip
+    def model(
+        self,
+        y: jax.Array,
+        *,
+        scales: dict[str, float],
+        covariates: jax.Array | None = None,
+        horizon: int = 0,
+        future_covariates: jax.Array | None = None,
+        components: bool = False,
+    ) -> None:
         T = y.shape[0]
         x, log_a, delta, gain, intercept, obs_sd = self._memory(y, scales, horizon)
         ones = jnp.ones((T, 1, 1), x.dtype)
@@ -184,7 +192,9 @@ class AttentionAR(HalfLifeSpecMixin, TimeSeriesModel):
             _, zs = jax.lax.scan(step, state[:, 0, 0], (a_future, eps))
             numpyro.deterministic("y_forecast", loc + scale * zs)
 
-    def implied_attention(self, y, *, scales, origin: int, max_lag: int):
+    def implied_attention(
+        self, y: jax.Array, *, scales: dict[str, float], origin: int, max_lag: int
+    ) -> jax.Array:
         """NumPyro program: the implied attention of the forecast made at step ``origin``.
 
         Samples the same parameter sites as :meth:`model` (so posterior draws substitute) and

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from bayes_ssm.models._shared import jsonable
+
+if TYPE_CHECKING:
+    import jax
 
 __all__ = ["TimeSeriesModel", "MODEL_REGISTRY", "register_model", "model_from_spec"]
 
@@ -69,12 +72,12 @@ class TimeSeriesModel(abc.ABC):
     @abc.abstractmethod
     def model(
         self,
-        y,
+        y: jax.Array,
         *,
         scales: dict[str, float],
-        covariates=None,
+        covariates: jax.Array | None = None,
         horizon: int = 0,
-        future_covariates=None,
+        future_covariates: jax.Array | None = None,
         components: bool = False,
     ) -> None:
         """The NumPyro program.

@@ -95,6 +95,15 @@ class HybridTS(TimeSeriesModel):
                 "HybridTS keeps the exact Kalman likelihood, which needs "
                 f"structural.likelihood='gaussian'; got {self.structural.likelihood!r}"
             )
+        sts = self.structural
+        if sts.cycle or sts.regression_states is not None or sts.initialization != "proper":
+            raise ValueError(
+                "HybridTS supports the structural components of components.structural_system "
+                "only: give structural= a StructuralTS without cycle, regression_states or "
+                "initialization='diffuse'"
+            )
+        if sts.state_size == 0:
+            raise ValueError("HybridTS needs a structural state: set level, seasonal or ar_order")
         if self.neural.likelihood != "gaussian" or self.neural.neural_scale:
             raise ValueError(
                 "the hybrid's noise law is the structural model's: give neural= a NeuralSSM "
@@ -102,10 +111,10 @@ class HybridTS(TimeSeriesModel):
             )
 
     # ------------------------------------------------------------------ contract
-    def data_scales(self, y, covariates=None):
+    def data_scales(self, y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
         return self.structural.data_scales(y, covariates)
 
-    def validate(self, y, covariates=None):
+    def validate(self, y: np.ndarray, covariates: np.ndarray | None = None) -> None:
         self.structural.validate(y, covariates)
         n = int(np.sum(~np.isnan(np.asarray(y, float))))
         if n < self.neural.min_length:
@@ -132,7 +141,7 @@ class HybridTS(TimeSeriesModel):
         return self.structural.parameter_sites
 
     # ------------------------------------------------------------------ program
-    def sample_network(self, dtype):
+    def sample_network(self, dtype: jnp.dtype) -> tuple[jax.Array, ...]:
         """The network's weights and read-out, sampled under scope ``"neural"``."""
         d = self.neural.width
         with scope(prefix="neural", divider="."):
@@ -141,8 +150,16 @@ class HybridTS(TimeSeriesModel):
             w_out = numpyro.sample("w_out", dist.Normal(0.0, s).expand((d,)).to_event(1))
         return w, w_out
 
-    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
-              components=False):  # fmt: skip
+    def model(
+        self,
+        y: jax.Array,
+        *,
+        scales: dict[str, float],
+        covariates: jax.Array | None = None,
+        horizon: int = 0,
+        future_covariates: jax.Array | None = None,
+        components: bool = False,
+    ) -> None:
         """The NumPyro program (sites: the module docstring)."""
         sts = self.structural
         y = jnp.asarray(y)

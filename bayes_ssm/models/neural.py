@@ -147,14 +147,14 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         return net.layer_of(self)
 
     # ------------------------------------------------------------------ contract
-    def data_scales(self, y, covariates=None):
+    def data_scales(self, y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
         obs = np.asarray(y, float)
         obs = obs[~np.isnan(obs)]
         if obs.size == 0:
             raise ValueError("y has no observed values")
         return {"loc": float(np.mean(obs)), "scale": float(max(np.std(obs), 1e-6))}
 
-    def validate(self, y, covariates=None):
+    def validate(self, y: np.ndarray, covariates: np.ndarray | None = None) -> None:
         y = np.asarray(y, float)
         if y.ndim != 1:
             raise ValueError(f"y must have shape (time,); got {y.shape}")
@@ -175,7 +175,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         return tuple(sites)
 
     # ------------------------------------------------------------------ program
-    def sample_network(self, dtype):
+    def sample_network(self, dtype: jnp.dtype) -> tuple[jax.Array, ...]:
         """Sample the network (scope ``"net"``): ``(Weights, w_out, w_scale or None)``."""
         d = self.width
         with scope(prefix="net", divider="."):
@@ -194,8 +194,16 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             return dist.StudentT(nu, loc, sd)
         return dist.Normal(loc, sd)
 
-    def model(self, y, *, scales, covariates=None, horizon=0, future_covariates=None,
-              components=False):  # fmt: skip
+    def model(
+        self,
+        y: jax.Array,
+        *,
+        scales: dict[str, float],
+        covariates: jax.Array | None = None,
+        horizon: int = 0,
+        future_covariates: jax.Array | None = None,
+        components: bool = False,
+    ) -> None:
         """The NumPyro program (sites: the module docstring)."""
         if covariates is not None:
             raise ValueError("NeuralSSM takes no covariates")

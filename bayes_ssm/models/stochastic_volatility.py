@@ -260,12 +260,12 @@ class StochasticVolatility(TimeSeriesModel):
 
     def model(
         self,
-        y,
+        y: jax.Array,
         *,
         scales: dict[str, float],
-        covariates=None,
+        covariates: jax.Array | None = None,
         horizon: int = 0,
-        future_covariates=None,
+        future_covariates: jax.Array | None = None,
         components: bool = False,
     ) -> None:
         """The NumPyro program (see the class Notes for its sites).

@@ -13,7 +13,7 @@ as statsmodels' ``UnobservedComponents``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -23,7 +23,11 @@ from bayes_ssm.models._state_paths import STATE_PARAMETERIZATIONS
 from bayes_ssm.models.base import TimeSeriesModel, register_model
 from bayes_ssm.models.likelihoods import LIKELIHOODS, validate_counts
 from bayes_ssm.models.seasonal import DEFAULT_HARMONICS, Seasonal, as_seasonals
+from bayes_ssm.models.structural_extras import check_options
 from bayes_ssm.models.structural_priors import compute_scales
+
+if TYPE_CHECKING:
+    import jax
 
 __all__ = ["StructuralTS", "Seasonal", "TRENDS", "DEFAULT_HARMONICS", "STATE_PARAMETERIZATIONS"]
 
@@ -77,6 +81,27 @@ class StructuralTS(TimeSeriesModel):
         All are the same model in other coordinates: forecasts, components and ``log_lik``
         have the same laws. Start NUTS with ``fit_nuts(..., init="median")``: the state path
         then starts on a smoothed ``log(y + 0.5)``.
+    cycle : bool
+        Add a stochastic damped cycle (2 states; sites ``sigma_cycle``, ``cycle_frequency``
+        ``lambda`` in radians per step, ``cycle_damping`` ``rho``), statsmodels'
+        ``UnobservedComponents(cycle=True, stochastic_cycle=True, damped_cycle=True)``.
+    regression_states : {None, "constant", "random_walk"}
+        ``None`` (default): regression coefficients are parameters (site ``beta``).
+        ``"constant"``: they are states with a constant law, integrated out by the Kalman filter
+        (statsmodels' ``mle_regression=False``); ``"random_walk"``: time-varying coefficients,
+        random walks with sds ``sigma_beta`` (covariate,). Gaussian and Student-t only.
+    initialization : {"proper", "diffuse"}
+        ``"proper"`` (default): the data-scaled prior on the first state below.
+        ``"diffuse"``: exact diffuse initialisation of every non-stationary state (Durbin and
+        Koopman 2012, ch. 5; :func:`~bayes_ssm.kernels.kalman_diffuse.diffuse_kalman_filter`):
+        the likelihood is the diffuse likelihood of statsmodels' ``use_exact_diffuse=True``
+        and KFAS, and its first ``d`` ``log_lik`` terms (``d`` = number of diffuse states) are
+        ``-1/2 (log 2 pi + log F_inf)``, not predictive densities (use ``"proper"`` for LOO).
+        Components are drawn with the diffuse part approximated by a variance ``1e6 y_scale^2``.
+        Gaussian and Student-t only.
+
+    With ``level=False`` and no other component the model is the irregular one,
+    ``y_t = x_t' beta + eps_t`` (a single inert state keeps the kernels' shapes).
 
     Notes
     -----
@@ -131,6 +156,9 @@ class StructuralTS(TimeSeriesModel):
     priors: Any = field(default=None)
     method: str = "auto"
     state_parameterization: str = "auto"
+    cycle: bool = False
+    regression_states: str | None = None
+    initialization: str = "proper"
 
     def __post_init__(self):
         if self.trend not in TRENDS:
@@ -160,8 +188,7 @@ class StructuralTS(TimeSeriesModel):
         object.__setattr__(
             self, "priors", tuple(sorted(freeze_prior(k, v) for k, v in dict(priors).items()))
         )
-        if self.state_size == 0:
-            raise ValueError("the model has no state component: set level, seasonal or ar_order")
+        check_options(self)
 
     # -- structure ------------------------------------------------------------------------
     @property
@@ -172,7 +199,7 @@ class StructuralTS(TimeSeriesModel):
     @property
     def state_size(self) -> int:
         """Length of the state vector."""
-        n = int(self.level) + int(self.trend is not None)
+        n = int(self.level) + int(self.trend is not None) + 2 * int(self.cycle)
         return n + sum(s.num_states for s in self.seasonal) + self.ar_order
 
     @property
@@ -182,6 +209,8 @@ class StructuralTS(TimeSeriesModel):
         names += [s.name for s in self.seasonal]
         if self.ar_order:
             names.append("ar")
+        if self.cycle:
+            names.append("cycle")
         return tuple(names)
 
     @property
@@ -196,15 +225,19 @@ class StructuralTS(TimeSeriesModel):
         sites += [f"sigma_{s.name}" for s in self.seasonal]
         if self.ar_order:
             sites += ["ar_pacf", "sigma_ar"]
-        if self.regression:
+        if self.cycle:
+            sites += ["sigma_cycle", "cycle_frequency", "cycle_damping"]
+        if self.regression and self.regression_states is None:
             sites.append("beta")
+        if self.regression_states == "random_walk":
+            sites.append("sigma_beta")
         if self.likelihood == "student_t":
             sites.append("nu")
         if self.likelihood == "negative_binomial":
             sites.append("concentration")
         return tuple(sites)
 
-    def uses_regression(self, covariates) -> bool:
+    def uses_regression(self, covariates: np.ndarray | None) -> bool:
         return bool(self.regression) if self.regression is not None else covariates is not None
 
     # -- data -----------------------------------------------------------------------------
@@ -247,6 +280,11 @@ class StructuralTS(TimeSeriesModel):
                 )
         if self.regression and covariates is None:
             raise ValueError("regression=True needs covariates of shape (time, covariate)")
+        if self.regression_states is not None and covariates is None:
+            raise ValueError(
+                f"regression_states={self.regression_states!r} needs covariates of shape "
+                "(time, covariate)"
+            )
         if covariates is not None and self.uses_regression(covariates):
             cov = np.asarray(covariates)
             if cov.ndim != 2 or cov.shape[0] != num_steps:
@@ -261,12 +299,12 @@ class StructuralTS(TimeSeriesModel):
     # -- the NumPyro program -------------------------------------------------------------
     def model(
         self,
-        y,
+        y: jax.Array,
         *,
         scales: dict[str, float],
-        covariates=None,
+        covariates: jax.Array | None = None,
         horizon: int = 0,
-        future_covariates=None,
+        future_covariates: jax.Array | None = None,
         components: bool = False,
     ) -> None:
         """The NumPyro program (see the class Notes for its sites).
@@ -299,10 +337,10 @@ class StructuralTS(TimeSeriesModel):
         self,
         num_steps: int,
         *,
-        key,
+        key: int | jax.Array,
         scales: dict[str, float],
         num_samples: int = 200,
-        covariates=None,
+        covariates: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
         """Draws from the prior predictive: parameters and ``y_prior`` (sample, time).
 
@@ -348,6 +386,9 @@ class StructuralTS(TimeSeriesModel):
             "priors": {k: prior_json(k, v) for k, v in self.priors},
             "method": self.method,
             "state_parameterization": self.state_parameterization,
+            "cycle": self.cycle,
+            "regression_states": self.regression_states,
+            "initialization": self.initialization,
         }
         return {"kind": self.kind, "params": jsonable(params)}
 

@@ -27,6 +27,10 @@ site                   default                                     meaning
 ``ar_pacf``            ``Uniform(-1, 1)`` per lag                  partial autocorrelations (AR)
 ``sigma_ar``           ``HalfNormal(y_scale)``                     AR innovation sd
 ``beta``               ``Normal(0, y_scale / x_scale_j)``          regression coefficients
+``sigma_cycle``        ``HalfNormal(0.1 * y_scale)``               cycle disturbance sd
+``cycle_frequency``    ``Uniform(2pi / max(T/2, 6), 2pi / 3)``     cycle frequency (period 3..T/2)
+``cycle_damping``      ``Uniform(0.5, 1.0)``                       cycle damping ``rho``
+``sigma_beta``         ``HalfNormal(0.1 dy_scale / x_scale_j)``    random-walk coefficient sds
 ``nu``                 ``Gamma(2, 0.1)`` (Juarez and Steel 2010)   Student-t degrees of freedom
 ``concentration``      ``Gamma(2, 0.1)``                           negative-binomial shape
 =====================  ==========================================  =================================
@@ -117,6 +121,8 @@ def default_prior(name: str, scales: dict[str, float], *, size: int | None = Non
     if name == "beta":
         xs = jnp.stack([jnp.asarray(scales.get(f"x_scale_{j}", 1.0)) for j in range(size)])
         return dist.Normal(jnp.zeros(size), ys / xs).to_event(1)
+    if name in ("sigma_cycle", "cycle_frequency", "cycle_damping", "sigma_beta"):
+        return _extra_prior(name, scales, size)
     if name == "nu":
         return dist.Gamma(2.0, 0.1)
     if name == "concentration":
@@ -124,6 +130,19 @@ def default_prior(name: str, scales: dict[str, float], *, size: int | None = Non
     if name.startswith("sigma_"):  # seasonal components
         return dist.HalfNormal(0.1 * ys)
     raise KeyError(f"no default prior for site {name!r}")
+
+
+def _extra_prior(name: str, scales: dict[str, float], size):
+    """Defaults of the cycle and random-walk-coefficient sites."""
+    if name == "sigma_cycle":
+        return dist.HalfNormal(0.1 * scales["y_scale"])
+    if name == "cycle_frequency":
+        longest = max(scales.get("num_steps", 12.0) / 2.0, 6.0)
+        return dist.Uniform(2.0 * np.pi / longest, 2.0 * np.pi / 3.0)
+    if name == "cycle_damping":
+        return dist.Uniform(0.5, 1.0)
+    xs = jnp.stack([jnp.asarray(scales.get(f"x_scale_{j}", 1.0)) for j in range(size)])
+    return dist.HalfNormal(0.1 * scales["dy_scale"] / xs).to_event(1)
 
 
 def prior_from_spec(name: str, spec) -> dist.Distribution:

@@ -1,4 +1,8 @@
-"""Plots of pandas results (matplotlib only; each returns its Axes; plots never see JAX)."""
+"""Plots of pandas results (matplotlib only; plots never see JAX).
+
+Each returns its Axes: one ``Axes`` for a one-panel plot, a NumPy array of ``Axes`` (one per
+panel) for the multi-panel ``plot_components``, ``plot_trace`` and ``plot_rank``.
+"""
 
 from bayes_ssm.plotting.evaluation import (
     plot_anomalies,

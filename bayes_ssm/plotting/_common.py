@@ -7,7 +7,7 @@ import re
 import matplotlib.pyplot as plt
 import pandas as pd
 
-__all__ = ["BLUE", "band_levels", "fill_bands", "new_axes"]
+__all__ = ["BLUE", "band_levels", "fill_bands", "model_colors", "new_axes", "plural"]
 
 _BAND = re.compile(r"^lower_(\d+(?:\.\d+)?)$")
 BLUE = "C0"
@@ -42,3 +42,14 @@ def new_axes(ax, figsize=(7, 4)):
     if ax is None:
         _, ax = plt.subplots(figsize=figsize, layout="constrained")
     return ax
+
+
+def model_colors(names) -> dict[str, str]:
+    """One colour per model name, by sorted name: the same model has the same colour in every
+    plot of the same set of models (backtest scores, calibration), whatever the row order."""
+    return {name: f"C{i % 10}" for i, name in enumerate(sorted({str(n) for n in names}))}
+
+
+def plural(count: int, noun: str) -> str:
+    """``"1 observation"``, ``"2 observations"``."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")

@@ -1,15 +1,23 @@
 """Smoothed component decomposition and implied attention maps, with credible bands.
 
-Matplotlib only; each function takes pandas objects and returns its Axes. Plots never see JAX.
+Matplotlib only; each function takes pandas objects and returns its Axes (``plot_components``:
+an array of them, one per panel). Plots never see JAX.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from bayes_ssm.plotting._common import BLUE, fill_bands, new_axes
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_components", "plot_attention_map"]
 
@@ -33,7 +41,13 @@ def _component_frames(components) -> dict[str, pd.DataFrame]:
     )
 
 
-def plot_components(components, *, y=None, axes=None, title=None):
+def plot_components(
+    components: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    y: pd.Series | None = None,
+    axes: Sequence[Axes] | None = None,
+    title: str | None = None,
+) -> np.ndarray:
     """Smoothed component decomposition with credible bands, one panel per component.
 
     Parameters
@@ -48,8 +62,16 @@ def plot_components(components, *, y=None, axes=None, title=None):
 
     Returns
     -------
-    ndarray of matplotlib Axes
+    ndarray of matplotlib Axes, shape ``(panels,)``
+        One per component, plus the top panel of ``y`` when given.
+
+    Notes
+    -----
+    Components of a negative-binomial model (``components.attrs["scale"] == "log"``, set by
+    ``fit.components()``) add up to the log of the rate: each panel's y-label and the title
+    say "log scale".
     """
+    log = getattr(components, "attrs", {}).get("scale") == "log"
     frames = _component_frames(components)
     if not frames:
         raise ValueError("components is empty")
@@ -78,14 +100,19 @@ def plot_components(components, *, y=None, axes=None, title=None):
     for ax, (name, frame) in zip(axes[i:], frames.items(), strict=True):
         fill_bands(ax, frame.index, frame, BLUE)
         ax.plot(frame.index, frame["mean"].to_numpy(float), color=BLUE, label="posterior mean")
-        ax.set_ylabel(name)
+        ax.set_ylabel(f"{name}\n(log scale)" if log else name)
     axes[-1].set_xlabel(str(next(iter(frames.values())).index.name or "time"))
     axes[i].legend(fontsize="small", loc="upper left")
-    axes[0].set_title(title or "Component decomposition (smoothed, with credible bands)")
+    default = "Component decomposition (smoothed, with credible bands)"
+    if log:
+        default = "Components of the log rate (smoothed, with credible bands; exp = factor)"
+    axes[0].set_title(title or default)
     return axes
 
 
-def plot_attention_map(attention: pd.DataFrame, *, ax=None, title=None):
+def plot_attention_map(
+    attention: pd.DataFrame, *, ax: Axes | None = None, title: str | None = None
+) -> Axes:
     """Implied attention over past lags with credible bands: which past steps drive the forecast.
 
     Parameters

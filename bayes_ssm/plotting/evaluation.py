@@ -9,6 +9,7 @@ ArviZ MCMC plots (``mcmc.py``) are re-exported here, so this module is the one e
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.colors
@@ -17,9 +18,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bayes_ssm.plotting._common import BLUE, new_axes
+from bayes_ssm.plotting._common import BLUE, model_colors, new_axes, plural
 from bayes_ssm.plotting.components import plot_attention_map, plot_components
 from bayes_ssm.plotting.mcmc import plot_ppc, plot_rank, plot_trace
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from matplotlib.axes import Axes
 
 __all__ = [
     "plot_pit",
@@ -85,7 +91,12 @@ def plot_pit(pit, *, bins: int = 10, ax=None, title: str | None = None):
     return ax
 
 
-def plot_calibration(tables, *, ax=None, title: str | None = None):
+def plot_calibration(
+    tables: pd.DataFrame | Mapping[str, pd.DataFrame],
+    *,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Calibration curve: empirical vs nominal coverage of central intervals.
 
     Parameters
@@ -117,13 +128,14 @@ def plot_calibration(tables, *, ax=None, title: str | None = None):
         lo, hi = grid - half, grid + half
         ax.fill_between(grid, lo, hi, color="0.88", label=f"95% band (n={n})")
     ax.plot([0, 1], [0, 1], "k--", linewidth=1, label="ideal")
-    for i, (name, table) in enumerate(tables.items()):
+    colors = model_colors(tables)
+    for name, table in tables.items():
         missing = {"level", "coverage"} - set(table.columns)
         if missing:
             raise ValueError(f"table {name!r} lacks columns {sorted(missing)}")
-        ax.plot(table["level"], table["coverage"], marker="o", color=f"C{i}", label=name)
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1)
+        ax.plot(table["level"], table["coverage"], marker="o", color=colors[str(name)], label=name)
+    ax.set_xlim(-0.02, 1.02)  # points at 0 or 1 coverage stay whole
+    ax.set_ylim(-0.02, 1.02)
     ax.set_aspect("equal")
     ax.set_xlabel("nominal coverage of the central interval")
     ax.set_ylabel("empirical coverage")
@@ -148,7 +160,9 @@ def _metric_label(metric: str) -> tuple[str, float | None]:
     return names.get(metric, metric), None
 
 
-def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None, title=None):
+def plot_backtest_scores(
+    scores: pd.DataFrame, metric: str = "crps", *, ax: Axes | None = None, title: str | None = None
+) -> Axes:
     """Mean score by forecast horizon across backtest folds, one line per model.
 
     Parameters
@@ -179,6 +193,7 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
     ax = new_axes(ax)
     label, nominal = _metric_label(metric)
     groups = list(frame[ok].groupby("model", sort=False))
+    colors = model_colors(frame["model"].unique())  # the same colours as plot_calibration
     offsets = 0.06 * (np.arange(len(groups)) - (len(groups) - 1) / 2)  # dodge the error bars
     for i, (name, part) in enumerate(groups):
         grouped = part.groupby("horizon")[metric]
@@ -190,8 +205,8 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
             yerr=1.96 * sem,
             marker="o",
             capsize=2,
-            color=f"C{i}",
-            ecolor=matplotlib.colors.to_rgba(f"C{i}", 0.45),
+            color=colors[str(name)],
+            ecolor=matplotlib.colors.to_rgba(colors[str(name)], 0.45),
             label=f"{name} ({folds} folds)",
         )
     bad = frame[~ok]
@@ -213,9 +228,33 @@ def plot_backtest_scores(scores: pd.DataFrame, metric: str = "crps", *, ax=None,
     return ax
 
 
+def _band_view(band: pd.DataFrame, y) -> tuple[float, float]:
+    """y-limits that hold the observations and the settled band, not the filter's start-up.
+
+    The first steps of a one-step band are the filter starting from a diffuse state: their band
+    can be many times wider than the rest and would flatten the data into a line. Steps whose
+    band is wider than 3 times the median width are left out of the limits (drawn, but cut).
+    """
+    lower, upper = band["lower"].to_numpy(float), band["upper"].to_numpy(float)
+    width = upper - lower
+    settled = width <= 3 * np.nanmedian(width)
+    values = [lower[settled], upper[settled]]
+    if y is not None:
+        values.append(np.asarray(y, dtype=float))
+    values = np.concatenate(values)
+    lo, hi = np.nanmin(values), np.nanmax(values)
+    pad = 0.05 * (hi - lo) if hi > lo else 1.0
+    return float(lo - pad), float(hi + pad)
+
+
 def plot_anomalies(
-    anomalies: pd.DataFrame, *, band: pd.DataFrame | None = None, y=None, ax=None, title=None
-):
+    anomalies: pd.DataFrame,
+    *,
+    band: pd.DataFrame | None = None,
+    y: pd.Series | None = None,
+    ax: Axes | None = None,
+    title: str | None = None,
+) -> Axes:
     """Flagged observations on the fan chart (or on their one-step predictive band).
 
     Parameters
@@ -261,15 +300,7 @@ def plot_anomalies(
         )
         if y is None and "observed" in band:
             y = band["observed"]
-        # keep the view on the data: a diffuse first step (filter start-up) would flatten it
-        width = (band["upper"] - band["lower"]).to_numpy(float)
-        calm = width <= 5 * np.nanmedian(width)
-        values = [band["lower"].to_numpy(float)[calm], band["upper"].to_numpy(float)[calm]]
-        if y is not None:
-            values.append(np.asarray(y, dtype=float))
-        lo, hi = np.nanmin(np.concatenate(values)), np.nanmax(np.concatenate(values))
-        pad = 0.05 * (hi - lo)
-        ax.set_ylim(lo - pad, hi + pad)
+        ax.set_ylim(*_band_view(band, y))
     if y is not None:
         ax.plot(y.index, np.asarray(y, dtype=float), color="k", linewidth=0.8, label="observed")
     for direction, marker in (("high", "^"), ("low", "v")):
@@ -290,7 +321,7 @@ def plot_anomalies(
         ax.set_xlabel(str(anomalies.index.name or "time"))
         ax.set_ylabel("value")
     level = anomalies.attrs.get("level")
-    summary = f"{len(anomalies)} observations outside their " + (
+    summary = f"{plural(len(anomalies), 'observation')} outside their " + (
         f"{100 * level:g}% one-step band" if level else "one-step band"
     )
     if title:

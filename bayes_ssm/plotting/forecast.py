@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 __all__ = ["plot_forecast"]
 
@@ -34,14 +38,14 @@ def _as_series(values, what: str) -> pd.Series:
 
 def plot_forecast(
     fc: pd.DataFrame,
-    history=None,
-    actual=None,
-    ax=None,
+    history: pd.Series | None = None,
+    actual: pd.Series | None = None,
+    ax: Axes | None = None,
     *,
     color: str = "C0",
     title: str | None = None,
     ylabel: str | None = None,
-):
+) -> Axes:
     """Fan chart of a forecast.
 
     Parameters
@@ -58,11 +62,17 @@ def plot_forecast(
     color : str
         Colour of the bands and the median.
     title, ylabel : str, optional
-        Labels; ``ylabel`` defaults to the history's name.
+        Labels; ``ylabel`` defaults to ``fc.attrs["quantity"]`` (e.g. the volatility of
+        :func:`bayes_ssm.volatility_forecast`), else the history's name.
 
     Returns
     -------
     matplotlib.axes.Axes
+
+    Notes
+    -----
+    The legend sits outside the axes, to the right, so it never covers data; save with
+    ``bbox_inches="tight"`` when you pass an ``ax`` of a figure without a constrained layout.
     """
     if not isinstance(fc, pd.DataFrame) or "median" not in fc.columns:
         raise ValueError("fc must be a forecast DataFrame with a 'median' column (fit.forecast)")
@@ -107,11 +117,13 @@ def plot_forecast(
         ax.set_xlabel("date")
     else:
         ax.set_xlabel("time step")
+    if ylabel is None:
+        ylabel = fc.attrs.get("quantity")
     if ylabel is None and history is not None and history.name is not None:
         ylabel = str(history.name)
     ax.set_ylabel(ylabel or "value")
     if title:
         ax.set_title(title)
     ax.grid(alpha=0.3, lw=0.5)
-    ax.legend(loc="upper left", frameon=False, fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize="small")
     return ax

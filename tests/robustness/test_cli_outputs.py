@@ -25,10 +25,10 @@ ROOT = Path(__file__).resolve().parents[2]
 WRITER = textwrap.dedent(
     """
     import sys, numpy as np, pandas as pd
-    from bayes_ssm.cli._io import write_csv
+    from bayes_ssm.cli._common import write_csv
     frame = pd.DataFrame(np.random.default_rng(0).normal(size=(3_000_000, 4)))
     print("ready", flush=True)
-    write_csv(frame, sys.argv[1], float_format="%.6g")
+    write_csv(frame, sys.argv[1])
     """
 )
 
@@ -61,7 +61,7 @@ def test_the_previous_output_survives_a_kill_mid_write(tmp_path, sig):
         assert left == []  # the writer removed its temporary file itself
     else:
         assert len(left) == 1  # SIGKILL cannot be handled: the next write removes it
-        from bayes_ssm.cli._io import write_csv
+        from bayes_ssm.cli._common import write_csv
 
         write_csv(pd.DataFrame({"a": [1]}), target, index=False)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.csv"]

@@ -1,0 +1,103 @@
+"""The long format: many series in one frame, one row per series and timestamp.
+
+Nixtla's convention (also pandas' ``melt``): columns ``unique_id``, ``ds`` (the timestamp) and
+``y``; ``bs.fit_svi_many`` reads it, ``FitCollection.forecast`` and ``bayes-ssm forecast-many``
+write forecasts in it (``unique_id, ds, mean, median, lower_*, upper_*``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from bayes_ssm.data.time_labels import parse_dates
+
+__all__ = ["split_long", "as_series_map"]
+
+
+def split_long(
+    frame: pd.DataFrame, *, id_col: str = "unique_id", time_col: str = "ds", value_col: str = "y"
+) -> dict[str, pd.Series]:
+    """Split a long-format frame into one series per id (ids sorted, whatever the row order).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``id_col``, ``time_col`` (timestamps, or integers for a plain step count) and
+        ``value_col`` (numbers, NaN = missing); other columns are ignored. Rows may come in
+        any order.
+    id_col, time_col, value_col : str
+
+    Returns
+    -------
+    dict of str to pandas.Series
+        Each indexed by its sorted timestamps (index name ``time_col``), named by its id.
+
+    Raises
+    ------
+    ValueError
+        A missing column, a missing id, timestamps that are not dates or integers, or a
+        timestamp repeated within one series (naming the series and the timestamps).
+    """
+    if not isinstance(frame, pd.DataFrame):
+        raise ValueError(f"data must be a long-format pandas.DataFrame; got {type(frame).__name__}")
+    missing = [c for c in (id_col, time_col, value_col) if c not in frame.columns]
+    if missing:
+        raise ValueError(
+            f"long-format data needs columns {id_col!r}, {time_col!r}, {value_col!r}; "
+            f"missing {missing} (columns: {list(frame.columns)[:8]})"
+        )
+    if frame.empty:
+        raise ValueError("data has no rows")
+    if frame[id_col].isna().any():
+        raise ValueError(f"column {id_col!r} has {int(frame[id_col].isna().sum())} missing ids")
+    times = frame[time_col]
+    if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_integer_dtype(times)):
+        try:
+            # ambiguous day/month strings are refused, not guessed
+            times = parse_dates(times.to_numpy(), what=f"column {time_col!r}")
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype} "
+                f"({err})"
+            ) from err
+    frame = frame.assign(**{time_col: times})
+    duplicated = frame.duplicated([id_col, time_col], keep=False)
+    if duplicated.any():
+        bad = frame.loc[duplicated, [id_col, time_col]].drop_duplicates().head(3)
+        raise ValueError(
+            f"{int(duplicated.sum())} rows repeat a ({id_col}, {time_col}) pair, e.g. "
+            f"{list(bad.itertuples(index=False, name=None))}"
+        )
+    series = {}
+    idents = pd.Series(pd.unique(frame[id_col]))
+    names = idents.map(str)
+    if names.duplicated().any():
+        clash = idents[names.duplicated(keep=False)].head(4).tolist()
+        raise ValueError(
+            f"ids {clash} in column {id_col!r} are different values with the same text; make "
+            f"the ids strings (read the CSV with dtype={{{id_col!r}: str}})"
+        )
+    try:
+        idents = idents.sort_values()
+    except TypeError:  # ids of mixed types: in the order of their text
+        idents = idents.iloc[np.argsort(names.to_numpy(), kind="stable")]
+    for ident in idents:
+        rows = frame[frame[id_col] == ident].sort_values(time_col)
+        index = pd.Index(rows[time_col].to_numpy(), name=time_col)
+        series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
+    return series
+
+
+def as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:
+    """A long frame (split by :func:`split_long`) or a mapping of id to series, as a dict."""
+    if isinstance(data, pd.DataFrame):
+        return split_long(data, id_col=id_col, time_col=time_col, value_col=value_col)
+    if isinstance(data, Mapping):
+        return {str(k): v for k, v in data.items()}
+    raise ValueError(
+        f"data must be a long-format DataFrame or a mapping of id to series; got "
+        f"{type(data).__name__}"
+    )
