@@ -113,7 +113,7 @@ def read_series_csv(path: Path, date_col: str, value_col: str, *, date_format=No
 
 def read_long_csv(path: Path, id_col, date_col, value_col, *, date_format=None, dayfirst=None):
     """Series per id from a long-format CSV; ids kept as the strings they are."""
-    from bayes_ssm.inference.many import split_long
+    from bayes_ssm.data.long_format import split_long
 
     frame = _read_csv(path, [id_col, date_col], value_col)
     labels = parse_date_column(
