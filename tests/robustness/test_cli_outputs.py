@@ -132,3 +132,13 @@ def test_ids_stay_the_strings_they_are(tmp_path):
     series = read_long_csv(path, "unique_id", "ds", "y")
     assert sorted(series) == ["01", "02134", "1", "1.0"]
     assert series["02134"].name == "02134"
+
+
+def test_ids_that_collide_as_text_are_refused():
+    from bayes_ssm.data.long_format import split_long
+
+    frame = pd.DataFrame(
+        {"unique_id": [1, 1, "1", "1"], "ds": [0, 1, 0, 1], "y": [1.0, 2.0, 3.0, 4.0]}
+    )
+    with pytest.raises(ValueError, match="same text"):
+        split_long(frame)

@@ -230,3 +230,10 @@ def test_spec_json_is_what_load_reads(level_fit, tmp_path):
     level_fit.save(tmp_path / "fit.nc")
     spec = json.loads(io._read_tree(tmp_path / "fit.nc")["/"].attrs["spec"])
     assert spec["data"]["unit"] == level_fit.data.index.unit and spec["data"]["tz"] is None
+
+
+def test_dates_past_2262_are_refused_at_save_not_crashed(level_fit, tmp_path):
+    far = pd.date_range("3000-01-04", periods=NUM_STEPS, freq="W-SAT", unit="us")
+    with pytest.raises(ValueError, match="cannot save dates outside"):
+        relabel(level_fit, far).save(tmp_path / "fit.nc")
+    assert not os.listdir(tmp_path)
