@@ -83,6 +83,9 @@ def test_unwritable_outputs_are_refused_before_the_fit(tmp_path, monkeypatch, ca
         raise AssertionError("the fit ran before the outputs were checked")
 
     monkeypatch.setattr("bayes_ssm.inference.fitting.fit_svi", no_fit)
+    # the CLI sets one CPU device per chain before JAX starts; in a test process that would
+    # change every later NUTS run of the suite
+    monkeypatch.setattr("bayes_ssm.cli._common.set_chain_devices", lambda chains: None)
     base = ["forecast", "--csv", str(csv), "--date-col", "date", "--value-col", "value"]
     base += ["--horizon", "2", "--method", "svi", "--quiet"]
     for extra, message in [
