@@ -120,13 +120,10 @@ def test_scores_agree_with_the_metrics_module():
     assert np.isfinite(summary["crps"])
     calib = bt.backtest_calibration(scores)
     assert calib["level"].tolist() == [0.5, 0.8, 0.95]
-    assert calib["num_observed"].tolist() == [14, 14, 14]  # 15 steps, one missing
-    covered = [
-        np.mean(np.abs(np.concatenate(actual) - f[0]) == 0)
-        for f in [np.concatenate(forecast, axis=1)]
-    ]
-    # a point mass covers an observation only when it hits it exactly
-    np.testing.assert_allclose(calib["coverage"], covered[0])
+    # a point forecast has no interval to score: coverage and width are NaN, not 0 (issue 13)
+    assert calib["num_observed"].tolist() == [0, 0, 0]
+    assert calib["coverage"].isna().all()
+    assert np.isnan(summary["coverage_95"]) and np.isnan(summary["width_95"])
 
 
 def test_bayesian_fold_that_did_not_converge_is_flagged_and_excluded():

@@ -55,8 +55,9 @@ def test_statsmodels_uc_draws_match_its_gaussian_predictive_and_take_nan():
     np.testing.assert_allclose(draws.std(axis=0), np.sqrt(fc.var_pred_mean), rtol=0.03)
 
 
+@pytest.mark.bench
 def test_prophet_baseline_runs_offline_and_leaves_numpy_global_state_alone():
-    pytest.importorskip("prophet")
+    pytest.importorskip("prophet", reason="the bench extra: run with `make test-bench`")
     y = _ar_series(120, seed=2)
     index = pd.date_range("2023-01-01", periods=120, freq="D")
     state = np.random.get_state()[1].copy()  # noqa: NPY002

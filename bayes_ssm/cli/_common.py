@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import sys
-import tempfile
 from pathlib import Path
+
+from bayes_ssm.cli._io import add_date_args
 
 SEASON_BY_FREQ = {
     "W": 52.18,
@@ -139,18 +140,13 @@ def load_series(args):
         return data
     if not args.csv.is_file():
         raise FileNotFoundError(f"--csv {args.csv} does not exist")
-    frame = pd.read_csv(args.csv)
-    date_col, value_col = pick_columns(frame.columns, args.date_col, args.value_col, args.csv)
-    index = pd.DatetimeIndex(pd.to_datetime(frame[date_col]), name=date_col)
-    values = pd.to_numeric(frame[value_col], errors="coerce")
-    bad = values.isna() & frame[value_col].notna()
-    if bad.any():
-        row = int(bad.to_numpy().argmax())
-        raise ValueError(
-            f"column {value_col!r} of {args.csv} is not numeric: {frame[value_col].iloc[row]!r} "
-            f"in data row {row + 1}"
-        )
-    return pd.Series(values.to_numpy(float), index=index, name=value_col)
+    from bayes_ssm.cli._io import read_series_csv
+
+    header = pd.read_csv(args.csv, nrows=0)
+    date_col, value_col = pick_columns(header.columns, args.date_col, args.value_col, args.csv)
+    return read_series_csv(
+        args.csv, date_col, value_col, date_format=args.date_format, dayfirst=args.dayfirst
+    )
 
 
 def pick_columns(columns, date_col: str | None, value_col: str | None, source) -> tuple[str, str]:
@@ -204,7 +200,6 @@ def load_many(args) -> dict:
     import pandas as pd
 
     from bayes_ssm.data import datasets
-    from bayes_ssm.data.long_format import split_long
 
     if args.dataset is not None:
         data = datasets.load(args.dataset)
@@ -215,10 +210,16 @@ def load_many(args) -> dict:
         if missing:
             raise ValueError(f"--value-cols {missing} not in {list(data.columns)}")
         return {c: data[c] for c in args.value_cols}
-    if not args.csv.is_file():
-        raise ValueError(f"--csv {args.csv} does not exist")
-    frame = pd.read_csv(args.csv)
-    return split_long(frame, id_col=args.id_col, time_col=args.date_col, value_col=args.value_col)
+    from bayes_ssm.cli._io import read_long_csv
+
+    return read_long_csv(
+        args.csv,
+        args.id_col,
+        args.date_col,
+        args.value_col,
+        date_format=args.date_format,
+        dayfirst=args.dayfirst,
+    )
 
 
 def check_positive(args, parser, names=("chains", "warmup", "samples", "svi_steps")) -> None:
@@ -264,6 +265,7 @@ def add_series_args(src, one) -> None:
         "dataset",
     )
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
     src.add_argument(
         "--fit-last",
         type=int,
@@ -401,20 +403,15 @@ def fit_series(args):
 
 
 def _atomic(path: Path, write) -> None:
-    """``write(tmp)`` to a temporary file beside ``path``, then rename it onto ``path``."""
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it onto ``path``
+    (:func:`bayes_ssm.data.atomic.atomic_path`: fsync, SIGINT/SIGTERM clean-up, stale
+    temporaries of killed writers removed)."""
+    from bayes_ssm.data.atomic import atomic_path
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    umask = os.umask(0)  # a program may read its umask this way (set back at once)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # the permissions an ordinary open() would give
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_csv(frame, path: Path, **kwargs) -> None:

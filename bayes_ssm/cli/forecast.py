@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from bayes_ssm.cli import _common
+from bayes_ssm.cli._io import check_outputs
 
 NAME = "forecast"
 
@@ -146,11 +147,13 @@ def _forecast(args, parser):
     import pandas as pd
 
     from bayes_ssm.data.validation import as_series_data, future_index
+    from bayes_ssm.inference.fit import check_forecast_size
     from bayes_ssm.inference.fitting import fit_nuts, fit_svi
     from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
 
     horizon = validate_horizon(args.horizon)
     prob = validate_prob(args.prob)
+    check_outputs(out=args.out, plot=args.plot, save_fit=args.save_fit)
     y = _common.load_series(args)
     full = as_series_data(y, freq=args.freq)
     y = pd.Series(full.y, index=full.index, name=full.name)
@@ -168,6 +171,8 @@ def _forecast(args, parser):
     else:
         y_model = y_fit
     model = _common.build_model(args, period, len(y_fit))
+    draws = args.chains * args.samples if args.method == "nuts" else 1000
+    check_forecast_size(model, full, draws, horizon)  # before the fit, not after it
     first, last = (t.date() if isinstance(t, pd.Timestamp) else t for t in y.index[[0, -1]])
     scale = "log scale" if args.transform == "log" else "original scale"
     print(

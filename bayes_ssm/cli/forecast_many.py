@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from bayes_ssm.cli import _common
+from bayes_ssm.cli._io import add_date_args, check_outputs
 
 NAME = "forecast-many"
 
@@ -27,6 +28,7 @@ def add_parser(sub):
     src.add_argument("--value-col", default="y", help="value column of --csv")
     src.add_argument("--value-cols", nargs="+", help="columns of --dataset, one series each")
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
     src.add_argument("--fit-last", type=int, default=None, metavar="N", help="fit the last N steps")
     _common.add_model_args(many.add_argument_group("model"))
     inf = many.add_argument_group("inference")
@@ -92,11 +94,13 @@ def _forecast_many(args) -> int:
 
     from bayes_ssm.data.validation import as_series_data, future_index
     from bayes_ssm.inference.diagnostics import check
+    from bayes_ssm.inference.fit import check_forecast_size
     from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
     from bayes_ssm.inference.many import fit_nuts_many, fit_svi_many
 
     horizon = validate_horizon(args.horizon)
     prob = validate_prob(args.prob)
+    check_outputs(out=args.out)
     series = {}
     for ident, y in _common.load_many(args).items():
         try:
@@ -114,6 +118,9 @@ def _forecast_many(args) -> int:
     freq = as_series_data(next(iter(series.values())), freq=args.freq).freq
     period = _common.season(args, freq)
     model = _common.build_model(args, period, min(len(y) for y in series.values()))
+    draws = args.chains * args.samples if args.method == "nuts" else 1000
+    for y in series.values():  # before the fits, not after them
+        check_forecast_size(model, as_series_data(y, freq=args.freq), draws, horizon)
     print(f"{len(series)} series; model: {_common.describe_model(model)}")
     if args.scheduler and args.backend != "dask":
         raise ValueError("--scheduler needs --backend dask")

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+import numpy as np
 import pandas as pd
+
+from bayes_ssm.data.time_labels import parse_dates
 
 __all__ = ["split_long", "as_series_map"]
 
@@ -53,10 +56,12 @@ def split_long(
     times = frame[time_col]
     if not (pd.api.types.is_datetime64_any_dtype(times) or pd.api.types.is_integer_dtype(times)):
         try:
-            times = pd.to_datetime(times)
+            # ambiguous day/month strings are refused, not guessed
+            times = parse_dates(times.to_numpy(), what=f"column {time_col!r}")
         except (ValueError, TypeError) as err:
             raise ValueError(
-                f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype}"
+                f"column {time_col!r} must hold timestamps or integers; got dtype {times.dtype} "
+                f"({err})"
             ) from err
     frame = frame.assign(**{time_col: times})
     duplicated = frame.duplicated([id_col, time_col], keep=False)
@@ -67,7 +72,19 @@ def split_long(
             f"{list(bad.itertuples(index=False, name=None))}"
         )
     series = {}
-    for ident in pd.Series(pd.unique(frame[id_col])).sort_values():
+    idents = pd.Series(pd.unique(frame[id_col]))
+    names = idents.map(str)
+    if names.duplicated().any():
+        clash = idents[names.duplicated(keep=False)].head(4).tolist()
+        raise ValueError(
+            f"ids {clash} in column {id_col!r} are different values with the same text; make "
+            f"the ids strings (read the CSV with dtype={{{id_col!r}: str}})"
+        )
+    try:
+        idents = idents.sort_values()
+    except TypeError:  # ids of mixed types: in the order of their text
+        idents = idents.iloc[np.argsort(names.to_numpy(), kind="stable")]
+    for ident in idents:
         rows = frame[frame[id_col] == ident].sort_values(time_col)
         index = pd.Index(rows[time_col].to_numpy(), name=time_col)
         series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))

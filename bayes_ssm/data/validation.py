@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.time_labels import as_time_index, period_offset
+
 __all__ = [
     "SeriesData",
     "as_series_data",
@@ -30,8 +32,10 @@ class SeriesData:
     y : ndarray, shape ``(time,)``, float64
         Observations; NaN marks a missing value.
     index : pandas.DatetimeIndex or pandas.RangeIndex, length ``time``
-        Sorted, unique timestamps (a RangeIndex when the input was a plain array), named like
-        the input's index.
+        Sorted, unique timestamps (zone and resolution as given), or integer time as a
+        ``RangeIndex`` whose ``step`` is the labels' step (``0, 1, ...`` for a plain array),
+        named like the input's index. See :mod:`bayes_ssm.data.time_labels` for what each index
+        kind becomes.
     freq : pandas.DateOffset or None
         The sampling frequency, inferred from the index or given explicitly.
     covariates : ndarray, shape ``(time, covariate)``, float64, or None
@@ -112,8 +116,11 @@ def as_series_data(
     Parameters
     ----------
     y : pandas.Series, one-column pandas.DataFrame, or array-like of shape ``(time,)``
-        With a DatetimeIndex (sorted, unique); a plain array gets a RangeIndex. Gaps in a
-        regular DatetimeIndex are filled with NaN at the missing timestamps.
+        With a DatetimeIndex (sorted, unique; any zone and resolution), a PeriodIndex
+        (converted with ``to_timestamp``), integer time labels (kept; their step is the greatest
+        common divisor of the differences), or date strings (parsed; ambiguous day/month
+        labels are refused); a plain array gets a RangeIndex. Gaps are filled with NaN at the
+        missing timestamps (missing values are data); other index kinds are refused.
     covariates : pandas.DataFrame or array-like of shape ``(time, covariate)``, optional
         Exogenous regressors on the same index as ``y``; NaN is not allowed in them.
     freq : str or pandas.DateOffset, optional
@@ -145,11 +152,16 @@ def as_series_data(
         y = y.iloc[:, 0]
     if isinstance(y, pd.Series):
         name = str(y.name) if y.name is not None else "y"
-        index = y.index
+        index = as_time_index(y.index)
+        if freq is None and isinstance(y.index, pd.PeriodIndex) and len(y.index):
+            freq = period_offset(y.index)
         if isinstance(index, pd.DatetimeIndex):
+            if index.hasnans:
+                raise ValueError("the index of y contains NaT (missing timestamps)")
             _check_index(index, "the index of y")
+            y = pd.Series(y.to_numpy(), index=index)
             freq = _infer_freq(index, freq)
-            full = pd.date_range(index[0], index[-1], freq=freq, name=index.name)
+            full = pd.date_range(index[0], index[-1], freq=freq, name=index.name, unit=index.unit)
             if len(full) != len(index) or not full.equals(index):
                 extra = index.difference(full)
                 if len(extra):
@@ -163,8 +175,12 @@ def as_series_data(
             else:
                 index = full  # carries freq
         else:
-            _check_index(index, "the index of y")
-            index = pd.RangeIndex(len(y), name=index.name)
+            _check_index(y.index, "the index of y")
+            if len(index) != len(y) or not np.array_equal(index, y.index):
+                # integer time with gaps: the gaps are missing values, not renumbered away
+                y = pd.Series(y.to_numpy(), index=np.asarray(y.index, dtype=np.float64))
+                y = y.reindex(np.asarray(index, dtype=np.float64))
+            freq = None
         values = _as_float(y.to_numpy(), "y")
     else:
         values = _as_float(y, "y")
@@ -195,6 +211,18 @@ def _align_covariates(covariates, index: pd.Index, what: str):
             if len(missing):
                 raise ValueError(
                     f"{what} have no rows for {len(missing)} timestamps, e.g. "
+                    f"{missing[:3].tolist()}"
+                )
+            covariates = covariates.reindex(index)
+        elif (
+            isinstance(index, pd.RangeIndex)
+            and covariates.index.dtype.kind in "iu"
+            and not covariates.index.equals(pd.RangeIndex(len(covariates)))
+        ):  # integer time labels: aligned by label, so rows at the gaps must exist too
+            missing = index.difference(covariates.index)
+            if len(missing):
+                raise ValueError(
+                    f"{what} have no rows for {len(missing)} integer time steps, e.g. "
                     f"{missing[:3].tolist()}"
                 )
             covariates = covariates.reindex(index)
@@ -333,9 +361,12 @@ def future_index(data: SeriesData, horizon: int) -> pd.Index:
             return pd.DatetimeIndex(data.index[-1] + steps * data.time_unit, name=name)
         return pd.Index(float(data.index[-1]) + steps.astype(float), name=name)
     if isinstance(data.index, pd.DatetimeIndex):
-        return pd.date_range(data.index[-1], periods=horizon + 1, freq=data.freq, name=name)[1:]
-    start = int(data.index[-1]) + 1
-    return pd.RangeIndex(start, start + horizon, name=name)
+        return pd.date_range(
+            data.index[-1], periods=horizon + 1, freq=data.freq, name=name, unit=data.index.unit
+        )[1:]
+    step = data.index.step if isinstance(data.index, pd.RangeIndex) else 1
+    start = int(data.index[-1]) + step
+    return pd.RangeIndex(start, start + step * horizon, step, name=name)
 
 
 def check_future_covariates(

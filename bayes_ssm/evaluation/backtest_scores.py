@@ -50,13 +50,14 @@ def score_fold(name, fold, draws, train, test, *, levels, season, converged, pro
     pin = metrics._pinball(actual, quant, q)  # (time, quantile), NaN at missing actuals
     rows["quantile_loss"] = 2 * pin.mean(axis=1)  # WQL = sum(quantile_loss) / sum(abs_actual)
     rows["abs_actual"] = np.abs(actual)
+    point = bool(np.all(draws == draws[:1]))  # a point forecast has no interval to score
     for level in levels:
         lo, hi = np.quantile(draws, [(1 - level) / 2, (1 + level) / 2], axis=0)
         tag = f"{100 * level:g}"
         covered = ((actual >= lo) & (actual <= hi)).astype(float)
         covered[~observed] = np.nan
-        rows[f"covered_{tag}"] = covered
-        rows[f"width_{tag}"] = hi - lo
+        rows[f"covered_{tag}"] = np.nan if point else covered
+        rows[f"width_{tag}"] = np.nan if point else hi - lo
     rows["converged"] = converged
     rows["problems"] = "; ".join(problems)
     return rows

@@ -232,11 +232,17 @@ class ProphetBaseline:
 
 
 def baseline_from_name(name: str, *, season: int = 1):
-    """A baseline by name: ``"naive"``, ``"seasonal_naive"``, ``"ets"``, ``"uc"``, ``"prophet"``."""
+    """A baseline by name: ``"naive"``, ``"seasonal_naive"``, ``"ets"``, ``"uc"``, ``"prophet"``.
+
+    ``season`` (> 1) sets the season of ``seasonal_naive``, of ``ets`` (additive seasonal
+    component) and of ``uc`` (stochastic dummy seasonal).
+    """
     table = {
         "naive": lambda: SeasonalNaive(1),
         "seasonal_naive": lambda: SeasonalNaive(season),
-        "ets": lambda: StatsmodelsETS(),
+        "ets": lambda: (
+            StatsmodelsETS(seasonal="add", season=season) if season > 1 else StatsmodelsETS()
+        ),
         "uc": lambda: StatsmodelsUC(season=season if season > 1 else None),
         "prophet": lambda: ProphetBaseline(),
     }

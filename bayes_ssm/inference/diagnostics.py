@@ -111,6 +111,8 @@ def summary(fit: Fit, *, ci_prob: float = 0.94, ci_kind: str = "eti") -> pd.Data
         raise ValueError(f"ci_kind must be 'eti' or 'hdi'; got {ci_kind!r}")
     tree = _posterior_tree(fit)
     names = [n for n in fit.model.parameter_sites if n in fit.draws] or list(fit.draws)
+    if "beta" in fit.draws and "beta" not in names:  # covariates given without regression=True
+        names.append("beta")
     kind = "all" if fit.method == "nuts" and fit.num_chains * fit.num_draws >= 4 else "stats"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -311,7 +313,13 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit], *, method: str = "stacking"
     Returns
     -------
     pandas.DataFrame
-        One row per fit, best first: ``rank, elpd, p, elpd_diff, weight, se, dse, warning``.
+        One row per fit (indexed by name), best first, with ``arviz_stats.compare``'s columns,
+        unrounded: ``rank`` (0 is best), ``elpd_diff`` (``elpd`` minus the best fit's, <= 0),
+        ``dse`` (its standard error), ``p_worse`` (normal-approximation probability that the
+        fit is worse than the best), ``diag_diff`` and ``diag_elpd`` (text warnings, empty when
+        none), ``p`` (effective number of parameters), ``elpd`` (PSIS-LOO expected log
+        predictive density), ``se`` (its standard error) and ``weight``. (arviz-stats 1.0.0
+        returns one text column ``warning`` in place of ``diag_diff`` and ``diag_elpd``.)
 
     Notes
     -----
@@ -328,4 +336,4 @@ def compare(fits: Mapping[str, Fit] | Sequence[Fit], *, method: str = "stacking"
     trees = {name: f.to_arviz() for name, f in fits.items()}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        return arviz_stats.compare(trees, method=method)
+        return arviz_stats.compare(trees, method=method, round_to="none")

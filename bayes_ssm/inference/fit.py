@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.time_labels import as_time_index
 from bayes_ssm.data.types import CovariatesLike, KeyLike, PathLike, Prob, SeriesLike
 from bayes_ssm.data.validation import (
     SeriesData,
@@ -38,7 +39,84 @@ from bayes_ssm.models.base import TimeSeriesModel
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["Fit"]
+__all__ = ["Fit", "MAX_FORECAST_BYTES", "check_forecast_size"]
+
+#: Largest forecast (posterior draws x horizon x (states + 2) x 8 bytes) computed; beyond it
+#: ``forecast`` refuses before computing (XLA would abort the process, a notebook kernel dies).
+MAX_FORECAST_BYTES = 4 * 2**30
+
+
+def check_forecast_size(model, data: SeriesData, draws: int, horizon: int) -> pd.Index:
+    """Refuse, before computing anything, a forecast too large to hold or to label.
+
+    Parameters
+    ----------
+    model : TimeSeriesModel
+    data : SeriesData
+        The series the forecast continues.
+    draws : int
+        Posterior draws the forecast uses.
+    horizon : int
+
+    Returns
+    -------
+    pandas.Index
+        The forecast's timestamps (:func:`bayes_ssm.data.future_index`).
+
+    Raises
+    ------
+    ValueError
+        ``draws * horizon * (states + 2) * 8`` bytes exceed :data:`MAX_FORECAST_BYTES`, or the
+        timestamps run past what pandas can represent at the index's resolution.
+    """
+    states = getattr(model, "state_size", 1)
+    states = states if isinstance(states, int) and states > 0 else 1
+    need = draws * horizon * (states + 2) * 8  # state paths and observations, float64
+    if need > MAX_FORECAST_BYTES:
+        raise ValueError(
+            f"a {horizon}-step forecast with {draws} draws of {states} states needs about "
+            f"{need / 2**30:.3g} GiB, above the {MAX_FORECAST_BYTES / 2**30:.3g} GiB limit "
+            "(bayes_ssm.fit.MAX_FORECAST_BYTES); forecast fewer steps or pass num_samples="
+        )
+    try:
+        return future_index(data, horizon)
+    except (OverflowError, ValueError) as err:  # pandas: OutOfBoundsDatetime, overflow
+        raise ValueError(
+            f"a {horizon}-step forecast from {data.index[-1]} at frequency "
+            f"{getattr(data.freq, 'freqstr', data.freq)} runs past the dates pandas can hold "
+            f"at resolution {getattr(data.index, 'unit', '')!r} ({err}); forecast fewer steps "
+            "(or fit on an index with unit 'us' or 's')"
+        ) from None
+
+
+def _continuation(data: SeriesData, y_new: pd.Series) -> pd.Series:
+    """``y_new`` relabelled on the fitted kind of time axis, or a ``ValueError`` saying why not."""
+    old = data.index
+    new = as_time_index(y_new.index, what="the index of y_new")
+    kind = {True: "dates", False: "integer time steps"}
+    if isinstance(old, pd.DatetimeIndex) != isinstance(new, pd.DatetimeIndex):
+        raise ValueError(
+            f"y_new is labelled with {kind[isinstance(new, pd.DatetimeIndex)]} but the fit with "
+            f"{kind[isinstance(old, pd.DatetimeIndex)]}; label the new points like the fitted data"
+        )
+    values = y_new.to_numpy()
+    if isinstance(old, pd.DatetimeIndex):
+        if (old.tz is None) != (new.tz is None):
+            raise ValueError(
+                f"y_new's timestamps are {'naive' if new.tz is None else f'in zone {new.tz}'} but "
+                f"the fit's are {'naive' if old.tz is None else f'in zone {old.tz}'}"
+            )
+        if new.tz is not None:
+            new = new.tz_convert(old.tz)
+        return pd.Series(values, index=new.as_unit(old.unit))
+    labels = np.asarray(y_new.index, dtype=np.float64)
+    off = (labels - old.start) % old.step != 0
+    if off.any():
+        raise ValueError(
+            f"y_new's labels {labels[off][:3].astype(np.int64).tolist()} are off the fitted "
+            f"integer grid (step {old.step} from {old.start})"
+        )
+    return pd.Series(values, index=labels.astype(np.int64))
 
 
 def _frozen_arrays(arrays: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
@@ -170,12 +248,16 @@ class Fit(ReadOuts):
         )
 
     # ------------------------------------------------------------- forecasts
-    def _forecast_setup(self, horizon, times):
+    def _check_forecast_size(self, horizon: int, num_samples) -> pd.Index:
+        draws = self.num_samples if num_samples is None else int(num_samples)
+        return check_forecast_size(self.model, self.data, draws, horizon)
+
+    def _forecast_setup(self, horizon, times, num_samples=None):
         """``(horizon, model, index)`` of a forecast: at ``times`` (continuous time) or over
-        ``horizon`` steps of the fitted grid."""
+        ``horizon`` steps of the fitted grid (its size checked before anything is computed)."""
         if times is None:
             horizon = validate_horizon(horizon)
-            return horizon, self.model, future_index(self.data, horizon)
+            return horizon, self.model, self._check_forecast_size(horizon, num_samples)
         future = to_model_time(self.data, times)
         if horizon is not None and validate_horizon(horizon) != future.size:
             raise ValueError(f"horizon={horizon} but {future.size} forecast times were given")
@@ -228,7 +310,7 @@ class Fit(ReadOuts):
             when draws lie more than ``FORECAST_SPAN_FACTOR`` (1000) data ranges from the data
             or are not finite (:func:`bayes_ssm.inference.forecast.warn_exploding_forecast`).
         """
-        horizon, model, index = self._forecast_setup(horizon, times)
+        horizon, model, index = self._forecast_setup(horizon, times, num_samples)
         future_cov = check_future_covariates(self.data, covariates, horizon, index=index)
         out = self._predict(
             key,
@@ -274,7 +356,7 @@ class Fit(ReadOuts):
             levels), indexed by the future timestamps (name ``data.index.name``).
         """
         levels = validate_prob(prob)
-        horizon, _, index = self._forecast_setup(horizon, times)
+        horizon, _, index = self._forecast_setup(horizon, times, num_samples)
         draws = self.forecast_samples(
             horizon, covariates=covariates, num_samples=num_samples, key=key, times=times
         )
@@ -346,8 +428,12 @@ class Fit(ReadOuts):
         Parameters
         ----------
         y_new : pandas.Series, or array-like of shape ``(new,)``
-            Observations after the last fitted timestamp (a Series must continue the index at
-            its frequency; an array is placed at the next ``new`` timestamps).
+            Observations after the last fitted timestamp. A Series' labels are read like the
+            fitted index (:mod:`bayes_ssm.data.time_labels`): they must all lie after the last
+            fitted timestamp (overlaps and re-sent history are refused) and on the fitted grid (the
+            frequency, or the integer step); a gap before or inside them is filled with NaN
+            (missing values are data), except with covariates, where ``y_new`` must continue
+            the index without gaps. An array is placed at the next ``new`` timestamps.
         covariates : pandas.DataFrame or array-like, shape ``(new, covariate)``, optional
             Covariates for the new steps (required when the model uses covariates).
 
@@ -367,10 +453,7 @@ class Fit(ReadOuts):
                 raise ValueError(f"y_new must have one column; got {y_new.shape[1]}")
             y_new = y_new.iloc[:, 0]
         if isinstance(y_new, pd.Series):
-            if isinstance(old_index, pd.DatetimeIndex) != isinstance(y_new.index, pd.DatetimeIndex):
-                raise ValueError("y_new must have the same kind of index as the fitted data")
-            if not isinstance(old_index, pd.DatetimeIndex):
-                y_new = pd.Series(y_new.to_numpy(), index=future_index(self.data, len(y_new)))
+            y_new = _continuation(self.data, y_new)
         else:
             values = np.asarray(y_new, dtype=float)
             if values.ndim != 1 or values.size == 0:
@@ -379,9 +462,11 @@ class Fit(ReadOuts):
         if len(y_new) == 0:
             raise ValueError("y_new is empty")
         if y_new.index.min() <= old_index[-1]:
+            overlap = int(np.sum(y_new.index <= old_index[-1]))
             raise ValueError(
-                f"y_new must start after the last fitted timestamp {old_index[-1]}; "
-                f"it starts at {y_new.index.min()}"
+                f"y_new must start after the last fitted timestamp {old_index[-1]}; it starts at "
+                f"{y_new.index.min()} ({overlap} of its {len(y_new)} points overlap the fitted "
+                "data: send only the new points)"
             )
         old = pd.Series(self.data.y, index=old_index, name=self.data.name)
         combined = pd.concat([old, y_new.astype(float)])
@@ -394,8 +479,12 @@ class Fit(ReadOuts):
                 )
             new_cov = check_future_covariates(self.data, covariates, len(y_new))
             new_index = future_index(self.data, len(y_new))
-            if isinstance(combined.index, pd.DatetimeIndex) and not y_new.index.equals(new_index):
-                raise ValueError("with covariates, y_new must continue the index without gaps")
+            if not np.array_equal(np.asarray(y_new.index), np.asarray(new_index)):
+                raise ValueError(
+                    "with covariates, y_new must continue the index without gaps (expected "
+                    f"{new_index[0]} to {new_index[-1]}, got {y_new.index[0]} to "
+                    f"{y_new.index[-1]})"
+                )
             cov = pd.DataFrame(
                 np.concatenate([self.data.covariates, new_cov]),
                 index=combined.index,
@@ -406,7 +495,9 @@ class Fit(ReadOuts):
         if isinstance(old_index, pd.DatetimeIndex):
             data = as_series_data(combined, covariates=cov, freq=self.data.freq)
         else:
-            data = as_series_data(combined.to_numpy(), covariates=cov, freq=self.data.freq)
+            data = dataclasses.replace(
+                as_series_data(combined, covariates=cov), freq=self.data.freq
+            )
         data = dataclasses.replace(
             data, name=self.data.name, index=data.index.rename(old_index.name)
         )

@@ -146,6 +146,6 @@ def plot_attention_map(
     ax.set_xlabel("lag (steps before the forecast origin)")
     ax.set_ylabel("attention weight")
     ax.set_title(title or "Implied attention over past steps")
-    ax.set_ylim(bottom=0)
+    ax.axhline(0.0, color="0.6", linewidth=0.8)  # negative weights are shown, not clipped
     ax.legend(fontsize="small")
     return ax
