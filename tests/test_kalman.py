@@ -25,8 +25,8 @@ FILTER_FIELDS = (
     "predicted_covs",
     "filtered_means",
     "filtered_covs",
-    "pred_obs_mean",
-    "pred_obs_var",
+    "predicted_obs_means",
+    "predicted_obs_vars",
 )
 
 
@@ -459,3 +459,17 @@ def test_approximate_diffuse_burn_in_matches_statsmodels_unobserved_components(x
     assert mod.loglikelihood_burn == 2
     ours = kalman_log_likelihood(ss, jnp.asarray(y), burn_in=2)
     np.testing.assert_allclose(ours, mod.loglike(params), rtol=1e-9)
+
+
+def test_old_predicted_observation_names_warn_and_alias_the_new_fields():
+    """FilterResult / SmootherResult say predicted_obs_means/_vars (ForecastResult: obs_means);
+    the old names stay one release as warning aliases of the same arrays."""
+    m, y = random_model(3, 2, 12)
+    ss, y = to_ss(m), jnp.asarray(y)
+    for res in (kalman_filter(ss, y), kalman_smoother(ss, y)):
+        with pytest.warns(DeprecationWarning, match="predicted_obs_means"):
+            old_mean = res.pred_obs_mean
+        with pytest.warns(DeprecationWarning, match="predicted_obs_vars"):
+            old_var = res.pred_obs_var
+        assert old_mean is res.predicted_obs_means
+        assert old_var is res.predicted_obs_vars

@@ -207,7 +207,7 @@ def test_components_are_draws_from_the_smoother(x64):
         assert np.all(np.abs(draws.mean(0) - mean) < 5 * np.sqrt(var / n) + 1e-9)
         np.testing.assert_allclose(draws.var(0) / var, 1.0, atol=5 * np.sqrt(2 / n))
     np.testing.assert_allclose(
-        out["y_fitted"][0], kalman_smoother(ss, jnp.asarray(y)).pred_obs_mean
+        out["y_fitted"][0], kalman_smoother(ss, jnp.asarray(y)).predicted_obs_means
     )
 
 
@@ -232,7 +232,7 @@ def test_student_t_with_unit_precisions_filters_like_the_gaussian(x64):
     _, ss = _state_space(gauss, params, scales, None)
     from bayes_ssm.kernels.kalman import kalman_filter
 
-    state_var = np.asarray(kalman_filter(ss, jnp.asarray(y)).pred_obs_var) - 0.3**2
+    state_var = np.asarray(kalman_filter(ss, jnp.asarray(y)).predicted_obs_vars) - 0.3**2
     expected = _student_t_marginal(y, mean, state_var, 0.3, 4.0)
     np.testing.assert_allclose(traces[1]["log_lik"]["value"], expected, rtol=1e-7)
 

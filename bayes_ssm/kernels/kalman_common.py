@@ -4,6 +4,7 @@ and small-matrix helpers. Public names are re-exported by :mod:`bayes_ssm.kernel
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Literal, NamedTuple
 
 import jax
@@ -58,6 +59,21 @@ class StateSpace(NamedTuple):
     obs_offset: Array | float = 0.0
 
 
+def _renamed(old: str, new: str) -> property:
+    """A read-only alias ``old`` for the field ``new`` that warns (kept for one release)."""
+
+    def get(self):
+        warnings.warn(
+            f"{old} is deprecated; use {new} (one name per concept: ForecastResult has "
+            "obs_means / obs_vars)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(self, new)
+
+    return property(get, doc=f"Deprecated alias of ``{new}``.")
+
+
 class FilterResult(NamedTuple):
     """Output of :func:`kalman_filter`.
 
@@ -71,7 +87,7 @@ class FilterResult(NamedTuple):
         Moments of ``alpha_t | y_{1:t-1}`` (``predicted_means[0] = init_mean``).
     filtered_means, filtered_covs : Array, shapes ``(time, state)``, ``(time, state, state)``
         Moments of ``alpha_t | y_{1:t}``.
-    pred_obs_mean, pred_obs_var : Array, shape ``(time,)``
+    predicted_obs_means, predicted_obs_vars : Array, shape ``(time,)``
         Moments of ``y_t | y_{1:t-1}`` (defined also where ``y_t`` is missing).
     """
 
@@ -81,8 +97,11 @@ class FilterResult(NamedTuple):
     predicted_covs: Array
     filtered_means: Array
     filtered_covs: Array
-    pred_obs_mean: Array
-    pred_obs_var: Array
+    predicted_obs_means: Array
+    predicted_obs_vars: Array
+
+    pred_obs_mean = _renamed("pred_obs_mean", "predicted_obs_means")
+    pred_obs_var = _renamed("pred_obs_var", "predicted_obs_vars")
 
 
 class LastFilterResult(NamedTuple):
@@ -120,10 +139,13 @@ class SmootherResult(NamedTuple):
     predicted_covs: Array
     filtered_means: Array
     filtered_covs: Array
-    pred_obs_mean: Array
-    pred_obs_var: Array
+    predicted_obs_means: Array
+    predicted_obs_vars: Array
     smoothed_means: Array
     smoothed_covs: Array
+
+    pred_obs_mean = _renamed("pred_obs_mean", "predicted_obs_means")
+    pred_obs_var = _renamed("pred_obs_var", "predicted_obs_vars")
 
 
 class ForecastResult(NamedTuple):

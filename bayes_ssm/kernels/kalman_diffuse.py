@@ -73,7 +73,7 @@ class DiffuseFilterResult(NamedTuple):
         ``a_t`` and ``P_star,t`` (the finite part of the predicted covariance).
     filtered_means, filtered_covs : Array
         The same after the update with ``y_t``.
-    pred_obs_mean, pred_obs_var : Array, shape ``(time,)``
+    predicted_obs_means, predicted_obs_vars : Array, shape ``(time,)``
         ``z' a_t + d_t`` and ``F_star,t`` (infinite in truth at diffuse steps: see
         ``diffuse_steps``).
     predicted_diffuse_covs : Array, shape ``(time, state, state)``
@@ -88,8 +88,8 @@ class DiffuseFilterResult(NamedTuple):
     predicted_covs: Array
     filtered_means: Array
     filtered_covs: Array
-    pred_obs_mean: Array
-    pred_obs_var: Array
+    predicted_obs_means: Array
+    predicted_obs_vars: Array
     predicted_diffuse_covs: Array
     diffuse_steps: Array
 
@@ -224,8 +224,8 @@ def _diffuse_jit(ss, P_inf, y, diffuse_steps, method):
             jnp.concatenate([m_f, res.filtered_means]),
             jnp.concatenate([P_f, res.filtered_covs]),
         )
-        obs_mean = jnp.concatenate([obs_mean, res.pred_obs_mean])
-        F = jnp.concatenate([F, res.pred_obs_var])
+        obs_mean = jnp.concatenate([obs_mean, res.predicted_obs_means])
+        F = jnp.concatenate([F, res.predicted_obs_vars])
         Pinf_p = jnp.concatenate([Pinf_p, zeros])
         diffuse = jnp.concatenate([diffuse, jnp.zeros(y.shape[0] - k, bool)])
     return DiffuseFilterResult(jnp.sum(ll), ll, m_p, P_p, m_f, P_f, obs_mean, F, Pinf_p, diffuse)

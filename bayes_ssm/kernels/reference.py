@@ -177,8 +177,8 @@ def kalman_filter_ref(
     innovation). Missing ``y`` (NaN) skips the update.
 
     Returns a dict with ``log_lik_steps (time,)``, ``predicted_means (time, state)``,
-    ``predicted_covs``, ``filtered_means``, ``filtered_covs``, ``pred_obs_mean``,
-    ``pred_obs_var``.
+    ``predicted_covs``, ``filtered_means``, ``filtered_covs``, ``predicted_obs_means``,
+    ``predicted_obs_vars``.
     """
     T = np.asarray(transition, float)
     Q = np.asarray(state_cov, float)
@@ -197,8 +197,8 @@ def kalman_filter_ref(
             "predicted_covs",
             "filtered_means",
             "filtered_covs",
-            "pred_obs_mean",
-            "pred_obs_var",
+            "predicted_obs_means",
+            "predicted_obs_vars",
         )
     }
     for t in range(num_steps):
@@ -206,8 +206,8 @@ def kalman_filter_ref(
         F = z @ P @ z + H[t]
         out["predicted_means"].append(a.copy())
         out["predicted_covs"].append(P.copy())
-        out["pred_obs_mean"].append(z @ a + D[t])
-        out["pred_obs_var"].append(F)
+        out["predicted_obs_means"].append(z @ a + D[t])
+        out["predicted_obs_vars"].append(F)
         if np.isnan(y[t]):
             out["log_lik_steps"].append(0.0)
             af, Pf = a, P

@@ -32,8 +32,8 @@ class TimeVaryingFilter(NamedTuple):
     ``(time, state, state)``."""
 
     log_lik: jnp.ndarray
-    pred_obs_mean: jnp.ndarray
-    pred_obs_var: jnp.ndarray
+    predicted_obs_means: jnp.ndarray
+    predicted_obs_vars: jnp.ndarray
     pred_means: jnp.ndarray
     pred_covs: jnp.ndarray
     filt_means: jnp.ndarray
@@ -135,7 +135,9 @@ def run_filtered(model, y, params, variances, system, obs_var, offset, future_of
         system.init_cov, y,
     )  # fmt: skip
     numpyro.factor("y_log_likelihood", jnp.sum(res.log_lik))
-    emit_readouts(res.log_lik, res.pred_obs_mean, jnp.clip(res.pred_obs_var - obs_var, 0.0))
+    emit_readouts(
+        res.log_lik, res.predicted_obs_means, jnp.clip(res.predicted_obs_vars - obs_var, 0.0)
+    )
     if horizon > 0:
         future = _future_gaps(model, horizon, dtype)
         f_trans, _, f_roots = continuous_system(model, variances, future)

@@ -136,15 +136,15 @@ def _filter(model, ss, diffuse_cov, y, components):
             res.log_lik_steps,
             res.filtered_means[-1],
             res.filtered_covs[-1],
-            res.pred_obs_mean,
-            res.pred_obs_var,
+            res.predicted_obs_means,
+            res.predicted_obs_vars,
             res.diffuse_steps,
         )
     log_lik, mean, cov = kalman.filter_final(ss, y, method=model.method)
     pred_mean = pred_var = None
     if components or model.likelihood == "student_t":
         res = kalman.filter_full(ss, y, method=model.method)
-        pred_mean, pred_var = res.pred_obs_mean, res.pred_obs_var
+        pred_mean, pred_var = res.predicted_obs_means, res.predicted_obs_vars
     return log_lik, mean, cov, pred_mean, pred_var, None
 
 

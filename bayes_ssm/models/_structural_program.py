@@ -251,8 +251,8 @@ def _run_filtered(model, y, params, system, offset, future_offset, horizon, comp
     if components or model.likelihood == "student_t":
         # Read-outs only (dead code in the gradient): one-step predictive moments.
         res = kalman.filter_full(ss, y, method=model.method)
-        pred_mean = res.pred_obs_mean
-        state_var = jnp.clip(res.pred_obs_var - obs_var, 0.0)
+        pred_mean = res.predicted_obs_means
+        state_var = jnp.clip(res.predicted_obs_vars - obs_var, 0.0)
     _emit_readouts(model, y, params, log_lik, pred_mean, state_var, components)
     if horizon > 0:
         n = system.init_mean.shape[0]

@@ -188,10 +188,10 @@ class HybridTS(TimeSeriesModel):
         numpyro.deterministic("log_lik", log_lik)
         if components:
             res = kalman.filter_full(ss, y, method=sts.method)
-            state_var = jnp.clip(res.pred_obs_var - obs_var, 0.0)
-            numpyro.deterministic("y_fitted", res.pred_obs_mean)
+            state_var = jnp.clip(res.predicted_obs_vars - obs_var, 0.0)
+            numpyro.deterministic("y_fitted", res.predicted_obs_means)
             numpyro.deterministic(
-                "y_rep", program.one_step_replicate(sts, res.pred_obs_mean, state_var, params)
+                "y_rep", program.one_step_replicate(sts, res.predicted_obs_means, state_var, params)
             )
             states = program.simulation_smoother(ss, y, system, sts.method)
             program.emit_components(states, system)
