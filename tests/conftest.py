@@ -48,3 +48,14 @@ def _no_cli_compile_cache(monkeypatch):
     """The CLI turns JAX's persistent compilation cache on by default (a global setting of the
     process): tests that call ``bayes_ssm.cli.main`` in-process must not, unless they ask."""
     monkeypatch.setenv("BAYES_SSM_COMPILE_CACHE", "off")
+
+
+@pytest.fixture(scope="session")
+def level_fit():
+    """A local-level fit on weekly data (SVI, 300 steps, 100 draws)."""
+    from robust_helpers import series
+
+    import bayes_ssm as bs
+    from bayes_ssm.models import StructuralTS
+
+    return bs.fit_svi(StructuralTS(), series(), key=0, steps=300, num_samples=100, progress=False)

@@ -68,17 +68,23 @@ def _forecast_auto(args) -> int:
 
     from bayes_ssm.data.validation import as_series_data
     from bayes_ssm.inference.auto import auto_fit
+    from bayes_ssm.inference.fit import check_forecast_size
     from bayes_ssm.inference.forecast import validate_horizon, validate_prob
+    from bayes_ssm.models import StructuralTS
 
     horizon = validate_horizon(args.horizon)
     prob = validate_prob(args.prob)
+    if args.save_fit is not None:
+        raise ValueError("--save-fit needs --model structural (a stacked fit is not saved)")
+    check_outputs(out=args.out, plot=args.plot, save_fit=None)
     y = _common.load_series(args)
     full = as_series_data(y, freq=args.freq)
     y = pd.Series(full.y, index=full.index, name=full.name)
     if args.fit_last is not None and args.fit_last < 10:
         raise ValueError(f"--fit-last must be >= 10; got {args.fit_last}")
-    if args.save_fit is not None:
-        raise ValueError("--save-fit needs --model structural (a stacked fit is not saved)")
+    # before the fit, not after it: the forecast's size (a one-state lower bound of every
+    # candidate's) and its timestamps
+    check_forecast_size(StructuralTS(), full, 1000, horizon)
     if args.method == "nuts":
         kw = {"num_chains": args.chains, "num_warmup": args.warmup, "num_samples": args.samples}
     else:

@@ -13,7 +13,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import series
+from robust_helpers import series
 
 import bayes_ssm as bs
 from bayes_ssm.evaluation.baselines import StatsmodelsETS, baseline_from_name

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NUM_STEPS, relabel
+from robust_helpers import NUM_STEPS, relabel
 
 import bayes_ssm as bs
 from bayes_ssm.inference import _fit_file as io

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import relabel
+from robust_helpers import relabel
 
 from bayes_ssm.inference import fit as fit_module
 

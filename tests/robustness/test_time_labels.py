@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import relabel
+from robust_helpers import relabel
 
 from bayes_ssm.data.time_labels import MAX_INTEGER_STEPS, parse_dates
 from bayes_ssm.data.validation import as_series_data, future_index

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import NUM_STEPS, relabel
+from robust_helpers import NUM_STEPS, relabel
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,7 @@
-"""Shared small fits for the robustness tests: one local-level SVI fit (few steps) whose data are
-relabelled with every index kind, so one compiled program serves every case."""
+"""Helpers of the robustness tests (tests/robustness/): a small series and `relabel`, which puts one
+fit's data on another index kind, so one compiled program serves every case. The shared fit is
+the `level_fit` fixture in tests/conftest.py (a second conftest.py under tests/robustness would
+shadow tests/conftest.py as the module `conftest`)."""
 
 from __future__ import annotations
 
@@ -7,11 +9,8 @@ import dataclasses
 
 import numpy as np
 import pandas as pd
-import pytest
 
-import bayes_ssm as bs
 from bayes_ssm.data.validation import as_series_data
-from bayes_ssm.models import StructuralTS
 
 NUM_STEPS = 48
 
@@ -22,12 +21,6 @@ def series(index=None, seed=0) -> pd.Series:
     if index is None:
         index = pd.date_range("2020-01-04", periods=NUM_STEPS, freq="W-SAT")
     return pd.Series(values, index=index, name="cases")
-
-
-@pytest.fixture(scope="session")
-def level_fit():
-    """A local-level fit on weekly data (SVI, 300 steps, 100 draws)."""
-    return bs.fit_svi(StructuralTS(), series(), key=0, steps=300, num_samples=100, progress=False)
 
 
 def relabel(fit, index, freq=None):
