@@ -36,9 +36,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from bayes_ssm.data.validation import as_series_data, future_index
-from bayes_ssm.inference.forecast import level_label, validate_horizon, validate_prob
-from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles, stacking_weights
+from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference.forecast import validate_horizon
+from bayes_ssm.inference.stacked_fit import StackedFit, resolve_transform
+from bayes_ssm.inference.stacking import stacking_weights
 
 __all__ = [
     "forecast",
@@ -115,55 +116,6 @@ def default_candidates(seasons) -> dict:
     }
 
 
-@dataclasses.dataclass(frozen=True)
-class Transform:
-    """A monotone transform: ``"none"``, ``"log"`` or Box-Cox with ``lam``."""
-
-    name: str
-    lam: float | None = None
-
-    def forward(self, y):
-        y = np.asarray(y, dtype=float)
-        if self.name == "none":
-            return y
-        if self.name == "log":
-            return np.log(y)
-        return np.log(y) if self.lam == 0 else (y**self.lam - 1) / self.lam
-
-    def inverse(self, z):
-        z = np.asarray(z, dtype=float)
-        if self.name == "none":
-            return z
-        if self.name == "log" or self.lam == 0:
-            return np.exp(z)
-        return np.maximum(self.lam * z + 1, 0.0) ** (1 / self.lam)
-
-    def __str__(self):
-        return f"boxcox({self.lam:g})" if self.name == "boxcox" else self.name
-
-
-def resolve_transform(transform, y) -> Transform:
-    """``"auto"`` -> log for positive data, else none; checks that the data allow it."""
-    y = np.asarray(y, dtype=float)
-    positive = bool(np.all(y[np.isfinite(y)] > 0))
-    if isinstance(transform, str):
-        if transform == "auto":
-            return Transform("log" if positive else "none")
-        if transform == "none":
-            return Transform("none")
-        if transform == "log":
-            if not positive:
-                raise ValueError("transform='log' needs positive values; use transform='none'")
-            return Transform("log")
-    elif isinstance(transform, int | float) and not isinstance(transform, bool):
-        if not positive:
-            raise ValueError("a Box-Cox transform needs positive values; use transform='none'")
-        return Transform("boxcox", float(transform))
-    raise ValueError(
-        f"transform must be 'auto', 'log', 'none' or a Box-Cox lambda; got {transform!r}"
-    )
-
-
 def _loo(fit):
     """Pointwise PSIS-LOO of the one-step predictive densities (the ``log_lik`` site only,
     not the full ArviZ tree of ``fit.to_arviz``, which also simulates ``y_rep``)."""
@@ -186,114 +138,6 @@ def _loo(fit):
         warnings.simplefilter("ignore")
         res = arviz_stats.loo(tree, pointwise=True)
     return np.asarray(res.elpd_i, float), np.asarray(res.pareto_k, float), float(res.good_k)
-
-
-@dataclasses.dataclass(frozen=True, eq=False)
-class StackedFit:
-    """Candidates fitted to one series and their stacking weights (build with :func:`auto_fit`).
-
-    Attributes
-    ----------
-    fits : mapping of str to Fit
-        Each candidate's fit, on the transformed scale.
-    weights : pandas.Series
-        Stacking weight per candidate (sums to 1).
-    transform : Transform
-    data : SeriesData
-        The fitted window on the data scale.
-    table : pandas.DataFrame
-        Per candidate: weight, elpd_loo, bad_pareto_k (count), problems (``bs.check``).
-    weights_from : str
-        ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
-    """
-
-    fits: Mapping
-    weights: pd.Series
-    transform: Transform
-    data: object
-    table: pd.DataFrame
-    weights_from: str
-    seconds: float
-
-    @property
-    def seasonal_period(self) -> float | None:
-        """The longest seasonal period of the candidates (None: no season)."""
-        periods = [s.period for f in self.fits.values() for s in getattr(f.model, "seasonal", ())]
-        return max(periods, default=None)
-
-    def summary(self) -> pd.DataFrame:
-        """The per-candidate table (weights, LOO, diagnostics)."""
-        return self.table.copy()
-
-    def _candidate_draws(self, horizon, num_samples, key):
-        import jax
-
-        from bayes_ssm.inference import engine as _engine
-
-        base = _engine.as_key(key)
-        out = {}
-        for i, (name, fit) in enumerate(self.fits.items()):
-            if self.weights[name] <= 0:
-                continue
-            n = min(num_samples, fit.num_samples) if num_samples else None
-            k = jax.random.fold_in(base, i)
-            out[name] = np.asarray(fit.forecast_samples(horizon, num_samples=n, key=k), float)
-        return out
-
-    def forecast_samples(self, horizon: int, *, num_samples: int = 1000, key=0) -> np.ndarray:
-        """``num_samples`` draws of the stacked predictive on the data scale.
-
-        Candidate ``k`` contributes ``round(w_k * num_samples)`` of its own draws (largest
-        remainder; candidate ``i`` draws with ``fold_in(key, i)``).
-
-        Returns
-        -------
-        numpy.ndarray, shape ``(num_samples, horizon)``
-        """
-        horizon = validate_horizon(horizon)
-        draws = self._candidate_draws(horizon, num_samples, key)
-        counts = mixture_counts(self.weights[list(draws)].to_numpy(), num_samples)
-        parts = []
-        for d, c in zip(draws.values(), counts, strict=True):
-            take = np.resize(np.arange(d.shape[0]), c)  # cycles when c exceeds the draws
-            parts.append(d[take])
-        return self.transform.inverse(np.concatenate(parts, axis=0))
-
-    def forecast(self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0):
-        """The stacked forecast: mean, median and intervals of the weighted mixture.
-
-        Quantiles are those of the mixture ``sum_k w_k F_k`` of the candidates' empirical
-        predictive laws (every draw of every candidate, weighted), back-transformed; the mean
-        is the weighted mean of the back-transformed draws.
-
-        Returns
-        -------
-        pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
-            As :meth:`bayes_ssm.Fit.forecast`; ``attrs["weights"]`` holds the weights.
-        """
-        horizon = validate_horizon(horizon)
-        levels = validate_prob(prob)
-        draws = self._candidate_draws(horizon, num_samples, key)
-        w = self.weights[list(draws)].to_numpy()
-        w = w / w.sum()
-        qs = [0.5]
-        for p in levels:
-            qs += [(1 - p) / 2, (1 + p) / 2]
-        quant = self.transform.inverse(mixture_quantiles(list(draws.values()), w, qs))
-        mean = sum(
-            wk * self.transform.inverse(d).mean(axis=0)
-            for wk, d in zip(w, draws.values(), strict=True)
-        )
-        cols = {"mean": mean, "median": quant[0]}
-        for i, p in enumerate(levels):
-            cols[f"lower_{level_label(p)}"] = quant[1 + 2 * i]
-            cols[f"upper_{level_label(p)}"] = quant[2 + 2 * i]
-        index = future_index(self.data, horizon)
-        index.name = self.data.index.name
-        frame = pd.DataFrame(cols, index=index)
-        frame.attrs["weights"] = self.weights.to_dict()
-        frame.attrs["transform"] = str(self.transform)
-        return frame
 
 
 def auto_fit(
