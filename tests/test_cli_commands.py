@@ -69,7 +69,14 @@ def test_a_two_column_file_loads_as_date_and_value(tmp_path):
     pd.DataFrame({"week": ["2024-01-06", "2024-01-13"], "visits": [1.5, 2.0]}).to_csv(
         path, index=False
     )
-    args = argparse.Namespace(dataset=None, csv=path, date_col=None, value_col=None)
+    args = argparse.Namespace(
+        dataset=None,
+        csv=path,
+        date_col=None,
+        value_col=None,
+        date_format=None,
+        dayfirst=False,
+    )
     y = _common.load_series(args)
     assert y.name == "visits" and y.index.name == "week" and y.tolist() == [1.5, 2.0]
 
@@ -133,7 +140,7 @@ def test_anomalies_of_a_saved_fit_find_the_planted_point(saved_fit, tmp_path, ca
     [
         (["forecast", "--csv", "nope.csv", "--horizon", "3"], "nope.csv does not exist"),
         (["forecast", "--csv", "{three}", "--horizon", "3"], "--date-col and --value-col"),
-        (["forecast", "--csv", "{text}", "--horizon", "3"], "is not numeric: 'n/a?'"),
+        (["forecast", "--csv", "{text}", "--horizon", "3"], "holds non-numbers, e.g. ['n/a?']"),
         (["forecast", "--csv", "{two}", "--horizon", "0"], "horizon"),
         (["forecast-many", "--csv", "nope.csv", "--horizon", "3"], "nope.csv does not exist"),
         (["anomalies", "--csv", "{three}"], "--date-col and --value-col"),

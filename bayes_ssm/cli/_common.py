@@ -38,7 +38,12 @@ def add_model_args(mod, *, auto: bool = False) -> None:
             "structural: one StructuralTS from the options below",
         )
     else:
-        mod.add_argument("--model", choices=["structural"], default="structural")
+        mod.add_argument(
+            "--model",
+            choices=["structural"],
+            default="structural",
+            help="structural: one StructuralTS per series from the options below",
+        )
     mod.add_argument(
         "--trend",
         choices=["local_linear", "damped", "none"],

@@ -40,7 +40,12 @@ def add_parser(sub):
     mod.add_argument(
         "--transform", choices=["auto", "log", "none"], default="auto", help="as in forecast"
     )
-    mod.add_argument("--method", choices=["svi", "nuts"], default="svi")
+    mod.add_argument(
+        "--method",
+        choices=["svi", "nuts"],
+        default="svi",
+        help="svi: variational fits (default, fast); nuts: sample each fold's posterior",
+    )
     mod.add_argument(
         "--baselines",
         nargs="*",
@@ -48,7 +53,7 @@ def add_parser(sub):
         choices=_BASELINES,
         help="baselines on the same folds (default seasonal_naive)",
     )
-    mod.add_argument("--seed", type=int, default=0)
+    mod.add_argument("--seed", type=int, default=0, help="random seed: same seed, same result")
     out = bt.add_argument_group("output")
     out.add_argument("--out", type=Path, help="tidy scores CSV to write")
     out.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -277,8 +277,8 @@ def _time_unit(index: pd.DatetimeIndex, freq) -> pd.Timedelta:
                 f"continuous time needs freq of a fixed length (e.g. '7D', 'W', 'h'); got "
                 f"{offset.freqstr}"
             ) from None
-    gaps = pd.Series(np.diff(index.asi8))
-    return pd.Timedelta(int(gaps.mode().iloc[0]), unit="ns")
+    gaps = pd.Series(index[1:] - index[:-1])  # Timedeltas: independent of the index's unit
+    return pd.Timedelta(gaps.mode().iloc[0])
 
 
 def _continuous_series_data(y, covariates, freq, min_length) -> SeriesData:
@@ -299,7 +299,7 @@ def _continuous_series_data(y, covariates, freq, min_length) -> SeriesData:
     unit = None
     if isinstance(index, pd.DatetimeIndex):
         unit = _time_unit(index, freq)
-        times = (index.asi8 - index.asi8[0]) / float(unit.value)
+        times = np.asarray((index - index[0]) / unit, dtype=np.float64)
     elif pd.api.types.is_numeric_dtype(index.dtype):
         raw = index.to_numpy(dtype=np.float64)
         if not np.all(np.isfinite(raw)):
@@ -335,7 +335,7 @@ def to_model_time(data: SeriesData, stamps) -> np.ndarray:
         stamps = pd.DatetimeIndex(stamps)
         if stamps.tz != data.index.tz:
             raise ValueError(f"forecast times have time zone {stamps.tz}; the fit {data.index.tz}")
-        out = (stamps.asi8 - data.index.asi8[0]) / float(data.time_unit.value)
+        out = np.asarray((stamps - data.index[0]) / data.time_unit, dtype=np.float64)
     else:
         out = np.asarray(stamps, dtype=np.float64).ravel() - float(data.index[0])
     if (

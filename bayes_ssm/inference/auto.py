@@ -32,6 +32,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -40,6 +41,10 @@ from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.inference.forecast import validate_horizon
 from bayes_ssm.inference.stacked_fit import StackedFit, resolve_transform
 from bayes_ssm.inference.stacking import stacking_weights
+
+if TYPE_CHECKING:
+    from bayes_ssm.data.types import KeyLike, Prob, SeriesLike
+    from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = [
     "forecast",
@@ -141,14 +146,14 @@ def _loo(fit):
 
 
 def auto_fit(
-    y,
+    y: SeriesLike,
     *,
-    key,
-    transform="auto",
-    candidates=None,
+    key: KeyLike,
+    transform: str | float = "auto",
+    candidates: Mapping[str, TimeSeriesModel] | None = None,
     method: str = "svi",
     fit_last: int | None = None,
-    freq=None,
+    freq: str | None = None,
     fit_kwargs: dict | None = None,
     progress: bool = False,
 ) -> StackedFit:
@@ -252,7 +257,15 @@ def auto_fit(
     )
 
 
-def forecast(y, horizon: int, *, key, prob=(0.8, 0.95), num_samples=None, **options):
+def forecast(
+    y: SeriesLike,
+    horizon: int,
+    *,
+    key: KeyLike,
+    prob: Prob = (0.8, 0.95),
+    num_samples: int | None = None,
+    **options: Any,
+) -> pd.DataFrame:
     """The default forecast: :func:`auto_fit` then :meth:`StackedFit.forecast`.
 
     Parameters
@@ -296,7 +309,7 @@ class AutoTS:
     name: str = "default (stacked)"
     wants_index: bool = True
 
-    def fit(self, y, *, key, freq=None) -> StackedFit:
+    def fit(self, y: SeriesLike, *, key: KeyLike, freq: str | None = None) -> StackedFit:
         return auto_fit(
             y,
             key=key,
@@ -307,7 +320,9 @@ class AutoTS:
             fit_kwargs=self.fit_kwargs,
         )
 
-    def draws_and_problems(self, train: pd.Series, horizon: int, *, num_samples, key):
+    def draws_and_problems(
+        self, train: pd.Series, horizon: int, *, num_samples: int | None, key: KeyLike
+    ) -> tuple[np.ndarray, list[str]]:
         """Forecast draws of the stacked fit and the ``bs.check`` problems of the candidates
         that carry weight (for the backtest's ``converged`` column)."""
         stacked = self.fit(train, key=int(key))

@@ -245,7 +245,7 @@ class Fit(ReadOuts):
         covariates: CovariatesLike | None = None,
         num_samples: int | None = None,
         key: KeyLike = 0,
-        times=None,
+        times: Any = None,
     ) -> np.ndarray:
         """Draws of the posterior predictive of the next ``horizon`` observations.
 
@@ -303,7 +303,7 @@ class Fit(ReadOuts):
         covariates: CovariatesLike | None = None,
         num_samples: int | None = None,
         key: KeyLike = 0,
-        times=None,
+        times: Any = None,
     ) -> pd.DataFrame:
         """Forecast as a DataFrame of the posterior predictive on the future timestamps.
 

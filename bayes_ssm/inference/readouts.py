@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+    from bayes_ssm.data.types import KeyLike, Prob
+
 __all__ = ["ReadOuts"]
 
 
@@ -60,7 +62,14 @@ class ReadOuts:
 
         return attention_map(self, **options)
 
-    def impute(self, *, prob=(0.8, 0.95), num_samples=None, key=0, times=None):
+    def impute(
+        self,
+        *,
+        prob: Prob = (0.8, 0.95),
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+        times: Any = None,
+    ) -> pd.DataFrame:
         """Fill the gaps: the predictive of ``y`` at every fitted timestamp given all the data.
 
         Non-causal (the value at a gap depends on what came after it too): the exact smoothing

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,9 @@ import pandas as pd
 from bayes_ssm.data.validation import future_index
 from bayes_ssm.inference.forecast import level_label, validate_horizon, validate_prob
 from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles
+
+if TYPE_CHECKING:
+    from bayes_ssm.data.types import KeyLike, Prob
 
 __all__ = ["StackedFit", "Transform", "resolve_transform"]
 
@@ -117,7 +121,9 @@ class StackedFit:
             out[name] = np.asarray(fit.forecast_samples(horizon, num_samples=n, key=k), float)
         return out
 
-    def forecast_samples(self, horizon: int, *, num_samples: int = 1000, key=0) -> np.ndarray:
+    def forecast_samples(
+        self, horizon: int, *, num_samples: int = 1000, key: KeyLike = 0
+    ) -> np.ndarray:
         """``num_samples`` draws of the stacked predictive on the data scale.
 
         Candidate ``k`` contributes ``round(w_k * num_samples)`` of its own draws (largest
@@ -136,7 +142,14 @@ class StackedFit:
             parts.append(d[take])
         return self.transform.inverse(np.concatenate(parts, axis=0))
 
-    def forecast(self, horizon: int, *, prob=(0.8, 0.95), num_samples=None, key=0):
+    def forecast(
+        self,
+        horizon: int,
+        *,
+        prob: Prob = (0.8, 0.95),
+        num_samples: int | None = None,
+        key: KeyLike = 0,
+    ) -> pd.DataFrame:
         """The stacked forecast: mean, median and intervals of the weighted mixture.
 
         Quantiles are those of the mixture ``sum_k w_k F_k`` of the candidates' empirical

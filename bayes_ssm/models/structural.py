@@ -221,7 +221,12 @@ class StructuralTS(TimeSeriesModel):
         if self.obs_times is not None or self.time == "continuous":
             check_continuous(self)
 
-    def with_times(self, obs_times, time_unit=None, forecast_times=None) -> StructuralTS:
+    def with_times(
+        self,
+        obs_times: Any,
+        time_unit: float | None = None,
+        forecast_times: Any = None,
+    ) -> StructuralTS:
         """This model in continuous time at the given observation (and forecast) times.
 
         Parameters
