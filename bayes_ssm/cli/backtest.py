@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from bayes_ssm.cli import _common
+from bayes_ssm.cli._io import add_date_args
 
 NAME = "backtest"
 
@@ -32,6 +33,7 @@ def add_parser(sub):
     src.add_argument("--date-col", help="date column of --csv")
     src.add_argument("--value-col", help="value column of --csv (or of a multi-column dataset)")
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
+    add_date_args(src)
     plan = bt.add_argument_group("folds")
     plan.add_argument("--horizon", type=int, required=True, help="steps forecast per origin")
     plan.add_argument("--folds", type=int, default=10, help="number of origins (default 10)")
@@ -87,6 +89,11 @@ def _backtest(args) -> int:
     period = _common.season(args, full.freq)
     season = max(1, int(round(period))) if period else 1
     runners = {"default": AutoTS(transform=args.transform, method=args.method)}
+    # two seasons of training before the first origin when the series has them; the default
+    # forecaster keeps a season only when its window holds three cycles, so shorter is fine
+    step = args.step or args.horizon
+    first_origin = len(y) - (args.folds - 1) * step - args.horizon
+    min_train = max(min(2 * season, first_origin), 30)
     start = time.perf_counter()
     scores = backtest(
         runners,
@@ -96,7 +103,7 @@ def _backtest(args) -> int:
         step=args.step,
         baselines=args.baselines,
         season=season,
-        min_train=max(2 * season, 30),
+        min_train=min_train,
         key=args.seed,
         progress=not args.quiet,
     )

@@ -453,7 +453,9 @@ def _abstract_latent_shapes(model, y, scales, covariates) -> dict[str, tuple[int
         shapes.update(_engine.latent_shapes(model, y_abstract, scales, covariates))
         return jnp.zeros(())
 
-    jax.eval_shape(trace, jax.ShapeDtypeStruct(np.shape(y), np.float32))
+    # the default float of this process (float64 under jax_enable_x64), as a real fit sees it
+    dtype = jax.dtypes.canonicalize_dtype(np.float64)
+    jax.eval_shape(trace, jax.ShapeDtypeStruct(np.shape(y), dtype))
     return shapes
 
 
