@@ -27,6 +27,7 @@ __all__ = [
 ]
 
 
+@jax.jit
 def state_path(transition, alpha1, eta):
     """``alpha_1`` and ``alpha_{t+1} = T alpha_t + eta_t``: shape ``(time, state)``."""
 

@@ -106,7 +106,6 @@ def resolve_parameterization(model, num_steps: int) -> str:
     return "mixed"
 
 
-@jax.jit
 def init_to_median_path(site=None, num_samples: int = 15):
     """NumPyro init strategy: :func:`numpyro.infer.init_to_median`, except that the state-path
     sites start where their distribution's ``init_value`` says (a rough path from the counts,
