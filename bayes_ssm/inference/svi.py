@@ -207,6 +207,19 @@ class StopRule:
         self.windows.append((mean, var))
         return False
 
+    def info(self, losses, *, max_steps: int, check_every: int) -> dict:
+        """What ``fit.info`` records of the stop: steps, convergence, stall, last window's loss."""
+        return {
+            "steps": self.done,
+            "max_steps": max_steps,
+            "converged": bool(self.converged),
+            "rel_elbo_change": float(self.rel),
+            "directedness": float(self.directedness),
+            "stalled": bool(self.stalled),
+            "tol": float(self.tol),
+            "final_loss": float(np.asarray(losses)[-check_every:].mean()),
+        }
+
 
 def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
     y, cov = jnp_data(data)
