@@ -56,6 +56,19 @@ __all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
 BATCH_MODES = ("auto", "vmap", "loop")
 
 
+def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key):
+    """Both drivers' start: the options checked, ``batch="auto"`` resolved (the loop on a CPU),
+    the series read (long format or a mapping) and one key per series."""
+    if batch not in BATCH_MODES:
+        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
+    _check_choice("pooling", pooling, POOLING_MODES)
+    _check_choice("backend", backend, BACKENDS)
+    if batch == "auto":
+        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
+    series = _as_series_map(data, id_col, time_col, value_col)
+    return batch, series, jax.random.split(_engine.as_key(key), len(series))
+
+
 def fit_svi_many(
     model: TimeSeriesModel,
     data: LongData,
@@ -148,14 +161,7 @@ def fit_svi_many(
         num_samples=num_samples,
     )
     svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate)
-    if batch not in BATCH_MODES:
-        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
-    _check_choice("pooling", pooling, POOLING_MODES)
-    _check_choice("backend", backend, BACKENDS)
-    if batch == "auto":
-        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
-    series = _as_series_map(data, id_col, time_col, value_col)
-    keys = jax.random.split(_engine.as_key(key), len(series))
+    batch, series, keys = _plan(batch, pooling, backend, data, id_col, time_col, value_col, key)
     start = time.perf_counter()
     if pooling == "partial":
         if backend != "local":
@@ -271,14 +277,7 @@ def fit_nuts_many(
         ``summary()`` has per-series divergences, largest r-hat and smallest ESS. A series
         whose fit fails numerically is reported in ``failures``; the others are kept.
     """
-    if batch not in BATCH_MODES:
-        raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
-    _check_choice("pooling", pooling, POOLING_MODES)
-    _check_choice("backend", backend, BACKENDS)
-    if batch == "auto":
-        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
-    series = _as_series_map(data, id_col, time_col, value_col)
-    keys = jax.random.split(_engine.as_key(key), len(series))
+    batch, series, keys = _plan(batch, pooling, backend, data, id_col, time_col, value_col, key)
     start = time.perf_counter()
     if pooling == "partial":
         if backend != "local":
