@@ -78,3 +78,23 @@ def test_unknown_name_and_missing_file(tmp_path, monkeypatch):
     monkeypatch.setenv("BAYES_SSM_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="bundled files only"):
         datasets.load("etth1")
+
+
+def test_the_package_data_globs_ship_every_bundled_file():
+    """An installed wheel finds the data: pyproject's package-data globs match every file
+    ``load`` reads, inside the package (``bayes_ssm/data/bundled``, a link to ``datasets/``)."""
+    import tomllib
+    from pathlib import Path
+
+    import bayes_ssm
+
+    root = Path(__file__).resolve().parents[1]
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["bayes_ssm"]
+    package = Path(bayes_ssm.__file__).resolve().parent
+    shipped = {p.resolve() for g in globs for p in package.glob(g)}
+    for name in datasets.available():
+        path = (datasets.data_dir() / datasets._FILES[name]).resolve()
+        assert path in shipped, f"{name}: {path} is not covered by package-data {globs}"
+    assert datasets.data_dir().resolve() == (root / "datasets").resolve()

@@ -30,7 +30,9 @@ def data_dir() -> Path:
     env = os.environ.get("BAYES_SSM_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parents[2] / "datasets"
+    # An installed wheel carries the files in ``bayes_ssm/data/bundled``; in a source checkout
+    # that folder is a link to the repository's top-level ``datasets/``.
+    return Path(__file__).resolve().parent / "bundled"
 
 
 def available() -> list[str]:
