@@ -19,6 +19,7 @@ import numpyro
 import numpyro.distributions as dist
 from jax import lax
 
+from bayes_ssm.models._shared import psd_sqrt
 from bayes_ssm.models.continuous import continuous_system
 from bayes_ssm.models.likelihoods import observation_distribution
 
@@ -112,12 +113,6 @@ def gaps_of(times, dtype):
     return jnp.concatenate([jnp.diff(times), jnp.ones((1,), dtype)])
 
 
-def _psd_sqrt(cov):
-    cov = 0.5 * (cov + cov.T)
-    w, v = jnp.linalg.eigh(cov)
-    return v * jnp.sqrt(jnp.clip(w, 0.0))
-
-
 def run_filtered(model, y, params, variances, system, obs_var, offset, future_offset, horizon,
                  components, emit_readouts):  # fmt: skip
     """Likelihood, read-outs, forecasts and (optionally) components in continuous time.
@@ -145,7 +140,7 @@ def run_filtered(model, y, params, variances, system, obs_var, offset, future_of
         zs = numpyro.sample(
             "forecast_state_z", dist.Normal(jnp.zeros((horizon + 1, n), dtype), 1.0).to_event(2)
         )
-        last = res.filt_means[-1] + _psd_sqrt(res.filt_covs[-1]) @ zs[0]
+        last = res.filt_means[-1] + psd_sqrt(res.filt_covs[-1]) @ zs[0]
         signal = _propagate(f_trans, f_roots, system.observation, last, zs[1:])
         signal = signal + future_offset
         numpyro.sample("y_forecast", observation_distribution(model.likelihood, signal, params))
@@ -188,7 +183,7 @@ def _simulation_smoother(transitions, noise_covs, roots, system, obs_var, offset
     dtype = y.dtype
     num_steps, n = y.shape[0], system.init_mean.shape[0]
     k0, k1, k2 = jax.random.split(key, 3)
-    first = system.init_mean + _psd_sqrt(system.init_cov) @ jax.random.normal(k0, (n,), dtype)
+    first = system.init_mean + psd_sqrt(system.init_cov) @ jax.random.normal(k0, (n,), dtype)
     z = jax.random.normal(k1, (num_steps - 1, n), dtype)
 
     def step(state, inputs):

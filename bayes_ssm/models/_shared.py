@@ -6,6 +6,8 @@ another model's private helpers).
 - :func:`freeze_prior`, :func:`prior_json`: prior overrides stored hashable on a frozen model
   and written to its spec (``StructuralTS``, ``StochasticVolatility``).
 - :func:`jsonable`: a model's parameters as JSON for :meth:`TimeSeriesModel.spec`.
+- :func:`psd_sqrt`: a square root of a (possibly singular) state covariance, for simulating
+  state paths (the continuous-time and the extras programs).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ["ffill", "freeze_prior", "prior_json", "jsonable"]
+__all__ = ["ffill", "freeze_prior", "prior_json", "jsonable", "psd_sqrt"]
 
 
 def ffill(y):
@@ -23,6 +25,15 @@ def ffill(y):
     idx = jnp.where(obs, jnp.arange(y.shape[0]), -1)
     last = jax.lax.cummax(idx, axis=0)
     return jnp.where(last >= 0, y[jnp.maximum(last, 0)], 0.0)
+
+
+def psd_sqrt(cov):
+    """``L`` with ``L @ L.T == cov`` for a symmetric PSD ``cov (n, n)`` (eigen-decomposition,
+    so a singular covariance, e.g. a fixed seasonal state, is fine; tiny negative eigenvalues
+    from round-off are clipped to 0)."""
+    cov = 0.5 * (cov + cov.T)
+    w, v = jnp.linalg.eigh(cov)
+    return v * jnp.sqrt(jnp.clip(w, 0.0))
 
 
 def freeze_prior(name, value):

@@ -24,6 +24,7 @@ from jax import lax
 
 from bayes_ssm.kernels.kalman_diffuse import diffuse_kalman_filter
 from bayes_ssm.models import _kalman_adapter as kalman
+from bayes_ssm.models._shared import psd_sqrt
 from bayes_ssm.models._state_path_densities import state_path
 from bayes_ssm.models.likelihoods import (
     observation_distribution,
@@ -94,12 +95,6 @@ def _propagate_rows(transition, rows, noise_sd, start, z):
     return signal
 
 
-def _psd_sqrt(cov):
-    cov = 0.5 * (cov + cov.T)
-    w, v = jnp.linalg.eigh(cov)
-    return v * jnp.sqrt(jnp.clip(w, 0.0))
-
-
 def _signal_rows(states, observation):
     """``(time,)`` signal of ``states (time, state)`` under a constant or per-step loading."""
     if observation.ndim == 1:
@@ -115,7 +110,7 @@ def _simulation_smoother(ss, y, system, method):
     num_steps, n = y.shape[0], ss.init_mean.shape[0]
     k0, k1, k2 = jax.random.split(key, 3)
     noise_sd = jnp.sqrt(system.noise_var)
-    alpha1 = ss.init_mean + _psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
+    alpha1 = ss.init_mean + psd_sqrt(ss.init_cov) @ jax.random.normal(k0, (n,), y.dtype)
     z = jax.random.normal(k1, (num_steps - 1, n), y.dtype)
     alpha_plus = state_path(ss.transition, alpha1, noise_sd * z)
     obs_sd = jnp.sqrt(jnp.broadcast_to(ss.obs_var, (num_steps,)))
@@ -182,7 +177,7 @@ def run_filtered_extras(
         z = numpyro.sample(
             "forecast_state_z", dist.Normal(jnp.zeros((horizon + 1, n), y.dtype), 1.0).to_event(2)
         )
-        last = final_mean + _psd_sqrt(final_cov) @ z[0]
+        last = final_mean + psd_sqrt(final_cov) @ z[0]
         rows = _future_rows(system, future_covariates, horizon, y.dtype)
         signal = _propagate_rows(system.transition, rows, jnp.sqrt(system.noise_var), last, z[1:])
         signal = signal + future_offset
@@ -209,7 +204,7 @@ def prior_signal(model, system, num_steps: int, dtype):
     z = numpyro.sample(
         "prior_state_z", dist.Normal(jnp.zeros((num_steps, n), dtype), 1.0).to_event(2)
     )
-    first = system.init_mean + _psd_sqrt(system.init_cov) @ z[0]
+    first = system.init_mean + psd_sqrt(system.init_cov) @ z[0]
     rows = jnp.broadcast_to(system.observation, (num_steps, n))
     signal = _propagate_rows(system.transition, rows[1:], jnp.sqrt(system.noise_var), first, z[1:])
     return jnp.concatenate([(rows[0] @ first)[None], signal])
