@@ -23,10 +23,15 @@ DEFAULT_SSD_CHUNK = 64
 # (1.46; 32: 1.55, 128: 1.49, 256: 1.49); H100 sweeps agreed (float32 128, bfloat16 64).
 # Forward alone is fastest at 32 in both dtypes. Larger states (N128) were not swept, so the
 # table has no shape rows yet; other dtypes use the default.
-_GPU_CHUNK = {"float32": 128, "bfloat16": 64}
+_GPU_CHUNK = {("float32", "small"): 128, ("bfloat16", "small"): 64,
+              ("float32", "large"): 128, ("bfloat16", "large"): 64}  # fmt: skip
+# States up to this size n count as "small" (the b2 shape, n = 64); larger (n = 128) as "large".
+_SMALL_STATE = 64
 
 
-def choose_ssd_chunk(num_steps: int, dtype, backend: str | None = None) -> int:
+def choose_ssd_chunk(
+    num_steps: int, dtype, backend: str | None = None, *, state_size: int | None = None
+) -> int:
     """The chunk length that ``chunk_size="auto"`` uses.
 
     Parameters
@@ -37,6 +42,9 @@ def choose_ssd_chunk(num_steps: int, dtype, backend: str | None = None) -> int:
         The computation's dtype (of ``x``, ``B``, ``C``).
     backend : str, optional
         ``"cpu"``, ``"gpu"``, ``"tpu"``; defaults to :func:`jax.default_backend`.
+    state_size : int, optional
+        The state size ``n`` (of ``B``, ``C``); the GPU table has rows for ``n <= 64`` and
+        larger states. Unknown: the ``n <= 64`` row.
 
     Returns
     -------
@@ -46,5 +54,6 @@ def choose_ssd_chunk(num_steps: int, dtype, backend: str | None = None) -> int:
     backend = backend or jax.default_backend()
     chunk = DEFAULT_SSD_CHUNK
     if backend == "gpu":
-        chunk = _GPU_CHUNK.get(np.dtype(dtype).name, DEFAULT_SSD_CHUNK)
+        size = "small" if state_size is None or state_size <= _SMALL_STATE else "large"
+        chunk = _GPU_CHUNK.get((np.dtype(dtype).name, size), DEFAULT_SSD_CHUNK)
     return int(min(chunk, 1 << max(0, int(num_steps) - 1).bit_length()))

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd_algorithms import chunked_form
 
-__all__ = ["chunked_form_fast"]
+__all__ = ["chunked_form_fast", "diagonal_blocks", "chunk_states", "carry_states", "off_diagonal"]
 
 
 def chunked_form_fast(x, log_a, B, C, h0, chunk_size, scan_method, precision):
@@ -56,34 +56,46 @@ def chunked_form_fast(x, log_a, B, C, h0, chunk_size, scan_method, precision):
     X = chunks(x, -4)  # (..., c, l, g, r, p)
     Bc = chunks(B, -3)  # (..., c, l, g, n)
     Cc = chunks(C, -3)  # (..., c, l, g, n)
-    la = chunks(log_a, -3)  # (..., c, l, g, r)
-    cs = jnp.cumsum(la, axis=-3)  # within-chunk cumulative log decay, (..., c, l, g, r)
-    total = cs[..., -1:, :, :]  # (..., c, 1, g, r)
+    cs = jnp.cumsum(chunks(log_a, -3), axis=-3)  # within-chunk cumulative log decay
+    Y_diag = diagonal_blocks(X, Bc, Cc, cs, precision)
+    states = chunk_states(X, Bc, cs, precision)
+    starts, final = carry_states(states, cs, h0, scan_method)
+    y = off_diagonal(Y_diag, Cc, starts.astype(x.dtype), cs, precision).reshape(*x.shape)
+    return y[..., :num_steps, :, :, :], final
 
-    # 1. Diagonal blocks: (C Bᵀ ∘ L) X, the mask made inside the elementwise fusion.
+
+# The four steps, on chunked inputs: X (..., c, l, g, r, p); Bc, Cc (..., c, l, g, n);
+# cs (..., c, l, g, r) the within-chunk cumulative log decays (float32 at least).
+
+
+def diagonal_blocks(X, Bc, Cc, cs, precision=None):
+    """Step 1, ``(C Bᵀ ∘ L) X`` per chunk, the mask made inside one elementwise fusion."""
+    length = X.shape[-4]
     G = jnp.einsum("...clgn,...csgn->...cgls", Cc, Bc, precision=precision)
     cs_h = jnp.moveaxis(cs, -3, -1)  # (..., c, g, r, l)
     lower = jnp.tril(jnp.ones((length, length), bool))
     seg = jnp.where(lower, cs_h[..., :, None] - cs_h[..., None, :], -jnp.inf)
-    M = (G[..., :, None, :, :] * jnp.exp(seg)).astype(x.dtype)  # (..., c, g, r, l, s)
-    Y_diag = jnp.einsum("...cgrls,...csgrp->...clgrp", M, X, precision=precision)
+    M = (G[..., :, None, :, :] * jnp.exp(seg)).astype(X.dtype)  # (..., c, g, r, l, s)
+    return jnp.einsum("...cgrls,...csgrp->...clgrp", M, X, precision=precision)
 
-    # 2. Each chunk's end state from a zero start.
-    to_end = jnp.exp(total - cs)[..., None]  # (..., c, l, g, r, 1)
-    states = jnp.einsum(
-        "...clgn,...clgrp->...cgrpn", Bc, (X * to_end).astype(x.dtype), precision=precision
-    )
 
-    # 3. Carry the states across chunk boundaries (a recurrence of length c).
-    chunk_decay = jnp.exp(total[..., 0, :, :])  # (..., c, g, r)
-    ends = linear_recurrence(
-        chunk_decay[..., None, None], states, h0, method=scan_method, axis=-5
-    )  # (..., c, g, r, p, n)
+def chunk_states(X, Bc, cs, precision=None):
+    """Step 2, each chunk's end state from a zero start ``(..., c, g, r, p, n)``."""
+    to_end = jnp.exp(cs[..., -1:, :, :] - cs)[..., None]  # (..., c, l, g, r, 1)
+    Xs = (X * to_end).astype(X.dtype)
+    return jnp.einsum("...clgn,...clgrp->...cgrpn", Bc, Xs, precision=precision)
+
+
+def carry_states(states, cs, h0, scan_method="auto"):
+    """Step 3, the state entering each chunk ``(..., c, g, r, p, n)`` and the final state."""
+    chunk_decay = jnp.exp(cs[..., -1, :, :])  # (..., c, g, r)
+    ends = linear_recurrence(chunk_decay[..., None, None], states, h0, method=scan_method, axis=-5)
     start = jnp.zeros_like(ends[..., :1, :, :, :, :]) if h0 is None else h0[..., None, :, :, :, :]
-    starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5).astype(x.dtype)
+    starts = jnp.concatenate([start, ends[..., :-1, :, :, :, :]], axis=-5)
+    return starts, ends[..., -1, :, :, :, :]
 
-    # 4. Carried-in states to outputs, scaled by the decay since the chunk start.
+
+def off_diagonal(Y_diag, Cc, starts, cs, precision=None):
+    """Step 4, ``Y_diag`` plus the carried-in states' outputs ``exp(cs) C · start``."""
     Y_off = jnp.einsum("...clgn,...cgrpn->...clgrp", Cc, starts, precision=precision)
-    y = Y_diag + Y_off * jnp.exp(cs)[..., None].astype(x.dtype)
-    y = y.reshape(*x.shape)
-    return y[..., :num_steps, :, :, :], ends[..., -1, :, :, :, :]
+    return Y_diag + Y_off * jnp.exp(cs)[..., None].astype(Y_diag.dtype)
