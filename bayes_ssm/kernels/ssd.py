@@ -51,9 +51,8 @@ import jax
 import jax.numpy as jnp
 
 from bayes_ssm.kernels import _checks
-from bayes_ssm.kernels.ssd_algorithms import quadratic_form, scan_form, ssd_mask
+from bayes_ssm.kernels.ssd_algorithms import chunked_form, quadratic_form, scan_form, ssd_mask
 from bayes_ssm.kernels.ssd_chunk import DEFAULT_SSD_CHUNK, choose_ssd_chunk
-from bayes_ssm.kernels.ssd_chunked_fast import chunked_form_fast
 
 __all__ = [
     "ssd",
@@ -163,7 +162,7 @@ def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision):
         return scan_form(x, log_a, B, C, h0, scan_method, precision)
     if method == "quadratic":
         return quadratic_form(x, log_a, B, C, h0, precision)
-    return chunked_form_fast(x, log_a, B, C, h0, chunk_size, scan_method, precision)
+    return chunked_form(x, log_a, B, C, h0, chunk_size, scan_method, precision)
 
 
 def _reverse_strict(x, log_a, B, C, method, chunk_size, scan_method, precision):

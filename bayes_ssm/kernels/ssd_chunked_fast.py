@@ -1,4 +1,12 @@
-"""The chunked SSD algorithm with its large intermediates fused (the GPU-fast form).
+"""The chunked SSD algorithm with its large intermediates fused: an experiment, not the default.
+
+Measured on the lent H200 (``benchmarks/ssd_profile.py``, ``benchmarks/README.md``): at
+b8 L4096 H32 P64 N128 this form is no faster than the reference form that
+:func:`bayes_ssm.kernels.ssd` runs (float32 forward 1.93 vs 1.81 ms, forward + backward
+6.40 vs 6.36 ms; bfloat16 2.18 vs 2.13 / 9.40 vs 9.55 ms), so ``ssd`` keeps
+:func:`~bayes_ssm.kernels.ssd_algorithms.chunked_form`. It stays for its step functions, which
+``benchmarks/ssd_profile.py`` times one by one (where the time goes), and as the starting
+point of a fused kernel; ``tests/test_ssd.py`` checks it against the reference form.
 
 Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunked_form`
 (``ssd_minimal.py``), arranged so that XLA writes each ``(chunk, l, l)``-sized tensor at most
