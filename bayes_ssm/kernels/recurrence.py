@@ -65,8 +65,9 @@ def choose_method(num_steps: int, backend: str | None = None, dtype=None) -> str
       nanoseconds, and the associative scan does about twice the memory traffic.
     * GPU with a real float32 / float64 (or bfloat16 / float16, scanned in float32) ``dtype``
       and ``num_steps >= 16384``: ``"pallas"``, the single-pass Triton kernel (1.3-2.3x
-      faster than ``"associative"`` on an H100), provided it compiles and agrees with
-      ``"associative"`` on a small problem here (checked once per process,
+      faster than ``"associative"`` on an H100; bfloat16 1.7-1.8x on an H200 at T = 2^20,
+      where the bfloat16 associative scan also rounds every step), provided it compiles and
+      agrees with ``"associative"`` on a small problem here (checked once per process,
       :mod:`bayes_ssm.kernels.fast_path`; else a warning and ``"associative"``).
     * GPU / TPU otherwise: ``"sequential"`` only for ``num_steps <= 8``; else ``"associative"``,
       whose ``O(log T)`` depth avoids one dependent step per time point (H100, D = 256:
