@@ -36,28 +36,19 @@ def test_auto_on_the_cpu_is_chunk_64():
 
 
 def test_fused_chunked_form_equals_the_reference_form():
-    # The experimental fused form (benchmarks/ssd_profile.py) against the form ssd runs:
-    # a ragged last chunk, an initial state, values, final state and gradients.
+    # The experimental fused form (benchmarks/ssd_profile.py; ssd does not run it) against the
+    # form ssd runs: a ragged last chunk, an initial state, outputs and final state.
     from bayes_ssm.kernels.ssd_algorithms import chunked_form
     from bayes_ssm.kernels.ssd_chunked_fast import chunked_form_fast
 
-    k = jax.random.split(jax.random.key(1), 6)
+    k = jax.random.split(jax.random.key(1), 5)
     x = jax.random.normal(k[0], (2, 37, 1, 3, 4))  # (b, t, g, r, p)
     log_a = -jax.random.uniform(k[1], (2, 37, 1, 3), maxval=0.5)
     B, C = (jax.random.normal(kk, (2, 37, 1, 5)) for kk in k[2:4])
     h0 = jax.random.normal(k[4], (2, 1, 3, 4, 5))
-    w = jax.random.normal(k[5], x.shape)
 
-    def loss(form):
-        def f(x, log_a, B, C, h0):
-            y, final = form(x, log_a, B, C, h0, 8, "sequential", None)
-            return jnp.sum(w * y) + jnp.sum(final**2), (y, final)
+    def run(form):
+        return jax.jit(lambda *a: form(*a, 8, "sequential", None))(x, log_a, B, C, h0)
 
-        return jax.jit(jax.value_and_grad(f, argnums=range(5), has_aux=True))(x, log_a, B, C, h0)
-
-    (_, (y, final)), grads = loss(chunked_form_fast)
-    (_, (y_ref, final_ref)), grads_ref = loss(chunked_form)
-    np.testing.assert_allclose(np.asarray(y), np.asarray(y_ref), rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(final), np.asarray(final_ref), rtol=1e-4, atol=1e-4)
-    for g, g_ref in zip(grads, grads_ref, strict=True):
-        np.testing.assert_allclose(np.asarray(g), np.asarray(g_ref), rtol=1e-3, atol=1e-3)
+    for got, want in zip(run(chunked_form_fast), run(chunked_form), strict=True):
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)

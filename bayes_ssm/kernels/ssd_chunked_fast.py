@@ -6,7 +6,8 @@ b8 L4096 H32 P64 N128 this form is no faster than the reference form that
 6.40 vs 6.36 ms; bfloat16 2.18 vs 2.13 / 9.40 vs 9.55 ms), so ``ssd`` keeps
 :func:`~bayes_ssm.kernels.ssd_algorithms.chunked_form`. It stays for its step functions, which
 ``benchmarks/ssd_profile.py`` times one by one (where the time goes), and as the starting
-point of a fused kernel; ``tests/test_ssd.py`` checks it against the reference form.
+point of a fused kernel; ``tests/test_ssd_chunk.py`` checks its values against the reference
+form.
 
 Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunked_form`
 (``ssd_minimal.py``), arranged so that XLA writes each ``(chunk, l, l)``-sized tensor at most
