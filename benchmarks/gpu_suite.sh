@@ -7,7 +7,8 @@
 #     bash benchmarks/fetch_mamba_triton.sh /work/main/.device/kernels/_vendor
 # then through the device tool: run(command="cd .device/kernels && bash benchmarks/gpu_suite.sh",
 # carry=[".device/kernels"], timeout_s=600). Everything is also written to $OUT/log.
-# `--tests-only` runs only `pytest -m gpu` (every test file that holds a GPU test).
+# `--tests-only` runs only `pytest -m gpu` (every test file that holds a GPU test): give it a
+# whole call (uncapped: the tests compile many kernels; 70-100 s caps were too short in session 5).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/_vendor:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 log=${OUT:-/tmp}/log
@@ -19,7 +20,9 @@ log=${OUT:-/tmp}/log
     if [ "${1:-}" != "--tests-only" ]; then
         cd benchmarks
         python3 selective_fused.py ${SELECTIVE_ARGS:-}
-        python3 scan_pallas.py --sizes 1048576 --grad --chunked-max-T 0 ${SCAN_ARGS:-}
+        python3 scan_pallas.py --sizes 1048576 --grad --chunked-max-T 0 --dtypes float32 bfloat16 ${SCAN_ARGS:-}
+        python3 ssd_profile.py ${PROFILE_ARGS:-}
         python3 ssd_chunk_sweep.py ${SSD_ARGS:-}
+        python3 mosaic_probe.py
     fi
 } 2>&1 | tee "$log"

@@ -7,7 +7,8 @@ arrays plus the backward's five, ``a``, ``h``, the cotangent read and two gradie
 the achieved bandwidth counting ``a`` and ``b`` read plus ``h`` written
 (3 * T * D * itemsize bytes) per second, the speed-up over ``associative`` (its time over
 the method's: above 1 is faster), and the largest
-difference from ``associative`` (a correctness check of the compiled kernel at that size).
+difference from ``associative`` (a correctness check of the compiled kernel at that size; for
+bfloat16, from ``associative`` run in float32 on the same values).
 ``--tiles`` adds rows for other tile shapes (chunk x channels x warps, then ``t`` for the
 three-pass variant).
 
@@ -20,6 +21,8 @@ Usage (the Pallas kernel needs a GPU; on a CPU it would run in the slow interpre
 from __future__ import annotations
 
 import argparse
+import datetime
+import itertools
 import platform
 import statistics
 import time
@@ -29,7 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayes_ssm.kernels import linear_recurrence
-from bayes_ssm.kernels.recurrence_pallas import DEFAULT_TILE, linear_recurrence_pallas
+from bayes_ssm.kernels.recurrence_pallas import (
+    DEFAULT_TILE,
+    DEFAULT_TILE_NARROW,
+    linear_recurrence_pallas,
+)
 
 
 def _time(fn, *args, repeats: int) -> tuple[float, jax.Array]:
@@ -47,7 +54,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[2**k for k in range(14, 21, 2)])
     parser.add_argument("--channels", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--dtype", default="float32")
+    parser.add_argument("--dtypes", nargs="+", default=["float32"], help="e.g. float32 bfloat16")
     parser.add_argument("--chunked-max-T", type=int, default=2**20, help="skip chunked above")
     parser.add_argument(
         "--tiles",
@@ -66,27 +73,28 @@ def main() -> None:
     print(
         f"# linear_recurrence: associative vs Pallas. {jax.default_backend()} "
         f"({device.device_kind}), jax {jax.__version__}, python {platform.python_version()}, "
-        f"dtype {args.dtype}, D = {args.channels}, reverse={args.reverse}, median of "
-        f"{args.repeats}; default tile (L, BD, warps) = {DEFAULT_TILE}"
+        f"D = {args.channels}, reverse={args.reverse}, median of {args.repeats}, "
+        f"{datetime.date.today()}; default tile (L, BD, warps) = {DEFAULT_TILE} (float32), "
+        f"{DEFAULT_TILE_NARROW} (bfloat16)"
         + ("; CPU: Pallas runs in the interpreter, timings meaningless" if interpret else "")
     )
     header = (
-        f"| {'T':>8} | {'method':<26} | {'time (ms)':>9} | {'GB/s':>7} | "
+        f"| {'T':>8} | dtype | {'method':<26} | {'time (ms)':>9} | {'GB/s':>7} | "
         f"{'vs associative':>14} | {'of roof':>7} | {'max abs diff':>12} |"
     )
     print(header)
     print("|" + "|".join("-" * len(c) for c in header.split("|")[1:-1]) + "|")
     rng = np.random.default_rng(0)
-    dtype = jnp.dtype(args.dtype)
     rev = args.reverse
-    for length in args.sizes:
+    for length, dtype in itertools.product(args.sizes, map(jnp.dtype, args.dtypes)):
+        dn = {"bfloat16": "bf16", "float32": "f32", "float64": "f64"}.get(dtype.name, dtype.name)
         a = jnp.asarray(rng.uniform(0.9, 1.0, (length, args.channels)), dtype)
         b = jnp.asarray(rng.normal(size=(length, args.channels)), dtype)
         moved = 3 * length * args.channels * dtype.itemsize
         # The bandwidth roof: an elementwise op over the same arrays (2 read, 1 written).
         roof, _ = _time(jax.jit(lambda a, b: a * 0.5 + b), a, b, repeats=args.repeats)
         print(
-            f"| {length:>8} | {'roof a*0.5+b':<26} | {roof * 1e3:>9.3f} | "
+            f"| {length:>8} | {dn:>5} | {'roof a*0.5+b':<26} | {roof * 1e3:>9.3f} | "
             f"{moved / roof / 1e9:>7.1f} | {'':>14} | {'1.00':>7} | {'':>12} |"
         )
         fns = {
@@ -116,22 +124,35 @@ def main() -> None:
                     lambda a, b, f=fns[name]: jnp.sum(f(a, b)), argnums=(0, 1)
                 )
         base = ref = None
+        lookback_times = {}
+        narrow = dtype.itemsize < 4
+        if args.grad and args.tiles:  # the gradient of the fastest forward tile, last
+            fns["grad pallas lookback best tile"] = None
         for name, fn in fns.items():
+            if fn is None:
+                best = min(lookback_times, key=lookback_times.get)
+                name = f"grad {best}"
+                fn = jax.grad(lambda a, b, f=fns[best]: jnp.sum(f(a, b)), argnums=(0, 1))
             if name == "grad associative":
                 base = ref = None  # the gradient rows compare with each other
             try:
                 seconds, out = _time(jax.jit(fn), a, b, repeats=args.repeats)
             except Exception as err:  # report and go on: one failing variant keeps the table
-                print(f"| {length:>8} | {name:<26} | failed: {type(err).__name__}: {err!s:.60}")
+                err = f"{type(err).__name__}: {err!s:.60}"
+                print(f"| {length:>8} | {dn:>5} | {name:<26} | failed: {err}")
                 continue
             if base is None:
                 base, ref = seconds, out
+                if narrow:  # differences from float32 scans of the same values
+                    ref = jax.jit(fn)(a.astype(jnp.float32), b.astype(jnp.float32))
+            if name.startswith("pallas lookback"):
+                lookback_times[name] = seconds
             diff = max(
                 float(jnp.max(jnp.abs(x - y)))
                 for x, y in zip(jax.tree.leaves(out), jax.tree.leaves(ref), strict=True)
             )
             print(
-                f"| {length:>8} | {name:<26} | {seconds * 1e3:>9.3f} | "
+                f"| {length:>8} | {dn:>5} | {name:<26} | {seconds * 1e3:>9.3f} | "
                 f"{moved / seconds / 1e9:>7.1f} | {base / seconds:>13.2f}x | "
                 f"{roof * (8 / 3 if name.startswith('grad') else 1) / seconds:>7.2f} | "
                 f"{diff:>12.2e} |",

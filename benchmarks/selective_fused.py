@@ -49,6 +49,9 @@ def main() -> None:
     parser.add_argument("--shape", type=int, nargs=4, default=[4, 4096, 1024, 16])
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--tiles", nargs="*", default=[], help="extra fused tiles LxBDxWARPS")
+    parser.add_argument(
+        "--bwd-tiles", nargs="*", default=[], help="backward tiles BDxWARPS (default forward)"
+    )
     parser.add_argument("--skip", nargs="*", default=[], help="methods to leave out (substrings)")
     parser.add_argument("--no-mamba", action="store_true", help="skip mamba_ssm's reference")
     args = parser.parse_args()
@@ -84,6 +87,11 @@ def main() -> None:
     for tile in args.tiles:
         t = tuple(int(v) for v in tile.split("x"))
         fns[f"fused tile {tile}"] = lambda *a, t=t: selective_scan_fused(*a, tile=t)[0]
+    for tile in args.bwd_tiles:
+        t = tuple(int(v) for v in tile.split("x"))
+        fns[f"fused backward tile {tile}"] = lambda *a, t=t: selective_scan_fused(
+            *a, backward_tile=t
+        )[0]
     fns = {k: v for k, v in fns.items() if not any(s in k for s in args.skip)}
     print("| method | forward ms | fwd+bwd ms | MB fwd | MB fwd+bwd | max diff vs first row |")
     print("|---|---|---|---|---|---|")

@@ -72,6 +72,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES)[:2])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-auto", action="store_true", help="skip the chunk_size='auto' row")
+    parser.add_argument("--no-triton", action="store_true", help="skip the Triton rows")
     args = parser.parse_args()
     dev = jax.devices()[0]
     print(
@@ -88,6 +89,8 @@ def main() -> None:
             dtype = jnp.dtype(dtype_name)
             x, dt, A, B, C, w = _inputs(SHAPES[shape_name], dtype)
             try:
+                if args.no_triton:
+                    raise RuntimeError("--no-triton")
                 t_fwd, t_bwd, y_triton = _triton(x, dt, A, B, C, w, args.repeats)
             except Exception as err:
                 print(f"# Triton not run: {type(err).__name__}: {str(err)[:200]}")

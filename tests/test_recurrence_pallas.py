@@ -91,8 +91,53 @@ def test_gradients_match_sequential(method, reverse):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
+def _bf16_inputs(seed, steps, channels):
+    """bfloat16 inputs, and the same values in float64 for the reference."""
+    a, b, h0 = _inputs(seed, steps, channels)
+    a16, b16 = jnp.asarray(a, jnp.bfloat16), jnp.asarray(b, jnp.bfloat16)
+    return a16, b16, h0, np.asarray(a16, np.float64), np.asarray(b16, np.float64)
+
+
+def test_bfloat16_storage_is_scanned_in_float32_values_and_gradients():
+    # bfloat16 in and out, float32 inside: the only error in h is its final rounding to
+    # bfloat16 (relative 2**-8), not one rounding per step as a bfloat16 scan would make.
+    # (One test for values and gradients: the interpreter's compile dominates its time.)
+    a16, b16, h0, a64, b64 = _bf16_inputs(14, 13, 3)
+    weights = jnp.asarray(np.random.default_rng(16).normal(size=a16.shape), jnp.float32)
+
+    def run(fn, a, b):
+        h, vjp = jax.vjp(lambda a, b, h0: fn(a, b, h0), a, b, jnp.asarray(h0))
+        return h, vjp(weights.astype(h.dtype))
+
+    h, got = run(
+        lambda a, b, h0: linear_recurrence_pallas(
+            a, b, h0, chunk_size=4, block_channels=2, interpret=True
+        ),
+        a16,
+        b16,
+    )
+    ref, want = run(
+        lambda a, b, h0: linear_recurrence(a, b, h0, method="sequential"),
+        jnp.asarray(a64, jnp.float32),
+        jnp.asarray(b64, jnp.float32),
+    )
+    assert h.dtype == got[0].dtype == got[1].dtype == jnp.bfloat16
+    assert got[2].dtype == jnp.float32
+    ref = np.asarray(ref, np.float64)
+    err = np.abs(np.asarray(h, np.float64) - ref)
+    assert np.all(err <= 2.0**-8 * np.abs(ref) + 1e-6), err.max()
+    bf16_scan = linear_recurrence(a16, b16, jnp.asarray(h0, jnp.bfloat16), method="sequential")
+    assert err.max() < np.abs(np.asarray(bf16_scan, np.float64) - ref).max()
+    for name, g, w in zip(("a", "b", "h0"), got, want, strict=True):
+        w = np.asarray(w)
+        np.testing.assert_allclose(
+            np.asarray(g, np.float32), w, rtol=1e-2, atol=1e-2 * np.abs(w).max(), err_msg=name
+        )
+
+
 def test_pallas_supported_rule():
     assert rp.pallas_supported(np.float32, "gpu") and rp.pallas_supported(np.float64, "gpu")
+    assert rp.pallas_supported(jnp.bfloat16, "gpu")
     assert not rp.pallas_supported(np.complex64, "gpu")
     assert not rp.pallas_supported(np.float32, "cpu")
 
@@ -116,7 +161,10 @@ def test_vmap_gives_each_series_its_own_exchange():
         ({"a": np.ones((4, 2)), "b": np.ones((4, 3))}, "one shape"),
         ({"a": np.ones(4), "b": np.ones(4)}, "time, channel"),
         ({"a": np.ones((0, 2)), "b": np.ones((0, 2))}, "non-empty"),
-        ({"a": np.ones((4, 2), np.int32), "b": np.ones((4, 2), np.int32)}, "float32 and float64"),
+        (
+            {"a": np.ones((4, 2), np.int32), "b": np.ones((4, 2), np.int32)},
+            r"float32 and float64 \(and",
+        ),
         ({"a": np.ones((4, 2), np.complex64), "b": np.ones((4, 2))}, "float32 and float64"),
         ({"a": np.ones((4, 2)), "b": np.ones((4, 2)), "h0": np.ones(3)}, "h0"),
         ({"a": np.ones((4, 2)), "b": np.ones((4, 2)), "chunk_size": 6}, "chunk_size"),
@@ -196,6 +244,31 @@ def test_gpu_gradients_match_associative(reverse):
 
     for name, g, w in zip(("a", "b", "h0"), grads("pallas"), grads("associative"), strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-3, atol=1e-3, err_msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("method", METHODS)
+def test_gpu_bfloat16_values_and_gradients(method):
+    # bfloat16 storage, float32 scans: against the associative scan in float32 on the same
+    # (rounded) values; h is off by at most its final bfloat16 rounding.
+    a16, b16, h0, a64, b64 = _bf16_inputs(17, 2**16 + 3, 300)
+    a32, b32 = jnp.asarray(a64, jnp.float32), jnp.asarray(b64, jnp.float32)
+    weights = jnp.asarray(np.random.default_rng(18).normal(size=a16.shape), jnp.float32)
+
+    def run(fn, a, b):
+        loss = lambda a, b: jnp.sum(weights * fn(a, b).astype(jnp.float32))  # noqa: E731
+        return jax.jit(fn)(a, b), jax.jit(jax.grad(loss, argnums=(0, 1)))(a, b)
+
+    h, (ga, gb) = run(lambda a, b: linear_recurrence_pallas(a, b, h0, method=method), a16, b16)
+    ref, (ra, rb) = run(lambda a, b: linear_recurrence(a, b, h0, method="associative"), a32, b32)
+    assert h.dtype == ga.dtype == jnp.bfloat16
+    err = np.abs(np.asarray(h, np.float32) - np.asarray(ref))
+    assert np.all(err <= 2.0**-8 * np.abs(np.asarray(ref)) + 1e-3), err.max()
+    for name, g, w in (("a", ga, ra), ("b", gb, rb)):
+        w = np.asarray(w)
+        np.testing.assert_allclose(
+            np.asarray(g, np.float32), w, rtol=1e-2, atol=1e-2 * np.abs(w).max(), err_msg=name
+        )
 
 
 @pytest.mark.parametrize(("reverse", "publish_every"), [(False, 3), (True, 5)])

@@ -44,9 +44,12 @@ def _loss(fn, seed, shape_y, shape_h):
 
 
 def test_values_and_gradients_match_twins_in_interpreter():
-    # 11 steps in chunks of 4 (a ragged last chunk), 6 channels in blocks of 4 (a ragged block).
+    # 11 steps in chunks of 4 (a ragged last chunk), 6 channels in blocks of 4 (a ragged block);
+    # the backward kernel in blocks of 2 (its own tile: other partial sums of dB, dC).
     x, dt, A, B, C, h0 = _inputs(0, 2, 11, 6, 4)
-    fused = lambda *a: selective_scan_fused(*a, tile=(4, 4, 1), interpret=True)  # noqa: E731
+    fused = lambda *a: selective_scan_fused(  # noqa: E731
+        *a, tile=(4, 4, 1), backward_tile=(2, 1), interpret=True
+    )
 
     def sequential(x, dt, A, B, C, h0):
         return selective_scan(

@@ -20,7 +20,9 @@ __all__ = ["fast_path_works", "reset_fast_path_checks"]
 _VERDICTS: dict[str, bool] = {}
 
 
-def fast_path_works(name: str, check: Callable[[], tuple[np.ndarray, np.ndarray]]) -> bool:
+def fast_path_works(
+    name: str, check: Callable[[], tuple[np.ndarray, np.ndarray]], tol: float = 1e-3
+) -> bool:
     """Whether kernel ``name`` works here, by running ``check`` once per process.
 
     Parameters
@@ -29,11 +31,13 @@ def fast_path_works(name: str, check: Callable[[], tuple[np.ndarray, np.ndarray]
         Cache key and the kernel's name in the warning.
     check : callable
         Returns ``(fast, reference)`` arrays for one small problem; raising counts as failure.
+    tol : float
+        ``rtol = atol`` of the comparison (default 1e-3; wider for bfloat16 outputs).
 
     Returns
     -------
     bool
-        True when ``check`` ran and ``fast`` matches ``reference`` (``rtol = atol = 1e-3``).
+        True when ``check`` ran and ``fast`` matches ``reference`` (``rtol = atol = tol``).
     """
     if name in _VERDICTS:
         return _VERDICTS[name]
@@ -41,8 +45,10 @@ def fast_path_works(name: str, check: Callable[[], tuple[np.ndarray, np.ndarray]
         # In a fresh thread: JAX's trace state is per thread, so the check runs eagerly even
         # when the caller is being traced under jit.
         with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            fast, reference = pool.submit(lambda: tuple(map(np.asarray, check()))).result()
-        ok = bool(np.allclose(fast, reference, rtol=1e-3, atol=1e-3))
+            fast, reference = pool.submit(
+                lambda: tuple(np.asarray(x, np.float64) for x in check())
+            ).result()
+        ok = bool(np.allclose(fast, reference, rtol=tol, atol=tol))
         reason = "" if ok else "its result differs from the associative scan"
     except Exception as err:  # any failure to build or run the kernel means: do not use it
         ok, reason = False, f"{type(err).__name__}: {str(err)[:200]}"

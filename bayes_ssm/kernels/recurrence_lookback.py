@@ -86,14 +86,14 @@ def _lookback_kernel(
     publish = jnp.broadcast_to(chunk % cfg.publish_every == 0, (cfg.block,))
     plgpu.store(inc_ref.at[tile], _to_bits(cfg, A_last * h_in + H_last), mask=publish)
     h = H + A * h_in[None, :]
-    plgpu.store(h_ref.at[rows, cols], h, mask=mask)
+    plgpu.store(h_ref.at[rows, cols], h.astype(cfg.io_dtype), mask=mask)
 
 
 def _run_lookback(cfg, a, b, h0):
     bits = _BITS[cfg.dtype]
     state = jnp.full((cfg.num_tiles, cfg.block), _SENTINEL[cfg.dtype], bits)
     shapes = (
-        jax.ShapeDtypeStruct((cfg.steps, cfg.channels), cfg.dtype),
+        jax.ShapeDtypeStruct((cfg.steps, cfg.channels), cfg.io_dtype),
         jax.ShapeDtypeStruct((1,), jnp.int32),
         *(jax.ShapeDtypeStruct(state.shape, bits),) * 3,
     )

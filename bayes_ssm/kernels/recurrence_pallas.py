@@ -74,26 +74,35 @@ import numpy as np
 
 from bayes_ssm.kernels.recurrence_lookback import _run_lookback
 from bayes_ssm.kernels.recurrence_three_pass import _run_three_pass
-from bayes_ssm.kernels.recurrence_tile import _BITS, _Config
+from bayes_ssm.kernels.recurrence_tile import _BITS, _NARROW, _Config
 from bayes_ssm.kernels.tile_scan import triton_scan_available
 
-__all__ = ["linear_recurrence_pallas", "pallas_supported", "DEFAULT_TILE"]
+__all__ = ["linear_recurrence_pallas", "pallas_supported", "DEFAULT_TILE", "DEFAULT_TILE_NARROW"]
 
 
 # (chunk length L, channel block BD, warps): tuned on an H100 at T = 2**20, C = 256, float32
 # (benchmarks/scan_pallas.py).
 DEFAULT_TILE = (64, 32, 1)
+# The same for bfloat16 / float16 storage (float32 scans inside the tile).
+DEFAULT_TILE_NARROW = (64, 64, 1)
+
+
+def default_tile(dtype) -> tuple[int, int, int]:
+    """The default ``(chunk, block_channels, warps)`` for arrays of ``dtype`` in memory."""
+    return DEFAULT_TILE_NARROW if np.dtype(dtype) in _NARROW else DEFAULT_TILE
 
 
 def pallas_supported(dtype, backend: str | None = None) -> bool:
     """Whether :func:`linear_recurrence_pallas` can compile for ``dtype`` on ``backend``.
 
-    True on a GPU backend for float32 / float64 when this JAX exposes the (private) Triton
-    lowering hook the in-tile scan uses. A dispatcher should fall back to
-    ``lax.associative_scan`` otherwise (complex dtypes, CPU, TPU, a JAX without the hook).
+    True on a GPU backend for float32 / float64, and for bfloat16 / float16 storage (scanned in
+    float32), when this JAX exposes the (private) Triton lowering hook the in-tile scan uses.
+    A dispatcher should fall back to ``lax.associative_scan`` otherwise (complex dtypes, CPU,
+    TPU, a JAX without the hook).
     """
     backend = backend or jax.default_backend()
-    return triton_scan_available() and backend == "gpu" and np.dtype(dtype) in _BITS
+    supported = np.dtype(dtype) in _BITS or np.dtype(dtype) in _NARROW
+    return triton_scan_available() and backend == "gpu" and supported
 
 
 # --------------------------------------------------------------------------------------------
@@ -120,16 +129,18 @@ def _recurrence_bwd(cfg, method, residuals, g_h):
     # The adjoint runs the other way in time, with the decay of the step it came from.
     adjoint_cfg = _Config(
         cfg.steps, cfg.channels, cfg.dtype, not cfg.reverse, -1 if cfg.reverse else 1,
-        cfg.chunk, cfg.block, cfg.warps, cfg.interpret,
+        cfg.chunk, cfg.block, cfg.warps, cfg.interpret, cfg.io_dtype,
     )  # fmt: skip
-    lam = _run(adjoint_cfg, method, a, g_h, jnp.zeros_like(h0))
+    lam = _run(adjoint_cfg, method, a, g_h.astype(cfg.io_dtype), jnp.zeros_like(h0))
+    # Products in the scan's dtype (float32 for bfloat16 storage), stored as the inputs were.
+    lam_c, a_c, h_c = (x.astype(cfg.dtype) for x in (lam, a, h))
     if cfg.reverse:  # h_t = a_t h_{t+1} + b_t
-        h_prev = jnp.concatenate([h[1:], h0[None]])
-        g_h0 = a[-1] * lam[-1]
+        h_prev = jnp.concatenate([h_c[1:], h0[None]])
+        g_h0 = a_c[-1] * lam_c[-1]
     else:
-        h_prev = jnp.concatenate([h0[None], h[:-1]])
-        g_h0 = a[0] * lam[0]
-    return lam * h_prev, lam, g_h0
+        h_prev = jnp.concatenate([h0[None], h_c[:-1]])
+        g_h0 = a_c[0] * lam_c[0]
+    return (lam_c * h_prev).astype(cfg.io_dtype), lam, g_h0
 
 
 _recurrence.defvjp(_recurrence_fwd, _recurrence_bwd)
@@ -156,7 +167,8 @@ def linear_recurrence_pallas(
     Parameters
     ----------
     a : Array, shape ``(time, channel)``
-        Decays, float32 or float64.
+        Decays, float32 or float64; or bfloat16 / float16, read as stored and scanned in
+        float32 (``h`` is rounded to the storage dtype once, when written).
     b : Array, shape ``(time, channel)``
         Inputs, same dtype as ``a``.
     h0 : Array, shape ``(channel,)``, optional
@@ -164,11 +176,13 @@ def linear_recurrence_pallas(
     reverse : bool
         Run from the last step to the first: ``h_t = a_t * h_{t+1} + b_t``.
     chunk_size : int, optional
-        Steps per tile (a power of two; default 128). Need not divide ``time``.
+        Steps per tile (a power of two; default from :func:`default_tile`). Need not divide
+        ``time``.
     block_channels : int, optional
-        Channels per tile (a power of two; default 32).
+        Channels per tile (a power of two; default from :func:`default_tile`).
     num_warps : int, optional
-        Warps per program (default 4).
+        Warps per program (default: the most the look-back allows; for ``"three_pass"``,
+        :func:`default_tile`'s).
     method : {"lookback", "three_pass"}
         ``"lookback"``: one pass over memory (the default). ``"three_pass"``: aggregates,
         a scan across chunks, a re-scan (reads ``a`` and ``b`` twice; no inter-program
@@ -185,8 +199,9 @@ def linear_recurrence_pallas(
     ------
     ValueError
         Arrays that are not 2-D of one shape, an empty time axis, a dtype other than
-        float32/float64 (complex: use ``linear_recurrence(method="associative")``), tile
-        sizes that are not powers of two, or an unknown ``method``.
+        float32/float64/bfloat16/float16 (complex: use
+        ``linear_recurrence(method="associative")``), tile sizes that are not powers of two,
+        or an unknown ``method``.
 
     Examples
     --------
@@ -212,13 +227,17 @@ def linear_recurrence_pallas(
         h0 = jnp.asarray(h0)
         if h0.shape != (channels,):
             raise ValueError(f"h0 must have shape (channel,) = ({channels},); got {h0.shape}")
-        dtype = jnp.result_type(dtype, h0.dtype)
-    if np.dtype(dtype) not in _BITS:
+        if np.dtype(dtype) not in _NARROW:  # h0 of bfloat16 storage joins the float32 scan
+            dtype = jnp.result_type(dtype, h0.dtype)
+    if np.dtype(dtype) not in _BITS and np.dtype(dtype) not in _NARROW:
         raise ValueError(
-            f"linear_recurrence_pallas supports float32 and float64, got {dtype} "
-            f"(a {a.dtype}, b {b.dtype}); use linear_recurrence for other dtypes"
+            f"linear_recurrence_pallas supports float32 and float64 (and bfloat16/float16 "
+            f"storage), got {dtype} (a {a.dtype}, b {b.dtype}); use linear_recurrence for "
+            "other dtypes"
         )
-    d_chunk, d_block, d_warps = DEFAULT_TILE
+    io_dtype = np.dtype(dtype)
+    dtype = np.dtype(np.float32) if io_dtype in _NARROW else io_dtype  # the scan's dtype
+    d_chunk, d_block, d_warps = default_tile(io_dtype)
     chunk = chunk_size or d_chunk
     block = block_channels or d_block
     for name, value in (("chunk_size", chunk), ("block_channels", block)):
@@ -235,6 +254,8 @@ def linear_recurrence_pallas(
             f"num_warps={warps} is unsafe for the look-back with block_channels={block} and "
             f"{np.dtype(dtype).name}: at most {safe_warps}"
         )
-    cfg = _Config(steps, channels, dtype, bool(reverse), 0, chunk, block, warps, bool(interpret))
+    cfg = _Config(
+        steps, channels, dtype, bool(reverse), 0, chunk, block, warps, bool(interpret), io_dtype
+    )
     h0 = jnp.zeros((channels,), dtype) if h0 is None else h0.astype(dtype)
-    return _recurrence(cfg, method, a.astype(dtype), b.astype(dtype), h0)
+    return _recurrence(cfg, method, a.astype(io_dtype), b.astype(io_dtype), h0)

@@ -33,7 +33,7 @@ def _finish_kernel(a_ref, b_ref, start_ref, h_ref, *, cfg):
     a, b, rows, cols, mask = _load_tile(cfg, a_ref, b_ref, chunk, col)
     A, H = _tile_scan(a, b)
     h_in = start_ref[chunk.astype(_index_dtype()), :]
-    plgpu.store(h_ref.at[rows, cols], H + A * h_in[None, :], mask=mask)
+    plgpu.store(h_ref.at[rows, cols], (H + A * h_in[None, :]).astype(cfg.io_dtype), mask=mask)
 
 
 def _run_three_pass(cfg, a, b, h0):
@@ -59,7 +59,7 @@ def _run_three_pass(cfg, a, b, h0):
     starts = jnp.concatenate([h0[None], ends[:-1]])
     return pl.pallas_call(
         functools.partial(_finish_kernel, cfg=cfg),
-        out_shape=jax.ShapeDtypeStruct((cfg.steps, cfg.channels), cfg.dtype),
+        out_shape=jax.ShapeDtypeStruct((cfg.steps, cfg.channels), cfg.io_dtype),
         grid=grid,
         in_specs=[full, full, row_block],
         out_specs=full,

@@ -50,9 +50,11 @@ from bayes_ssm.kernels.tile_scan import tile_scan, triton_scan_available
 
 __all__ = ["selective_scan_fused", "fused_supported", "DEFAULT_FUSED_TILE"]
 
-# (chunk L, channel block BD, warps): L = BD = n = 16 keeps the (L, BD, n) tiles at 32
-# registers a thread with 4 warps.
+# (chunk L, channel block BD, warps): L = BD = n = 16 keeps the (L, BD, n) tiles at 32 registers
+# a thread with 4 warps. The backward kernel takes its own (BD, warps), same L: (8, 2) measured
+# 3.19 ms forward + backward against 3.46 at (16, 4) on the H200 (benchmarks/README.md).
 DEFAULT_FUSED_TILE = (16, 16, 4)
+DEFAULT_BACKWARD_TILE = (8, 2)
 
 
 class _Cfg(NamedTuple):
@@ -64,6 +66,10 @@ class _Cfg(NamedTuple):
     block: int
     warps: int
     interpret: bool
+    backward: tuple = DEFAULT_BACKWARD_TILE  # (BD, warps) of the backward kernel
+
+    def for_backward(self):
+        return self._replace(block=self.backward[0], warps=self.backward[1])
 
     @property
     def num_chunks(self):
@@ -321,6 +327,7 @@ def _fused_fwd(cfg, x, dt, A, B, C, h0):
 def _fused_bwd(cfg, residuals, cotangents):
     x, dt, A, B, C, hb = residuals
     gy, ghT = cotangents
+    cfg = cfg.for_backward()
     dx, ddt, dA, dB, dC, dh0 = _run_backward(cfg, x, dt, A, B, C, hb, gy, ghT)
     shape = (cfg.batch, cfg.num_blocks, cfg.steps, cfg.state)
     dB = dB.reshape(shape).sum(1).reshape(B.shape)
@@ -333,7 +340,7 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
 def selective_scan_fused(
-    x, dt, A, B, C, h0=None, *, tile: tuple[int, int, int] | None = None, interpret=False
+    x, dt, A, B, C, h0=None, *, tile=None, backward_tile=None, interpret=False
 ):
     """``y_t = C_t · h_t`` and the final state of the selective SSM, in one fused kernel.
 
@@ -347,6 +354,9 @@ def selective_scan_fused(
     tile : (int, int, int), optional
         ``(L, BD, warps)``: chunk length, channel block (powers of two) and warps; default
         :data:`DEFAULT_FUSED_TILE`.
+    backward_tile : (int, int), optional
+        ``(BD, warps)`` of the backward kernel (same ``L``); default
+        :data:`DEFAULT_BACKWARD_TILE`.
     interpret : bool
         Run in Pallas' interpreter (any backend; slow; for tests).
 
@@ -365,13 +375,17 @@ def selective_scan_fused(
     for size in batch:
         nb *= size
     chunk, block, warps = tile or DEFAULT_FUSED_TILE
-    for name, value in (("chunk", chunk), ("block", block)):
+    bwd_block, bwd_warps = backward_tile or DEFAULT_BACKWARD_TILE
+    for name, value in (("chunk", chunk), ("block", block), ("backward block", bwd_block)):
         if value < 1 or value & (value - 1):
             raise ValueError(f"tile {name} must be a positive power of two, got {value}")
     if state & (state - 1):
         raise ValueError(f"the fused kernel needs a power-of-two state size n, got {state}")
     block = min(block, 1 << max(0, channels - 1).bit_length())
-    cfg = _Cfg(nb, steps, channels, state, chunk, block, warps, bool(interpret))
+    bwd_block = min(bwd_block, 1 << max(0, channels - 1).bit_length())
+    cfg = _Cfg(
+        nb, steps, channels, state, chunk, block, warps, bool(interpret), (bwd_block, bwd_warps)
+    )
     f32 = jnp.float32
     flat = lambda v, k: v.astype(f32).reshape(nb * steps, k)  # noqa: E731
     h0 = jnp.zeros((*batch, channels, state), f32) if h0 is None else h0

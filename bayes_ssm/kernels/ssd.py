@@ -220,7 +220,7 @@ def ssd_discrete(
         Algorithm; all agree up to rounding.
     chunk_size : int or "auto"
         Chunk length ``l`` for ``"chunked"``; need not divide ``t``. ``"auto"`` (default):
-        :func:`choose_ssd_chunk` (64 on a CPU; measured per dtype on a GPU).
+        :func:`choose_ssd_chunk` (64 on a CPU; measured per dtype and state size on a GPU).
     bidirectional : bool
         Non-causal: add the anti-causal part ``Σ_{s>t} (Π_{k=t+1..s} a_k) (C_tᵀ B_s) x_s``
         (the forward and reversed scans combined, the diagonal counted once).
@@ -241,7 +241,7 @@ def ssd_discrete(
         raise ValueError("bidirectional=True takes no h0 and returns no final state")
     x, log_a, B, C, h0 = _check_discrete(x, log_a, B, C, h0, method, chunk_size)
     if chunk_size == "auto":
-        chunk_size = choose_ssd_chunk(x.shape[-3], x.dtype)
+        chunk_size = choose_ssd_chunk(x.shape[-3], x.dtype, state_size=B.shape[-1])
     out_shape = x.shape
     groups = B.shape[-2]
     xg, la, h0g = _group(x, log_a, groups, h0)
