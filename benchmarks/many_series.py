@@ -109,6 +109,15 @@ def main(argv=None):
     ap.add_argument("--devices", default="1", help="'all' or a count of local devices")
     ap.add_argument("--dask-workers", type=int, default=0, help="also time a Dask LocalCluster")
     ap.add_argument("--once", action="store_true", help="one call per size (compile included)")
+    ap.add_argument(
+        "--once-from", type=int, default=None, metavar="N",
+        help="one call (compile included) for sizes >= N; smaller sizes are timed twice",
+    )  # fmt: skip
+    ap.add_argument(
+        "--loop-once", action="store_true",
+        help="time the loop at the first size only and reuse its rate (it does not depend on "
+        "the number of series)",
+    )  # fmt: skip
     ap.add_argument("--kalman", default="auto", choices=["auto", "sequential", "parallel"])
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
@@ -130,9 +139,11 @@ def main(argv=None):
         flush=True,
     )
     print("| method | series | many s | many series/s | compile s | loop series/s | "
-          "many / loop | statsmodels series/s | peak MB | sharded == 1 device |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "loop s (extrapolated) | many / loop | statsmodels series/s | peak MB | "
+          "sharded == 1 device |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
+    loop_rates = {}
     for method in args.methods:
         for n in args.series:
             frame = simulate(n, args.length)
@@ -156,18 +167,24 @@ def main(argv=None):
 
             fits, first = timed(lambda: many(devices))  # noqa: B023
             print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
-            if not args.once:
+            once = args.once or (args.once_from is not None and n >= args.once_from)
+            if not once:
                 fits, warm = timed(lambda: many(devices))  # noqa: B023
             else:
                 warm = first  # compile included
             row = {
                 "method": method, "series": n, "many_s": warm, "many_rate": n / warm,
                 "compile_s": first - warm, "devices": count, "peak_mb": peak_memory_mb(),
+                "once": once,
             }  # fmt: skip
-            series = split_long(frame) if not (args.no_loop and args.no_sm) else None
-            if not args.no_loop:
-                row["loop_rate"] = loop_rate(one, series, keys, args.loop_series)
-            if not args.no_sm and method == "svi":
+            need_loop = not args.no_loop and not (args.loop_once and method in loop_rates)
+            need_sm = not args.no_sm and method == "svi"
+            series = split_long(frame) if need_loop or need_sm else None
+            if need_loop:
+                loop_rates[method] = loop_rate(one, series, keys, args.loop_series)
+            if method in loop_rates:
+                row["loop_rate"] = loop_rates[method]
+            if need_sm:
                 row["sm_rate"] = statsmodels_rate(series, args.loop_series)
             if count > 1:
                 single = many(None)
@@ -177,8 +194,10 @@ def main(argv=None):
             loop = row.get("loop_rate", nan)
             diff = row.get("sharded_max_diff")
             print(
-                f"| {method} | {n} | {warm:.2f} | {n / warm:.1f} | {first - warm:.1f} | "
-                f"{loop:.2f} | {n / warm / loop:.1f} | {row.get('sm_rate', nan):.2f} | "
+                f"| {method} | {n} | {warm:.2f} | {n / warm:.1f} | "
+                f"{'incl.' if once else f'{first - warm:.1f}'} | "
+                f"{loop:.2f} | {n / loop:.0f} | {n / warm / loop:.1f} | "
+                f"{row.get('sm_rate', nan):.2f} | "
                 f"{row['peak_mb']:.0f} | {'-' if diff is None else f'{diff:.1e}'} |",
                 flush=True,
             )

@@ -84,10 +84,19 @@ def split_long(
         idents = idents.sort_values()
     except TypeError:  # ids of mixed types: in the order of their text
         idents = idents.iloc[np.argsort(names.to_numpy(), kind="stable")]
+    # one sort of all rows, then slices (a filter per id would be quadratic in the ids)
+    codes, uniques = pd.factorize(frame[id_col])
+    stamps = frame[time_col].to_numpy()
+    order = np.lexsort((stamps, codes))
+    codes, stamps = codes[order], stamps[order]
+    values = frame[value_col].to_numpy()[order]
+    starts = np.searchsorted(codes, np.arange(len(uniques) + 1))
+    position = {ident: i for i, ident in enumerate(uniques)}
     for ident in idents:
-        rows = frame[frame[id_col] == ident].sort_values(time_col)
-        index = pd.Index(rows[time_col].to_numpy(), name=time_col)
-        series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
+        i = position[ident]
+        rows = slice(starts[i], starts[i + 1])
+        index = pd.Index(stamps[rows], name=time_col)
+        series[str(ident)] = pd.Series(values[rows], index=index, name=str(ident))
     return series
 
 
