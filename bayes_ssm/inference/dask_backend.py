@@ -110,7 +110,11 @@ def map_series(fn, model, series, keys, *, scheduler=None, **kwargs):
         for chunk in chunks(series, num_workers):
             part = {ident: series[ident] for ident in chunk}
             part_keys = keys[[position[ident] for ident in chunk]]
-            future = client.submit(_run_chunk, fn, model, part, part_keys, kwargs, pure=False)
+            part_kwargs = kwargs
+            if kwargs.get("covariates") is not None:  # only this chunk's covariates travel
+                covs = kwargs["covariates"]
+                part_kwargs = {**kwargs, "covariates": {ident: covs[ident] for ident in chunk}}
+            future = client.submit(_run_chunk, fn, model, part, part_keys, part_kwargs, pure=False)
             futures[future] = chunk
         fits, failures, groups = {}, {}, []
         for future in as_completed(futures):
