@@ -108,7 +108,17 @@ def main(argv=None):
     ap.add_argument("--no-sm", action="store_true", help="skip statsmodels")
     ap.add_argument("--devices", default="1", help="'all' or a count of local devices")
     ap.add_argument("--dask-workers", type=int, default=0, help="also time a Dask LocalCluster")
+    ap.add_argument("--dask-only", action="store_true", help="only the Dask comparison")
     ap.add_argument("--once", action="store_true", help="one call per size (compile included)")
+    ap.add_argument(
+        "--once-from", type=int, default=None, metavar="N",
+        help="one call (compile included) for sizes >= N; smaller sizes are timed twice",
+    )  # fmt: skip
+    ap.add_argument(
+        "--loop-once", action="store_true",
+        help="time the loop at the first size only and reuse its rate (it does not depend on "
+        "the number of series)",
+    )  # fmt: skip
     ap.add_argument("--kalman", default="auto", choices=["auto", "sequential", "parallel"])
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
@@ -130,10 +140,12 @@ def main(argv=None):
         flush=True,
     )
     print("| method | series | many s | many series/s | compile s | loop series/s | "
-          "many / loop | statsmodels series/s | peak MB | sharded == 1 device |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "loop s (extrapolated) | many / loop | statsmodels series/s | peak MB | "
+          "sharded == 1 device |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
-    for method in args.methods:
+    loop_rates = {}
+    for method in [] if args.dask_only else args.methods:
         for n in args.series:
             frame = simulate(n, args.length)
             keys = jax.random.split(jax.random.PRNGKey(0), n)
@@ -156,18 +168,24 @@ def main(argv=None):
 
             fits, first = timed(lambda: many(devices))  # noqa: B023
             print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
-            if not args.once:
+            once = args.once or (args.once_from is not None and n >= args.once_from)
+            if not once:
                 fits, warm = timed(lambda: many(devices))  # noqa: B023
             else:
                 warm = first  # compile included
             row = {
                 "method": method, "series": n, "many_s": warm, "many_rate": n / warm,
                 "compile_s": first - warm, "devices": count, "peak_mb": peak_memory_mb(),
+                "once": once,
             }  # fmt: skip
-            series = split_long(frame) if not (args.no_loop and args.no_sm) else None
-            if not args.no_loop:
-                row["loop_rate"] = loop_rate(one, series, keys, args.loop_series)
-            if not args.no_sm and method == "svi":
+            need_loop = not args.no_loop and not (args.loop_once and method in loop_rates)
+            need_sm = not args.no_sm and method == "svi"
+            series = split_long(frame) if need_loop or need_sm else None
+            if need_loop:
+                loop_rates[method] = loop_rate(one, series, keys, args.loop_series)
+            if method in loop_rates:
+                row["loop_rate"] = loop_rates[method]
+            if need_sm:
                 row["sm_rate"] = statsmodels_rate(series, args.loop_series)
             if count > 1:
                 single = many(None)
@@ -177,8 +195,10 @@ def main(argv=None):
             loop = row.get("loop_rate", nan)
             diff = row.get("sharded_max_diff")
             print(
-                f"| {method} | {n} | {warm:.2f} | {n / warm:.1f} | {first - warm:.1f} | "
-                f"{loop:.2f} | {n / warm / loop:.1f} | {row.get('sm_rate', nan):.2f} | "
+                f"| {method} | {n} | {warm:.2f} | {n / warm:.1f} | "
+                f"{'incl.' if once else f'{first - warm:.1f}'} | "
+                f"{loop:.2f} | {n / loop:.0f} | {n / warm / loop:.1f} | "
+                f"{row.get('sm_rate', nan):.2f} | "
                 f"{row['peak_mb']:.0f} | {'-' if diff is None else f'{diff:.1e}'} |",
                 flush=True,
             )
@@ -190,7 +210,9 @@ def main(argv=None):
 
 
 def dask_speedup(model, svi, args):
-    """One process (the loop) vs a LocalCluster of ``--dask-workers`` processes, same fits."""
+    """One process (the loop) vs a LocalCluster of ``--dask-workers`` processes, same fits,
+    side by side: with XLA's default CPU threading in each worker, then with one XLA thread per
+    worker; the task stream splits the cluster's wall time into fitting and overhead."""
     from distributed import Client, LocalCluster
 
     n = max(args.series)
@@ -198,25 +220,45 @@ def dask_speedup(model, svi, args):
     warm = simulate(2 * args.dask_workers, args.length, seed=2)
     bs.fit_svi_many(model, warm, key=0, batch="loop", **svi)
     local, local_s = timed(lambda: bs.fit_svi_many(model, frame, key=0, batch="loop", **svi))
-    with LocalCluster(
-        n_workers=args.dask_workers, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster, Client(cluster) as client:  # fmt: skip
-        opts = dict(batch="loop", backend="dask", scheduler=client, **svi)
-        bs.fit_svi_many(model, warm, key=0, **opts)  # workers compile
-        remote, dask_s = timed(lambda: bs.fit_svi_many(model, frame, key=0, **opts))
-    diff = max(
-        float(np.max(np.abs(local[i].guide_params[k] - remote[i].guide_params[k])))
-        for i in local
-        for k in local[i].guide_params
-    )
-    print(
-        f"\n# Dask LocalCluster, {args.dask_workers} worker processes, {n} series (SVI, loop): "
-        f"one process {local_s:.1f} s, cluster {dask_s:.1f} s, speed-up {local_s / dask_s:.2f}x; "
-        f"largest guide-parameter difference from the local fits: {diff:.1e}",
-        flush=True,
-    )
-    return {"dask_workers": args.dask_workers, "series": n, "one_process_s": local_s,
-            "dask_s": dask_s, "max_diff": diff}  # fmt: skip
+    print(f"\n# one process, {n} series (SVI, loop, compiled): {local_s:.1f} s", flush=True)
+    out = {"dask_workers": args.dask_workers, "series": n, "one_process_s": local_s}
+    one_thread = {"XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false", "OMP_NUM_THREADS": "1"}
+    for name, env in (("default threads", {}), ("1 XLA thread", one_thread)):
+        with LocalCluster(
+            n_workers=args.dask_workers, threads_per_worker=1, processes=True,
+            dashboard_address=None, env=env,
+        ) as cluster, Client(cluster) as client:  # fmt: skip
+            opts = dict(batch="loop", backend="dask", scheduler=client, **svi)
+            first, first_s = timed(lambda: bs.fit_svi_many(model, warm, key=0, **opts))  # noqa: B023
+            with distributed_stream(client) as stream:
+                remote, dask_s = timed(lambda: bs.fit_svi_many(model, frame, key=0, **opts))  # noqa: B023
+        busy = sum(
+            part["stop"] - part["start"]
+            for task in stream.data
+            for part in task.get("startstops", ())
+            if part.get("action") == "compute"
+        )
+        diff = max(
+            float(np.max(np.abs(local[i].guide_params[k] - remote[i].guide_params[k])))
+            for i in local
+            for k in local[i].guide_params
+        )
+        print(
+            f"# Dask LocalCluster ({name}), {args.dask_workers} worker processes, {n} series: "
+            f"cluster {dask_s:.1f} s (workers' first call, compiling: {first_s:.1f} s), "
+            f"speed-up {local_s / dask_s:.2f}x; workers computing {busy:.1f} s of "
+            f"{args.dask_workers * dask_s:.1f} worker-seconds; largest guide-parameter "
+            f"difference from the local fits: {diff:.1e}",
+            flush=True,
+        )
+        out[name] = {"dask_s": dask_s, "compute_s": busy, "max_diff": diff, "warm_s": first_s}
+    return out
+
+
+def distributed_stream(client):
+    from distributed import get_task_stream
+
+    return get_task_stream(client)
 
 
 if __name__ == "__main__":

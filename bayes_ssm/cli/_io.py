@@ -128,6 +128,35 @@ def read_long_csv(path: Path, id_col, date_col, value_col, *, date_format=None, 
     return split_long(frame, id_col=id_col, time_col=date_col, value_col=value_col)
 
 
+def read_long_covariates(
+    path: Path, id_col, date_col, columns, *, flag="--csv", date_format=None, dayfirst=None
+):
+    """Covariate frames per id (``id -> (time, covariate)``) from a long-format CSV's
+    ``columns`` (:func:`bayes_ssm.data.long_format.split_long_covariates`)."""
+    from bayes_ssm.data.long_format import split_long_covariates
+
+    if not path.is_file():
+        raise ValueError(f"{flag} {path} does not exist")
+    import pandas as pd
+
+    header = pd.read_csv(path, nrows=0)
+    missing = [c for c in [id_col, date_col, *columns] if c not in header.columns]
+    if missing:
+        raise ValueError(f"{flag} {path}: missing {missing} (columns: {list(header.columns)[:10]})")
+    frame = pd.read_csv(path, converters={c: str for c in (id_col, date_col)})
+    labels = parse_date_column(
+        frame[date_col],
+        date_format=date_format,
+        dayfirst=dayfirst,
+        what=f"the dates in column {date_col!r} of {path}",
+    )
+    values = {c: _values(frame, c, path) for c in columns}
+    frame = frame.assign(**{date_col: labels.to_numpy()}, **values)
+    return split_long_covariates(
+        frame, list(columns), id_col=id_col, time_col=date_col, what=f"{flag} {path}"
+    )
+
+
 _FIGURE_FORMATS = ("png", "pdf", "svg", "jpg", "jpeg", "eps", "ps", "tif", "tiff", "webp")
 
 

@@ -27,6 +27,20 @@ def add_parser(sub):
     src.add_argument("--date-col", default="ds", help="date column of --csv")
     src.add_argument("--value-col", default="y", help="value column of --csv")
     src.add_argument("--value-cols", nargs="+", help="columns of --dataset, one series each")
+    src.add_argument(
+        "--covariates",
+        nargs="+",
+        metavar="COL",
+        help="covariate columns of --csv: each series regresses on its own rows of them, with "
+        "coefficients of its own (needs --future-covariates)",
+    )
+    src.add_argument(
+        "--future-covariates",
+        type=Path,
+        metavar="CSV",
+        help="long-format CSV of the covariates over the horizon: the id and date columns of "
+        "--csv and the --covariates columns, a row for each series' forecast dates",
+    )
     src.add_argument("--freq", help="frequency when it cannot be inferred (e.g. W-SAT, D)")
     add_date_args(src)
     src.add_argument("--fit-last", type=int, default=None, metavar="N", help="fit the last N steps")
@@ -80,6 +94,10 @@ def add_parser(sub):
 
 def run(args, parser) -> int:
     _common.check_positive(args, parser)
+    if args.covariates and args.csv is None:
+        parser.error("--covariates are columns of --csv (not of --dataset)")
+    if bool(args.covariates) != (args.future_covariates is not None):
+        parser.error("--covariates and --future-covariates go together")
     if args.method == "nuts":
         _common.set_chain_devices(args.chains)
     if args.fit_last is not None and args.fit_last < 2:
@@ -92,7 +110,7 @@ def _forecast_many(args) -> int:
     import numpy as np
     import pandas as pd
 
-    from bayes_ssm.data.validation import as_series_data, future_index
+    from bayes_ssm.data.validation import as_series_data, check_future_covariates, future_index
     from bayes_ssm.inference.diagnostics import check
     from bayes_ssm.inference.fit import check_forecast_size
     from bayes_ssm.inference.forecast import summarize_draws, validate_horizon, validate_prob
@@ -115,18 +133,38 @@ def _forecast_many(args) -> int:
                 )
             y = np.log(y)
         series[ident] = y
+    covs = future = None
+    if args.covariates:
+        from bayes_ssm.cli._io import read_long_covariates
+
+        dates = dict(date_format=args.date_format, dayfirst=args.dayfirst)
+        covs = read_long_covariates(args.csv, args.id_col, args.date_col, args.covariates, **dates)
+        future = read_long_covariates(
+            args.future_covariates, args.id_col, args.date_col, args.covariates,
+            flag="--future-covariates", **dates,
+        )  # fmt: skip
+        covs = {ident: covs[ident] for ident in series}
     freq = as_series_data(next(iter(series.values())), freq=args.freq).freq
     period = _common.season(args, freq)
     model = _common.build_model(args, period, min(len(y) for y in series.values()))
     draws = args.chains * args.samples if args.method == "nuts" else 1000
-    for y in series.values():  # before the fits, not after them
-        check_forecast_size(model, as_series_data(y, freq=args.freq), draws, horizon)
+    for ident, y in series.items():  # before the fits, not after them
+        if future is not None and ident not in future:
+            raise ValueError(f"--future-covariates have no rows for series {ident!r}")
+        try:
+            data = as_series_data(y, freq=args.freq, covariates=covs and covs[ident])
+            check_forecast_size(model, data, draws, horizon)
+            if future is not None:
+                check_future_covariates(data, future[ident], horizon)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
     print(f"{len(series)} series; model: {_common.describe_model(model)}")
     if args.scheduler and args.backend != "dask":
         raise ValueError("--scheduler needs --backend dask")
     many_options = dict(
-        batch=args.batch, pooling=args.pooling, backend=args.backend, scheduler=args.scheduler
-    )
+        batch=args.batch, pooling=args.pooling, backend=args.backend, scheduler=args.scheduler,
+        covariates=covs,
+    )  # fmt: skip
     start = time.perf_counter()
     if args.method == "nuts":
         fits = fit_nuts_many(
@@ -154,7 +192,12 @@ def _forecast_many(args) -> int:
     keys = jax.random.split(jax.random.PRNGKey(args.seed + 1), len(fits))
     frames, flagged = [], []
     for k, (ident, fit) in zip(keys, fits.items(), strict=True):
-        draws = fit.forecast_samples(horizon, key=k)
+        try:
+            draws = fit.forecast_samples(
+                horizon, key=k, covariates=None if future is None else future[ident]
+            )
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
         if args.transform == "log":
             draws = np.exp(draws)
         index = future_index(fit.data, horizon)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from bayes_ssm.data.time_labels import parse_dates
 
-__all__ = ["split_long", "as_series_map"]
+__all__ = ["split_long", "split_long_covariates", "as_series_map"]
 
 
 def split_long(
@@ -41,16 +41,74 @@ def split_long(
         A missing column, a missing id, timestamps that are not dates or integers, or a
         timestamp repeated within one series (naming the series and the timestamps).
     """
+    series = {}
+    for ident, (index, values) in _split(frame, id_col, time_col, [value_col], "data").items():
+        series[ident] = pd.Series(values[:, 0], index=index, name=ident)
+    return series
+
+
+def split_long_covariates(
+    frame: pd.DataFrame,
+    columns,
+    *,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    what: str = "covariates",
+) -> dict[str, pd.DataFrame]:
+    """Covariate columns of a long frame, one frame per id (ids sorted as :func:`split_long`).
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Columns ``id_col``, ``time_col`` and every name in ``columns`` (other columns, such as
+        ``y``, are ignored). The training frame itself, or a frame of FUTURE covariates
+        (``unique_id, ds, x1, ...``) over the forecast horizon.
+    columns : sequence of str
+        The covariate columns, in the order the model sees them.
+    id_col, time_col, what : str
+        Column names; ``what`` names the frame in errors.
+
+    Returns
+    -------
+    dict of str to pandas.DataFrame
+        Each ``(time, covariate)``, indexed by its sorted timestamps.
+
+    Raises
+    ------
+    ValueError
+        ``columns`` empty, not strings, naming the id or time column, or missing from the frame;
+        and the errors of :func:`split_long`.
+    """
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        raise ValueError(
+            f"{what}: covariate columns must be a list of column names; got {columns!r}"
+        )
+    columns = list(columns)
+    if not columns:
+        raise ValueError(f"{what}: the list of covariate columns is empty")
+    clash = [c for c in columns if c in (id_col, time_col)]
+    if clash or len(set(columns)) != len(columns):
+        raise ValueError(f"{what}: covariate columns {columns} repeat a name or use {clash}")
+    out = {}
+    for ident, (index, values) in _split(frame, id_col, time_col, columns, what).items():
+        out[ident] = pd.DataFrame(values, index=index, columns=columns)
+    return out
+
+
+def _split(frame, id_col, time_col, columns, what) -> dict[str, tuple[pd.Index, np.ndarray]]:
+    """``id -> (sorted time index, values (time, len(columns)))`` after the checks."""
     if not isinstance(frame, pd.DataFrame):
-        raise ValueError(f"data must be a long-format pandas.DataFrame; got {type(frame).__name__}")
-    missing = [c for c in (id_col, time_col, value_col) if c not in frame.columns]
+        raise ValueError(
+            f"{what} must be a long-format pandas.DataFrame; got {type(frame).__name__}"
+        )
+    missing = [c for c in (id_col, time_col, *columns) if c not in frame.columns]
     if missing:
         raise ValueError(
-            f"long-format data needs columns {id_col!r}, {time_col!r}, {value_col!r}; "
+            f"long-format {what} needs columns {[id_col, time_col, *columns]}; "
             f"missing {missing} (columns: {list(frame.columns)[:8]})"
         )
     if frame.empty:
-        raise ValueError("data has no rows")
+        raise ValueError(f"{what} has no rows")
     if frame[id_col].isna().any():
         raise ValueError(f"column {id_col!r} has {int(frame[id_col].isna().sum())} missing ids")
     times = frame[time_col]
@@ -71,7 +129,6 @@ def split_long(
             f"{int(duplicated.sum())} rows repeat a ({id_col}, {time_col}) pair, e.g. "
             f"{list(bad.itertuples(index=False, name=None))}"
         )
-    series = {}
     idents = pd.Series(pd.unique(frame[id_col]))
     names = idents.map(str)
     if names.duplicated().any():
@@ -84,11 +141,20 @@ def split_long(
         idents = idents.sort_values()
     except TypeError:  # ids of mixed types: in the order of their text
         idents = idents.iloc[np.argsort(names.to_numpy(), kind="stable")]
+    # one sort of all rows, then slices (a filter per id would be quadratic in the ids)
+    codes, uniques = pd.factorize(frame[id_col])
+    stamps = frame[time_col].to_numpy()
+    order = np.lexsort((stamps, codes))
+    codes, stamps = codes[order], stamps[order]
+    values = np.column_stack([frame[c].to_numpy() for c in columns])[order]
+    starts = np.searchsorted(codes, np.arange(len(uniques) + 1))
+    position = {ident: i for i, ident in enumerate(uniques)}
+    out = {}
     for ident in idents:
-        rows = frame[frame[id_col] == ident].sort_values(time_col)
-        index = pd.Index(rows[time_col].to_numpy(), name=time_col)
-        series[str(ident)] = pd.Series(rows[value_col].to_numpy(), index=index, name=str(ident))
-    return series
+        i = position[ident]
+        rows = slice(starts[i], starts[i + 1])
+        out[str(ident)] = (pd.Index(stamps[rows], name=time_col), values[rows])
+    return out
 
 
 def as_series_map(data, id_col, time_col, value_col) -> dict[str, pd.Series]:

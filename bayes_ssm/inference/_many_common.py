@@ -9,7 +9,15 @@ import numpy as np
 
 from bayes_ssm.inference import engine as _engine
 
-__all__ = ["FIT_ERRORS", "failure_text", "pad_end", "paddable", "series_sharding", "key_list"]
+__all__ = [
+    "FIT_ERRORS",
+    "failure_text",
+    "pad_end",
+    "paddable",
+    "series_sharding",
+    "key_list",
+    "stack_covariates",
+]
 
 
 def series_sharding(devices):
@@ -53,6 +61,19 @@ def pad_end(y, length):
     return np.concatenate([y, np.full(length - y.shape[0], np.nan, y.dtype)])
 
 
+def stack_covariates(datas, length):
+    """The covariates of ``datas`` (``SeriesData`` each) as ``(row, length, covariate)``, each
+    padded at its end with zeros (the padded steps have missing ``y``: they add nothing), or
+    None when the series have none."""
+    if datas[0].covariates is None:
+        return None
+    width = datas[0].covariates.shape[1]
+    out = np.zeros((len(datas), length, width))
+    for row, data in enumerate(datas):
+        out[row, : data.num_steps] = data.covariates
+    return out
+
+
 def paddable(model, prepared) -> bool:
     """Whether series of other lengths can share one padded program: a Gaussian Kalman
     likelihood (missing steps add nothing) and latent sites whose shapes do not grow with the
@@ -60,5 +81,7 @@ def paddable(model, prepared) -> bool:
     if getattr(model, "likelihood", None) != "gaussian":
         return False
     by_length = sorted(prepared.values(), key=lambda p: p[0].num_steps)
-    shapes = [_engine.latent_shapes(model, d.y, s) for d, s in (by_length[0], by_length[-1])]
+    shapes = [
+        _engine.latent_shapes(model, d.y, s, d.covariates) for d, s in (by_length[0], by_length[-1])
+    ]
     return shapes[0] == shapes[1]

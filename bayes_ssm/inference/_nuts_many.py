@@ -39,19 +39,28 @@ _STATIC = (
 
 @partial(jax.jit, static_argnames=_STATIC)
 def _nuts_chains(
-    mkey, keys, y, dyn_scales, num_warmup, num_samples, target_accept, max_tree_depth, dense_mass
+    mkey,
+    keys,
+    y,
+    dyn_scales,
+    num_warmup,
+    num_samples,
+    target_accept,
+    max_tree_depth,
+    dense_mass,
+    cov=None,
 ):
     model = mkey.model.model
 
-    def potential_gen(y, dyn):
-        kwargs = _engine.model_kwargs(dyn, None)
+    def potential_gen(y, dyn, cov):
+        kwargs = _engine.model_kwargs(dyn, cov)
         return lambda z: potential_energy(model, (y,), kwargs, z)
 
     init_kernel, sample_kernel = hmc(potential_fn_gen=potential_gen, algo="NUTS")
 
-    def chain(key, y, dyn):
+    def chain(key, y, dyn, cov):
         k_init, k_run = jax.random.split(key)
-        kwargs = _engine.model_kwargs(dyn, None)
+        kwargs = _engine.model_kwargs(dyn, cov)
         (init, _, _), _ = find_valid_initial_params(
             k_init,
             model,
@@ -66,15 +75,15 @@ def _nuts_chains(
             target_accept_prob=target_accept,
             max_tree_depth=max_tree_depth,
             dense_mass=dense_mass,
-            model_args=(y, dyn),
+            model_args=(y, dyn, cov),
             rng_key=k_run,
         )
 
         def step(state, _):
-            return sample_kernel(state, model_args=(y, dyn)), None
+            return sample_kernel(state, model_args=(y, dyn, cov)), None
 
         def keep(state, _):
-            state = sample_kernel(state, model_args=(y, dyn))
+            state = sample_kernel(state, model_args=(y, dyn, cov))
             stats = (
                 state.diverging,
                 state.energy,
@@ -89,7 +98,7 @@ def _nuts_chains(
         values = jax.vmap(lambda zi: constrain_fn(model, (y,), kwargs, zi))(z)
         return values, stats
 
-    return jax.vmap(chain)(keys, y, dyn_scales)
+    return jax.vmap(chain)(keys, y, dyn_scales, cov)
 
 
 def _prototype(model, y, kwargs):
@@ -114,6 +123,7 @@ def run_nuts_many(
     target_accept,
     max_tree_depth,
     dense_mass,
+    cov=None,
 ):
     """NUTS for a batch of chains, each with its own series, scales and key.
 
@@ -126,6 +136,8 @@ def run_nuts_many(
     scales : dict of str to ndarray, each shape ``(row,)``
     keys : Array, shape ``(row, 2)``
         One key per chain.
+    cov : ndarray, shape ``(row, time, covariate)``, optional
+        Each chain's covariates (its series').
 
     Returns
     -------
@@ -144,6 +156,7 @@ def run_nuts_many(
         float(target_accept),
         int(max_tree_depth),
         bool(dense_mass),
+        None if cov is None else jnp.asarray(cov),
     )
     names = ("diverging", "energy", "num_steps", "accept_prob", "step_size")
     return values, dict(zip(names, stats, strict=True))

@@ -4,8 +4,9 @@ The many-series drivers (:func:`bayes_ssm.fit_svi_many`, :func:`bayes_ssm.fit_nu
 the series into chunks (series of one length together), send each chunk with its series' keys
 to a worker (``Client.submit``), and gather the fits. A series is fitted with the same key
 wherever it runs, so with ``batch="loop"`` (the CPU default) the fits are the local ones:
-bit for bit with in-process workers (``tests/test_many_dask.py``); across worker processes
-once bit for bit and once not (``benchmarks/README.md``: float rounding is the likely cause).
+bit for bit, with in-process workers and with worker processes (``tests/test_many_dask.py``;
+across processes the SVI loss trace, a diagnostic, once differed by one float32 ulp while
+the guide parameters and draws were bit-equal: cause not found).
 With ``batch="vmap"`` they agree up to float rounding of the batched arithmetic.
 A series whose fit fails numerically is reported (``FitCollection.failures``) and the others
 kept; a chunk whose task is lost (a worker killed) reports its series as failed with the error.
@@ -20,8 +21,14 @@ On a real cluster::
 
     fits = bs.fit_svi_many(model, frame, key=0, backend="dask", scheduler="tcp://HOST:8786")
 
-With ``scheduler=None`` a ``LocalCluster`` (one process per core, one thread each) is started
-for the call and closed after it. Requires the ``dask`` extra: ``pip install bayes_ssm[dask]``.
+With ``scheduler=None`` a ``LocalCluster`` (one process per core, one thread each, XLA on one
+thread: :func:`one_thread_env`) is started for the call and closed after it: every call then
+pays the workers' start and their compilation (about 45 s on the shared 2-core machine, against
+2.6 s for 16 short fits). For repeated calls, start the cluster once and pass its client
+(``scheduler=client``): the workers keep their compiled programs between calls. Workers of a
+real cluster are best started with ``XLA_FLAGS=--xla_cpu_multi_thread_eigen=false`` too when
+they run one worker process per core. Requires the ``dask`` extra:
+``pip install bayes_ssm[dask]``.
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ import threading
 
 import numpy as np
 
-__all__ = ["map_series", "chunks"]
+__all__ = ["map_series", "chunks", "one_thread_env"]
 
 
 def _client(scheduler):
@@ -48,7 +55,9 @@ def _client(scheduler):
         import os
 
         workers = max(1, min(os.cpu_count() or 1, 8))
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True)
+        cluster = LocalCluster(
+            n_workers=workers, threads_per_worker=1, processes=True, env=one_thread_env()
+        )
         return Client(cluster), True
     if isinstance(scheduler, str):
         return Client(scheduler), True
@@ -56,6 +65,21 @@ def _client(scheduler):
         f"scheduler must be None, an address like 'tcp://host:8786' or a distributed.Client; "
         f"got {scheduler!r}"
     )
+
+
+def one_thread_env() -> dict[str, str]:
+    """Environment of a local worker process: XLA's CPU backend on one thread.
+
+    The LocalCluster runs one worker process per core; XLA's default CPU threading would give
+    each of them a thread pool as large as the machine, and the processes would fight over the
+    cores (measured on 2 cores: 0.76x one process with the default threading, 1.05x with one
+    thread; ``benchmarks/README.md``). The fits are the same either way (bit for bit)."""
+    import os
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_cpu_multi_thread_eigen" not in flags:
+        flags = f"{flags} --xla_cpu_multi_thread_eigen=false".strip()
+    return {"XLA_FLAGS": flags, "OMP_NUM_THREADS": "1"}
 
 
 def chunks(series, num_workers: int, per_worker: int = 2) -> list[list[str]]:
@@ -110,7 +134,11 @@ def map_series(fn, model, series, keys, *, scheduler=None, **kwargs):
         for chunk in chunks(series, num_workers):
             part = {ident: series[ident] for ident in chunk}
             part_keys = keys[[position[ident] for ident in chunk]]
-            future = client.submit(_run_chunk, fn, model, part, part_keys, kwargs, pure=False)
+            part_kwargs = kwargs
+            if kwargs.get("covariates") is not None:  # only this chunk's covariates travel
+                covs = kwargs["covariates"]
+                part_kwargs = {**kwargs, "covariates": {ident: covs[ident] for ident in chunk}}
+            future = client.submit(_run_chunk, fn, model, part, part_keys, part_kwargs, pure=False)
             futures[future] = chunk
         fits, failures, groups = {}, {}, []
         for future in as_completed(futures):

@@ -91,6 +91,8 @@ class FitCollection(Mapping):
         num_samples: int | None = None,
         key: KeyLike = 0,
         time_col: str = "ds",
+        covariates: pd.DataFrame | None = None,
+        id_col: str = "unique_id",
     ) -> pd.DataFrame:
         """Forecasts of every series as one long frame.
 
@@ -101,7 +103,20 @@ class FitCollection(Mapping):
         key : int or jax.random key
             Series ``i`` forecasts with ``jax.random.split(key, n)[i]``.
         time_col : str
-            Name of the timestamp column.
+            Name of the timestamp column (of the output and of ``covariates``).
+        covariates : pandas.DataFrame, optional
+            Future covariates in long format, columns ``id_col``, ``time_col`` and the fitted
+            covariate columns: for every series a row on each of its own ``horizon`` forecast
+            dates (the steps after its last fitted date; series may end on different dates).
+            Required when the series were fitted with covariates.
+        id_col : str
+            Id column of ``covariates``.
+
+        Raises
+        ------
+        ValueError
+            Future covariates missing (for a series, a date or a column) or NaN, or given to
+            fits without covariates; the message names the series.
 
         Returns
         -------
@@ -109,9 +124,20 @@ class FitCollection(Mapping):
             Columns ``unique_id``, ``time_col``, ``mean``, ``median`` and the interval bounds.
         """
         keys = jax.random.split(_engine.as_key(key), len(self))
+        future = None
+        if covariates is not None:
+            from bayes_ssm.inference.many_covariates import future_covariates
+
+            future = future_covariates(covariates, self._fits, id_col, time_col)
         frames = []
         for k, (ident, fit) in zip(keys, self._fits.items(), strict=True):
-            fc = fit.forecast(horizon, prob=prob, num_samples=num_samples, key=k)
+            cov = None if future is None else future[ident]
+            try:
+                fc = fit.forecast(
+                    horizon, prob=prob, num_samples=num_samples, key=k, covariates=cov
+                )
+            except ValueError as err:
+                raise ValueError(f"series {ident!r}: {err}") from err
             fc = fc.rename_axis(time_col).reset_index()
             fc.insert(0, "unique_id", ident)
             frames.append(fc)

@@ -24,8 +24,10 @@ go on, so series ``i`` gets the fit ``fit_svi`` would give with key
 The result is a :class:`FitCollection`, a mapping from series id to :class:`bayes_ssm.Fit`;
 its :meth:`FitCollection.forecast` returns a long frame again.
 
-Covariates are not supported yet (each series would need its own future covariates); models
-whose programs need concrete data scales fall back to one ``fit_svi`` per series.
+Covariates per series come from columns of the long frame (``covariates=["x1", "x2"]``), each
+series with its own coefficients; future covariates, a long frame ``unique_id, ds, x1, x2`` over
+the horizon, go to :meth:`FitCollection.forecast`. Models whose programs need concrete data
+scales fall back to one ``fit_svi`` per series.
 """
 
 from __future__ import annotations
@@ -40,11 +42,12 @@ from bayes_ssm.data.types import KeyLike, LongData
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.fit_collection import FitCollection
 from bayes_ssm.inference.fitting import svi_settings
+from bayes_ssm.inference.many_covariates import series_covariates
 from bayes_ssm.inference.many_nuts import nuts_series
 from bayes_ssm.inference.many_svi import svi_series
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
     from typing import Any
 
     import optax
@@ -56,9 +59,10 @@ __all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
 BATCH_MODES = ("auto", "vmap", "loop")
 
 
-def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key):
+def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None):
     """Both drivers' start: the options checked, ``batch="auto"`` resolved (the loop on a CPU),
-    the series read (long format or a mapping) and one key per series."""
+    the series read (long format or a mapping), their covariates (None, or id -> frame) and
+    one key per series."""
     if batch not in BATCH_MODES:
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
     _check_choice("pooling", pooling, POOLING_MODES)
@@ -66,7 +70,13 @@ def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key):
     if batch == "auto":
         batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     series = _as_series_map(data, id_col, time_col, value_col)
-    return batch, series, jax.random.split(_engine.as_key(key), len(series))
+    covs = series_covariates(data, series, covariates, id_col, time_col, value_col)
+    if covs is not None and pooling == "partial":
+        raise ValueError(
+            "covariates with pooling='partial' are not supported yet (the pooled program has no "
+            "regression); use pooling='none', where each series has its own coefficients"
+        )
+    return batch, series, covs, jax.random.split(_engine.as_key(key), len(series))
 
 
 def fit_svi_many(
@@ -77,6 +87,7 @@ def fit_svi_many(
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
+    covariates: Sequence[str] | Mapping[str, Any] | None = None,
     freq: str | None = None,
     guide: str = "normal",
     steps: int = 10_000,
@@ -107,6 +118,14 @@ def fit_svi_many(
         ``jax.random.split(key, n)[i]``, exactly as ``fit_svi(..., key=that)`` would.
     id_col, time_col, value_col : str
         Column names of the long frame.
+    covariates : sequence of str, or mapping of str to pandas.DataFrame, optional
+        With a long frame: the names of its covariate columns (``unique_id, ds, y, x1, x2``:
+        ``covariates=["x1", "x2"]``). With a mapping of series: a mapping of the same ids to
+        covariate frames ``(time, covariate)`` indexed like each series. Every series gets its
+        own regression coefficients (as ``fit_svi(..., covariates=...)`` per series); forecasts
+        need the future covariates (:meth:`FitCollection.forecast`). Covariates must be known
+        (no NaN) on every training date of every series; ``pooling="partial"`` does not take
+        them yet.
     freq, guide, steps, optimizer, learning_rate, tol, check_every, num_samples, progress
         As :func:`bayes_ssm.fit_svi`; the stopping rule applies to each series on its own.
     batch : {"auto", "vmap", "loop"}
@@ -161,12 +180,17 @@ def fit_svi_many(
         num_samples=num_samples,
     )
     svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate)
-    batch, series, keys = _plan(batch, pooling, backend, data, id_col, time_col, value_col, key)
+    batch, series, covs, keys = _plan(
+        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates
+    )
+    settings["covariates"] = covs
     start = time.perf_counter()
     if pooling == "partial":
         if backend != "local":
             raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
         from bayes_ssm.inference.pooling import fit_svi_pooled
+
+        del settings["covariates"]
 
         fits, failures, info = fit_svi_pooled(
             model, series, _engine.as_key(key), progress=progress, **settings
@@ -229,6 +253,7 @@ def fit_nuts_many(
     id_col: str = "unique_id",
     time_col: str = "ds",
     value_col: str = "y",
+    covariates: Sequence[str] | Mapping[str, Any] | None = None,
     freq: str | None = None,
     batch: str = "auto",
     devices: str | Sequence[jax.Device] | None = "auto",
@@ -244,7 +269,7 @@ def fit_nuts_many(
 
     Parameters
     ----------
-    model, data, key, id_col, time_col, value_col, freq
+    model, data, key, id_col, time_col, value_col, covariates, freq
         As :func:`fit_svi_many`; series ``i`` (sorted ids) gets ``jax.random.split(key, n)[i]``.
     batch : {"auto", "vmap", "loop"}
         ``"loop"``: one ``fit_nuts`` per series (series of one length reuse its compiled
@@ -277,7 +302,9 @@ def fit_nuts_many(
         ``summary()`` has per-series divergences, largest r-hat and smallest ESS. A series
         whose fit fails numerically is reported in ``failures``; the others are kept.
     """
-    batch, series, keys = _plan(batch, pooling, backend, data, id_col, time_col, value_col, key)
+    batch, series, covs, keys = _plan(
+        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates
+    )
     start = time.perf_counter()
     if pooling == "partial":
         if backend != "local":
@@ -292,12 +319,12 @@ def fit_nuts_many(
 
         fits, failures, info = map_series(
             nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
-            devices=devices, pad=pad, **nuts_kwargs,
+            devices=devices, pad=pad, covariates=covs, **nuts_kwargs,
         )  # fmt: skip
     else:
         fits, failures, info = nuts_series(
             model, series, keys, freq=freq, batch=batch, devices=devices, pad=pad,
-            progress=progress, **nuts_kwargs,
+            progress=progress, covariates=covs, **nuts_kwargs,
         )  # fmt: skip
     info.update(
         method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start

@@ -23,6 +23,7 @@ from bayes_ssm.inference._many_common import (
     pad_end,
     paddable,
     series_sharding,
+    stack_covariates,
 )
 from bayes_ssm.inference._nuts_many import run_nuts_many
 from bayes_ssm.inference.fit import Fit
@@ -55,7 +56,9 @@ def _settings(
     )
 
 
-def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto", **nuts):
+def nuts_series_vmap(
+    model, series, keys, *, freq=None, pad=False, devices="auto", covariates=None, **nuts
+):
     """Independent NUTS fits of ``series`` in vmapped programs; ``(fits, failures, info)``.
 
     Parameters
@@ -67,6 +70,8 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
         As :func:`bayes_ssm.fit_nuts_many`.
     devices : "auto", None or sequence of jax.Device
         Devices over which the ``series x chains`` row axis is split.
+    covariates : mapping of str to pandas.DataFrame, optional
+        Each series' covariates (its own coefficients).
     **nuts
         ``num_chains``, ``num_warmup``, ``num_samples``, ``target_accept``,
         ``max_tree_depth``, ``dense_mass`` as :func:`bayes_ssm.fit_nuts`.
@@ -74,10 +79,11 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
     opts = _settings(**nuts)
     chains = opts["num_chains"]
     sharding, num_devices = series_sharding(devices)
+    covariates = covariates or {}
     prepared = {}
     for ident, y in series.items():
         try:
-            prepared[ident] = _prepare(model, y, None, freq)
+            prepared[ident] = _prepare(model, y, covariates.get(ident), freq)
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
     ids = list(prepared)
@@ -91,18 +97,20 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
     fits, failures = {}, {}
     for members in groups.values():
         data0, scales0 = prepared[ids[members[0]]]
-        latent = _engine.latent_sites(model, data0.y, scales0)
+        latent = _engine.latent_sites(model, data0.y, scales0, data0.covariates)
         if not latent:
             raise ValueError(f"model {model.kind!r} has no latent sites to sample")
         rows = [i for i in members for _ in range(chains)]
         rows += [rows[-1]] * (-len(rows) % num_devices)  # inert copies fill the last device
         length = max(prepared[ids[i]][0].num_steps for i in members)
         y = np.stack([pad_end(prepared[ids[i]][0].y, length) for i in rows])
+        cov = stack_covariates([prepared[ids[i]][0] for i in rows], length)
         scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales0}
         row_keys = run_keys[jnp.asarray(members)].reshape(-1, *run_keys.shape[2:])
         row_keys = jnp.concatenate([row_keys, row_keys[-1:].repeat(len(rows) - len(row_keys), 0)])
         if sharding is not None:
             y, row_keys = (jax.device_put(jnp.asarray(a), sharding) for a in (y, row_keys))
+            cov = None if cov is None else jax.device_put(jnp.asarray(cov), sharding)
             scales = {k: jax.device_put(jnp.asarray(v), sharding) for k, v in scales.items()}
         start = time.perf_counter()
         values, stats = run_nuts_many(
@@ -115,6 +123,7 @@ def nuts_series_vmap(model, series, keys, *, freq=None, pad=False, devices="auto
             target_accept=opts["target_accept"],
             max_tree_depth=opts["max_tree_depth"],
             dense_mass=opts["dense_mass"],
+            cov=cov,
         )
         values = {k: np.asarray(values[k]) for k in latent}
         stats = {k: np.asarray(v) for k, v in stats.items()}
@@ -170,16 +179,22 @@ def _nuts_fit(model, data, scales, draws, stats, block, opts, elapsed) -> Fit:
 
 def nuts_series(
     model, series, keys, *, freq=None, batch="loop", devices=None, pad=False, progress=False,
-    **nuts,
+    covariates=None, **nuts,
 ):  # fmt: skip
     """Independent NUTS fits of ``series``, series ``i`` with ``keys[i]``; returns
     ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`."""
     if batch == "vmap" and nuts.get("init", "prior") == "prior":
-        return nuts_series_vmap(model, series, keys, freq=freq, pad=pad, devices=devices, **nuts)
+        return nuts_series_vmap(
+            model, series, keys, freq=freq, pad=pad, devices=devices, covariates=covariates, **nuts
+        )
+    covariates = covariates or {}
     fits, failures, groups = {}, {}, {}
     for k, (ident, y) in zip(keys, series.items(), strict=True):
         try:
-            fits[ident] = fit_nuts(model, y, key=k, freq=freq, progress=progress, **nuts)
+            fits[ident] = fit_nuts(
+                model, y, key=k, covariates=covariates.get(ident), freq=freq, progress=progress,
+                **nuts,
+            )  # fmt: skip
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
         except FIT_ERRORS as err:

@@ -16,6 +16,7 @@ from bayes_ssm.inference._many_common import (
     pad_end,
     paddable,
     series_sharding,
+    stack_covariates,
 )
 from bayes_ssm.inference.fitting import _prepare, fit_svi, svi_fit, svi_settings
 from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
@@ -40,8 +41,10 @@ def svi_series(
     devices=None,
     pad=False,
     progress=False,
+    covariates=None,
 ):
-    """Independent SVI fits of ``series`` (mapping id -> Series), series ``i`` with ``keys[i]``.
+    """Independent SVI fits of ``series`` (mapping id -> Series), series ``i`` with ``keys[i]``;
+    ``covariates``: None or a mapping id -> covariate frame (each series its own coefficients).
 
     Returns
     -------
@@ -53,10 +56,11 @@ def svi_series(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
     sharding, num_devices = series_sharding(devices) if batch == "vmap" else (None, 1)
+    covariates = covariates or {}
     prepared = {}
     for ident, y in series.items():
         try:
-            prepared[ident] = _prepare(model, y, None, freq)
+            prepared[ident] = _prepare(model, y, covariates.get(ident), freq)
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
     ids = list(prepared)
@@ -72,13 +76,14 @@ def svi_series(
     for members in groups.values():
         datas = [prepared[ids[i]][0] for i in members]
         scales = [prepared[ids[i]][1] for i in members]
-        latent = _engine.latent_sites(model, datas[0].y, scales[0])
+        latent = _engine.latent_sites(model, datas[0].y, scales[0], datas[0].covariates)
         if not latent:
             raise ValueError(f"model {model.kind!r} has no latent sites to fit")
         # padding rows (copies of the last series, never updated) fill the last device
         rows = members + [members[-1]] * (-len(members) % num_devices)
         length = max(prepared[ids[i]][0].num_steps for i in rows)
         y = np.stack([pad_end(prepared[ids[i]][0].y, length) for i in rows])
+        cov = stack_covariates([prepared[ids[i]][0] for i in rows], length)
         batch_scales = {k: np.array([prepared[ids[i]][1][k] for i in rows]) for k in scales[0]}
         group_start = time.perf_counter()
         index = jnp.asarray(rows)
@@ -90,6 +95,7 @@ def svi_series(
                     y,
                     batch_scales,
                     fit_keys[index],
+                    cov=cov,
                     labels=[ids[i] for i in members],
                     check_every=check_every,
                     progress=progress,
@@ -108,6 +114,7 @@ def svi_series(
                         model,
                         series[ids[i]],
                         key=keys[i],
+                        covariates=covariates.get(ids[i]),
                         freq=freq,
                         check_every=check_every,
                         num_samples=num_samples,
@@ -128,6 +135,7 @@ def svi_series(
             batch_scales,
             num_samples,
             sharding=sharding,
+            cov=cov,
         )
         elapsed = time.perf_counter() - group_start
         for j, (i, rule) in enumerate(zip(members, rules, strict=True)):

@@ -252,33 +252,35 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
 
 
 @partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
-def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales):
-    def one(key, y, dyn):
-        return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **_kwargs(None, dyn, None))
+def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
+    def one(key, y, dyn, cov):
+        return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **_kwargs(None, dyn, cov))
 
-    return jax.vmap(one)(keys, y, dyn_scales)
+    return jax.vmap(one)(keys, y, dyn_scales, cov)
 
 
 @partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
-def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales, active):
-    def one(state, y, dyn, active):
+def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales, active, cov=None):
+    def one(state, y, dyn, active, cov):
         new, losses, moved = _svi_steps.__wrapped__(
-            mkey, guide_kind, optimizer, None, num_steps, state, y, dyn, None
+            mkey, guide_kind, optimizer, None, num_steps, state, y, dyn, cov
         )
         kept = jax.tree_util.tree_map(lambda a, b: jnp.where(active, a, b), new, state)
         return kept, losses, moved
 
-    return jax.vmap(one)(state, y, dyn_scales, active)
+    return jax.vmap(one)(state, y, dyn_scales, active, cov)
 
 
 @partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
-def _svi_finish_many(mkey, guide_kind, optimizer, num_samples, state, keys, y, dyn_scales):
-    def one(state, key, y, dyn):
+def _svi_finish_many(
+    mkey, guide_kind, optimizer, num_samples, state, keys, y, dyn_scales, cov=None
+):
+    def one(state, key, y, dyn, cov):
         return _svi_finish.__wrapped__(
-            mkey, guide_kind, optimizer, None, num_samples, state, key, y, dyn, None
+            mkey, guide_kind, optimizer, None, num_samples, state, key, y, dyn, cov
         )
 
-    return jax.vmap(one)(state, keys, y, dyn_scales)
+    return jax.vmap(one)(state, keys, y, dyn_scales, cov)
 
 
 def _placer(sharding):
@@ -302,6 +304,7 @@ def run_svi_many(
     check_every,
     progress,
     sharding=None,
+    cov=None,
 ):
     """SVI for a batch of same-length series in one compiled program.
 
@@ -319,6 +322,8 @@ def run_svi_many(
     sharding : jax.sharding.Sharding, optional
         Places every batched input (and so the computation) with the row axis split over
         devices; the row count must be a multiple of the device count.
+    cov : ndarray, shape ``(row, time, covariate)``, optional
+        Each row's covariates.
 
     Returns
     -------
@@ -328,8 +333,9 @@ def run_svi_many(
     mkey = _engine.ModelKey(model)
     put = _placer(sharding)
     y, keys = put(y), put(keys)
+    cov = None if cov is None else put(cov)
     dyn = {k: put(v) for k, v in scales.items()}
-    state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn)
+    state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn, cov)
     rules = [StopRule(tol, check_every, f"series {label!r}") for label in labels]
     active = np.zeros(y.shape[0], bool)
     active[: len(rules)] = True
@@ -339,7 +345,7 @@ def run_svi_many(
         while total < steps and active.any():
             n = min(check_every, steps - total)
             state, chunk, moved = _svi_steps_many(
-                mkey, guide, optimizer, n, state, y, dyn, put(active)
+                mkey, guide, optimizer, n, state, y, dyn, put(active), cov
             )
             chunk, moved = np.asarray(chunk), np.asarray(moved)
             for i in np.flatnonzero(active):
@@ -357,12 +363,15 @@ def run_svi_many(
     return state, rules
 
 
-def finish_svi_many(model, guide, optimizer, state, keys, y, scales, num_samples, sharding=None):
+def finish_svi_many(
+    model, guide, optimizer, state, keys, y, scales, num_samples, sharding=None, cov=None
+):
     """Batched :func:`finish_svi`: guide parameters and draws with a leading row axis."""
     put = _placer(sharding)
     dyn = {k: put(v) for k, v in scales.items()}
+    cov = None if cov is None else put(cov)
     return _svi_finish_many(
-        _engine.ModelKey(model), guide, optimizer, num_samples, state, put(keys), put(y), dyn
+        _engine.ModelKey(model), guide, optimizer, num_samples, state, put(keys), put(y), dyn, cov
     )
 
 
