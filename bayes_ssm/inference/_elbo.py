@@ -33,20 +33,14 @@ class OrderedTraceELBO(Trace_ELBO):
                 rng_key, param_map, model, guide, *args, **kwargs
             )
         model_seed, guide_seed = random.split(rng_key)
-        guide_lp, guide_trace = compute_log_probs(
-            seed(guide, guide_seed), args, kwargs, param_map
-        )
+        guide_lp, guide_trace = compute_log_probs(seed(guide, guide_seed), args, kwargs, param_map)
         mutable = {n: s["value"] for n, s in guide_trace.items() if s["type"] == "mutable"}
         params = {**param_map, **mutable}
         model_lp, model_trace = compute_log_probs(
             replay(seed(model, model_seed), guide_trace), args, kwargs, params
         )
-        mutable.update(
-            {n: s["value"] for n, s in model_trace.items() if s["type"] == "mutable"}
-        )
+        mutable.update({n: s["value"] for n, s in model_trace.items() if s["type"] == "mutable"})
         names = list(model_lp) + [n for n in guide_lp if n not in model_lp]
         zero = jnp.array(0.0)
-        elbo = sum(
-            (model_lp.get(n, zero) - guide_lp.get(n, zero) for n in names), start=zero
-        )
+        elbo = sum((model_lp.get(n, zero) - guide_lp.get(n, zero) for n in names), start=zero)
         return {"loss": -elbo, "mutable_state": mutable or None}
