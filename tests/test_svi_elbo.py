@@ -23,10 +23,10 @@ def _model(y):
 
 def test_ordered_elbo_equals_numpyro_trace_elbo(x64):
     """Same estimator, same random draws: the loss and its gradient agree with NumPyro's to
-    rounding (only the order of the sum differs), and SVI runs give the same parameters."""
+    rounding (only the order of the sum differs)."""
     y = jnp.asarray(np.random.default_rng(0).normal(0.5, 2.0, 50))
     guide = autoguide.AutoNormal(_model)
-    losses, grads, params = [], [], []
+    losses, grads = [], []
     for elbo in (OrderedTraceELBO(), Trace_ELBO()):
         svi = SVI(_model, guide, Adam(0.05), elbo)
         state = svi.init(jax.random.PRNGKey(1), y)
@@ -34,8 +34,6 @@ def test_ordered_elbo_equals_numpyro_trace_elbo(x64):
         key = jax.random.PRNGKey(2)
         losses.append(elbo.loss(key, p, _model, guide, y))
         grads.append(jax.grad(lambda q, e=elbo, k=key: e.loss(k, q, _model, guide, y))(p))
-        params.append(svi.run(jax.random.PRNGKey(3), 100, y, progress_bar=False).params)
     np.testing.assert_allclose(losses[0], losses[1], rtol=1e-12)
     for name in grads[1]:
         np.testing.assert_allclose(grads[0][name], grads[1][name], rtol=1e-9, atol=1e-12)
-        np.testing.assert_allclose(params[0][name], params[1][name], rtol=1e-7, atol=1e-9)
