@@ -5,10 +5,12 @@ A missing value adds nothing to the likelihood, and the Kalman filter only predi
 it, so a series followed by NaNs has the same posterior over the model's parameters as the
 series itself: ``fit_svi(..., pad_to=L)`` runs its compiled programs (initialisation, steps,
 draws) on the series padded to length ``L`` and returns the fit of the unpadded series. That
-holds only for models whose latent sites do not grow with the length (a per-step latent, such
-as the Student-t's per-step precisions or a count model's state path, would gain ``L - T``
-prior-only coordinates): :func:`padded_length` returns None for those, and they are fitted
-unpadded. Results agree with an unpadded fit up to floating-point rounding (the sums over time
+holds only for models that treat a missing value as missing in their likelihood and whose
+latent sites do not grow with the length (a per-step latent, such as the Student-t's per-step
+precisions or a count model's state path, would gain ``L - T`` prior-only coordinates):
+:func:`padded_length` pads only the structural models (``kind == "structural"``: Kalman
+filter) whose latent shapes do not change, and returns None for everything else (fitted
+unpadded). Results agree with an unpadded fit up to floating-point rounding (the sums over time
 run over a different length), not bit for bit.
 """
 
@@ -35,11 +37,13 @@ def validate_pad_to(pad_to) -> int | None:
 def padded_length(model, data, scales, pad_to: int | None) -> int | None:
     """The length to fit at, or None for no padding.
 
-    None when ``pad_to`` is None or not longer than the series, when the data have covariates
-    or irregular times, or when the model's latent sites change shape with the length.
+    None when ``pad_to`` is None or not longer than the series, for a model other than a
+    structural one (other programs were not checked with trailing NaNs), when the data have
+    covariates or irregular times, or when the model's latent sites change shape with the
+    length.
     """
     num_steps = data.y.shape[0]
-    if pad_to is None or pad_to <= num_steps:
+    if pad_to is None or pad_to <= num_steps or getattr(model, "kind", None) != "structural":
         return None
     if data.covariates is not None or data.times is not None:
         return None
