@@ -127,8 +127,9 @@ def fit_svi(
         Run the compiled programs on ``y`` followed by missing values up to this length, so
         that fits of series of different lengths (up to ``pad_to``) compile once, e.g. the
         expanding windows of a backtest. Missing values add nothing to the likelihood: the
-        fit is that of ``y`` (to rounding). Ignored (no padding) for models whose latent
-        sites grow with the length, with covariates, or in continuous time; see
+        fit is that of ``y`` (to rounding). Ignored (no padding) for models other than
+        ``StructuralTS``, models whose latent sites grow with the length, with covariates,
+        or in continuous time; see
         :mod:`bayes_ssm.inference.padding`. ``fit.info["padded_to"]`` records the length used.
 
     Returns
