@@ -2,9 +2,11 @@
 Prophet and statsmodels UnobservedComponents, each in a fresh Python process, side by side.
 
 The series: the last ``--n`` weeks of the bundled ILI series (default 400), a 26-week forecast.
-Each command runs ``--repeats`` times, alternating, in fresh processes (our CLI with its
-compilation cache in a fresh temporary directory for the first run, then reused); prints wall
-seconds per run and the load average before and after.
+Each command runs ``--repeats`` times, alternating, in fresh processes. Our CLI runs with its
+compilation cache in a fresh temporary directory: the first run is the **cold** row (everything
+compiled), later runs the **warm** rows (a new process, with another ``PYTHONHASHSEED``, that
+finds the programs in the cache). Prints wall seconds per run and the load average at the
+start of each.
 
 Usage::
 
@@ -80,15 +82,20 @@ def main(argv=None):
             for name, cmd in commands.items():
                 load = os.getloadavg()[0]
                 start = time.perf_counter()
-                done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=1800)
+                run_env = {**env, "PYTHONHASHSEED": str(rep + 1)}
+                done = subprocess.run(
+                    cmd, env=run_env, capture_output=True, text=True, timeout=1800
+                )
                 seconds = time.perf_counter() - start
                 if done.returncode:
                     print(done.stderr[-2000:])
-                rows.append((rep + 1, name, seconds, load, done.returncode))
+                cache_state = ("cold" if rep == 0 else "warm") if "bayes-ssm" in name else "-"
+                rows.append((rep + 1, name, cache_state, seconds, load, done.returncode))
                 print(f"run {rep + 1}: {name}: {seconds:.1f} s (load {load:.1f})", flush=True)
-    print("\n| run | command | wall s | load average at start | rc |\n|---|---|---:|---:|---:|")
-    for rep, name, seconds, load, rc in rows:
-        print(f"| {rep} | {name} | {seconds:.1f} | {load:.1f} | {rc} |")
+    print("\n| run | command | compile cache | wall s | load average at start | rc |")
+    print("|---|---|---|---:|---:|---:|")
+    for rep, name, cache_state, seconds, load, rc in rows:
+        print(f"| {rep} | {name} | {cache_state} | {seconds:.1f} | {load:.1f} | {rc} |")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ model sees it; the forecasts must come back on exactly the test timestamps.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import time
 from typing import TYPE_CHECKING
 
@@ -158,7 +159,20 @@ def _seeds(key, count: int) -> np.ndarray:
 
 
 def _model_draws(
-    runner, train, test, horizon, *, method, fit_kwargs, cov, fold, seeds, cache, refit, num_samples
+    runner,
+    train,
+    test,
+    horizon,
+    *,
+    method,
+    fit_kwargs,
+    cov,
+    fold,
+    seeds,
+    cache,
+    refit,
+    num_samples,
+    pad_to=None,
 ):
     """Fit (or update) a bayes_ssm model on the fold's training data; forecast draws."""
     from bayes_ssm.inference import diagnostics
@@ -170,6 +184,8 @@ def _model_draws(
     if refit or first is None:
         fitter = {"svi": infer.fit_svi, "nuts": infer.fit_nuts}[method]
         kwargs = {"progress": False, **(fit_kwargs or {})}
+        if method == "svi" and pad_to is not None:
+            kwargs.setdefault("pad_to", pad_to)
         if train_cov is not None:
             kwargs["covariates"] = train_cov
         fit = fitter(runner, train, key=int(seeds[0]), **kwargs)
@@ -189,10 +205,13 @@ def _model_draws(
     return np.asarray(draws, dtype=float), problems
 
 
-def _baseline_draws(runner, train, horizon, *, seed, num_samples):
+def _baseline_draws(runner, train, horizon, *, seed, num_samples, pad_to=None):
     if hasattr(runner, "draws_and_problems"):  # e.g. bs.AutoTS: fits on the indexed series
+        extra = {}
+        if "pad_to" in inspect.signature(runner.draws_and_problems).parameters:
+            extra["pad_to"] = pad_to
         draws, problems = runner.draws_and_problems(
-            train, horizon, num_samples=num_samples, key=int(seed)
+            train, horizon, num_samples=num_samples, key=int(seed), **extra
         )
         return np.asarray(draws, dtype=float), list(problems)
     extra = {}
@@ -305,6 +324,8 @@ def backtest(
     runners = _runners(model, baselines, season)
     cov = None if covariates is None else pd.DataFrame(covariates).reindex(series.index)
     seeds = _seeds(key, len(plan))
+    # SVI fits run padded to the longest training window: one compiled program for all folds
+    pad_to = max(f.train.stop - f.train.start for f in plan)
     caches = {name: {} for name in runners}
     frames, fold_rows = [], []
     bar = progress_bar(total=len(plan) * len(runners), desc="backtest", progress=progress)
@@ -329,10 +350,16 @@ def backtest(
                         cache=caches[name],
                         refit=refit,
                         num_samples=num_samples,
+                        pad_to=pad_to,
                     )
                 else:
                     draws, problems = _baseline_draws(
-                        runner, train, horizon, seed=fold_seeds[1], num_samples=num_samples
+                        runner,
+                        train,
+                        horizon,
+                        seed=fold_seeds[1],
+                        num_samples=num_samples,
+                        pad_to=pad_to,
                     )
             except (FloatingPointError, np.linalg.LinAlgError) as err:
                 problem = f"the fit failed: {type(err).__name__}: {err}"

@@ -129,8 +129,21 @@ def _loo(fit):
     import arviz_base
     import arviz_stats
 
+    from bayes_ssm.inference import engine as _engine
+    from bayes_ssm.inference.padding import padded_data
+
     observed = ~np.isnan(fit.data.y)
-    log_lik = np.asarray(fit._predict(0, ("log_lik",))["log_lik"])[:, observed]
+    # a padded fit (``fit_svi(pad_to=...)``): the same padded length, so one program serves
+    # every length; the log_lik of step t depends on the steps up to t only
+    padded = fit.info.get("padded_to")
+    if padded:  # no covariates (padded_length refuses them)
+        y = padded_data(fit.data, padded).y
+        out = _engine.predict(
+            fit.model, 0, fit._flat_draws(), y, dict(fit.scales), sites=("log_lik",)
+        )
+    else:
+        out = fit._predict(0, ("log_lik",))
+    log_lik = np.asarray(out["log_lik"])[:, : observed.size][:, observed]
     tree = arviz_base.from_dict(
         {
             "posterior": dict(fit.draws),
@@ -156,6 +169,7 @@ def auto_fit(
     freq: str | None = None,
     fit_kwargs: dict | None = None,
     progress: bool = False,
+    pad_to: int | None = None,
 ) -> StackedFit:
     """Fit the default candidates (or ``candidates``) and weight them by stacking.
 
@@ -178,6 +192,10 @@ def auto_fit(
         Frequency when it cannot be inferred.
     fit_kwargs : dict, optional
         Passed to ``fit_svi`` / ``fit_nuts``.
+    pad_to : int, optional
+        SVI only: fit every candidate on the window padded with missing values to
+        ``min(pad_to, fit_last)`` steps (``fit_svi(pad_to=...)``), so that backtest folds of
+        different lengths share each candidate's compiled programs.
 
     Returns
     -------
@@ -211,6 +229,8 @@ def auto_fit(
     else:
         kw = {"progress": progress}
     kw.update(fit_kwargs or {})
+    if pad_to is not None and method == "svi":
+        kw["pad_to"] = min(int(pad_to), fit_last)
     fitter = fit_svi if method == "svi" else fit_nuts
     base = _engine.as_key(key)
     fits, rows, lpds, ks, good = {}, [], [], [], []
@@ -309,7 +329,9 @@ class AutoTS:
     name: str = "default (stacked)"
     wants_index: bool = True
 
-    def fit(self, y: SeriesLike, *, key: KeyLike, freq: str | None = None) -> StackedFit:
+    def fit(
+        self, y: SeriesLike, *, key: KeyLike, freq: str | None = None, pad_to: int | None = None
+    ) -> StackedFit:
         return auto_fit(
             y,
             key=key,
@@ -318,14 +340,22 @@ class AutoTS:
             fit_last=self.fit_last,
             freq=freq,
             fit_kwargs=self.fit_kwargs,
+            pad_to=pad_to,
         )
 
     def draws_and_problems(
-        self, train: pd.Series, horizon: int, *, num_samples: int | None, key: KeyLike
+        self,
+        train: pd.Series,
+        horizon: int,
+        *,
+        num_samples: int | None,
+        key: KeyLike,
+        pad_to: int | None = None,
     ) -> tuple[np.ndarray, list[str]]:
         """Forecast draws of the stacked fit and the ``bs.check`` problems of the candidates
-        that carry weight (for the backtest's ``converged`` column)."""
-        stacked = self.fit(train, key=int(key))
+        that carry weight (for the backtest's ``converged`` column). ``pad_to``: the longest
+        training length of the backtest (see :func:`auto_fit`)."""
+        stacked = self.fit(train, key=int(key), pad_to=pad_to)
         draws = stacked.forecast_samples(horizon, num_samples=num_samples or 1000, key=int(key))
         problems = [
             f"{name}: {row.first_problem}"

@@ -118,14 +118,26 @@ def model_kwargs(scales, covariates=None, horizon=0, future_covariates=None, com
 
 
 def latent_shapes(model, y, scales, covariates=None) -> dict[str, tuple[int, ...]]:
-    """Latent (unobserved ``numpyro.sample``) sites of the fitting program and their shapes."""
-    with handlers.trace() as tr, handlers.seed(rng_seed=0):
-        model.model(jnp.asarray(y), **model_kwargs(dict(scales), _opt(covariates)))
-    return {
-        name: tuple(site["value"].shape)
-        for name, site in tr.items()
-        if site["type"] == "sample" and not site["is_observed"]
-    }
+    """Latent (unobserved ``numpyro.sample``) sites of the fitting program and their shapes.
+
+    Traced abstractly (``jax.eval_shape``: nothing is compiled or run); a model whose program
+    needs concrete data runs once eagerly instead.
+    """
+
+    def latent(y, cov):
+        with handlers.trace() as tr, handlers.seed(rng_seed=0):
+            model.model(y, **model_kwargs(dict(scales), cov))
+        return {
+            name: site["value"]
+            for name, site in tr.items()
+            if site["type"] == "sample" and not site["is_observed"]
+        }
+
+    try:
+        out = jax.eval_shape(latent, jnp.asarray(y), _opt(covariates))
+    except _TRACE_ERRORS:
+        out = latent(jnp.asarray(y), _opt(covariates))
+    return {name: tuple(value.shape) for name, value in out.items()}
 
 
 def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:

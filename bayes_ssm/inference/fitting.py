@@ -23,6 +23,7 @@ from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.advice import SVI_ON_VOLATILITY
 from bayes_ssm.inference.fit import Fit
+from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
 from bayes_ssm.inference.progress import show_progress
 from bayes_ssm.inference.svi import (
     GUIDES,
@@ -87,6 +88,7 @@ def fit_svi(
     check_every: int = 250,
     num_samples: int = 1000,
     progress: bool = True,
+    pad_to: int | None = None,
 ) -> Fit:
     """Fit ``model`` to ``y`` by stochastic variational inference with a NumPyro autoguide.
 
@@ -121,11 +123,20 @@ def fit_svi(
     progress : bool
         tqdm bar (a widget in Jupyter); drawn only where someone can see it: stderr is a
         terminal or the code runs in a Jupyter kernel. ``BAYES_SSM_PROGRESS=0`` silences it.
+    pad_to : int, optional
+        Run the compiled programs on ``y`` followed by missing values up to this length, so
+        that fits of series of different lengths (up to ``pad_to``) compile once, e.g. the
+        expanding windows of a backtest. Missing values add nothing to the likelihood: the
+        fit is that of ``y`` (to rounding). Ignored (no padding) for models other than
+        ``StructuralTS``, models whose latent sites grow with the length, with covariates,
+        or in continuous time; see
+        :mod:`bayes_ssm.inference.padding`. ``fit.info["padded_to"]`` records the length used.
 
     Returns
     -------
     Fit
     """
+    pad_to = validate_pad_to(pad_to)
     if getattr(model, "kind", None) == "stochastic_volatility":
         from bayes_ssm.inference.diagnostics import FitWarning  # arviz: imported only when needed
 
@@ -139,9 +150,11 @@ def fit_svi(
     if not latent:
         raise ValueError(f"model {model.kind!r} has no latent sites to fit")
     start = time.perf_counter()
+    padded = padded_length(model, data, scales, pad_to)
+    run_data = padded_data(data, padded)
     state, rule, (static, dyn) = run_svi(
         model,
-        data,
+        run_data,
         scales,
         k_fit,
         guide=guide,
@@ -152,7 +165,7 @@ def fit_svi(
         progress=progress,
     )
     params, draws = finish_svi(
-        model, guide, optimizer, static, dyn, state, k_draw, data, num_samples
+        model, guide, optimizer, static, dyn, state, k_draw, run_data, num_samples
     )
     losses = np.concatenate(rule.losses)
     return svi_fit(
@@ -169,6 +182,7 @@ def fit_svi(
             **rule.info(losses, max_steps=steps, check_every=check_every),
             "learning_rate": float(learning_rate),
             "num_samples": num_samples,
+            "padded_to": padded,
             "elapsed_s": time.perf_counter() - start,
         },
     )

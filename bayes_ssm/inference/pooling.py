@@ -39,10 +39,11 @@ import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro import handlers
-from numpyro.infer import MCMC, NUTS, SVI, Trace_ELBO, init_to_median, init_to_sample
+from numpyro.infer import MCMC, NUTS, SVI, init_to_median, init_to_sample
 from numpyro.optim import optax_to_numpyro
 
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference._many_common import pad_end
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.fitting import _prepare, svi_settings
@@ -177,7 +178,7 @@ def fit_svi_pooled(
         program,
         GUIDES[guide](program, init_loc_fn=init_to_median(num_samples=15)),
         optax_to_numpyro(optimizer),
-        Trace_ELBO(),
+        OrderedTraceELBO(),
     )
     k_fit, k_draw = jax.random.split(key)
     start = time.perf_counter()

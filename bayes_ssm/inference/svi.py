@@ -14,10 +14,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from numpyro.infer import SVI, Trace_ELBO, autoguide, init_to_median
+from numpyro.infer import SVI, autoguide, init_to_median
 from numpyro.optim import optax_to_numpyro
 
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference.progress import progress_bar
 
 __all__ = [
@@ -52,7 +53,7 @@ def default_optimizer(learning_rate: float):
 
 def _make_svi(model, guide_kind, optimizer):
     guide = GUIDES[guide_kind](model.model, init_loc_fn=init_to_median(num_samples=15))
-    return SVI(model.model, guide, optax_to_numpyro(optimizer), Trace_ELBO())
+    return SVI(model.model, guide, optax_to_numpyro(optimizer), OrderedTraceELBO())
 
 
 def _kwargs(static_scales, dyn_scales, cov):
