@@ -45,7 +45,7 @@ def _selective(g, u):
     h = np.zeros((d, n))
     out = np.empty_like(u)
     for t in range(T):
-        step = base * 2.0 * _sigmoid(u[t] @ g["context_weight"])  # (d,)
+        step = base * np.maximum(2.0 * _sigmoid(u[t] @ g["context_weight"]), 1e-6)  # (d,)
         B, C = u[t] @ g["B_weight"], u[t] @ g["C_weight"]  # (n,)
         h = np.exp(step[:, None] * A) * h + step[:, None] * B[None, :] * u[t][:, None]
         out[t] = h @ C + g["D"] * u[t]

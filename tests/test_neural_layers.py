@@ -3,11 +3,10 @@ guard, planted-future invariance of causal forecasts and the shape of the implie
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from numpyro.handlers import seed, substitute, trace
+from numpyro.handlers import seed, trace
 from scipy import stats
 
 from bayes_ssm.models import HybridTS, NeuralSSM

@@ -13,7 +13,7 @@ series without sampling again. ``d = width`` channels, ``n = state_size``.
     The selective scan (Mamba-1, :func:`bayes_ssm.kernels.selective.selective_scan`) with a
     half-life prior on each channel's base step (as
     :class:`~bayes_ssm.layers.selective.StochasticDecaySelective`) and the selection
-    ``Δ_{t d} = Δ_d · 2 sigmoid(u_t · w_d)``, ``B_t = u_t W_B``, ``C_t = u_t W_C``. Sites
+    ``Δ_{t d} = Δ_d · max(2 sigmoid(u_t · w_d), 1e-6)``, ``B_t = u_t W_B``, ``C_t = u_t W_C``. Sites
     ``half_life`` ``(d,)``, ``context_weight`` ``(d, d)`` ~ ``Normal(0, 1)``,
     ``B_weight``, ``C_weight`` ``(d, n)`` ~ ``Normal(0, 1/√d)``, ``D`` ``(d,)`` ~ ``Normal(0, 1)``.
 ``"ssd"``
@@ -93,7 +93,8 @@ def apply_mixer(kind: str, p, u):
     if kind == "s4d":
         return s4d(p, u, mode="convolution")
     if kind == "selective":
-        steps = p["delta"] * 2.0 * jax.nn.sigmoid(u @ p["context"])
+        # the selection 2 sigmoid(.), floored so a saturated gate stays a (tiny) positive step
+        steps = p["delta"] * jnp.maximum(2.0 * jax.nn.sigmoid(u @ p["context"]), 1e-6)
         return selective_scan(u, steps, p["A"], u @ p["B"], u @ p["C"], D=p["D"])
     if kind == "ssd":
         log_a = jnp.broadcast_to(p["log_a"], u.shape)  # (t, h = d)

@@ -351,9 +351,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         numpyro.deterministic("attention", jnp.pad(past, (0, max_lag - past.shape[0])))
         if self.bidirectional:
             ahead = grad[target + 1 :][:max_lag]
-            numpyro.deterministic(
-                "attention_ahead", jnp.pad(ahead, (0, max_lag - ahead.shape[0]))
-            )
+            numpyro.deterministic("attention_ahead", jnp.pad(ahead, (0, max_lag - ahead.shape[0])))
 
     def implied_attention_matrix(self, y: jax.Array, *, scales: dict[str, float]) -> None:
         """NumPyro program: ``"attention_matrix"`` ``(time, time)``, entry ``[t, s]`` the
