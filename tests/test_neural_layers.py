@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax.numpy as jnp
 import numpy as np
+import pandas as pd
 import pytest
 from numpyro.handlers import seed, trace
 from scipy import stats
@@ -129,3 +130,29 @@ def test_attention_map_row_is_the_gradient_of_the_one_step_mean(x64):
         fd = (mean16(v) - mean16(base)) / (h * scales["scale"])
         np.testing.assert_allclose(att[lag - 1], fd, rtol=1e-4, atol=1e-7)
     assert np.all(att[16:] == 0.0)
+
+
+@pytest.mark.slow
+def test_bidirectional_impute_reads_after_the_gap_and_causal_does_not(x64):
+    from bayes_ssm.data.validation import as_series_data
+    from bayes_ssm.inference.fit import Fit
+
+    index = pd.date_range("2020-01-05", periods=30, freq="W")
+    y = _series(30)
+    y_up = y.copy()
+    y_up[22:] += 5.0  # the same series with a step after the gap at 20-21
+    means = {}
+    for direction in ("causal", "bidirectional"):
+        model = NeuralSSM(width=2, state_size=2, num_layers=1, layer="ssd", direction=direction)
+        scales = model.data_scales(y)
+        draw = _sites(run_trace(model.model, jnp.asarray(y), rng=1, scales=scales))
+        draws = {k: np.broadcast_to(v, (1, 20, *np.shape(v))) for k, v in draw.items()}
+        for name, series in (("base", y), ("up", y_up)):
+            data = as_series_data(pd.Series(series, index=index))
+            fit = Fit(model=model, data=data, scales=scales, method="svi", draws=draws)
+            frame = fit.impute(key=0)
+            assert np.isnan(frame["observed"].iloc[20]) and np.isfinite(frame["mean"]).all()
+            means[direction, name] = frame["mean"].to_numpy()
+    gap = slice(20, 22)
+    np.testing.assert_array_equal(means["causal", "base"][gap], means["causal", "up"][gap])
+    assert np.abs(means["bidirectional", "up"][21] - means["bidirectional", "base"][21]) > 1e-3
