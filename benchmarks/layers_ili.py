@@ -114,8 +114,9 @@ def main(argv=None):
     load1 = os.getloadavg()
     seconds = folds.groupby("model")["seconds"].sum()
     pd.set_option("display.width", 200)
+    ran = sorted(int(f) + 1 for f in scores["fold"].unique())
     print(
-        f"ILI: {len(y)} weeks; origins {sorted(scores['fold'].unique() + 1)} of the {FOLDS} "
+        f"ILI: {len(y)} weeks; origins {ran} of the {FOLDS} "
         f"(13 weeks apart, the last at n-26), 26 steps each, sliding window {args.window} "
         f"weeks; load average {load0[0]:.1f} at start, {load1[0]:.1f} at end (2 shared cores)"
     )
