@@ -13,12 +13,13 @@ import numpy as np
 __all__ = ["reference_means"]
 
 
-def _gelu(x):  # jax.nn.gelu's default (tanh) form
-    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+def _gelu(x):  # jax.nn.gelu's default (tanh) form; huge |x| saturate the tanh (no overflow)
+    x3 = np.clip(x, -1e6, 1e6) ** 3
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x3)))
 
 
 def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
 
 
 def _s4d(g, u):

@@ -35,11 +35,11 @@ def test_bidirectional_log_lik_equals_a_numpy_twin_of_the_network(x64, layer):
     # the bidirectional model holds the causal one (its forward stack) plus a backward stack
     # on the reversed series; the causal model alone is checked in the forecast test below
     direction = "bidirectional"
-    model = NeuralSSM(width=3, state_size=2, num_layers=2, layer=layer, direction=direction)
+    model = NeuralSSM(width=3, state_size=2, num_layers=1, layer=layer, direction=direction)
     y = _series()
     scales = model.data_scales(y)
     tr = run_trace(model.model, jnp.asarray(y), rng=3, scales=scales)
-    mean, sd = reference_means(_sites(tr), y, scales, layer=layer, num_layers=2,
+    mean, sd = reference_means(_sites(tr), y, scales, layer=layer, num_layers=1,
                                bidirectional=direction == "bidirectional")  # fmt: skip
     np.testing.assert_allclose(tr["y_fitted"]["value"], mean, rtol=1e-8, atol=1e-8)
     obs = ~np.isnan(y)
@@ -55,7 +55,7 @@ def _forecast(model, y, scales, key=4, horizon=6):
 @pytest.mark.slow
 @pytest.mark.parametrize("layer", LAYERS)
 def test_causal_forecast_ignores_planted_future_and_matches_the_in_sample_means(x64, layer):
-    model = NeuralSSM(width=3, state_size=2, num_layers=1, layer=layer)
+    model = NeuralSSM(width=3, state_size=2, num_layers=2, layer=layer)
     y = _series(30)
     scales = model.data_scales(y)
     path, tr = _forecast(model, y, scales)
@@ -67,7 +67,7 @@ def test_causal_forecast_ignores_planted_future_and_matches_the_in_sample_means(
     sd = scales["scale"] * float(draw["obs_sd"])
     np.testing.assert_allclose(tr_ext["y_fitted"]["value"][30:] + sd * eps, path, rtol=1e-8)
     # ... and those means are the numpy twin's (the causal model against its twin)
-    mean, _ = reference_means(draw, ext, scales, layer=layer, num_layers=1)
+    mean, _ = reference_means(draw, ext, scales, layer=layer, num_layers=2)
     np.testing.assert_allclose(tr_ext["y_fitted"]["value"], mean, rtol=1e-8, atol=1e-8)
     # (2) planting data after the origin changes nothing in the causal in-sample means
     planted = np.concatenate([y, 100.0 + np.arange(6.0)])
