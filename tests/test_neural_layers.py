@@ -156,11 +156,11 @@ def test_bidirectional_impute_reads_after_the_gap_and_causal_does_not(x64):
             frame = fit.impute(key=0)
             assert np.isnan(frame["observed"].iloc[20]) and np.isfinite(frame["mean"]).all()
             means[direction, name] = frame["mean"].to_numpy()
-        # the posterior attention map of the fit is the program's gradient for this draw
-        amap = attention_map(fit, origin=25, max_lag=6)
-        ref = run_trace(model.implied_attention, jnp.asarray(y_up), rng=0, scales=scales,
-                        data=draw, origin=25, max_lag=6)  # fmt: skip
-        np.testing.assert_allclose(amap["mean"], ref["attention"]["value"], rtol=1e-6)
+    # the posterior attention map of the (bidirectional) fit is its program's gradient
+    amap = attention_map(fit, origin=25, max_lag=6)
+    ref = run_trace(model.implied_attention, jnp.asarray(y_up), rng=0, scales=scales,
+                    data=draw, origin=25, max_lag=6)  # fmt: skip
+    np.testing.assert_allclose(amap["mean"], ref["attention"]["value"], rtol=1e-6)
     gap = slice(20, 22)
     np.testing.assert_array_equal(means["causal", "base"][gap], means["causal", "up"][gap])
     assert np.abs(means["bidirectional", "up"][21] - means["bidirectional", "base"][21]) > 1e-3
