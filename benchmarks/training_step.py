@@ -9,6 +9,10 @@ Models:
 
 =======================  ===================================================================
 neural_ssm_s4d           ``NeuralSSM(width=8, num_layers=2)`` (S4D layers, FFT convolution)
+neural_ssm_selective     the same with ``layer="selective"`` (Mamba-1 selective scan)
+neural_ssm_ssd           the same with ``layer="ssd"`` (Mamba-2 SSD, chunked algorithm)
+neural_ssm_attention     the same with ``layer="attention"`` (causal softmax: O(T²) by design)
+neural_ssm_ssd_bidir     ``layer="ssd", direction="bidirectional"`` (two stacks)
 structural_discrete      ``StructuralTS(trend=None, seasonal=Seasonal(52.18, 3))`` (Kalman)
 structural_continuous    the same at irregular times (time-varying Kalman, ``time="continuous"``)
 =======================  ===================================================================
@@ -50,6 +54,12 @@ def _models(num_steps):
     seasonal = Seasonal(52.18, harmonics=3)
     return {
         "neural_ssm_s4d": NeuralSSM(width=8, num_layers=2),
+        "neural_ssm_selective": NeuralSSM(width=8, num_layers=2, layer="selective"),
+        "neural_ssm_ssd": NeuralSSM(width=8, num_layers=2, layer="ssd"),
+        "neural_ssm_attention": NeuralSSM(width=8, num_layers=2, layer="attention"),
+        "neural_ssm_ssd_bidir": NeuralSSM(
+            width=8, num_layers=2, layer="ssd", direction="bidirectional"
+        ),
         "structural_discrete": StructuralTS(trend=None, seasonal=seasonal),
         "structural_continuous": StructuralTS(trend=None, seasonal=seasonal).with_times(times),
     }
@@ -87,11 +97,14 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--fit-from", type=int, default=256)
     parser.add_argument("--models", nargs="+", default=list(_models(8)))
+    parser.add_argument("--float32", action="store_true", help="float32 (as on a GPU)")
     args = parser.parse_args(argv)
-    jax.config.update("jax_enable_x64", True)  # a script, not the package: float64 as fitted
+    # a script, not the package: float64 as fitted on a CPU, float32 where asked
+    jax.config.update("jax_enable_x64", not args.float32)
+    dtype = "float32" if args.float32 else "float64"
     results = {}
     for num_steps in args.sizes:
-        y = jnp.asarray(_series(num_steps))
+        y = jnp.asarray(_series(num_steps), dtype)
         models = _models(num_steps)
         for name in args.models:
             model = models[name]
@@ -100,7 +113,8 @@ def main(argv=None):
             sec = measure(fn, params, args.repeats)
             results[name, num_steps] = sec
             print(f"  {name:22s} T={num_steps:>6d} {sec * 1e3:9.2f} ms", file=sys.stderr)
-    print(f"\nOne SVI step (ms, median of {args.repeats}; {jax.default_backend()}, float64)\n")
+    device = jax.devices()[0].device_kind
+    print(f"\nOne SVI step (ms, median of {args.repeats}; {device}, {dtype})\n")
     print("| model | " + " | ".join(f"T={t}" for t in args.sizes) + " | slope |")
     print("|---|" + "---|" * (len(args.sizes) + 1))
     for name in args.models:

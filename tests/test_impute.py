@@ -93,7 +93,7 @@ def test_impute_fills_gaps_between_their_neighbours_and_refuses_other_models():
         method="svi",
         draws={},
     )
-    object.__setattr__(other, "model", type("M", (), {"kind": "neural_ssm"})())
+    object.__setattr__(other, "model", type("M", (), {"kind": "attention_ar"})())
     with pytest.raises(ValueError, match="StructuralTS"):
         other.impute()
 

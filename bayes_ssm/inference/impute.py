@@ -5,7 +5,9 @@ as well as before. For :class:`~bayes_ssm.models.StructuralTS` the exact answer 
 distribution: each posterior draw of the parameters contributes one joint draw of the states
 given the whole series (the simulation smoother the model runs under ``components=True``),
 whose components sum to the signal, plus one draw of the observation noise. Forecasts never
-use this path (they run the causal Kalman filter only).
+use this path (they run the causal Kalman filter only). A
+:class:`~bayes_ssm.models.NeuralSSM` with ``direction="bidirectional"`` imputes from its
+conditional of each value given both sides (a model that, by construction, cannot forecast).
 """
 
 from __future__ import annotations
@@ -56,7 +58,9 @@ def impute_samples(fit, *, num_samples=None, key=0, times=None) -> np.ndarray:
     Parameters
     ----------
     fit : Fit
-        A fit of a :class:`~bayes_ssm.models.StructuralTS` (discrete or continuous time).
+        A fit of a :class:`~bayes_ssm.models.StructuralTS` (discrete or continuous time), or
+        of a :class:`~bayes_ssm.models.NeuralSSM` (``direction="bidirectional"`` reads both
+        sides of each gap; see :func:`_neural_impute_samples`).
     times : sequence of timestamps (or floats), optional
         Continuous-time fits: impute at these past times instead (any, between the first and
         last fitted timestamps); the result then has shape ``(sample, len(times))``.
@@ -76,9 +80,12 @@ def impute_samples(fit, *, num_samples=None, key=0, times=None) -> np.ndarray:
     rows = None
     if times is not None:
         fit, rows = at_times(fit, times)
+    if fit.model.kind == "neural_ssm" and rows is None:
+        return _neural_impute_samples(fit, num_samples=num_samples, key=key)
     if fit.model.kind != "structural":
         raise ValueError(
-            f"impute() needs a StructuralTS fit (exact smoothing); got a {fit.model.kind!r} model"
+            "impute() needs a StructuralTS fit (exact smoothing) or a NeuralSSM fit (best with "
+            f"direction='bidirectional'); got a {fit.model.kind!r} model"
         )
     sites = tuple(f"component/{name}" for name in fit.model.component_names)
     if fit.data.covariates is not None and fit.model.uses_regression(fit.data.covariates):
@@ -94,6 +101,22 @@ def impute_samples(fit, *, num_samples=None, key=0, times=None) -> np.ndarray:
     law = observation_distribution(fit.model.likelihood, signal, params)
     draws = np.asarray(law.sample(k_obs))
     return draws if rows is None else draws[:, rows]
+
+
+def _neural_impute_samples(fit, *, num_samples=None, key=0) -> np.ndarray:
+    """A NeuralSSM's draws of ``y_t`` given the other values (its ``y_rep`` site).
+
+    With ``direction="bidirectional"`` the law of ``y_t`` is the network's conditional given
+    the values before *and* after ``t`` (missing ones carried forward into the forward stack
+    and backward into the backward stack), one draw per posterior draw; with
+    ``direction="causal"`` it is the one-step-ahead predictive (the past only). These are
+    full conditionals, not a joint smoothing law: gaps of several steps are filled value by
+    value, each from the observed neighbours.
+    """
+    from bayes_ssm.inference import engine as _engine
+
+    out = fit._predict(_engine.as_key(key), ("y_rep",), components=True, num_samples=num_samples)
+    return np.asarray(out["y_rep"])
 
 
 def impute(fit, *, prob=(0.8, 0.95), num_samples=None, key=0, times=None) -> pd.DataFrame:

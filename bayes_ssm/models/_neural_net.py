@@ -38,6 +38,7 @@ from numpyro.handlers import scope
 from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.s4d import S4DParams, s4d, s4d_discretize
 from bayes_ssm.layers.s4d import StochasticDecayS4D
+from bayes_ssm.models._neural_mixers import apply_mixer, sample_mixer
 
 __all__ = ["Weights", "sample_weights", "features", "final_states", "step", "layer_of", "lagged"]
 
@@ -49,7 +50,7 @@ class Weights(NamedTuple):
     ----------
     w_in : Array, shape ``(lag, channel)``
     b_in : Array, shape ``(channel,)``
-    layers : tuple of S4DParams
+    layers : tuple of S4DParams (or of the mixer parameters of another ``layer`` kind)
     mix : tuple of Array, each shape ``(channel, channel)``
     """
 
@@ -83,10 +84,12 @@ def sample_weights(net, dtype) -> Weights:
     w_in = numpyro.sample("w_in", dist.Normal(0.0, s).expand((p, d)).to_event(2))
     b_in = numpyro.sample("b_in", dist.Normal(0.0, s).expand((d,)).to_event(1))
     layer = layer_of(net)
+    kind = getattr(net, "layer", "s4d")
+    step = layer.step
     params, mixes = [], []
     for i in range(net.num_layers):
         with scope(prefix=f"layer{i}", divider="."):
-            p, _ = layer.sample_params(dtype)
+            p = sample_mixer(kind, layer, net.half_life, step, d, net.state_size, dtype)
             m = numpyro.sample("mix", dist.Normal(0.0, s / math.sqrt(d)).expand((d, d)).to_event(2))
         params.append(p)
         mixes.append(m)
@@ -103,11 +106,11 @@ def _project(w: Weights, z):
     return lagged(z, w.w_in.shape[0]) @ w.w_in + w.b_in
 
 
-def features(w: Weights, z):
-    """Features ``u_t`` of ``z_1..z_t``, shape ``(time, channel)`` (convolution mode)."""
+def features(w: Weights, z, kind: str = "s4d"):
+    """Features ``u_t`` of ``z_1..z_t``, shape ``(time, channel)`` (S4D: convolution mode)."""
     u = _project(w, z)
     for p, m in zip(w.layers, w.mix, strict=True):
-        u = u + jax.nn.gelu(s4d(p, u, mode="convolution")) @ m
+        u = u + jax.nn.gelu(apply_mixer(kind, p, u)) @ m
     return u
 
 

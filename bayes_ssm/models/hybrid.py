@@ -104,6 +104,12 @@ class HybridTS(TimeSeriesModel):
             )
         if sts.state_size == 0:
             raise ValueError("HybridTS needs a structural state: set level, seasonal or ar_order")
+        if self.neural.layer != "s4d" or self.neural.bidirectional:
+            raise ValueError(
+                "HybridTS runs its neural term as an S4D recurrence: give neural= a NeuralSSM "
+                f"with layer='s4d' and direction='causal'; got layer={self.neural.layer!r}, "
+                f"direction={self.neural.direction!r}"
+            )
         if self.neural.likelihood != "gaussian" or self.neural.neural_scale:
             raise ValueError(
                 "the hybrid's noise law is the structural model's: give neural= a NeuralSSM "

@@ -44,13 +44,16 @@ import numpyro.distributions as dist
 from numpyro.handlers import scope
 
 from bayes_ssm.models import _neural_net as net
+from bayes_ssm.models._neural_mixers import MIXERS
 from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
 from bayes_ssm.priors import HalfLife
 
-__all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS"]
+__all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS", "NEURAL_LAYERS", "DIRECTIONS"]
 
 NEURAL_LIKELIHOODS = ("gaussian", "student_t")
+NEURAL_LAYERS = MIXERS
+DIRECTIONS = ("causal", "bidirectional")
 
 
 def _positive_int(value, name, maximum=None):
@@ -117,6 +120,8 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
     prior_scale: float = 1.0
     step_days: float | None = None
     min_length: int = 20
+    layer: str = "s4d"
+    direction: str = "causal"
 
     def __post_init__(self):
         _positive_int(self.width, "width")
@@ -139,12 +144,18 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         _positive_int(self.min_length, "min_length")
         if self.min_length < 3:
             raise ValueError(f"min_length must be >= 3; got {self.min_length!r}")
-        _ = self.layer  # checks the half-life prior against step_days
+        if self.layer not in MIXERS:
+            raise ValueError(f"layer must be one of {MIXERS}; got {self.layer!r}")
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}; got {self.direction!r}")
+        if self.bidirectional and self.neural_scale:
+            raise ValueError("neural_scale=True is available with direction='causal' only")
+        _ = net.layer_of(self)  # checks the half-life prior against step_days
 
     @property
-    def layer(self):
-        """The S4D layer of each block (:class:`~bayes_ssm.layers.s4d.StochasticDecayS4D`)."""
-        return net.layer_of(self)
+    def bidirectional(self) -> bool:
+        """Whether the in-sample prediction of ``y_t`` also reads ``y_{>t}`` (no forecasts)."""
+        return self.direction == "bidirectional"
 
     # ------------------------------------------------------------------ contract
     def data_scales(self, y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
@@ -187,7 +198,31 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
                 w_scale = numpyro.sample(
                     "w_scale", dist.Normal(0.0, 0.5 * s).expand((d,)).to_event(1)
                 )
+            if self.bidirectional:  # the backward stack reads the reversed series
+                with scope(prefix="back", divider="."):
+                    w_b = net.sample_weights(self, dtype)
+                    w_b_out = numpyro.sample("w_out", dist.Normal(0.0, s).expand((d,)).to_event(1))
+                w = (w, w_b, w_b_out)
         return w, w_out, w_scale
+
+    def next_step_means(self, w, w_out, intercept, zf, zb=None):
+        """Means of the standardised ``z_0 .. z_T`` given the rest, shape ``(time + 1,)``, and
+        the forward features ``u`` ``(time, width)``.
+
+        Causal: entry ``t`` is ``c + w_out·u_{t-1}`` (``u_{t-1}`` reads ``z_{<t}``; ``c`` at
+        ``t = 0``). Bidirectional (``w`` is ``(forward, backward, w_back)``): plus
+        ``w_back·b_{t+1}``, with ``b_{t+1}`` the backward stack's features of ``z_{>t}``
+        (``zb``: the series with missing values carried backward); ``z_t`` itself is never read.
+        """
+        if not self.bidirectional:
+            u = net.features(w, zf, self.layer)
+            return jnp.concatenate([intercept[None], intercept + u @ w_out]), u
+        w_f, w_b, w_b_out = w
+        u = net.features(w_f, zf, self.layer)
+        b = jnp.flip(net.features(w_b, jnp.flip(zb), self.layer), axis=0)  # b_t reads z_{>=t}
+        fwd = jnp.concatenate([jnp.zeros((1,), zf.dtype), u @ w_out])
+        back = jnp.concatenate([b[1:] @ w_b_out, jnp.zeros((2,), zf.dtype)])
+        return intercept + fwd + back, u
 
     def _noise(self, loc, sd, nu):
         if self.likelihood == "student_t":
@@ -212,8 +247,15 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             y = y.astype(jnp.result_type(float))
         if y.ndim != 1:
             raise ValueError(f"y must have shape (time,); got {y.shape}")
+        if horizon > 0 and self.bidirectional:
+            raise ValueError(
+                "a NeuralSSM with direction='bidirectional' reads the future of every step, so "
+                "it cannot forecast; use it for in-sample jobs (impute, anomalies) and fit "
+                "direction='causal' to forecast"
+            )
         loc, scale = scales["loc"], scales["scale"]
         z = (_ffill(y) - loc) / scale
+        zb = (jnp.flip(_ffill(jnp.flip(y))) - loc) / scale if self.bidirectional else None
         w, w_out, w_scale = self.sample_network(y.dtype)
         intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
         obs_sd = numpyro.sample("obs_sd", dist.HalfNormal(1.0))
@@ -225,11 +267,12 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             sd = obs_sd if w_scale is None else obs_sd * jnp.exp(u @ w_scale)
             return intercept + u @ w_out, sd
 
-        u = net.features(w, z)  # u_t sees z_1..z_t
-        pred, sd = head(u)
-        sd = jnp.broadcast_to(sd, pred.shape)
-        pred = jnp.concatenate([intercept[None], pred[:-1]])  # prediction of z_t
-        sd = jnp.concatenate([obs_sd[None], sd[:-1]])
+        means, u = self.next_step_means(w, w_out, intercept, z, zb)  # u_t sees z_1..z_t
+        pred = means[:-1]  # prediction of z_t
+        if w_scale is None:
+            sd = jnp.broadcast_to(obs_sd, pred.shape)
+        else:
+            sd = jnp.concatenate([obs_sd[None], (obs_sd * jnp.exp(u @ w_scale))[:-1]])
         mean, sd = loc + scale * pred, scale * sd
         observed = ~jnp.isnan(y)
         law = self._noise(mean, sd, nu)
@@ -245,6 +288,10 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         if horizon > 0:
             base = dist.StudentT(nu) if nu is not None else dist.Normal(0.0, 1.0)
             eps = numpyro.sample("forecast_noise", base.expand([horizon]).to_event(1))
+            if self.layer != "s4d":
+                zs = self._forecast_by_recomputing(w, z, u[-1], head, eps.astype(y.dtype))
+                numpyro.deterministic("y_forecast", loc + scale * zs)
+                return
             states = net.final_states(w, z)
 
             def body(carry, e):
@@ -256,3 +303,67 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
 
             _, zs = jax.lax.scan(body, (states, u[-1]), eps.astype(y.dtype))
             numpyro.deterministic("y_forecast", loc + scale * zs)
+
+    def _forecast_by_recomputing(self, w, z, u_last, head, eps):
+        """Simulate a path: each drawn value is appended and the (causal) network re-run on the
+        extended series (the mixers other than S4D have no recurrent step here)."""
+        T, horizon = z.shape[0], eps.shape[0]
+        buf = jnp.concatenate([z, jnp.zeros((horizon,), z.dtype)])
+
+        def body(carry, inp):
+            buf, u = carry
+            k, e = inp
+            m, s = head(u)
+            zt = m + s * e
+            buf = buf.at[T + k].set(zt)
+            u = net.features(w, buf, self.layer)[T + k]
+            return (buf, u), zt
+
+        _, zs = jax.lax.scan(body, (buf, u_last), (jnp.arange(horizon), eps))
+        return zs
+
+    def implied_attention(
+        self, y: jax.Array, *, scales: dict[str, float], origin: int, max_lag: int
+    ) -> None:
+        """NumPyro program: the implied attention of the prediction of step ``origin + 1``.
+
+        The network is nonlinear, so its attention is the local one: the gradient of the
+        predicted mean of ``y_{origin+1}`` with respect to each past value (exact weights
+        for a linear network). Records ``"attention"`` ``(max_lag,)`` (lag ``l`` = the value at
+        ``origin + 1 - l``; 0 before the start) and, for a bidirectional model,
+        ``"attention_ahead"`` ``(max_lag,)`` (lead ``l`` = the value at ``origin + 1 + l``).
+        Missing values are carried forward in both directions here.
+        """
+        y = jnp.asarray(y)
+        z = (_ffill(y) - scales["loc"]) / scales["scale"]
+        w, w_out, _ = self.sample_network(y.dtype)
+        intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
+        numpyro.sample("obs_sd", dist.HalfNormal(1.0))
+        if self.likelihood == "student_t":
+            numpyro.sample("nu", dist.Gamma(2.0, 0.1))
+        target = origin + 1
+
+        def mean_at(v):
+            return self.next_step_means(w, w_out, intercept, v, v)[0][target]
+
+        grad = jax.grad(mean_at)(z)  # (time,)
+        past = jnp.flip(grad[:target])[:max_lag]
+        numpyro.deterministic("attention", jnp.pad(past, (0, max_lag - past.shape[0])))
+        if self.bidirectional:
+            ahead = grad[target + 1 :][:max_lag]
+            numpyro.deterministic("attention_ahead", jnp.pad(ahead, (0, max_lag - ahead.shape[0])))
+
+    def implied_attention_matrix(self, y: jax.Array, *, scales: dict[str, float]) -> None:
+        """NumPyro program: ``"attention_matrix"`` ``(time, time)``, entry ``[t, s]`` the
+        gradient of the predicted mean of ``z_t`` with respect to ``z_s`` (lower triangular,
+        zero diagonal, for a causal model; two-sided with a zero diagonal when
+        bidirectional)."""
+        y = jnp.asarray(y)
+        z = (_ffill(y) - scales["loc"]) / scales["scale"]
+        w, w_out, _ = self.sample_network(y.dtype)
+        intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
+
+        def means(v):
+            return self.next_step_means(w, w_out, intercept, v, v)[0][:-1]
+
+        numpyro.deterministic("attention_matrix", jax.jacfwd(means)(z))
