@@ -19,6 +19,7 @@ Other series: ``--dataset covid --column us_cum_deaths --diff`` (daily new death
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -77,6 +78,54 @@ class TrigUC:
         return mean + sd * rng.standard_normal((num_samples, horizon))
 
 
+class DefaultVariant:
+    """One variant of the default from a shared ``bs.auto_fit`` per origin (the fit is cached,
+    so the variants differ only in the weights and the recalibration, at no extra fit)."""
+
+    wants_index = True
+    _cache: dict = {}
+
+    def __init__(self, name, *, method, recalibrate, weights="loo"):
+        self.name, self.method = name, method
+        self.recalibrate, self.weights = recalibrate, weights
+
+    def draws_and_problems(self, train, horizon, *, num_samples, key):
+        from bayes_ssm.inference.recalibration import multistep_weights
+
+        tag = (len(train), train.index[-1], int(key), self.method)
+        if tag not in self._cache:
+            self._cache.clear()
+            self._cache[tag] = bs.auto_fit(train, key=int(key), method=self.method)
+        stacked = self._cache[tag]
+        if self.weights == "multistep":
+            w = multistep_weights(stacked.in_sample_scores(horizon))
+            if w is not None:
+                weights = pd.Series(w, index=stacked.weights.index, name="weight")
+                stacked = dataclasses.replace(stacked, weights=weights)
+        stacked = dataclasses.replace(stacked, recalibrate=self.recalibrate)
+        draws = stacked.forecast_samples(horizon, num_samples=num_samples or 1000, key=int(key))
+        problems = [
+            f"{name}: {row.first_problem}"
+            for name, row in stacked.table.iterrows()
+            if row.problems and stacked.weights[name] > 0.05
+        ]
+        return draws, problems
+
+
+def default_variants(method):
+    """The default as shipped, recalibrated or not, with LOO or in-sample h-step weights."""
+    return {
+        "default": DefaultVariant("default", method=method, recalibrate=False),
+        "default + recal": DefaultVariant("default + recal", method=method, recalibrate=True),
+        "default h-step w": DefaultVariant(
+            "default h-step w", method=method, recalibrate=False, weights="multistep"
+        ),
+        "default h-step w + recal": DefaultVariant(
+            "default h-step w + recal", method=method, recalibrate=True, weights="multistep"
+        ),
+    }
+
+
 def peers(season, period):
     from statsforecast.models import MSTL, AutoETS, AutoTheta
 
@@ -121,6 +170,12 @@ def main(argv=None):
     parser.add_argument("--horizon", type=int)
     parser.add_argument("--method", default="svi", choices=["svi", "nuts"])
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="run bs.AutoTS() only (default: its four variants from one shared fit per origin: "
+        "LOO or in-sample h-step stacking weights, recalibrated or not)",
+    )
     parser.add_argument("--key", type=int, default=0)
     parser.add_argument("--out", default=None, help="write the tidy scores (CSV) here")
     parser.add_argument(
@@ -139,7 +194,10 @@ def main(argv=None):
     if args.diff:
         y = y.diff().iloc[1:]
     period = {52: 52.18}.get(season, season)
-    runners = {"default": bs.AutoTS(method=args.method)}
+    if args.no_variants:
+        runners = {"default": bs.AutoTS(method=args.method)}
+    else:
+        runners = default_variants(args.method)
     if not args.no_peers:
         runners.update({p.name: p for p in peers(season, period)})
     load0 = os.getloadavg()
@@ -191,22 +249,14 @@ def main(argv=None):
     out["seconds"] = out["model"].map(per_model)
     print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     pit = scores.assign(bin=pd.cut(scores["pit"], [0, 0.025, 0.1, 0.5, 0.9, 0.975, 1]))
-    hist = (
-        pit[pit["model"] == "default"]
-        .groupby(
-            [
-                pd.cut(pit["horizon"], sorted({0, *(b for b in (4, 13) if b < horizon), horizon})),
-                "bin",
-            ],
-            observed=False,
+    bands = sorted({0, *(b for b in (4, 13) if b < horizon), horizon})
+    for name in [m for m in runners if m.startswith("default")]:
+        part = pit[pit["model"] == name]
+        hist = (
+            part.groupby([pd.cut(part["horizon"], bands), "bin"], observed=False).size().unstack()
         )
-        .size()
-        .unstack()
-    )
-    print(
-        "\ndefault: PIT histogram by horizon band (share of folds; uniform = 0.025/0.075/0.4/...)"
-    )
-    print((hist.div(hist.sum(axis=1), axis=0)).round(3).to_string())
+        print(f"\n{name}: PIT histogram by horizon band (share; uniform = 0.025/0.075/0.4/...)")
+        print((hist.div(hist.sum(axis=1), axis=0)).round(3).to_string())
     if args.out:
         scores.to_csv(args.out, index=False)
 

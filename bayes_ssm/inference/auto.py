@@ -71,6 +71,7 @@ _SEASONS = {
     "H": [(24, 3), (168, 3)],
 }
 MIN_WINDOW = 400
+RECALIBRATE = False  # the default of ``recalibrate=`` (docs/default.md: the measurements)
 BAD_K_SHARE = 0.10
 SEASON_Z = 1.645  # as in Theta (statsforecast, forecast::thetaf): 90% two-sided
 
@@ -156,6 +157,7 @@ def auto_fit(
     freq: str | None = None,
     fit_kwargs: dict | None = None,
     progress: bool = False,
+    recalibrate: bool = RECALIBRATE,
 ) -> StackedFit:
     """Fit the default candidates (or ``candidates``) and weight them by stacking.
 
@@ -178,6 +180,10 @@ def auto_fit(
         Frequency when it cannot be inferred.
     fit_kwargs : dict, optional
         Passed to ``fit_svi`` / ``fit_nuts``.
+    recalibrate : bool
+        Recalibrate the forecasts' quantiles per horizon step from in-sample ``h``-step PIT
+        values (:mod:`bayes_ssm.inference.recalibration`; ``docs/default.md`` says why and
+        when). The forecast's ``attrs["recalibration"]`` says what was done.
 
     Returns
     -------
@@ -191,6 +197,8 @@ def auto_fit(
 
     if method not in ("svi", "nuts"):
         raise ValueError(f"method must be 'svi' or 'nuts'; got {method!r}")
+    if not isinstance(recalibrate, bool | np.bool_):
+        raise ValueError(f"recalibrate must be True or False; got {recalibrate!r}")
     start = time.perf_counter()
     full = as_series_data(y, freq=freq)
     series = pd.Series(full.y, index=full.index, name=full.name)
@@ -254,6 +262,7 @@ def auto_fit(
         table=table,
         weights_from=source,
         seconds=time.perf_counter() - start,
+        recalibrate=bool(recalibrate),
     )
 
 
@@ -306,6 +315,7 @@ class AutoTS:
     method: str = "svi"
     fit_last: int | None = None
     fit_kwargs: dict | None = None
+    recalibrate: bool = RECALIBRATE
     name: str = "default (stacked)"
     wants_index: bool = True
 
@@ -318,6 +328,7 @@ class AutoTS:
             fit_last=self.fit_last,
             freq=freq,
             fit_kwargs=self.fit_kwargs,
+            recalibrate=self.recalibrate,
         )
 
     def draws_and_problems(

@@ -86,6 +86,10 @@ class StackedFit:
         Per candidate: weight, elpd_loo, bad_pareto_k (count), problems (``bs.check``).
     weights_from : str
         ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
+    recalibrate : bool
+        Recalibrate forecasts from in-sample ``h``-step PIT values
+        (:mod:`bayes_ssm.inference.recalibration`); ``forecast(...).attrs["recalibration"]``
+        says what was done.
     """
 
     fits: Mapping
@@ -95,6 +99,8 @@ class StackedFit:
     table: pd.DataFrame
     weights_from: str
     seconds: float
+    recalibrate: bool = False
+    scores_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def seasonal_period(self) -> float | None:
@@ -103,8 +109,48 @@ class StackedFit:
         return max(periods, default=None)
 
     def summary(self) -> pd.DataFrame:
-        """The per-candidate table (weights, LOO, diagnostics)."""
-        return self.table.copy()
+        """The per-candidate table (weights, LOO, diagnostics); ``attrs["recalibration"]``
+        says whether forecasts are recalibrated and from how many in-sample PIT values."""
+        out = self.table.copy()
+        if not self.recalibrate:
+            note = "off (recalibrate=False)"
+        elif self.scores_cache:
+            h = max(self.scores_cache)
+            note = f"on: {self.recalibration_label(h)} for horizon {h}"
+        else:
+            note = "on: from in-sample h-step PIT values, computed at the first forecast"
+        out.attrs["recalibration"] = note
+        return out
+
+    def in_sample_scores(self, horizon: int):
+        """In-sample ``h``-step PIT values and log densities of every candidate, ``h = 1..
+        horizon`` (:func:`~bayes_ssm.inference.recalibration.in_sample_scores`; cached)."""
+        from bayes_ssm.inference.recalibration import in_sample_scores
+
+        if horizon not in self.scores_cache:
+            self.scores_cache[horizon] = in_sample_scores(self.fits, horizon)
+        return self.scores_cache[horizon]
+
+    def recalibration(self, horizon: int):
+        """The :class:`~bayes_ssm.inference.recalibration.Recalibration` used for a forecast
+        of ``horizon`` steps, or ``None`` (off, or not available)."""
+        if not self.recalibrate:
+            return None
+        from bayes_ssm.inference.recalibration import stacked_pit
+
+        return stacked_pit(self.in_sample_scores(horizon), self.weights)
+
+    def recalibration_label(self, horizon: int) -> str:
+        """What ``forecast(horizon)`` does about recalibration, in words."""
+        if not self.recalibrate:
+            return "not recalibrated (recalibrate=False)"
+        recal = self.recalibration(horizon)
+        if recal is None:
+            return (
+                "not recalibrated: in-sample PIT not available (a candidate the in-sample "
+                "PIT does not support, or too few in-sample origins for this horizon)"
+            )
+        return recal.label()
 
     def _candidate_draws(self, horizon, num_samples, key):
         import jax
@@ -140,7 +186,13 @@ class StackedFit:
         for d, c in zip(draws.values(), counts, strict=True):
             take = np.resize(np.arange(d.shape[0]), c)  # cycles when c exceeds the draws
             parts.append(d[take])
-        return self.transform.inverse(np.concatenate(parts, axis=0))
+        out = np.concatenate(parts, axis=0)
+        recal = self.recalibration(horizon)
+        if recal is not None:
+            from bayes_ssm.inference.recalibration import recalibrate_draws
+
+            out = recalibrate_draws(out, recal.pit, _rng(key))
+        return self.transform.inverse(out)
 
     def forecast(
         self,
@@ -169,11 +221,24 @@ class StackedFit:
         qs = [0.5]
         for p in levels:
             qs += [(1 - p) / 2, (1 + p) / 2]
-        quant = self.transform.inverse(mixture_quantiles(list(draws.values()), w, qs))
-        mean = sum(
-            wk * self.transform.inverse(d).mean(axis=0)
-            for wk, d in zip(w, draws.values(), strict=True)
-        )
+        parts = list(draws.values())
+        recal = self.recalibration(horizon)
+        if recal is None:
+            quant = self.transform.inverse(mixture_quantiles(parts, w, qs))
+            mean = sum(
+                wk * self.transform.inverse(d).mean(axis=0) for wk, d in zip(w, parts, strict=True)
+            )
+        else:  # quantile p of the recalibrated law: the model's at the PIT's p-quantile
+            from bayes_ssm.inference.recalibration import recalibrated_levels
+
+            at = recalibrated_levels(recal.pit, qs)
+            quant, mean = np.empty((len(qs), horizon)), np.empty(horizon)
+            for h in range(horizon):
+                col = [d[:, h : h + 1] for d in parts]
+                quant[:, h] = mixture_quantiles(col, w, at[:, h])[:, 0]
+                u = recal.pit[np.isfinite(recal.pit[:, h]), h]  # mean over the PIT values
+                mean[h] = self.transform.inverse(mixture_quantiles(col, w, u)[:, 0]).mean()
+            quant = self.transform.inverse(quant)
         cols = {"mean": mean, "median": quant[0]}
         for i, p in enumerate(levels):
             cols[f"lower_{level_label(p)}"] = quant[1 + 2 * i]
@@ -183,4 +248,15 @@ class StackedFit:
         frame = pd.DataFrame(cols, index=index)
         frame.attrs["weights"] = self.weights.to_dict()
         frame.attrs["transform"] = str(self.transform)
+        frame.attrs["recalibration"] = self.recalibration_label(horizon)
         return frame
+
+
+def _rng(key) -> np.random.Generator:
+    """A NumPy generator derived from ``key`` (same key, same stream)."""
+    import jax
+
+    from bayes_ssm.inference import engine as _engine
+
+    base = jax.random.fold_in(_engine.as_key(key), 7919)
+    return np.random.default_rng(int(jax.random.randint(base, (), 0, 2**31 - 1)))
