@@ -85,9 +85,33 @@ class DefaultVariant:
     wants_index = True
     _cache: dict = {}
 
-    def __init__(self, name, *, method, recalibrate, weights="loo"):
+    def __init__(self, name, *, method, recalibrate, weights="loo", dump=None):
         self.name, self.method = name, method
         self.recalibrate, self.weights = recalibrate, weights
+        self.dump = dump  # a folder: save what benchmarks/recalibration_offline.py needs
+
+    def _save(self, stacked, train, horizon, num_samples, key):
+        """The mixture's draws (not recalibrated), the candidates' in-sample PIT values and
+        log densities, and both sets of weights, one ``.npz`` per origin."""
+        from bayes_ssm.inference.recalibration import multistep_weights
+
+        scores = stacked.in_sample_scores(horizon)
+        plain = dataclasses.replace(stacked, recalibrate=False)
+        arrays = {
+            "draws": plain.forecast_samples(horizon, num_samples=num_samples, key=key),
+            "cutoff": np.array(str(train.index[-1])),
+            "names": np.array(list(stacked.weights.index)),
+            "loo_weights": stacked.weights.to_numpy(),
+        }
+        if scores is not None:
+            w = multistep_weights(scores)
+            arrays["hstep_weights"] = w if w is not None else stacked.weights.to_numpy()
+            for i, name in enumerate(stacked.weights.index):
+                arrays[f"pit_{i}"] = scores["pit"][name]
+        os.makedirs(self.dump, exist_ok=True)
+        path = os.path.join(self.dump, f"origin_{len(train)}.npz")
+        np.savez(path + ".tmp.npz", **arrays)
+        os.replace(path + ".tmp.npz", path)
 
     def draws_and_problems(self, train, horizon, *, num_samples, key):
         from bayes_ssm.inference.recalibration import multistep_weights
@@ -97,6 +121,8 @@ class DefaultVariant:
             self._cache.clear()
             self._cache[tag] = bs.auto_fit(train, key=int(key), method=self.method)
         stacked = self._cache[tag]
+        if self.dump:
+            self._save(stacked, train, horizon, num_samples or 1000, int(key))
         if self.weights == "multistep":
             w = multistep_weights(stacked.in_sample_scores(horizon))
             if w is not None:
@@ -112,16 +138,17 @@ class DefaultVariant:
         return draws, problems
 
 
-def default_variants(method):
-    """The default as shipped, recalibrated or not, with LOO or in-sample h-step weights."""
+def default_variants(method, dump=None):
+    """The default, not recalibrated / recalibrated (widen-only or full quantile map), and
+    with stacking weights on in-sample h-step scores instead of LOO."""
     return {
-        "default": DefaultVariant("default", method=method, recalibrate=False),
-        "default + recal": DefaultVariant("default + recal", method=method, recalibrate=True),
+        "default": DefaultVariant("default", method=method, recalibrate=False, dump=dump),
+        "default + widen": DefaultVariant("default + widen", method=method, recalibrate="widen"),
+        "default + quantile": DefaultVariant(
+            "default + quantile", method=method, recalibrate="quantile"
+        ),
         "default h-step w": DefaultVariant(
             "default h-step w", method=method, recalibrate=False, weights="multistep"
-        ),
-        "default h-step w + recal": DefaultVariant(
-            "default h-step w + recal", method=method, recalibrate=True, weights="multistep"
         ),
     }
 
@@ -177,6 +204,12 @@ def main(argv=None):
         "LOO or in-sample h-step stacking weights, recalibrated or not)",
     )
     parser.add_argument("--key", type=int, default=0)
+    parser.add_argument(
+        "--dump",
+        default=None,
+        help="folder: save each origin's mixture draws and in-sample PIT values (.npz) for "
+        "benchmarks/recalibration_offline.py",
+    )
     parser.add_argument("--out", default=None, help="write the tidy scores (CSV) here")
     parser.add_argument(
         "--report", action="store_true", help="only print the tables of the scores in --out"
@@ -197,7 +230,7 @@ def main(argv=None):
     if args.no_variants:
         runners = {"default": bs.AutoTS(method=args.method)}
     else:
-        runners = default_variants(args.method)
+        runners = default_variants(args.method, args.dump)
     if not args.no_peers:
         runners.update({p.name: p for p in peers(season, period)})
     load0 = os.getloadavg()

@@ -16,6 +16,7 @@ from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.recalibration import (
     candidate_pit,
     in_sample_scores,
+    origin_levels,
     quantiles_at,
     recalibrate_draws,
     recalibrated_levels,
@@ -81,8 +82,10 @@ def test_recalibrated_draws_take_whole_origins():
     draws = np.sort(rng.standard_normal((1000, 3)), axis=0)
     pit = rng.uniform(size=(40, 3))
     out = recalibrate_draws(draws, pit, np.random.default_rng(3))
-    # each output row is the draws' quantiles at one origin's PIT row
-    table = np.stack([quantiles_at(draws, row[None, :])[0] for row in pit])
+    # each output row is the draws' quantiles at one origin's levels (~ its PIT values)
+    levels = origin_levels(pit)
+    np.testing.assert_allclose(levels, pit, atol=0.05)
+    table = np.stack([quantiles_at(draws, row[None, :])[0] for row in levels])
     matches = [np.flatnonzero(np.all(np.isclose(table, r), axis=1)) for r in out]
     assert all(m.size >= 1 for m in matches)
 
@@ -142,6 +145,10 @@ def test_heavy_tailed_data_recalibrated_coverage_is_nominal():
     se = np.sqrt(0.8 * 0.2 / test.size)
     assert raw > 0.8 + 4 * se  # the test can fail: the raw model is miscalibrated
     assert abs(recal - 0.8) < 3 * se
+    # the widen-only map leaves these over-wide 80% intervals as they are
+    np.testing.assert_array_equal(
+        recalibrated_levels(train[:, None], [0.1, 0.9], "widen")[:, 0], [0.1, 0.9]
+    )
 
 
 def stacked(fit, recalibrate):
@@ -163,13 +170,16 @@ def test_stacked_forecast_recalibrates_and_says_so():
     y = simulate_level(rng, 120, 0.3, 0.2)
     # a model whose sds are 3x too small: recalibration must widen its intervals
     fit = level_fit(y, sigma_obs=0.1, sigma_level=0.066, draws=2000)
-    on, off = stacked(fit, True), stacked(fit, False)
+    on, off = stacked(fit, "quantile"), stacked(fit, False)
     fc_on, fc_off = on.forecast(3, key=0), off.forecast(3, key=0)
+    fc_widen = stacked(fit, True).forecast(3, key=0)  # True: "widen"; here it widens as well
     assert fc_off.attrs["recalibration"] == "not recalibrated (recalibrate=False)"
     assert fc_on.attrs["recalibration"].startswith("recalibrated from 291 in-sample PIT values")
     assert "on: recalibrated from" in on.summary().attrs["recalibration"]
     width = lambda f: (f["upper_80"] - f["lower_80"]).to_numpy()  # noqa: E731
     assert np.all(width(fc_on) > 1.8 * width(fc_off))
+    assert np.all(width(fc_widen) > 1.8 * width(fc_off))
+    assert "widen map" in fc_widen.attrs["recalibration"]
     # the frame's quantiles == the quantiles of the recalibrated draws (two computations)
     draws = on.forecast_samples(3, num_samples=2000, key=0)
     q = np.quantile(draws, [0.1, 0.9], axis=0)

@@ -157,7 +157,7 @@ def auto_fit(
     freq: str | None = None,
     fit_kwargs: dict | None = None,
     progress: bool = False,
-    recalibrate: bool = RECALIBRATE,
+    recalibrate: bool | str = RECALIBRATE,
 ) -> StackedFit:
     """Fit the default candidates (or ``candidates``) and weight them by stacking.
 
@@ -180,10 +180,11 @@ def auto_fit(
         Frequency when it cannot be inferred.
     fit_kwargs : dict, optional
         Passed to ``fit_svi`` / ``fit_nuts``.
-    recalibrate : bool
+    recalibrate : bool or {"widen", "quantile"}
         Recalibrate the forecasts' quantiles per horizon step from in-sample ``h``-step PIT
-        values (:mod:`bayes_ssm.inference.recalibration`; ``docs/default.md`` says why and
-        when). The forecast's ``attrs["recalibration"]`` says what was done.
+        values (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``: intervals
+        are only ever widened; ``"quantile"``: the full quantile map; ``docs/default.md`` says
+        why and when). The forecast's ``attrs["recalibration"]`` says what was done.
 
     Returns
     -------
@@ -197,8 +198,9 @@ def auto_fit(
 
     if method not in ("svi", "nuts"):
         raise ValueError(f"method must be 'svi' or 'nuts'; got {method!r}")
-    if not isinstance(recalibrate, bool | np.bool_):
-        raise ValueError(f"recalibrate must be True or False; got {recalibrate!r}")
+    from bayes_ssm.inference.recalibration import check_mode
+
+    check_mode(recalibrate)
     start = time.perf_counter()
     full = as_series_data(y, freq=freq)
     series = pd.Series(full.y, index=full.index, name=full.name)
@@ -262,7 +264,7 @@ def auto_fit(
         table=table,
         weights_from=source,
         seconds=time.perf_counter() - start,
-        recalibrate=bool(recalibrate),
+        recalibrate=recalibrate,
     )
 
 
@@ -315,7 +317,7 @@ class AutoTS:
     method: str = "svi"
     fit_last: int | None = None
     fit_kwargs: dict | None = None
-    recalibrate: bool = RECALIBRATE
+    recalibrate: bool | str = RECALIBRATE
     name: str = "default (stacked)"
     wants_index: bool = True
 

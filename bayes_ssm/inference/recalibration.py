@@ -36,6 +36,10 @@ __all__ = [
     "recalibrate_draws",
     "supports_pit",
     "MIN_ORIGINS",
+    "MODES",
+    "check_mode",
+    "origin_levels",
+    "quantiles_at",
 ]
 
 MIN_ORIGINS = 30  # fewer in-sample origins than this: no recalibration (too noisy a map)
@@ -202,10 +206,11 @@ class Recalibration:
     def num_origins(self) -> int:
         return int(self.pit.shape[0])
 
-    def label(self) -> str:
+    def label(self, mode: str = "quantile") -> str:
+        how = "intervals only widened" if mode == "widen" else "Kuleshov et al. 2018"
         return (
             f"recalibrated from {self.num_values} in-sample PIT values ({self.num_origins} "
-            f"origins x {self.pit.shape[1]} steps; Kuleshov et al. 2018 quantile recalibration)"
+            f"origins x {self.pit.shape[1]} steps; {mode} map, {how})"
         )
 
 
@@ -254,27 +259,71 @@ def multistep_weights(scores) -> np.ndarray | None:
     return stacking_weights(lpd) if lpd.shape[0] else None
 
 
-def recalibrated_levels(pit: np.ndarray, probs) -> np.ndarray:
-    """Levels at which to read the model's quantiles: the empirical ``p``-quantiles of the
-    PIT values at each horizon step (``R^{-1}(p)``).
+MODES = ("quantile", "widen")
+
+
+def check_mode(recalibrate) -> str | None:
+    """``recalibrate=`` -> ``None`` (off), ``"quantile"`` or ``"widen"`` (``True``: ``"widen"``)."""
+    if recalibrate is False or recalibrate is None:
+        return None
+    if recalibrate is True:
+        return "widen"
+    if isinstance(recalibrate, str) and recalibrate in MODES:
+        return recalibrate
+    raise ValueError(f"recalibrate must be True, False, 'widen' or 'quantile'; got {recalibrate!r}")
+
+
+def recalibrated_levels(pit: np.ndarray, probs, mode: str = "quantile") -> np.ndarray:
+    """Levels at which to read the model's quantiles for the recalibrated quantile at ``p``.
+
+    ``"quantile"``: the empirical ``p``-quantile of the PIT values at each horizon step,
+    ``R_h^{-1}(p)`` (Kuleshov et al. 2018). ``"widen"``: the same, but a quantile only ever
+    moves outwards: ``min(p, R_h^{-1}(p))`` below the median, ``max`` above it.
 
     Parameters
     ----------
     pit : array-like, shape ``(origin, horizon)``
         NaN entries are ignored.
-    probs : array-like, shape ``(q,)``
+    probs : array-like, shape ``(q,)`` or ``(q, horizon)``
+    mode : {"quantile", "widen"}
 
     Returns
     -------
     numpy.ndarray, shape ``(q, horizon)``
     """
     pit = np.asarray(pit, float)
-    probs = np.atleast_1d(np.asarray(probs, float))
-    out = np.empty((probs.size, pit.shape[1]))
+    probs = np.asarray(probs, float)
+    if probs.ndim < 2:
+        probs = np.broadcast_to(np.atleast_1d(probs)[:, None], (probs.size, pit.shape[1]))
+    out = np.empty(probs.shape)
     for h in range(pit.shape[1]):
         col = pit[np.isfinite(pit[:, h]), h]
-        out[:, h] = np.quantile(col, probs) if col.size else probs
+        out[:, h] = np.quantile(col, probs[:, h]) if col.size else probs[:, h]
+    if mode == "widen":
+        out = np.where(probs < 0.5, np.minimum(out, probs), np.maximum(out, probs))
+    elif mode != "quantile":
+        raise ValueError(f"mode must be 'quantile' or 'widen'; got {mode!r}")
     return out
+
+
+def origin_levels(pit: np.ndarray, mode: str = "quantile") -> np.ndarray:
+    """Each in-sample origin's levels, step by step: its PIT value's mid-rank ``(r + 1/2) / n``
+    among the step's PIT values, mapped by :func:`recalibrated_levels` (NaN where missing).
+    Under ``"quantile"`` this is (up to interpolation) the PIT value itself.
+
+    Returns
+    -------
+    numpy.ndarray, shape ``(origin, horizon)``
+    """
+    pit = np.asarray(pit, float)
+    ranks = np.full(pit.shape, np.nan)
+    for h in range(pit.shape[1]):
+        ok = np.isfinite(pit[:, h])
+        ranks[ok, h] = (np.argsort(np.argsort(pit[ok, h], kind="stable")) + 0.5) / ok.sum()
+    filled = np.where(np.isfinite(ranks), ranks, 0.5)
+    levels = recalibrated_levels(pit, filled, mode)
+    levels[~np.isfinite(ranks)] = np.nan
+    return levels
 
 
 def quantiles_at(draws: np.ndarray, levels: np.ndarray) -> np.ndarray:
@@ -294,10 +343,10 @@ def quantiles_at(draws: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return lo_v + frac * (hi_v - lo_v)
 
 
-def recalibrate_draws(draws: np.ndarray, pit: np.ndarray, rng) -> np.ndarray:
+def recalibrate_draws(draws: np.ndarray, pit: np.ndarray, rng, mode: str = "quantile"):
     """Recalibrated draws: draw ``s`` takes one in-sample origin ``o_s`` at random and, at each
-    step ``h``, the model's quantile at level ``pit[o_s, h]`` (a missing value at ``(o_s, h)``
-    is replaced by a random PIT value of the same step).
+    step ``h``, the model's quantile at that origin's level (:func:`origin_levels`; a missing
+    value at ``(o_s, h)`` is replaced by a random level of the same step).
 
     Parameters
     ----------
@@ -305,18 +354,19 @@ def recalibrate_draws(draws: np.ndarray, pit: np.ndarray, rng) -> np.ndarray:
         The model's predictive draws (any monotone scale).
     pit : array-like, shape ``(origin, horizon)``
     rng : numpy.random.Generator
+    mode : {"quantile", "widen"}
 
     Returns
     -------
     numpy.ndarray, shape ``(sample, horizon)``
     """
     draws = np.asarray(draws, float)
-    pit = np.asarray(pit, float)
+    table = origin_levels(pit, mode)
     num = draws.shape[0]
-    levels = pit[rng.integers(0, pit.shape[0], num)]  # (sample, horizon), whole origins
-    for h in range(pit.shape[1]):
+    levels = table[rng.integers(0, table.shape[0], num)]  # (sample, horizon), whole origins
+    for h in range(table.shape[1]):
         bad = ~np.isfinite(levels[:, h])
         if bad.any():
-            col = pit[np.isfinite(pit[:, h]), h]
+            col = table[np.isfinite(table[:, h]), h]
             levels[bad, h] = rng.choice(col, bad.sum()) if col.size else rng.random(bad.sum())
     return quantiles_at(draws, levels)

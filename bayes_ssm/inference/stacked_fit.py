@@ -86,10 +86,10 @@ class StackedFit:
         Per candidate: weight, elpd_loo, bad_pareto_k (count), problems (``bs.check``).
     weights_from : str
         ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
-    recalibrate : bool
+    recalibrate : bool or {"widen", "quantile"}
         Recalibrate forecasts from in-sample ``h``-step PIT values
-        (:mod:`bayes_ssm.inference.recalibration`); ``forecast(...).attrs["recalibration"]``
-        says what was done.
+        (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``);
+        ``forecast(...).attrs["recalibration"]`` says what was done.
     """
 
     fits: Mapping
@@ -99,7 +99,7 @@ class StackedFit:
     table: pd.DataFrame
     weights_from: str
     seconds: float
-    recalibrate: bool = False
+    recalibrate: bool | str = False
     scores_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -112,7 +112,7 @@ class StackedFit:
         """The per-candidate table (weights, LOO, diagnostics); ``attrs["recalibration"]``
         says whether forecasts are recalibrated and from how many in-sample PIT values."""
         out = self.table.copy()
-        if not self.recalibrate:
+        if self.mode is None:
             note = "off (recalibrate=False)"
         elif self.scores_cache:
             h = max(self.scores_cache)
@@ -131,10 +131,17 @@ class StackedFit:
             self.scores_cache[horizon] = in_sample_scores(self.fits, horizon)
         return self.scores_cache[horizon]
 
+    @property
+    def mode(self) -> str | None:
+        """The recalibration map, ``"widen"`` or ``"quantile"``, or ``None`` (off)."""
+        from bayes_ssm.inference.recalibration import check_mode
+
+        return check_mode(self.recalibrate)
+
     def recalibration(self, horizon: int):
         """The :class:`~bayes_ssm.inference.recalibration.Recalibration` used for a forecast
         of ``horizon`` steps, or ``None`` (off, or not available)."""
-        if not self.recalibrate:
+        if self.mode is None:
             return None
         from bayes_ssm.inference.recalibration import stacked_pit
 
@@ -142,7 +149,7 @@ class StackedFit:
 
     def recalibration_label(self, horizon: int) -> str:
         """What ``forecast(horizon)`` does about recalibration, in words."""
-        if not self.recalibrate:
+        if self.mode is None:
             return "not recalibrated (recalibrate=False)"
         recal = self.recalibration(horizon)
         if recal is None:
@@ -150,7 +157,7 @@ class StackedFit:
                 "not recalibrated: in-sample PIT not available (a candidate the in-sample "
                 "PIT does not support, or too few in-sample origins for this horizon)"
             )
-        return recal.label()
+        return recal.label(self.mode)
 
     def _candidate_draws(self, horizon, num_samples, key):
         import jax
@@ -191,7 +198,7 @@ class StackedFit:
         if recal is not None:
             from bayes_ssm.inference.recalibration import recalibrate_draws
 
-            out = recalibrate_draws(out, recal.pit, _rng(key))
+            out = recalibrate_draws(out, recal.pit, _rng(key), self.mode)
         return self.transform.inverse(out)
 
     def forecast(
@@ -229,14 +236,15 @@ class StackedFit:
                 wk * self.transform.inverse(d).mean(axis=0) for wk, d in zip(w, parts, strict=True)
             )
         else:  # quantile p of the recalibrated law: the model's at the PIT's p-quantile
-            from bayes_ssm.inference.recalibration import recalibrated_levels
+            from bayes_ssm.inference.recalibration import origin_levels, recalibrated_levels
 
-            at = recalibrated_levels(recal.pit, qs)
+            at = recalibrated_levels(recal.pit, qs, self.mode)
+            table = origin_levels(recal.pit, self.mode)
             quant, mean = np.empty((len(qs), horizon)), np.empty(horizon)
             for h in range(horizon):
                 col = [d[:, h : h + 1] for d in parts]
                 quant[:, h] = mixture_quantiles(col, w, at[:, h])[:, 0]
-                u = recal.pit[np.isfinite(recal.pit[:, h]), h]  # mean over the PIT values
+                u = table[np.isfinite(table[:, h]), h]  # the mean: over the origins' levels
                 mean[h] = self.transform.inverse(mixture_quantiles(col, w, u)[:, 0]).mean()
             quant = self.transform.inverse(quant)
         cols = {"mean": mean, "median": quant[0]}
