@@ -30,7 +30,7 @@ import scoringrules as sr
 from bayes_ssm.data import datasets
 from bayes_ssm.inference.recalibration import recalibrate_draws
 
-PRESETS = {"ili": None, "covid": "us_cum_deaths", "etth1": "OT"}
+PRESETS = {"ili": None, "covid": "us_cum_deaths", "etth1": "OT", "simulated": None}
 
 
 def mixture_pit(npz) -> np.ndarray | None:
@@ -70,7 +70,12 @@ def main(argv=None):
     parser.add_argument("--dump", required=True)
     parser.add_argument("--key", type=int, default=0)
     args = parser.parse_args(argv)
-    y = datasets.load(args.dataset)
+    if args.dataset == "simulated":
+        from default_model import simulated_level
+
+        y = simulated_level()
+    else:
+        y = datasets.load(args.dataset)
     if isinstance(y, pd.DataFrame):
         y = y[args.column or PRESETS[args.dataset]]
     if args.diff:
