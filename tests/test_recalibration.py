@@ -90,6 +90,7 @@ def test_recalibrated_draws_take_whole_origins():
     assert all(m.size >= 1 for m in matches)
 
 
+@pytest.mark.slow  # compiles the model's forecast program (~5-15 s)
 def test_candidate_pit_equals_the_models_own_forecast():
     # h-step PIT from the Kalman moments == the empirical CDF of the model's forecast draws
     # (its NumPyro program, run on the data up to the origin) at the realised value
