@@ -300,7 +300,8 @@ def forecast(
     pandas.DataFrame
         ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future timestamps;
         ``attrs["weights"]`` the stacking weights (a dict), ``attrs["transform"]`` the
-        transform. For the fitted candidates (summary, diagnostics, draws) call
+        transform, ``attrs["recalibration"]`` whether and from how many in-sample PIT values
+        the quantiles were recalibrated. For the fitted candidates (summary, diagnostics, draws) call
         :func:`auto_fit` and then :meth:`StackedFit.forecast` instead.
 
     Examples

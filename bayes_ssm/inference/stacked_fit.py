@@ -218,7 +218,10 @@ class StackedFit:
         Returns
         -------
         pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
-            As :meth:`bayes_ssm.Fit.forecast`; ``attrs["weights"]`` holds the weights.
+            As :meth:`bayes_ssm.Fit.forecast`; ``attrs["weights"]`` holds the weights,
+            ``attrs["recalibration"]`` what was done about recalibration. Recalibrated: the
+            quantile at ``p`` is the mixture's at the mapped level (per step), the mean the
+            mean of the mixture's quantiles at every in-sample origin's mapped level.
         """
         horizon = validate_horizon(horizon)
         levels = validate_prob(prob)
