@@ -301,8 +301,8 @@ def forecast(
         ``mean, median, lower_80, upper_80, lower_95, upper_95`` on the future timestamps;
         ``attrs["weights"]`` the stacking weights (a dict), ``attrs["transform"]`` the
         transform, ``attrs["recalibration"]`` whether and from how many in-sample PIT values
-        the quantiles were recalibrated. For the fitted candidates (summary, diagnostics, draws) call
-        :func:`auto_fit` and then :meth:`StackedFit.forecast` instead.
+        the quantiles were recalibrated. For the fitted candidates (summary, diagnostics,
+        draws) call :func:`auto_fit` and then :meth:`StackedFit.forecast` instead.
 
     Examples
     --------
