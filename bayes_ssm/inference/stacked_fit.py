@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["StackedFit", "Transform", "resolve_transform"]
 
+MIN_WEIGHT = 1e-3  # candidates below this weight are left out of the mixture's in-sample PIT
+
 
 @dataclasses.dataclass(frozen=True)
 class Transform:
@@ -115,21 +117,24 @@ class StackedFit:
         if self.mode is None:
             note = "off (recalibrate=False)"
         elif self.scores_cache:
-            h = max(self.scores_cache)
+            h = max(key[0] for key in self.scores_cache)
             note = f"on: {self.recalibration_label(h)} for horizon {h}"
         else:
             note = "on: from in-sample h-step PIT values, computed at the first forecast"
         out.attrs["recalibration"] = note
         return out
 
-    def in_sample_scores(self, horizon: int):
-        """In-sample ``h``-step PIT values and log densities of every candidate, ``h = 1..
-        horizon`` (:func:`~bayes_ssm.inference.recalibration.in_sample_scores`; cached)."""
+    def in_sample_scores(self, horizon: int, names=None):
+        """In-sample ``h``-step PIT values and log densities of the candidates ``names``
+        (default: all), ``h = 1..horizon``
+        (:func:`~bayes_ssm.inference.recalibration.in_sample_scores`; cached)."""
         from bayes_ssm.inference.recalibration import in_sample_scores
 
-        if horizon not in self.scores_cache:
-            self.scores_cache[horizon] = in_sample_scores(self.fits, horizon)
-        return self.scores_cache[horizon]
+        names = tuple(self.fits) if names is None else tuple(names)
+        if (horizon, names) not in self.scores_cache:
+            fits = {n: self.fits[n] for n in names}
+            self.scores_cache[horizon, names] = in_sample_scores(fits, horizon)
+        return self.scores_cache[horizon, names]
 
     @property
     def mode(self) -> str | None:
@@ -145,7 +150,9 @@ class StackedFit:
             return None
         from bayes_ssm.inference.recalibration import stacked_pit
 
-        return stacked_pit(self.in_sample_scores(horizon), self.weights)
+        # candidates with a weight below 0.1% change the mixture's PIT by less than 0.001
+        names = [n for n in self.fits if self.weights[n] >= MIN_WEIGHT]
+        return stacked_pit(self.in_sample_scores(horizon, names), self.weights)
 
     def recalibration_label(self, horizon: int) -> str:
         """What ``forecast(horizon)`` does about recalibration, in words."""
