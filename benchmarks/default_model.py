@@ -19,6 +19,7 @@ Other series: ``--dataset covid --column us_cum_deaths --diff`` (daily new death
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 
@@ -32,6 +33,7 @@ from bayes_ssm.evaluation.backtesting import backtest
 
 PRESETS = {  # dataset -> (column, season, folds, step, horizon)
     "ili": (None, 52, 20, 13, 26),
+    "simulated": (None, 1, 12, 13, 13),
     "covid": ("us_cum_deaths", 7, 10, 28, 28),
     "etth1": ("OT", 24, 10, 168, 48),
 }
@@ -75,6 +77,91 @@ class TrigUC:
         mean, sd = np.asarray(fc.predicted_mean), np.sqrt(np.asarray(fc.var_pred_mean))
         rng = np.random.default_rng(key)
         return mean + sd * rng.standard_normal((num_samples, horizon))
+
+
+class DefaultVariant:
+    """One variant of the default from a shared ``bs.auto_fit`` per origin (the fit is cached,
+    so the variants differ only in the weights and the recalibration, at no extra fit)."""
+
+    wants_index = True
+    _cache: dict = {}
+
+    def __init__(self, name, *, method, recalibrate, weights="loo", dump=None):
+        self.name, self.method = name, method
+        self.recalibrate, self.weights = recalibrate, weights
+        self.dump = dump  # a folder: save what benchmarks/recalibration_offline.py needs
+
+    def _save(self, stacked, train, horizon, num_samples, key):
+        """The mixture's draws (not recalibrated), the candidates' in-sample PIT values and
+        log densities, and both sets of weights, one ``.npz`` per origin."""
+        from bayes_ssm.inference.recalibration import multistep_weights
+
+        scores = stacked.in_sample_scores(horizon)
+        plain = dataclasses.replace(stacked, recalibrate=False)
+        arrays = {
+            "draws": plain.forecast_samples(horizon, num_samples=num_samples, key=key),
+            "cutoff": np.array(str(train.index[-1])),
+            "names": np.array(list(stacked.weights.index)),
+            "loo_weights": stacked.weights.to_numpy(),
+        }
+        if scores is not None:
+            w = multistep_weights(scores)
+            arrays["hstep_weights"] = w if w is not None else stacked.weights.to_numpy()
+            for i, name in enumerate(stacked.weights.index):
+                arrays[f"pit_{i}"] = scores["pit"][name]
+        os.makedirs(self.dump, exist_ok=True)
+        path = os.path.join(self.dump, f"origin_{len(train)}.npz")
+        np.savez(path + ".tmp.npz", **arrays)
+        os.replace(path + ".tmp.npz", path)
+
+    def draws_and_problems(self, train, horizon, *, num_samples, key):
+        from bayes_ssm.inference.recalibration import multistep_weights
+
+        tag = (len(train), train.index[-1], int(key), self.method)
+        if tag not in self._cache:
+            self._cache.clear()
+            self._cache[tag] = bs.auto_fit(train, key=int(key), method=self.method)
+        stacked = self._cache[tag]
+        if self.dump:
+            self._save(stacked, train, horizon, num_samples or 1000, int(key))
+        if self.weights == "multistep":
+            w = multistep_weights(stacked.in_sample_scores(horizon))
+            if w is not None:
+                weights = pd.Series(w, index=stacked.weights.index, name="weight")
+                stacked = dataclasses.replace(stacked, weights=weights)
+        stacked = dataclasses.replace(stacked, recalibrate=self.recalibrate)
+        draws = stacked.forecast_samples(horizon, num_samples=num_samples or 1000, key=int(key))
+        problems = [
+            f"{name}: {row.first_problem}"
+            for name, row in stacked.table.iterrows()
+            if row.problems and stacked.weights[name] > 0.05
+        ]
+        return draws, problems
+
+
+def default_variants(method, dump=None):
+    """The default, not recalibrated / recalibrated (widen-only or full quantile map), and
+    with stacking weights on in-sample h-step scores instead of LOO."""
+    return {
+        "default": DefaultVariant("default", method=method, recalibrate=False, dump=dump),
+        "default + widen": DefaultVariant("default + widen", method=method, recalibrate="widen"),
+        "default + quantile": DefaultVariant(
+            "default + quantile", method=method, recalibrate="quantile"
+        ),
+        "default h-step w": DefaultVariant(
+            "default h-step w", method=method, recalibrate=False, weights="multistep"
+        ),
+    }
+
+
+def simulated_level(n=560, seed=0):
+    """Weekly data from the default's own random-walk-level candidate (log scale: level sd
+    0.04, observation sd 0.05 per week): a series on which the model is calibrated by
+    construction, so recalibration should change nothing beyond noise."""
+    rng = np.random.default_rng(seed)
+    z = 1.0 + np.cumsum(0.04 * rng.standard_normal(n)) + 0.05 * rng.standard_normal(n)
+    index = pd.date_range("2010-01-03", periods=n, freq="W-SUN")
+    return pd.Series(np.exp(z), index=index, name="simulated level")
 
 
 def peers(season, period):
@@ -121,7 +208,19 @@ def main(argv=None):
     parser.add_argument("--horizon", type=int)
     parser.add_argument("--method", default="svi", choices=["svi", "nuts"])
     parser.add_argument("--no-peers", action="store_true")
+    parser.add_argument(
+        "--no-variants",
+        action="store_true",
+        help="run bs.AutoTS() only (default: its four variants from one shared fit per origin: "
+        "LOO or in-sample h-step stacking weights, recalibrated or not)",
+    )
     parser.add_argument("--key", type=int, default=0)
+    parser.add_argument(
+        "--dump",
+        default=None,
+        help="folder: save each origin's mixture draws and in-sample PIT values (.npz) for "
+        "benchmarks/recalibration_offline.py",
+    )
     parser.add_argument("--out", default=None, help="write the tidy scores (CSV) here")
     parser.add_argument(
         "--report", action="store_true", help="only print the tables of the scores in --out"
@@ -133,13 +232,16 @@ def main(argv=None):
     column, season, folds, step, horizon = PRESETS[args.dataset]
     column = args.column or column
     folds, step, horizon = args.folds or folds, args.step or step, args.horizon or horizon
-    y = datasets.load(args.dataset)
+    y = simulated_level() if args.dataset == "simulated" else datasets.load(args.dataset)
     if isinstance(y, pd.DataFrame):
         y = y[column]
     if args.diff:
         y = y.diff().iloc[1:]
     period = {52: 52.18}.get(season, season)
-    runners = {"default": bs.AutoTS(method=args.method)}
+    if args.no_variants:
+        runners = {"default": bs.AutoTS(method=args.method)}
+    else:
+        runners = default_variants(args.method, args.dump)
     if not args.no_peers:
         runners.update({p.name: p for p in peers(season, period)})
     load0 = os.getloadavg()
@@ -191,22 +293,14 @@ def main(argv=None):
     out["seconds"] = out["model"].map(per_model)
     print(out.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     pit = scores.assign(bin=pd.cut(scores["pit"], [0, 0.025, 0.1, 0.5, 0.9, 0.975, 1]))
-    hist = (
-        pit[pit["model"] == "default"]
-        .groupby(
-            [
-                pd.cut(pit["horizon"], sorted({0, *(b for b in (4, 13) if b < horizon), horizon})),
-                "bin",
-            ],
-            observed=False,
+    bands = sorted({0, *(b for b in (4, 13) if b < horizon), horizon})
+    for name in [m for m in runners if m.startswith("default")]:
+        part = pit[pit["model"] == name]
+        hist = (
+            part.groupby([pd.cut(part["horizon"], bands), "bin"], observed=False).size().unstack()
         )
-        .size()
-        .unstack()
-    )
-    print(
-        "\ndefault: PIT histogram by horizon band (share of folds; uniform = 0.025/0.075/0.4/...)"
-    )
-    print((hist.div(hist.sum(axis=1), axis=0)).round(3).to_string())
+        print(f"\n{name}: PIT histogram by horizon band (share; uniform = 0.025/0.075/0.4/...)")
+        print((hist.div(hist.sum(axis=1), axis=0)).round(3).to_string())
     if args.out:
         scores.to_csv(args.out, index=False)
 

@@ -145,22 +145,45 @@ def run_structural(series, context, method, num_samples, key, trend, nuts=None):
 
 def run_default(series, context, method, num_samples, key):
     """The default forecaster (``bs.auto_fit``: transform, seasonals and stacked candidates
-    chosen from the data) on each series; its own fit window (``--context`` does not apply)."""
+    chosen from the data) on each series; its own fit window (``--context`` does not apply).
+    Four rows from the same fits: ``recalibrate=False``, ``"widen"``, ``"quantile"``, and with
+    stacking weights on in-sample h-step scores (``recalibration.multistep_weights``)."""
+    import dataclasses
+
     from bayes_ssm.inference.auto import auto_fit
+    from bayes_ssm.inference.recalibration import multistep_weights
 
     start = time.perf_counter()
-    frames, notes = [], []
+    variants = {
+        "recalibrate=False": [],
+        "recalibrate='widen'": [],
+        "recalibrate='quantile'": [],
+        "h-step weights": [],
+    }
+    notes = []
     for i, (name, train, test) in enumerate(series):
         stacked = auto_fit(train, key=key + i, method=method)
-        draws = stacked.forecast_samples(HORIZON, num_samples=num_samples, key=key + i)
-        frames.append(from_samples(np.asarray(draws), test.index))
+        for label, frames in variants.items():
+            mode = {"recalibrate='widen'": "widen", "recalibrate='quantile'": "quantile"}
+            version = dataclasses.replace(stacked, recalibrate=mode.get(label, False))
+            if label == "h-step weights":
+                w = multistep_weights(stacked.in_sample_scores(HORIZON))
+                if w is not None:
+                    w = pd.Series(w, index=stacked.weights.index, name="weight")
+                    version = dataclasses.replace(version, weights=w)
+            draws = version.forecast_samples(HORIZON, num_samples=num_samples, key=key + i)
+            frames.append(from_samples(np.asarray(draws), test.index))
         top = stacked.weights.idxmax()
         seas = "seasonal" if stacked.fits[top].model.seasonal else "no season"
         notes.append(f"{name}: {top} {stacked.weights[top]:.2f} ({seas})")
         print(f"  [{name}] {str(stacked.transform)}; weights {stacked.weights.round(3).to_dict()}")
-    row = score(f"default, bs.auto_fit ({method})", series, frames, time.perf_counter() - start)
-    row["note"] = "; ".join(notes)
-    return row
+    seconds = time.perf_counter() - start
+    rows = []
+    for label, frames in variants.items():
+        row = score(f"default, bs.auto_fit ({method}), {label}", series, frames, seconds)
+        row["note"] = "; ".join(notes) if not rows else "same fits"
+        rows.append(row)
+    return rows
 
 
 def run_structural_many(series, context, num_samples, key, trend, batch):
@@ -247,7 +270,7 @@ def main(argv=None):
             )
         )
     if "default" in wanted:
-        rows.append(run_default(series, context, args.method, args.num_samples, args.key))
+        rows.extend(run_default(series, context, args.method, args.num_samples, args.key))
     if "structural" in wanted:
         for trend in args.trends.split(","):
             if args.method == "svi_many":

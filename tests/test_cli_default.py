@@ -46,3 +46,19 @@ def test_backtest_command(tmp_path, capsys):
     assert scores.groupby("model")["horizon"].apply(list).to_dict()["default"] == [1, 2, 3]
     text = capsys.readouterr().out
     assert "coverage and PIT by horizon" in text and "pit_mean" in text
+
+
+def test_recalibrate_flag(capsys):
+    from bayes_ssm.inference.auto import RECALIBRATE
+
+    ns = argparse.Namespace
+    assert _common.recalibrate_option(ns()) is RECALIBRATE
+    assert _common.recalibrate_option(ns(recalibrate=True)) is True
+    assert _common.recalibrate_option(ns(recalibrate=False)) is False
+    with pytest.raises(SystemExit) as err:
+        argv = ["forecast", "--dataset", "ili", "--horizon", "3", "--model", "structural"]
+        main([*argv, "--no-recalibrate", "--quiet"])
+    assert err.value.code == 2
+    assert "--recalibrate / --no-recalibrate apply to --model auto only" in (
+        capsys.readouterr().err
+    )

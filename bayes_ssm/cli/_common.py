@@ -75,6 +75,7 @@ def add_model_args(mod, *, auto: bool = False) -> None:
             help="auto (default): log when every value is positive, else none; forecast draws "
             "are back-transformed",
         )
+        add_recalibrate_arg(mod)
     else:
         mod.add_argument(
             "--transform",
@@ -87,9 +88,35 @@ def add_model_args(mod, *, auto: bool = False) -> None:
 STRUCTURAL_OPTIONS = ("trend", "seasonal_period", "harmonics", "likelihood")
 
 
+def add_recalibrate_arg(group) -> None:
+    """``--recalibrate / --no-recalibrate`` of the default forecaster (default: the library's,
+    ``bayes_ssm.inference.auto.RECALIBRATE``)."""
+    import argparse
+
+    group.add_argument(
+        "--recalibrate",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="default forecaster: recalibrate the forecast quantiles per horizon step from "
+        "in-sample h-step PIT values (docs/default.md); default: the library's default "
+        "(bs.auto_fit's recalibrate=)",
+    )
+
+
+def recalibrate_option(args) -> bool:
+    """The ``recalibrate=`` to pass to ``auto_fit`` / ``AutoTS``."""
+    from bayes_ssm.inference.auto import RECALIBRATE
+
+    value = getattr(args, "recalibrate", None)
+    return RECALIBRATE if value is None else bool(value)
+
+
 def check_model_options(args) -> None:
-    """With ``--model auto`` the structural options have no effect: refuse them."""
+    """With ``--model auto`` the structural options have no effect, with ``--model
+    structural`` ``--recalibrate``: refuse them."""
     if getattr(args, "model", "structural") != "auto":
+        if getattr(args, "recalibrate", None) is not None:
+            raise ValueError("--recalibrate / --no-recalibrate apply to --model auto only")
         return
     given = [n for n in STRUCTURAL_OPTIONS if getattr(args, n, None) is not None]
     if given:

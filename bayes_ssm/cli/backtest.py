@@ -42,6 +42,7 @@ def add_parser(sub):
     mod.add_argument(
         "--transform", choices=["auto", "log", "none"], default="auto", help="as in forecast"
     )
+    _common.add_recalibrate_arg(mod)
     mod.add_argument(
         "--method",
         choices=["svi", "nuts"],
@@ -88,7 +89,13 @@ def _backtest(args) -> int:
     args.seasonal_period = None
     period = _common.season(args, full.freq)
     season = max(1, int(round(period))) if period else 1
-    runners = {"default": AutoTS(transform=args.transform, method=args.method)}
+    runners = {
+        "default": AutoTS(
+            transform=args.transform,
+            method=args.method,
+            recalibrate=_common.recalibrate_option(args),
+        )
+    }
     # two seasons of training before the first origin when the series has them; the default
     # forecaster keeps a season only when its window holds three cycles, so shorter is fine
     step = args.step or args.horizon
@@ -111,7 +118,8 @@ def _backtest(args) -> int:
     pd.set_option("display.width", 160)
     print(
         f"series {full.name!r}: {len(y)} steps; {args.folds} origins, {args.horizon} steps "
-        f"each, {args.step or args.horizon} apart; {elapsed:.0f} s"
+        f"each, {args.step or args.horizon} apart; {elapsed:.0f} s; default forecaster "
+        f"recalibrate={runners['default'].recalibrate}"
     )
     table = summarize_backtest(scores)
     cols = [c for c in ("model", "crps", "coverage_80", "coverage_95", "width_80", "width_95",

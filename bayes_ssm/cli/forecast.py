@@ -99,6 +99,7 @@ def _forecast_auto(args) -> int:
         freq=full.freq,
         fit_kwargs=kw,
         progress=not args.quiet,
+        recalibrate=_common.recalibrate_option(args),
     )
     fc = stacked.forecast(horizon, prob=prob, key=args.seed + 1)
     elapsed = time.perf_counter() - start
@@ -118,7 +119,8 @@ def _forecast_auto(args) -> int:
     flagged = [n for n, row in table.iterrows() if row.problems and row.weight > 0.05]
     if flagged:
         print(f"WARNINGS: bs.check flags candidate(s) with weight > 5%: {flagged}")
-    print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
+    print(f"\nforecast, {horizon} steps ({fc.attrs['recalibration']}):")
+    print(f"{fc.round(3).head(min(horizon, 8)).to_string()}")
     if horizon > 8:
         print("  ...")
     if args.out is not None:

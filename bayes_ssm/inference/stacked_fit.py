@@ -19,6 +19,8 @@ if TYPE_CHECKING:
 
 __all__ = ["StackedFit", "Transform", "resolve_transform"]
 
+MIN_WEIGHT = 1e-3  # candidates below this weight are left out of the mixture's in-sample PIT
+
 
 @dataclasses.dataclass(frozen=True)
 class Transform:
@@ -86,6 +88,10 @@ class StackedFit:
         Per candidate: weight, elpd_loo, bad_pareto_k (count), problems (``bs.check``).
     weights_from : str
         ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
+    recalibrate : bool or {"widen", "quantile"}
+        Recalibrate forecasts from in-sample ``h``-step PIT values
+        (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``);
+        ``forecast(...).attrs["recalibration"]`` says what was done.
     """
 
     fits: Mapping
@@ -95,6 +101,8 @@ class StackedFit:
     table: pd.DataFrame
     weights_from: str
     seconds: float
+    recalibrate: bool | str = False
+    scores_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
     def seasonal_period(self) -> float | None:
@@ -103,8 +111,60 @@ class StackedFit:
         return max(periods, default=None)
 
     def summary(self) -> pd.DataFrame:
-        """The per-candidate table (weights, LOO, diagnostics)."""
-        return self.table.copy()
+        """The per-candidate table (weights, LOO, diagnostics); ``attrs["recalibration"]``
+        says whether forecasts are recalibrated and from how many in-sample PIT values."""
+        out = self.table.copy()
+        if self.mode is None:
+            note = "off (recalibrate=False)"
+        elif self.scores_cache:
+            h = max(key[0] for key in self.scores_cache)
+            note = f"on: {self.recalibration_label(h)} for horizon {h}"
+        else:
+            note = "on: from in-sample h-step PIT values, computed at the first forecast"
+        out.attrs["recalibration"] = note
+        return out
+
+    def in_sample_scores(self, horizon: int, names=None):
+        """In-sample ``h``-step PIT values and log densities of the candidates ``names``
+        (default: all), ``h = 1..horizon``
+        (:func:`~bayes_ssm.inference.recalibration.in_sample_scores`; cached)."""
+        from bayes_ssm.inference.recalibration import in_sample_scores
+
+        names = tuple(self.fits) if names is None else tuple(names)
+        if (horizon, names) not in self.scores_cache:
+            fits = {n: self.fits[n] for n in names}
+            self.scores_cache[horizon, names] = in_sample_scores(fits, horizon)
+        return self.scores_cache[horizon, names]
+
+    @property
+    def mode(self) -> str | None:
+        """The recalibration map, ``"widen"`` or ``"quantile"``, or ``None`` (off)."""
+        from bayes_ssm.inference.recalibration import check_mode
+
+        return check_mode(self.recalibrate)
+
+    def recalibration(self, horizon: int):
+        """The :class:`~bayes_ssm.inference.recalibration.Recalibration` used for a forecast
+        of ``horizon`` steps, or ``None`` (off, or not available)."""
+        if self.mode is None:
+            return None
+        from bayes_ssm.inference.recalibration import stacked_pit
+
+        # candidates with a weight below 0.1% change the mixture's PIT by less than 0.001
+        names = [n for n in self.fits if self.weights[n] >= MIN_WEIGHT]
+        return stacked_pit(self.in_sample_scores(horizon, names), self.weights)
+
+    def recalibration_label(self, horizon: int) -> str:
+        """What ``forecast(horizon)`` does about recalibration, in words."""
+        if self.mode is None:
+            return "not recalibrated (recalibrate=False)"
+        recal = self.recalibration(horizon)
+        if recal is None:
+            return (
+                "not recalibrated: in-sample PIT not available (a candidate the in-sample "
+                "PIT does not support, or too few in-sample origins for this horizon)"
+            )
+        return recal.label(self.mode)
 
     def _candidate_draws(self, horizon, num_samples, key):
         import jax
@@ -140,7 +200,13 @@ class StackedFit:
         for d, c in zip(draws.values(), counts, strict=True):
             take = np.resize(np.arange(d.shape[0]), c)  # cycles when c exceeds the draws
             parts.append(d[take])
-        return self.transform.inverse(np.concatenate(parts, axis=0))
+        out = np.concatenate(parts, axis=0)
+        recal = self.recalibration(horizon)
+        if recal is not None:
+            from bayes_ssm.inference.recalibration import recalibrate_draws
+
+            out = recalibrate_draws(out, recal.pit, _rng(key), self.mode)
+        return self.transform.inverse(out)
 
     def forecast(
         self,
@@ -159,7 +225,10 @@ class StackedFit:
         Returns
         -------
         pandas.DataFrame, shape ``(horizon, 2 + 2 * len(prob))``
-            As :meth:`bayes_ssm.Fit.forecast`; ``attrs["weights"]`` holds the weights.
+            As :meth:`bayes_ssm.Fit.forecast`; ``attrs["weights"]`` holds the weights,
+            ``attrs["recalibration"]`` what was done about recalibration. Recalibrated: the
+            quantile at ``p`` is the mixture's at the mapped level (per step), the mean the
+            mean of the mixture's quantiles at every in-sample origin's mapped level.
         """
         horizon = validate_horizon(horizon)
         levels = validate_prob(prob)
@@ -169,11 +238,25 @@ class StackedFit:
         qs = [0.5]
         for p in levels:
             qs += [(1 - p) / 2, (1 + p) / 2]
-        quant = self.transform.inverse(mixture_quantiles(list(draws.values()), w, qs))
-        mean = sum(
-            wk * self.transform.inverse(d).mean(axis=0)
-            for wk, d in zip(w, draws.values(), strict=True)
-        )
+        parts = list(draws.values())
+        recal = self.recalibration(horizon)
+        if recal is None:
+            quant = self.transform.inverse(mixture_quantiles(parts, w, qs))
+            mean = sum(
+                wk * self.transform.inverse(d).mean(axis=0) for wk, d in zip(w, parts, strict=True)
+            )
+        else:  # quantile p of the recalibrated law: the model's at the PIT's p-quantile
+            from bayes_ssm.inference.recalibration import origin_levels, recalibrated_levels
+
+            at = recalibrated_levels(recal.pit, qs, self.mode)
+            table = origin_levels(recal.pit, self.mode)
+            quant, mean = np.empty((len(qs), horizon)), np.empty(horizon)
+            for h in range(horizon):
+                col = [d[:, h : h + 1] for d in parts]
+                quant[:, h] = mixture_quantiles(col, w, at[:, h])[:, 0]
+                u = table[np.isfinite(table[:, h]), h]  # the mean: over the origins' levels
+                mean[h] = self.transform.inverse(mixture_quantiles(col, w, u)[:, 0]).mean()
+            quant = self.transform.inverse(quant)
         cols = {"mean": mean, "median": quant[0]}
         for i, p in enumerate(levels):
             cols[f"lower_{level_label(p)}"] = quant[1 + 2 * i]
@@ -183,4 +266,15 @@ class StackedFit:
         frame = pd.DataFrame(cols, index=index)
         frame.attrs["weights"] = self.weights.to_dict()
         frame.attrs["transform"] = str(self.transform)
+        frame.attrs["recalibration"] = self.recalibration_label(horizon)
         return frame
+
+
+def _rng(key) -> np.random.Generator:
+    """A NumPy generator derived from ``key`` (same key, same stream)."""
+    import jax
+
+    from bayes_ssm.inference import engine as _engine
+
+    base = jax.random.fold_in(_engine.as_key(key), 7919)
+    return np.random.default_rng(int(jax.random.randint(base, (), 0, 2**31 - 1)))
