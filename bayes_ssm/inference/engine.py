@@ -124,20 +124,20 @@ def latent_shapes(model, y, scales, covariates=None) -> dict[str, tuple[int, ...
     needs concrete data runs once eagerly instead.
     """
 
+    order: list[str] = []  # the program's site order (eval_shape's output dict is key-sorted)
+
     def latent(y, cov):
         with handlers.trace() as tr, handlers.seed(rng_seed=0):
             model.model(y, **model_kwargs(dict(scales), cov))
-        return {
-            name: site["value"]
-            for name, site in tr.items()
-            if site["type"] == "sample" and not site["is_observed"]
-        }
+        names = [n for n, s in tr.items() if s["type"] == "sample" and not s["is_observed"]]
+        order[:] = names
+        return {name: tr[name]["value"] for name in names}
 
     try:
         out = jax.eval_shape(latent, jnp.asarray(y), _opt(covariates))
     except _TRACE_ERRORS:
         out = latent(jnp.asarray(y), _opt(covariates))
-    return {name: tuple(value.shape) for name, value in out.items()}
+    return {name: tuple(out[name].shape) for name in order}
 
 
 def latent_sites(model, y, scales, covariates=None) -> tuple[str, ...]:

@@ -22,9 +22,14 @@ it. ``recalibrate=False`` switches it off.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from functools import partial
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bayes_ssm.inference.fit import Fit
 
 __all__ = [
     "Recalibration",
@@ -214,7 +219,7 @@ class Recalibration:
         )
 
 
-def in_sample_scores(fits, horizon: int):
+def in_sample_scores(fits: Mapping[str, Fit], horizon: int) -> dict | None:
     """Every candidate's in-sample ``h``-step PIT values and log predictive densities.
 
     Returns

@@ -4,7 +4,7 @@ mixture forecast; and the transforms (log, Box-Cox) the default forecaster fits 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +16,7 @@ from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles
 
 if TYPE_CHECKING:
     from bayes_ssm.data.types import KeyLike, Prob
+    from bayes_ssm.inference.recalibration import Recalibration
 
 __all__ = ["StackedFit", "Transform", "resolve_transform"]
 
@@ -124,7 +125,7 @@ class StackedFit:
         out.attrs["recalibration"] = note
         return out
 
-    def in_sample_scores(self, horizon: int, names=None):
+    def in_sample_scores(self, horizon: int, names: Iterable[str] | None = None) -> dict | None:
         """In-sample ``h``-step PIT values and log densities of the candidates ``names``
         (default: all), ``h = 1..horizon``
         (:func:`~bayes_ssm.inference.recalibration.in_sample_scores`; cached)."""
@@ -143,7 +144,7 @@ class StackedFit:
 
         return check_mode(self.recalibrate)
 
-    def recalibration(self, horizon: int):
+    def recalibration(self, horizon: int) -> Recalibration | None:
         """The :class:`~bayes_ssm.inference.recalibration.Recalibration` used for a forecast
         of ``horizon`` steps, or ``None`` (off, or not available)."""
         if self.mode is None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -205,7 +205,14 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
                 w = (w, w_b, w_b_out)
         return w, w_out, w_scale
 
-    def next_step_means(self, w, w_out, intercept, zf, zb=None):
+    def next_step_means(
+        self,
+        w: Any,
+        w_out: jax.Array,
+        intercept: jax.Array,
+        zf: jax.Array,
+        zb: jax.Array | None = None,
+    ) -> tuple[jax.Array, jax.Array]:
         """Means of the standardised ``z_0 .. z_T`` given the rest, shape ``(time + 1,)``, and
         the forward features ``u`` ``(time, width)``.
 
