@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.fitting import _prepare
 
 __all__ = [
     "FIT_ERRORS",
@@ -18,6 +19,19 @@ __all__ = [
     "key_list",
     "stack_covariates",
 ]
+
+
+def prepare_each(model, series, covariates, freq) -> dict:
+    """``{id: (SeriesData, scales)}`` for every series (``covariates``: id -> covariates, or
+    None); a series that fails validation raises a ValueError that names it."""
+    covariates = covariates or {}
+    prepared = {}
+    for ident, y in series.items():
+        try:
+            prepared[ident] = _prepare(model, y, covariates.get(ident), freq)
+        except ValueError as err:
+            raise ValueError(f"series {ident!r}: {err}") from err
+    return prepared
 
 
 def series_sharding(devices):

@@ -22,12 +22,13 @@ from bayes_ssm.inference._many_common import (
     failure_text,
     pad_end,
     paddable,
+    prepare_each,
     series_sharding,
     stack_covariates,
 )
 from bayes_ssm.inference._nuts_many import run_nuts_many
 from bayes_ssm.inference.fit import Fit
-from bayes_ssm.inference.fitting import _positive_int, _prepare, fit_nuts
+from bayes_ssm.inference.fitting import _positive_int, fit_nuts
 
 __all__ = ["nuts_series", "nuts_series_vmap"]
 
@@ -80,12 +81,7 @@ def nuts_series_vmap(
     chains = opts["num_chains"]
     sharding, num_devices = series_sharding(devices)
     covariates = covariates or {}
-    prepared = {}
-    for ident, y in series.items():
-        try:
-            prepared[ident] = _prepare(model, y, covariates.get(ident), freq)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
+    prepared = prepare_each(model, series, covariates, freq)
     ids = list(prepared)
     pad = bool(pad) and paddable(model, prepared)
     groups: dict[int, list[int]] = {}

@@ -15,10 +15,11 @@ from bayes_ssm.inference._many_common import (
     key_list,
     pad_end,
     paddable,
+    prepare_each,
     series_sharding,
     stack_covariates,
 )
-from bayes_ssm.inference.fitting import _prepare, fit_svi, svi_fit, svi_settings
+from bayes_ssm.inference.fitting import fit_svi, svi_fit, svi_settings
 from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
 
 __all__ = ["svi_series"]
@@ -57,12 +58,7 @@ def svi_series(
     )
     sharding, num_devices = series_sharding(devices) if batch == "vmap" else (None, 1)
     covariates = covariates or {}
-    prepared = {}
-    for ident, y in series.items():
-        try:
-            prepared[ident] = _prepare(model, y, covariates.get(ident), freq)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
+    prepared = prepare_each(model, series, covariates, freq)
     ids = list(prepared)
     keys = jnp.asarray(keys)
     fit_keys, draw_keys = jax.vmap(jax.random.split, out_axes=1)(keys)

@@ -44,9 +44,9 @@ from numpyro.optim import optax_to_numpyro
 
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
-from bayes_ssm.inference._many_common import pad_end
+from bayes_ssm.inference._many_common import pad_end, prepare_each
 from bayes_ssm.inference.fit import Fit
-from bayes_ssm.inference.fitting import _prepare, svi_settings
+from bayes_ssm.inference.fitting import svi_settings
 from bayes_ssm.inference.svi import StopRule
 from bayes_ssm.models.structural_priors import default_prior
 
@@ -111,12 +111,7 @@ def pooled_program(model, sites, y, scales):
 
 
 def _stack(model, series, freq):
-    prepared = {}
-    for ident, y in series.items():
-        try:
-            prepared[ident] = _prepare(model, y, None, freq)
-        except ValueError as err:
-            raise ValueError(f"series {ident!r}: {err}") from err
+    prepared = prepare_each(model, series, None, freq)
     data0, scales0 = next(iter(prepared.values()))
     sites = pooled_sites(model, data0.y, scales0)
     length = max(d.num_steps for d, _ in prepared.values())
