@@ -119,34 +119,11 @@ def _forecast_auto(args) -> int:
     flagged = [n for n, row in table.iterrows() if row.problems and row.weight > 0.05]
     if flagged:
         print(f"WARNINGS: bs.check flags candidate(s) with weight > 5%: {flagged}")
-    print(f"\nforecast, {horizon} steps ({fc.attrs['recalibration']}):")
-    print(f"{fc.round(3).head(min(horizon, 8)).to_string()}")
-    if horizon > 8:
-        print("  ...")
-    if args.out is not None:
-        _common.write_csv(fc, args.out, index_label="date")
-        print(f"wrote {args.out}")
-    if args.plot is not None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        from bayes_ssm.plotting import plot_forecast
-
-        period = stacked.seasonal_period
-        shown = y.iloc[-min(len(y), max(3 * horizon, int(3 * (period or 0)), 100)) :]
-        name, ylabel = _LABELS.get(args.dataset, (str(full.name), None))
-        ax = plot_forecast(
-            fc,
-            history=shown,
-            ylabel=args.ylabel or ylabel,
-            title=args.title
-            or f"{name}: {horizon}-step forecast ({args.method.upper()}, default forecaster)",
-        )
-        _common.save_figure(ax.figure, args.plot)
-        plt.close(ax.figure)
-        print(f"wrote {args.plot}")
+    _write_outputs(
+        args, fc, y, full, horizon, stacked.seasonal_period,
+        header=f"forecast, {horizon} steps ({fc.attrs['recalibration']})",
+        what="default forecaster",
+    )  # fmt: skip
     return 0
 
 
@@ -213,7 +190,21 @@ def _forecast(args, parser):
     index.name = "date"
     fc = summarize_draws(draws, index, prob)
     _common.print_summary(fit, elapsed)
-    print(f"\nforecast, {horizon} steps:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
+    _write_outputs(
+        args, fc, y, full, horizon, period,
+        header=f"forecast, {horizon} steps",
+        what=f"{'log-scale ' if args.transform == 'log' else ''}structural model",
+    )  # fmt: skip
+    if args.save_fit is not None:
+        fit.save(args.save_fit)
+        print(f"wrote {args.save_fit}")
+    return 0
+
+
+def _write_outputs(args, fc, y, full, horizon, period, *, header, what):
+    """Print the first rows of ``fc``; write ``--out`` (CSV) and ``--plot`` (a fan chart over
+    the last ``max(3 * horizon, 3 * period, 100)`` steps of ``y``), the same for every model."""
+    print(f"\n{header}:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
     if horizon > 8:
         print("  ...")
     if args.out is not None:
@@ -233,14 +224,8 @@ def _forecast(args, parser):
             fc,
             history=shown,
             ylabel=args.ylabel or ylabel,
-            title=args.title
-            or f"{name}: {horizon}-step forecast ({args.method.upper()}, "
-            f"{'log-scale ' if args.transform == 'log' else ''}structural model)",
+            title=args.title or f"{name}: {horizon}-step forecast ({args.method.upper()}, {what})",
         )
         _common.save_figure(ax.figure, args.plot)
         plt.close(ax.figure)
         print(f"wrote {args.plot}")
-    if args.save_fit is not None:
-        fit.save(args.save_fit)
-        print(f"wrote {args.save_fit}")
-    return 0
