@@ -64,7 +64,10 @@ def add_parser(sub):
         "--pooling",
         choices=["none", "partial"],
         default="none",
-        help="partial: hierarchical noise scales shared by all series (Gaussian structural)",
+        help=(
+            "partial: hierarchical noise scales (and coefficients of --covariates) shared by "
+            "all series (Gaussian structural)"
+        ),
     )
     inf.add_argument(
         "--backend",

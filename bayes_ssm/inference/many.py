@@ -71,11 +71,6 @@ def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key, covar
         batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     series = _as_series_map(data, id_col, time_col, value_col)
     covs = series_covariates(data, series, covariates, id_col, time_col, value_col)
-    if covs is not None and pooling == "partial":
-        raise ValueError(
-            "covariates with pooling='partial' are not supported yet (the pooled program has no "
-            "regression); use pooling='none', where each series has its own coefficients"
-        )
     return batch, series, covs, jax.random.split(_engine.as_key(key), len(series))
 
 
@@ -124,8 +119,9 @@ def fit_svi_many(
         covariate frames ``(time, covariate)`` indexed like each series. Every series gets its
         own regression coefficients (as ``fit_svi(..., covariates=...)`` per series); forecasts
         need the future covariates (:meth:`FitCollection.forecast`). Covariates must be known
-        (no NaN) on every training date of every series; ``pooling="partial"`` does not take
-        them yet.
+        (no NaN) on every training date of every series. With ``pooling="partial"`` the
+        coefficients are drawn from a population (standardised effects with a learned mean and
+        spread per covariate; :mod:`bayes_ssm.inference.pooling`).
     freq, guide, steps, optimizer, learning_rate, tol, check_every, num_samples, progress
         As :func:`bayes_ssm.fit_svi`; the stopping rule applies to each series on its own.
     batch : {"auto", "vmap", "loop"}
@@ -148,8 +144,9 @@ def fit_svi_many(
         grow with the length (the Gaussian and Student-t structural models).
     pooling : {"none", "partial"}
         ``"none"``: independent fits. ``"partial"``: one hierarchical model over all series
-        (:func:`bayes_ssm.inference.pooling.fit_svi_pooled`): the log noise scales share a
-        population mean and spread learned from every series.
+        (:func:`bayes_ssm.inference.pooling.fit_svi_pooled`): the log noise scales (and, with
+        covariates, the standardised regression coefficients) share a population mean and
+        spread learned from every series.
     backend : {"local", "dask"}
         ``"dask"``: groups of series are fitted on the workers of a ``dask.distributed``
         cluster (:mod:`bayes_ssm.inference.dask_backend`); the fits equal the local ones.
@@ -189,8 +186,6 @@ def fit_svi_many(
         if backend != "local":
             raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
         from bayes_ssm.inference.pooling import fit_svi_pooled
-
-        del settings["covariates"]
 
         fits, failures, info = fit_svi_pooled(
             model, series, _engine.as_key(key), progress=progress, **settings
@@ -312,7 +307,7 @@ def fit_nuts_many(
         from bayes_ssm.inference.pooling import fit_nuts_pooled
 
         fits, failures, info = fit_nuts_pooled(
-            model, series, _engine.as_key(key), freq=freq, **nuts_kwargs
+            model, series, _engine.as_key(key), freq=freq, covariates=covs, **nuts_kwargs
         )
     elif backend == "dask":
         from bayes_ssm.inference.dask_backend import map_series
