@@ -54,22 +54,50 @@ if TYPE_CHECKING:
 
     from bayes_ssm.models.base import TimeSeriesModel
 
-__all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
+__all__ = ["BATCH_MODES", "auto_batch", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
 
 
-def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None):
-    """Both drivers' start: the options checked, ``batch="auto"`` resolved (the loop on a CPU),
-    the series read (long format or a mapping), their covariates (None, or id -> frame) and
-    one key per series."""
+def auto_batch(method: str, platform: str, num_series: int) -> str:
+    """What ``batch="auto"`` runs: the faster of ``"vmap"`` and ``"loop"`` as measured
+    (``benchmarks/README.md``, "Many series" sections; ``benchmarks/many_series.py``).
+
+    - One series: ``"loop"`` (nothing to batch; the fit is ``fit_svi`` / ``fit_nuts`` itself).
+    - SVI: ``"vmap"`` on every platform. H200: 7x the loop at 10 series, 57x at 1,000. This
+      2-core CPU: 8.3x at 10 series x 300 steps, 1.6-1.7x at 2,000 steps (T = 104) and at
+      1,000 steps (T = 260), and {svi_cpu} (the loop pays per-fit dispatch and validation; the
+      batched program amortises it).
+    - NUTS: ``"vmap"`` off the CPU (H200: 7.5x the loop at 10 series, 152x at 1,000);
+      {nuts_cpu}
+
+    Parameters
+    ----------
+    method : {"svi", "nuts"}
+    platform : str
+        ``jax.default_backend()``: ``"cpu"``, ``"gpu"``, ``"tpu"``.
+    num_series : int
+    """
+    if num_series < 2:
+        return "loop"
+    if method == "svi" or platform != "cpu":
+        return "vmap"
+    return NUTS_CPU_AUTO
+
+
+def _plan(
+    batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None, method="svi"
+):
+    """Both drivers' start: the options checked, the series read (long format or a mapping),
+    ``batch="auto"`` resolved (:func:`auto_batch`), their covariates (None, or id -> frame)
+    and one key per series."""
     if batch not in BATCH_MODES:
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
     _check_choice("pooling", pooling, POOLING_MODES)
     _check_choice("backend", backend, BACKENDS)
-    if batch == "auto":
-        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     series = _as_series_map(data, id_col, time_col, value_col)
+    if batch == "auto":
+        batch = auto_batch(method, jax.default_backend(), len(series))
     covs = series_covariates(data, series, covariates, id_col, time_col, value_col)
     return batch, series, covs, jax.random.split(_engine.as_key(key), len(series))
 
@@ -298,7 +326,7 @@ def fit_nuts_many(
         whose fit fails numerically is reported in ``failures``; the others are kept.
     """
     batch, series, covs, keys = _plan(
-        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates
+        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates, "nuts"
     )
     start = time.perf_counter()
     if pooling == "partial":
