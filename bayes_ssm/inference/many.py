@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 __all__ = ["BATCH_MODES", "auto_batch", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
+NUTS_CPU_AUTO = "loop"
 
 
 def auto_batch(method: str, platform: str, num_series: int) -> str:
@@ -66,10 +67,10 @@ def auto_batch(method: str, platform: str, num_series: int) -> str:
     - One series: ``"loop"`` (nothing to batch; the fit is ``fit_svi`` / ``fit_nuts`` itself).
     - SVI: ``"vmap"`` on every platform. H200: 7x the loop at 10 series, 57x at 1,000. This
       2-core CPU: 8.3x at 10 series x 300 steps, 1.6-1.7x at 2,000 steps (T = 104) and at
-      1,000 steps (T = 260), and {svi_cpu} (the loop pays per-fit dispatch and validation; the
-      batched program amortises it).
+      1,000 steps (T = 260) (the loop pays per-fit dispatch and validation; the batched
+      program amortises it).
     - NUTS: ``"vmap"`` off the CPU (H200: 7.5x the loop at 10 series, 152x at 1,000);
-      {nuts_cpu}
+      on the CPU ``NUTS_CPU_AUTO``.
 
     Parameters
     ----------
