@@ -4,12 +4,13 @@ Four panels: 30 simulated local-level series from one population (the pooled mod
 assumption), the 8 daily exchange rates (log, local level), weekly new COVID cases of the 8
 bundled countries (log1p of weekly sums, local linear trend) and the same countries' DAILY new
 cases in 2021 (log1p, local linear trend + day-of-week seasonal; 2021 is the year every one of
-them reported daily: 0-15% zero days against 14-86% in 2022-2023). Rolling origins at the end of each
-panel; at each origin every series is fitted on its last ``context`` points, once independently
-(``pooling="none"``) and once pooled (``pooling="partial"``), by SVI with the same settings and
-keys, and forecast ``horizon`` steps. Scores on the model scale (log / log1p): mean CRPS over
-series, origins and horizons (``scoringrules.crps_ensemble``), coverage of the central 80% and
-95% intervals. A short and a long context show when pooling helps and when it does not.
+them reported daily: 0-15% zero days against 14-86% in 2022-2023). Rolling origins at the
+end of each panel; at each origin every series is fitted on its last ``context`` points, once
+independently (``pooling="none"``) and once pooled (``pooling="partial"``), by SVI with the
+same settings and keys, and forecast ``horizon`` steps. Scores on the model scale (log /
+log1p): mean CRPS over series, origins and horizons (``scoringrules.crps_ensemble``), coverage
+of the central 80% and 95% intervals. A short and a long context show when pooling helps and
+when it does not.
 
     PYTHONPATH=. python benchmarks/pooling_panel.py
 """
