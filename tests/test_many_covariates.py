@@ -125,8 +125,6 @@ def test_training_covariate_errors(data):
         bs.fit_svi_many(MODEL, frame, covariates=["x1", "y"], **fit)
     with pytest.raises(ValueError, match="names its covariate columns"):
         bs.fit_svi_many(MODEL, frame, covariates={"a": frame}, **fit)
-    with pytest.raises(ValueError, match="not supported yet"):
-        bs.fit_svi_many(MODEL, frame, covariates=["x1"], pooling="partial", **fit)
     with pytest.raises(ValueError, match=r"missing for \['c'\]"):
         series = split_long(frame)
         covs = split_long_covariates(frame, ["x1"])

@@ -12,10 +12,11 @@ import bayes_ssm as bs
 LOCAL_LEVEL = bs.StructuralTS(trend=None)
 
 
-def _mean_and_mcse(draws):
-    """Posterior mean and its Monte-Carlo standard error (sd / sqrt(ESS)) of ``log(draws)``,
-    draws shape ``(chain, draw)``."""
-    x = np.log(np.asarray(draws, dtype=np.float64))
+def _mean_and_mcse(draws, log=True):
+    """Posterior mean and its Monte-Carlo standard error (sd / sqrt(ESS)) of ``log(draws)``
+    (of ``draws`` with ``log=False``), draws shape ``(chain, draw)``."""
+    x = np.asarray(draws, dtype=np.float64)
+    x = np.log(x) if log else x
     ess = float(effective_sample_size(x))
     return x.mean(), x.std() / np.sqrt(ess)
 

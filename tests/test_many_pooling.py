@@ -92,7 +92,7 @@ def test_pooling_refuses_models_it_cannot_pool():
     frame, _ = hierarchical_panel(2, 20)
     with pytest.raises(ValueError, match="supports StructuralTS with likelihood='gaussian'"):
         bs.fit_svi_many(bs.StructuralTS(likelihood="student_t"), frame, key=0, pooling="partial")
-    with pytest.raises(ValueError, match="pools noise scales only"):
+    with pytest.raises(ValueError, match="pools noise scales and regression coefficients only"):
         bs.fit_svi_many(bs.StructuralTS(ar_order=1), frame, key=0, pooling="partial")
     with pytest.raises(ValueError, match="pooling must be one of"):
         bs.fit_svi_many(LOCAL_LEVEL, frame, key=0, pooling="full")

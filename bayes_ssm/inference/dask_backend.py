@@ -4,9 +4,13 @@ The many-series drivers (:func:`bayes_ssm.fit_svi_many`, :func:`bayes_ssm.fit_nu
 the series into chunks (series of one length together), send each chunk with its series' keys
 to a worker (``Client.submit``), and gather the fits. A series is fitted with the same key
 wherever it runs, so with ``batch="loop"`` (the CPU default) the fits are the local ones:
-bit for bit, with in-process workers and with worker processes (``tests/test_many_dask.py``;
-across processes the SVI loss trace, a diagnostic, once differed by one float32 ulp while
-the guide parameters and draws were bit-equal: cause not found).
+bit for bit, with in-process workers and with worker processes, loss trace included
+(``tests/test_many_dask.py``). Worker processes have Python hash seeds of their own; NumPyro's
+``Trace_ELBO`` summed the ELBO in the hash order of the site names, which made the SVI loss
+trace (not the parameters) differ by a float32 ulp between processes for some seeds; the
+drivers' ``OrderedTraceELBO`` sums in trace order, so nothing depends on the hash seed. XLA's
+CPU threading (one thread in the workers, the machine's pool here) does not change the bits
+of these programs (measured: equal fits either way).
 With ``batch="vmap"`` they agree up to float rounding of the batched arithmetic.
 A series whose fit fails numerically is reported (``FitCollection.failures``) and the others
 kept; a chunk whose task is lost (a worker killed) reports its series as failed with the error.

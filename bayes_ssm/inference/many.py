@@ -14,10 +14,10 @@ The long format is awkward for a loop of :func:`bayes_ssm.fit_svi` calls, and on
 accelerator such a loop wastes the device. :func:`fit_svi_many` validates every series at the
 usual boundary (``bayes_ssm.data.validation``), groups the series by length, and fits each group
 through
-one compiled program: with ``batch="vmap"`` (the default off the CPU) one ``jax.vmap``-ed SVI
-program takes one batched step for all the series of the group; with ``batch="loop"`` (the
-default on a CPU, where it is faster) the series run one after another through the
-single-series program. Each series keeps its own data scales (so its own default priors), its
+one compiled program: with ``batch="vmap"`` one ``jax.vmap``-ed SVI program takes one batched
+step for all the series of the group; with ``batch="loop"`` the series run one after another
+through the single-series program; ``batch="auto"`` picks the one measured faster
+(:func:`auto_batch`). Each series keeps its own data scales (so its own default priors), its
 own key and its own stopping rule: a series that has converged stops changing while the others
 go on, so series ``i`` gets the fit ``fit_svi`` would give with key
 ``jax.random.split(key, n)[i]`` (``tests/test_many.py`` checks that for the vmapped program).
@@ -54,28 +54,67 @@ if TYPE_CHECKING:
 
     from bayes_ssm.models.base import TimeSeriesModel
 
-__all__ = ["BATCH_MODES", "fit_nuts_many", "fit_svi_many"]
+__all__ = ["BATCH_MODES", "auto_batch", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
+CPU_VMAP_MAX_SERIES = 16  # measured: vmap faster at 10 series, slower at 30 (2,000 SVI steps)
+NUTS_CPU_AUTO = "loop"
 
 
-def _plan(batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None):
-    """Both drivers' start: the options checked, ``batch="auto"`` resolved (the loop on a CPU),
-    the series read (long format or a mapping), their covariates (None, or id -> frame) and
-    one key per series."""
+def auto_batch(method: str, platform: str, num_series: int) -> str:
+    """What ``batch="auto"`` runs: whichever of ``"vmap"`` and ``"loop"`` was measured faster
+    (``benchmarks/many_series.py``; tables in ``benchmarks/README.md``, "Many series").
+
+    The rule:
+
+    - one series: ``"loop"`` (nothing to batch; the fit is ``fit_svi`` / ``fit_nuts`` itself);
+    - off the CPU (GPU, TPU): ``"vmap"`` (H200, SVI: 7.2x the loop at 10 series, 57x at
+      1,000; NUTS: 8.3x at 10, 152x at 1,000 with compilation);
+    - on the CPU, SVI: ``"vmap"`` for 2 to :data:`CPU_VMAP_MAX_SERIES` series, ``"loop"``
+      beyond. On the 2-core development machine the vmapped program was faster at 10 series
+      (8.3x at 300 steps; 1.5-1.7x at 1,000-2,000 steps) and slower at 30 (0.3-0.6x at 2,000
+      steps): XLA's CPU backend runs the batched small products of the Kalman filter at a
+      per-series cost that grows with the batch, while the loop's cost per series is fixed;
+    - on the CPU, NUTS: :data:`NUTS_CPU_AUTO` (``"loop"``). The vmapped program was faster
+      where measured (2.7x at 6 series with 300 + 300 iterations; 15.9x at 10 series with
+      50 + 50) but is not bit-equal to ``fit_nuts`` (its keys differ), and the switch is left to
+      a change that updates the tests pinning the loop.
+
+    Parameters
+    ----------
+    method : {"svi", "nuts"}
+    platform : str
+        ``jax.default_backend()``: ``"cpu"``, ``"gpu"``, ``"tpu"``.
+    num_series : int
+
+    Returns
+    -------
+    str
+        ``"vmap"`` or ``"loop"``.
+    """
+    if num_series < 2:
+        return "loop"
+    if platform != "cpu":
+        return "vmap"
+    if method == "nuts":
+        return NUTS_CPU_AUTO
+    return "vmap" if num_series <= CPU_VMAP_MAX_SERIES else "loop"
+
+
+def _plan(
+    batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None, method="svi"
+):
+    """Both drivers' start: the options checked, the series read (long format or a mapping),
+    ``batch="auto"`` resolved (:func:`auto_batch`), their covariates (None, or id -> frame)
+    and one key per series."""
     if batch not in BATCH_MODES:
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
     _check_choice("pooling", pooling, POOLING_MODES)
     _check_choice("backend", backend, BACKENDS)
-    if batch == "auto":
-        batch = "loop" if jax.default_backend() == "cpu" else "vmap"
     series = _as_series_map(data, id_col, time_col, value_col)
+    if batch == "auto":
+        batch = auto_batch(method, jax.default_backend(), len(series))
     covs = series_covariates(data, series, covariates, id_col, time_col, value_col)
-    if covs is not None and pooling == "partial":
-        raise ValueError(
-            "covariates with pooling='partial' are not supported yet (the pooled program has no "
-            "regression); use pooling='none', where each series has its own coefficients"
-        )
     return batch, series, covs, jax.random.split(_engine.as_key(key), len(series))
 
 
@@ -124,17 +163,18 @@ def fit_svi_many(
         covariate frames ``(time, covariate)`` indexed like each series. Every series gets its
         own regression coefficients (as ``fit_svi(..., covariates=...)`` per series); forecasts
         need the future covariates (:meth:`FitCollection.forecast`). Covariates must be known
-        (no NaN) on every training date of every series; ``pooling="partial"`` does not take
-        them yet.
+        (no NaN) on every training date of every series. With ``pooling="partial"`` the
+        coefficients are drawn from a population (standardised effects with a learned mean and
+        spread per covariate; :mod:`bayes_ssm.inference.pooling`).
     freq, guide, steps, optimizer, learning_rate, tol, check_every, num_samples, progress
         As :func:`bayes_ssm.fit_svi`; the stopping rule applies to each series on its own.
     batch : {"auto", "vmap", "loop"}
         ``"vmap"``: each group of equal-length series runs as one vmapped program.
         ``"loop"``: the series run one after another through the single-series program (also
-        compiled once per length). ``"auto"``: ``"loop"`` on a CPU, ``"vmap"`` elsewhere. Both
-        give the same fits; on a CPU the loop is faster (XLA's CPU backend runs the batched
-        small products of the Kalman filter ~3x slower per series than the single-series fused
-        loop; ``benchmarks/README.md``, "Many series").
+        compiled once per length). ``"auto"``: the one measured faster (:func:`auto_batch`):
+        ``"vmap"`` off the CPU; on a CPU ``"vmap"`` for 2 to 16 series, ``"loop"`` for one
+        series or more than 16. Both give the same fits (the loop bit for bit with
+        ``fit_svi``, the vmapped program up to float rounding).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the series axis is split (each device
         fits its share; a group is padded with inert copies of its last series to a multiple
@@ -148,8 +188,9 @@ def fit_svi_many(
         grow with the length (the Gaussian and Student-t structural models).
     pooling : {"none", "partial"}
         ``"none"``: independent fits. ``"partial"``: one hierarchical model over all series
-        (:func:`bayes_ssm.inference.pooling.fit_svi_pooled`): the log noise scales share a
-        population mean and spread learned from every series.
+        (:func:`bayes_ssm.inference.pooling.fit_svi_pooled`): the log noise scales (and, with
+        covariates, the standardised regression coefficients) share a population mean and
+        spread learned from every series.
     backend : {"local", "dask"}
         ``"dask"``: groups of series are fitted on the workers of a ``dask.distributed``
         cluster (:mod:`bayes_ssm.inference.dask_backend`); the fits equal the local ones.
@@ -189,8 +230,6 @@ def fit_svi_many(
         if backend != "local":
             raise ValueError("pooling='partial' fits all series jointly; use backend='local'")
         from bayes_ssm.inference.pooling import fit_svi_pooled
-
-        del settings["covariates"]
 
         fits, failures, info = fit_svi_pooled(
             model, series, _engine.as_key(key), progress=progress, **settings
@@ -278,8 +317,7 @@ def fit_nuts_many(
         step size, mass matrix and warm-up, i.e. an independent NUTS run per series
         (``init="prior"`` only; not bit-equal to the loop, whose key use differs, but the same
         posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
-        ``"loop"`` on a CPU, ``"vmap"`` elsewhere (``benchmarks/README.md``, "Thousands of
-        series").
+        :func:`auto_batch` (``"loop"`` on a CPU and for one series, ``"vmap"`` elsewhere).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the ``series x chains`` rows are split
         (as in :func:`fit_svi_many`).
@@ -303,7 +341,7 @@ def fit_nuts_many(
         whose fit fails numerically is reported in ``failures``; the others are kept.
     """
     batch, series, covs, keys = _plan(
-        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates
+        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates, "nuts"
     )
     start = time.perf_counter()
     if pooling == "partial":
@@ -312,7 +350,7 @@ def fit_nuts_many(
         from bayes_ssm.inference.pooling import fit_nuts_pooled
 
         fits, failures, info = fit_nuts_pooled(
-            model, series, _engine.as_key(key), freq=freq, **nuts_kwargs
+            model, series, _engine.as_key(key), freq=freq, covariates=covs, **nuts_kwargs
         )
     elif backend == "dask":
         from bayes_ssm.inference.dask_backend import map_series

@@ -23,9 +23,25 @@ Each series still gets its own :class:`bayes_ssm.Fit` (draws of its ``sigma`` si
 forecasts, ``save`` and ``check`` work as for an independent fit. ``FitCollection.info
 ["population"]`` holds the posterior means and sds of ``mu_k`` and ``tau_k``.
 
-Supported: :class:`~bayes_ssm.StructuralTS` with the Gaussian likelihood and no other
-parameters (no damping, AR, regression), and no prior overrides of the pooled sites. Series of
-unequal lengths share the program, padded at the end with missing values (exact).
+With covariates (``covariates=`` of the drivers), each series' regression coefficients are
+drawn from a population too, non-centred, on the scale of their default prior:
+
+.. math::
+
+    m_j \\sim N(0, 1), \\quad s_j \\sim \\text{HalfNormal}(1), \\quad
+    \\zeta_{ij} \\sim N(0, 1), \\quad
+    \\beta_{ij} = \\frac{y_{\\text{scale}, i}}{x_{\\text{scale}, ij}} (m_j + s_j \\zeta_{ij})
+
+(sites ``mu/beta``, ``tau/beta``, ``z/beta``, each of length ``covariate``): what the series
+share is the standardised effect of covariate ``j`` (coefficient times the covariate's sd over
+the series' sd), so coefficients of series in different units pool. The independent fit's
+default prior ``beta_ij ~ N(0, (y_scale_i / x_scale_ij)^2)`` is the special case ``m_j = 0,
+s_j = 1``.
+
+Supported: :class:`~bayes_ssm.StructuralTS` with the Gaussian likelihood, its noise scales and
+(static) regression coefficients (no damping, AR, cycle or time-varying coefficients), and no
+prior overrides of the pooled sites. Series of unequal lengths share the program, padded at the
+end with missing values (exact; padded covariate rows are zeros at missing steps).
 """
 
 from __future__ import annotations
@@ -44,32 +60,48 @@ from numpyro.optim import optax_to_numpyro
 
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
-from bayes_ssm.inference._many_common import pad_end, prepare_each
+from bayes_ssm.inference._many_common import pad_end, prepare_each, stack_covariates
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.fitting import svi_settings
 from bayes_ssm.inference.svi import StopRule
 from bayes_ssm.models.structural_priors import default_prior
 
-__all__ = ["fit_svi_pooled", "fit_nuts_pooled", "pooled_sites", "MU_PRIOR", "TAU_PRIOR"]
+__all__ = [
+    "fit_svi_pooled",
+    "fit_nuts_pooled",
+    "pooled_sites",
+    "MU_PRIOR",
+    "TAU_PRIOR",
+    "BETA_MU_PRIOR",
+    "BETA_TAU_PRIOR",
+]
 
 MU_PRIOR = (-0.5, 1.5)  # Normal(loc, scale) of each population mean of log(sigma / r)
 TAU_PRIOR = 1.0  # HalfNormal scale of each population sd
+BETA_MU_PRIOR = (0.0, 1.0)  # Normal(loc, scale) of each standardised population coefficient
+BETA_TAU_PRIOR = 1.0  # HalfNormal scale of the spread of the standardised coefficients
 
 
-def pooled_sites(model, y, scales) -> tuple[str, ...]:
-    """The pooled sites of ``model`` (every latent site), or a ``ValueError`` saying why the
-    model cannot be pooled."""
+def pooled_sites(model, y, scales, covariates=None) -> tuple[str, ...]:
+    """The pooled sites of ``model`` (every latent site: noise scales and ``beta``), or a
+    ``ValueError`` saying why the model cannot be pooled."""
     if getattr(model, "likelihood", None) != "gaussian" or not hasattr(model, "prior_overrides"):
         raise ValueError(
             "pooling='partial' supports StructuralTS with likelihood='gaussian'; got "
             f"{type(model).__name__}(likelihood={getattr(model, 'likelihood', None)!r})"
         )
-    sites = _engine.latent_sites(model, y, scales)
-    others = [s for s in sites if not s.startswith("sigma_")]
+    if getattr(model, "regression_states", None) is not None and covariates is not None:
+        raise ValueError(
+            "pooling='partial' pools static regression coefficients only; got "
+            f"regression_states={model.regression_states!r}: fit it with pooling='none'"
+        )
+    sites = _engine.latent_sites(model, y, scales, covariates)
+    others = [s for s in sites if not s.startswith("sigma_") and s != "beta"]
     if others:
         raise ValueError(
-            f"pooling='partial' pools noise scales only; the model also samples {others} "
-            "(damping, AR, regression or Student-t sites): fit it with pooling='none'"
+            f"pooling='partial' pools noise scales and regression coefficients only; the model "
+            f"also samples {others} (damping, AR, cycle or Student-t sites): fit it with "
+            "pooling='none'"
         )
     overridden = sorted(set(sites) & set(model.prior_overrides))
     if overridden:
@@ -82,63 +114,100 @@ def _reference(site, scales):
     return default_prior(site, scales).scale
 
 
-def _series_log_lik(model, y, scales, sigmas):
-    """One series' Kalman log likelihood given its noise scales (a factor site of the model)."""
-    with handlers.block(), handlers.trace() as tr, handlers.substitute(data=sigmas):
+def _series_log_lik(model, y, scales, params, cov=None):
+    """One series' Kalman log likelihood given its noise scales and coefficients (``params``)."""
+    with handlers.block(), handlers.trace() as tr, handlers.substitute(data=params):
         with handlers.seed(rng_seed=0):
-            model.model(y, **_engine.model_kwargs(scales, None))
+            model.model(y, **_engine.model_kwargs(scales, cov))
     site = tr["y_log_likelihood"]
     return site["fn"].log_prob(site["value"])
 
 
-def _sigmas(sites, scales, mu, tau, z):
-    """``sigma_ik = r_ik exp(mu_k + tau_k z_ik)`` for every site, each shape ``(..., series)``."""
-    return {
+def _beta_reference(scales, num_covariates):
+    """``y_scale_i / x_scale_ij``, shape ``(series, covariate)``: the default prior's sds."""
+    xs = jnp.stack([scales[f"x_scale_{j}"] for j in range(num_covariates)], axis=-1)
+    return scales["y_scale"][:, None] / xs
+
+
+def _series_params(sites, scales, mu, tau, z):
+    """Every series' parameters from the population draws: ``sigma_ik = r_ik exp(mu_k + tau_k
+    z_ik)``, shape ``(..., series)``, and ``beta_ij = r_ij (m_j + s_j z_ij)``, shape ``(...,
+    series, covariate)``."""
+    out = {
         s: _reference(s, scales) * jnp.exp(mu[s][..., None] + tau[s][..., None] * z[s])
         for s in sites
+        if s != "beta"
     }
+    if "beta" in sites:
+        ref = _beta_reference(scales, z["beta"].shape[-1])
+        out["beta"] = ref * (mu["beta"][..., None, :] + tau["beta"][..., None, :] * z["beta"])
+    return out
 
 
-def pooled_program(model, sites, y, scales):
-    """The hierarchical NumPyro program: ``y`` shape ``(series, time)``, scales ``(series,)``."""
-    mu = {s: numpyro.sample(f"mu/{s}", dist.Normal(*MU_PRIOR)) for s in sites}
-    tau = {s: numpyro.sample(f"tau/{s}", dist.HalfNormal(TAU_PRIOR)) for s in sites}
+def _population_priors(site, num_covariates):
+    if site != "beta":
+        return dist.Normal(*MU_PRIOR), dist.HalfNormal(TAU_PRIOR), dist.Normal(0.0, 1.0)
+    k = [num_covariates]
+    return (
+        dist.Normal(*BETA_MU_PRIOR).expand(k).to_event(1),
+        dist.HalfNormal(BETA_TAU_PRIOR).expand(k).to_event(1),
+        dist.Normal(0.0, 1.0).expand(k).to_event(1),
+    )
+
+
+def pooled_program(model, sites, y, scales, cov=None):
+    """The hierarchical NumPyro program: ``y`` shape ``(series, time)``, scales ``(series,)``,
+    ``cov`` None or ``(series, time, covariate)`` (needed when ``"beta"`` is pooled)."""
+    num_cov = 0 if cov is None else cov.shape[-1]
+    priors = {s: _population_priors(s, num_cov) for s in sites}
+    mu = {s: numpyro.sample(f"mu/{s}", priors[s][0]) for s in sites}
+    tau = {s: numpyro.sample(f"tau/{s}", priors[s][1]) for s in sites}
     with numpyro.plate("series", y.shape[0]):
-        z = {s: numpyro.sample(f"z/{s}", dist.Normal(0.0, 1.0)) for s in sites}
-    sigmas = _sigmas(sites, scales, mu, tau, z)
-    log_lik = jax.vmap(partial(_series_log_lik, model))(y, scales, sigmas)
+        z = {s: numpyro.sample(f"z/{s}", priors[s][2]) for s in sites}
+    params = _series_params(sites, scales, mu, tau, z)
+    log_lik = jax.vmap(partial(_series_log_lik, model))(y, scales, params, cov)
     numpyro.factor("y_log_likelihood", jnp.sum(log_lik))
 
 
-def _stack(model, series, freq):
-    prepared = prepare_each(model, series, None, freq)
+def _stack(model, series, freq, covariates=None):
+    """The series validated (``covariates``: None or id -> frame), the pooled sites and the
+    stacked, end-padded arrays ``y (series, time)``, scales ``(series,)`` and ``cov``."""
+    prepared = prepare_each(model, series, covariates, freq)
     data0, scales0 = next(iter(prepared.values()))
-    sites = pooled_sites(model, data0.y, scales0)
+    sites = pooled_sites(model, data0.y, scales0, data0.covariates)
     length = max(d.num_steps for d, _ in prepared.values())
     y = jnp.asarray(np.stack([pad_end(d.y, length) for d, _ in prepared.values()]))
     scales = {k: jnp.asarray([s[k] for _, s in prepared.values()]) for k in scales0}
-    return prepared, sites, y, scales
+    cov = stack_covariates([d for d, _ in prepared.values()], length)
+    cov = None if cov is None or "beta" not in sites else jnp.asarray(cov, y.dtype)
+    return prepared, sites, y, scales, cov
+
+
+def _summary(values):
+    """A float, or a list of floats for a vector site (``beta``)."""
+    return float(values) if np.ndim(values) == 0 else np.asarray(values, float).tolist()
 
 
 def _population(sites, draws) -> dict:
+    """Posterior means and sds of every population mean ``mu/<site>`` and spread
+    ``tau/<site>`` (for ``beta``: lists over the covariates, standardised units)."""
     return {
         s: {
-            "mu_mean": float(np.mean(draws[f"mu/{s}"])),
-            "mu_sd": float(np.std(draws[f"mu/{s}"])),
-            "tau_mean": float(np.mean(draws[f"tau/{s}"])),
-            "tau_sd": float(np.std(draws[f"tau/{s}"])),
+            f"{part}_{stat}": _summary(fn(draws[f"{part}/{s}"], axis=(0, 1)))
+            for part in ("mu", "tau")
+            for stat, fn in (("mean", np.mean), ("sd", np.std))
         }
         for s in sites
     }
 
 
 def _series_draws(sites, scales, draws):
-    """``{site: (chain, draw, series)}`` from population draws ``(chain, draw)`` and ``z``
-    draws ``(chain, draw, series)``."""
+    """``{site: (chain, draw, series, ...)}`` from population draws ``(chain, draw, ...)`` and
+    ``z`` draws ``(chain, draw, series, ...)``."""
     mu = {s: jnp.asarray(draws[f"mu/{s}"]) for s in sites}
     tau = {s: jnp.asarray(draws[f"tau/{s}"]) for s in sites}
     z = {s: jnp.asarray(draws[f"z/{s}"]) for s in sites}
-    return {k: np.asarray(v) for k, v in _sigmas(sites, scales, mu, tau, z).items()}
+    return {k: np.asarray(v) for k, v in _series_params(sites, scales, mu, tau, z).items()}
 
 
 def fit_svi_pooled(
@@ -147,6 +216,7 @@ def fit_svi_pooled(
     key,
     *,
     freq=None,
+    covariates=None,
     guide="normal",
     steps=10_000,
     optimizer=None,
@@ -167,7 +237,7 @@ def fit_svi_pooled(
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
-    prepared, sites, y, scales = _stack(model, series, freq)
+    prepared, sites, y, scales, cov = _stack(model, series, freq, covariates)
     program = partial(pooled_program, model, sites)
     svi = SVI(
         program,
@@ -177,11 +247,11 @@ def fit_svi_pooled(
     )
     k_fit, k_draw = jax.random.split(key)
     start = time.perf_counter()
-    state = svi.init(k_fit, y, scales)
+    state = svi.init(k_fit, y, scales, cov)
 
     @partial(jax.jit, static_argnames="n")
     def chunk(state, n):
-        return jax.lax.scan(lambda s, _: svi.update(s, y, scales), state, None, length=n)
+        return jax.lax.scan(lambda s, _: svi.update(s, y, scales, cov), state, None, length=n)
 
     rule = StopRule(tol, check_every, "the pooled model")
     try:
@@ -193,7 +263,7 @@ def fit_svi_pooled(
         text = f"FloatingPointError: {err}"
         return {}, dict.fromkeys(prepared, text), {"groups": [list(prepared)], "batch": "pooled"}
     params = svi.get_params(state)
-    draws = svi.guide.sample_posterior(k_draw, params, y, scales, sample_shape=(num_samples,))
+    draws = svi.guide.sample_posterior(k_draw, params, y, scales, cov, sample_shape=(num_samples,))
     draws = {k: np.asarray(v)[None] for k, v in draws.items()}  # one chain
     per_series = _series_draws(sites, scales, draws)
     losses = np.concatenate(rule.losses)
@@ -215,7 +285,7 @@ def fit_svi_pooled(
             data=data,
             scales=sc,
             method="svi",
-            draws={s: per_series[s][..., i] for s in sites},
+            draws={s: per_series[s][:, :, i] for s in sites},
             info=info,
             svi_loss=losses,
         )
@@ -229,6 +299,7 @@ def fit_nuts_pooled(
     key,
     *,
     freq=None,
+    covariates=None,
     num_chains=4,
     num_warmup=1000,
     num_samples=1000,
@@ -242,7 +313,7 @@ def fit_nuts_pooled(
     ``(fits, failures, info)``; every series' Fit carries the joint run's sample stats."""
     if init not in ("prior", "median"):
         raise ValueError(f"pooled NUTS starts from init='prior' or 'median'; got {init!r}")
-    prepared, sites, y, scales = _stack(model, series, freq)
+    prepared, sites, y, scales, cov = _stack(model, series, freq, covariates)
     program = partial(pooled_program, model, sites)
     kernel = NUTS(
         program,
@@ -261,7 +332,7 @@ def fit_nuts_pooled(
         progress_bar=False,
     )
     start = time.perf_counter()
-    mcmc.run(key, y, scales, extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
+    mcmc.run(key, y, scales, cov, extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = mcmc.get_extra_fields(group_by_chain=True)
     steps = np.asarray(extra["num_steps"])
@@ -293,7 +364,7 @@ def fit_nuts_pooled(
             data=data,
             scales=sc,
             method="nuts",
-            draws={s: per_series[s][..., i] for s in sites},
+            draws={s: per_series[s][:, :, i] for s in sites},
             sample_stats=stats,
             info=info,
         )
