@@ -280,7 +280,9 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
 @partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
 def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
     def one(key, y, dyn, cov):
-        return _make_svi(mkey.model, guide_kind, optimizer).init(key, y, **_kwargs(None, dyn, cov))
+        program = latent_program(mkey.model.model)
+        svi = _make_svi(mkey.model, guide_kind, optimizer, program=program)
+        return svi.init(key, y, **_kwargs(None, dyn, cov))
 
     return jax.vmap(one)(keys, y, dyn_scales, cov)
 
