@@ -136,8 +136,8 @@ def _loo(fit):
     import arviz_stats
 
     from bayes_ssm.inference import engine as _engine
-    from bayes_ssm.inference.fitting import pointwise_log_lik
     from bayes_ssm.inference.padding import padded_data
+    from bayes_ssm.inference.pointwise import pointwise_log_lik
 
     observed = ~np.isnan(fit.data.y)
     # a padded fit (``fit_svi(pad_to=...)``): the same padded length, so one program serves

@@ -24,6 +24,7 @@ from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.advice import SVI_ON_VOLATILITY
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
+from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
 from bayes_ssm.inference.progress import show_progress
 from bayes_ssm.inference.svi import (
     GUIDES,
@@ -188,27 +189,6 @@ def fit_svi(
     )
     keep_pointwise_log_lik(fit, draws)
     return fit
-
-
-def keep_pointwise_log_lik(fit: Fit, draws) -> None:
-    """Keep the ``log_lik`` read-out that drawing from the guide computed anyway.
-
-    The guide's draws pass through the model's program (its deterministic sites), so the
-    pointwise one-step log predictive densities of every draw come out of ``_svi_finish`` at
-    no extra cost; the default forecaster's PSIS-LOO reads them from here instead of running
-    the Kalman filter over all draws once more (:func:`pointwise_log_lik`). A transient
-    attribute, not part of the Fit's state (not saved, not compared).
-    """
-    if "log_lik" in draws:
-        value = np.asarray(draws["log_lik"])
-        value.setflags(write=False)
-        object.__setattr__(fit, "_pointwise_log_lik", value)
-
-
-def pointwise_log_lik(fit: Fit) -> np.ndarray | None:
-    """``log_lik`` of every draw, shape ``(sample, time)`` (``time`` the padded length of a
-    padded fit), when the fitting run kept it; else None."""
-    return getattr(fit, "_pointwise_log_lik", None)
 
 
 def svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate):
