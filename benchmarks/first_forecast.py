@@ -8,9 +8,14 @@ compiled), later runs the **warm** rows (a new process, with another ``PYTHONHAS
 finds the programs in the cache). Prints wall seconds per run and the load average at the
 start of each.
 
+``--against DIR`` also runs the default command from another checkout (``PYTHONPATH=DIR``, its
+own cache directory), alternating with this one, for a before/after ratio in one run;
+``--ours-only`` leaves out the NUTS row and the peers.
+
 Usage::
 
     PYTHONPATH=. python benchmarks/first_forecast.py --repeats 2
+    PYTHONPATH=. python benchmarks/first_forecast.py --repeats 2 --ours-only --against /work/main
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ print(np.exp(res.get_forecast(26).conf_int()[-1]))
 }
 
 
-def ours(kind: str, n: int, cache: str) -> list[str]:
+def ours(kind: str, n: int, cache: str, jax_dir: str = "jax") -> list[str]:
     from pathlib import Path
 
     csv = Path(cache) / "ili.csv"
@@ -55,7 +60,7 @@ def ours(kind: str, n: int, cache: str) -> list[str]:
         datasets.load("ili").iloc[-n:].rename("ili").to_csv(csv, index_label="week")
     argv = [sys.executable, "-m", "bayes_ssm.cli", "forecast", "--csv", str(csv)]
     argv += ["--date-col", "week", "--value-col", "ili", "--horizon", "26", "--quiet"]
-    argv += ["--compile-cache", str(Path(cache) / "jax")]
+    argv += ["--compile-cache", str(Path(cache) / jax_dir)]
     if kind == "nuts":
         argv += ["--model", "structural", "--method", "nuts"]
     return argv
@@ -65,6 +70,8 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=400)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--against", help="another checkout whose default also runs (before/after)")
+    parser.add_argument("--ours-only", action="store_true", help="no NUTS row, no peers")
     args = parser.parse_args(argv)
     env = {
         **os.environ,
@@ -72,17 +79,25 @@ def main(argv=None):
     }
     rows = []
     with tempfile.TemporaryDirectory() as cache:
-        commands = {
-            "bayes-ssm forecast (default, SVI)": ours("svi", args.n, cache),
-            "bayes-ssm forecast --model structural --method nuts": ours("nuts", args.n, cache),
-        }
-        for name, code in PEER.items():
-            commands[name] = [sys.executable, "-c", code.format(n=args.n)]
+        commands = {"bayes-ssm forecast (default, SVI)": ours("svi", args.n, cache)}
+        paths = {}
+        if args.against:
+            name = f"bayes-ssm forecast (default, SVI) from {args.against}"
+            commands[name] = ours("svi", args.n, cache, jax_dir="jax-against")
+            paths[name] = args.against
+        if not args.ours_only:
+            commands["bayes-ssm forecast --model structural --method nuts"] = ours(
+                "nuts", args.n, cache
+            )
+            for name, code in PEER.items():
+                commands[name] = [sys.executable, "-c", code.format(n=args.n)]
         for rep in range(args.repeats):
             for name, cmd in commands.items():
                 load = os.getloadavg()[0]
                 start = time.perf_counter()
                 run_env = {**env, "PYTHONHASHSEED": str(rep + 1)}
+                if name in paths:
+                    run_env["PYTHONPATH"] = paths[name]
                 done = subprocess.run(
                     cmd, env=run_env, capture_output=True, text=True, timeout=1800
                 )

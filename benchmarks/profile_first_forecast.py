@@ -6,7 +6,8 @@ JAX reports its tracing (``jaxpr_trace_duration``), lowering to MLIR
 (``jaxpr_to_mlir_module_duration``) and XLA compile (``backend_compile_duration``) times
 through ``jax.monitoring``; this script sums them per stage, and the rest of a stage's wall
 time is running (and Python). Stages: import; per candidate the SVI fit, PSIS-LOO and
-``bs.check``; the stacked forecast.
+``bs.check``; the stacked forecast. Then every compiled program in order with its XLA compile
+seconds (``jax_log_compiles``).
 
 Usage::
 
@@ -52,6 +53,7 @@ def main(argv=None):
                 totals[name] = totals.get(name, 0.0) + duration
 
     jax.monitoring.register_event_duration_secs_listener(listen)
+    compiles = _record_compiles(jax)
     rows = [("import (python, jax, numpyro, bayes_ssm)", imported, {})]
 
     def stage(label, fn, *args, **kwargs):
@@ -94,6 +96,38 @@ def main(argv=None):
         tr, lo, co = (d.get(k, 0.0) for k in ("jaxpr_trace", "jaxpr_to_mlir", "backend_compile"))
         rest = wall - tr - lo - co if d else 0.0
         print(f"| {label} | {wall:.1f} | {tr:.1f} | {lo:.1f} | {co:.1f} | {rest:.1f} |")
+    print("\n| compiled program (in order) | XLA compile s |")
+    print("|---|---:|")
+    for name, seconds in compiles:
+        if seconds >= 0.05:
+            print(f"| {name} | {seconds:.2f} |")
+    print(
+        f"\n{len(compiles)} programs compiled ({sum(s for _, s in compiles):.1f} s); those under "
+        "0.05 s are not listed"
+    )
+
+
+def _record_compiles(jax) -> list[tuple[str, float]]:
+    """Every XLA compilation as ``(program name, seconds)``, from ``jax_log_compiles``'s log
+    lines (``Finished XLA compilation of jit(NAME) in S sec``), kept off the terminal."""
+    import logging
+    import re
+
+    found: list[tuple[str, float]] = []
+    pattern = re.compile(r"Finished XLA compilation of (.+) in ([0-9.eE+-]+) sec")
+
+    class Collect(logging.Handler):
+        def emit(self, record):
+            match = pattern.search(record.getMessage())
+            if match:
+                found.append((match.group(1), float(match.group(2))))
+
+    jax.config.update("jax_log_compiles", True)
+    for name in ("jax._src.dispatch", "jax._src.interpreters.pxla"):
+        logger = logging.getLogger(name)
+        logger.addHandler(Collect())
+        logger.propagate = False
+    return found
 
 
 if __name__ == "__main__":

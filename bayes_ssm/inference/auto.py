@@ -137,12 +137,16 @@ def _loo(fit):
 
     from bayes_ssm.inference import engine as _engine
     from bayes_ssm.inference.padding import padded_data
+    from bayes_ssm.inference.pointwise import pointwise_log_lik
 
     observed = ~np.isnan(fit.data.y)
     # a padded fit (``fit_svi(pad_to=...)``): the same padded length, so one program serves
     # every length; the log_lik of step t depends on the steps up to t only
     padded = fit.info.get("padded_to")
-    if padded:  # no covariates (padded_length refuses them)
+    kept = pointwise_log_lik(fit)
+    if kept is not None:  # computed with the guide's draws (fit_svi), the same values
+        out = {"log_lik": kept}
+    elif padded:  # no covariates (padded_length refuses them)
         y = padded_data(fit.data, padded).y
         out = _engine.predict(
             fit.model, 0, fit._flat_draws(), y, dict(fit.scales), sites=("log_lik",)

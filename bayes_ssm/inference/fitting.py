@@ -24,6 +24,7 @@ from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.advice import SVI_ON_VOLATILITY
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
+from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
 from bayes_ssm.inference.progress import show_progress
 from bayes_ssm.inference.svi import (
     GUIDES,
@@ -168,7 +169,7 @@ def fit_svi(
         model, guide, optimizer, static, dyn, state, k_draw, run_data, num_samples
     )
     losses = np.concatenate(rule.losses)
-    return svi_fit(
+    fit = svi_fit(
         model,
         data,
         scales,
@@ -186,6 +187,8 @@ def fit_svi(
             "elapsed_s": time.perf_counter() - start,
         },
     )
+    keep_pointwise_log_lik(fit, draws)
+    return fit
 
 
 def svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate):
