@@ -186,7 +186,7 @@ def test_series_axis_split_over_two_devices_gives_the_same_fits():
 def test_nuts_many_equals_fit_nuts_per_series():
     frame = long_frame(lengths=(30, 30), seed=6, shuffle=True)
     nuts = dict(num_chains=1, num_warmup=30, num_samples=20)
-    many = bs.fit_nuts_many(MODEL, frame, key=2, **nuts)
+    many = bs.fit_nuts_many(MODEL, frame, key=2, batch="loop", **nuts)
     keys = jax.random.split(jax.random.PRNGKey(2), 2)
     for k, (ident, y) in zip(keys, split_long(frame).items(), strict=True):
         single = bs.fit_nuts(MODEL, y, key=k, progress=False, **nuts)

@@ -60,7 +60,7 @@ def add_parser(sub):
         default="auto",
         help=(
             "vmap: series in one program; loop: one fit per series; auto: the one measured "
-            "faster (SVI on a CPU: vmap for 2-16 series; NUTS on a CPU: loop)"
+            "faster (on a CPU: vmap for 2-16 series, the loop beyond)"
         ),
     )
     inf.add_argument(

@@ -58,7 +58,6 @@ __all__ = ["BATCH_MODES", "auto_batch", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
 CPU_VMAP_MAX_SERIES = 16  # measured: vmap faster at 10 series, slower at 30 (2,000 SVI steps)
-NUTS_CPU_AUTO = "loop"
 
 
 def auto_batch(method: str, platform: str, num_series: int) -> str:
@@ -75,10 +74,10 @@ def auto_batch(method: str, platform: str, num_series: int) -> str:
       (8.3x at 300 steps; 1.5-1.7x at 1,000-2,000 steps) and slower at 30 (0.3-0.6x at 2,000
       steps): XLA's CPU backend runs the batched small products of the Kalman filter at a
       per-series cost that grows with the batch, while the loop's cost per series is fixed;
-    - on the CPU, NUTS: :data:`NUTS_CPU_AUTO` (``"loop"``). The vmapped program was faster
-      where measured (2.7x at 6 series with 300 + 300 iterations; 15.9x at 10 series with
-      50 + 50) but is not bit-equal to ``fit_nuts`` (its keys differ), and the switch is left to
-      a change that updates the tests pinning the loop.
+    - on the CPU, NUTS: the same rule. The vmapped program was faster where measured (2.7x at
+      6 series with 300 + 300 iterations; 15.9x at 10 series with 50 + 50); it is not
+      bit-equal to a loop of ``fit_nuts`` calls (it draws its own keys), so pass
+      ``batch="loop"`` for that.
 
     Parameters
     ----------
@@ -96,8 +95,6 @@ def auto_batch(method: str, platform: str, num_series: int) -> str:
         return "loop"
     if platform != "cpu":
         return "vmap"
-    if method == "nuts":
-        return NUTS_CPU_AUTO
     return "vmap" if num_series <= CPU_VMAP_MAX_SERIES else "loop"
 
 
@@ -317,7 +314,8 @@ def fit_nuts_many(
         step size, mass matrix and warm-up, i.e. an independent NUTS run per series
         (``init="prior"`` only; not bit-equal to the loop, whose key use differs, but the same
         posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
-        :func:`auto_batch` (``"loop"`` on a CPU and for one series, ``"vmap"`` elsewhere).
+        :func:`auto_batch` (on a CPU ``"vmap"`` for 2-16 series and ``"loop"`` beyond;
+        ``"vmap"`` elsewhere; ``"loop"`` for one series or ``init`` other than ``"prior"``).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the ``series x chains`` rows are split
         (as in :func:`fit_svi_many`).
