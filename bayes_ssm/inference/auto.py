@@ -119,6 +119,19 @@ def default_candidates(seasons) -> dict:
     from bayes_ssm.models import Seasonal, StructuralTS
 
     seasonal = [Seasonal(p, harmonics=h) for p, h in seasons] or None
+    if seasonal:  # the level and damped trend: level/observation noise that follows the season
+        from bayes_ssm.models.seasonal_noise import SeasonalNoiseTS
+
+        period = max(p for p, _ in seasons)
+        noise = {"noise_period": period, "noise_harmonics": 2 if period >= 8 else 1}
+        return {
+            "level_seasonal_noise": SeasonalNoiseTS(trend=None, seasonal=seasonal, **noise),
+            "damped_trend_seasonal_noise": SeasonalNoiseTS(
+                trend="damped", seasonal=seasonal, **noise
+            ),
+            "level_ar1": StructuralTS(trend=None, seasonal=seasonal, ar_order=1),
+            "level_student_t": StructuralTS(trend=None, seasonal=seasonal, likelihood="student_t"),
+        }
     return {
         "level": StructuralTS(trend=None, seasonal=seasonal),
         "damped_trend": StructuralTS(trend="damped", seasonal=seasonal),
