@@ -18,7 +18,10 @@ from bayes_ssm.models import _structural_program as program
 from bayes_ssm.models._shared import psd_sqrt
 from bayes_ssm.models.components import structural_system
 
-__all__ = ["run", "noise_factors", "time_varying_system"]
+__all__ = ["run", "noise_factors", "time_varying_system", "COEF_SITES", "COEF_PRIOR_SD"]
+
+COEF_SITES = ("level_noise_coef", "obs_noise_coef")
+COEF_PRIOR_SD = 1.0
 
 
 def noise_factors(coef, period: float, num_steps: int, dtype):
@@ -57,8 +60,6 @@ def time_varying_system(model, params, scales, num_steps: int, dtype):
 
 
 def _sample_coefs(model, dtype):
-    from bayes_ssm.models.seasonal_noise import COEF_PRIOR_SD, COEF_SITES
-
     size = 2 * model.noise_harmonics
     overrides = model.prior_overrides
     out = {}

@@ -31,13 +31,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from bayes_ssm.models import _seasonal_noise_program as program
+from bayes_ssm.models._seasonal_noise_program import COEF_PRIOR_SD, COEF_SITES
 from bayes_ssm.models.base import register_model
 from bayes_ssm.models.structural import StructuralTS
 
 __all__ = ["SeasonalNoiseTS", "COEF_SITES", "COEF_PRIOR_SD"]
-
-COEF_SITES = ("level_noise_coef", "obs_noise_coef")
-COEF_PRIOR_SD = 1.0
 
 
 @register_model
@@ -115,8 +114,6 @@ class SeasonalNoiseTS(StructuralTS):
         components: bool = False,
     ) -> None:
         """The NumPyro program (:func:`bayes_ssm.models._seasonal_noise_program.run`)."""
-        from bayes_ssm.models import _seasonal_noise_program as program
-
         program.run(
             self,
             y,
