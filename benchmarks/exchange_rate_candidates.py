@@ -25,6 +25,7 @@ import pandas as pd
 from exchange_rate import HORIZON, from_samples, score, split  # noqa: I001
 
 from bayes_ssm.inference.auto import auto_fit, default_candidates
+from bayes_ssm.inference.recalibration import multistep_weights
 from bayes_ssm.inference.stacking import stacking_weights
 from bayes_ssm.models import StructuralTS
 
@@ -34,6 +35,9 @@ def main(argv=None):
     parser.add_argument("--series", type=int, default=8)
     parser.add_argument("--transform", default="auto")
     parser.add_argument("--key", type=int, default=0)
+    parser.add_argument(
+        "--hstep", action="store_true", help="also stacking weights on in-sample h-step scores"
+    )
     args = parser.parse_args(argv)
     series, _ = split(None)
     series = series[: args.series]
@@ -70,6 +74,15 @@ def main(argv=None):
         frames.setdefault("stacked with local linear trend", []).append(
             from_samples(draws_of(stacked.weights), test.index)
         )
+        if args.hstep:  # stacking on in-sample 1..30-step log scores instead of one-step LOO
+            for label, names in (
+                ("h-step weights, default candidates", default_names),
+                ("h-step weights with local linear trend", list(candidates)),
+            ):
+                w = multistep_weights(stacked.in_sample_scores(HORIZON, names))
+                w = pd.Series(w, index=names).reindex(stacked.weights.index, fill_value=0.0)
+                weights_rows.append({"series": f"{name} ({label})", **w.round(3).to_dict()})
+                frames.setdefault(label, []).append(from_samples(draws_of(w), test.index))
         print(
             f"  [{name}] {stacked.transform}; elpd_loo {lpd.round(1).to_dict()}; "
             f"default weights {w_default.round(3).to_dict()}; n={len(sub)}",
