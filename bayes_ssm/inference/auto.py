@@ -17,7 +17,10 @@ What a user gets without choosing a model:
    daily exchange rates get none.
 4. **Candidates** (:func:`default_candidates`), each :class:`~bayes_ssm.StructuralTS` with
    those seasonals: a random-walk level; a damped local linear trend; the level plus AR(1);
-   the level with Student-t observation noise.
+   the level with Student-t observation noise. With a season, the level and the damped trend
+   candidates are :class:`~bayes_ssm.models.SeasonalNoiseTS`: their level and observation
+   noise variances follow the longest season (2 harmonics of the log variances; 1 for
+   periods below 8), shrunk towards constant variances by their priors.
 5. **Combination**: Bayesian stacking of the candidates' PSIS-LOO one-step predictive
    densities (:func:`bayes_ssm.stacking.stacking_weights`); the forecast is the weighted
    mixture of the candidates' predictive draws. Points where PSIS-LOO is unreliable for any
@@ -119,6 +122,19 @@ def default_candidates(seasons) -> dict:
     from bayes_ssm.models import Seasonal, StructuralTS
 
     seasonal = [Seasonal(p, harmonics=h) for p, h in seasons] or None
+    if seasonal:  # the level and damped trend: level/observation noise that follows the season
+        from bayes_ssm.models.seasonal_noise import SeasonalNoiseTS
+
+        period = max(p for p, _ in seasons)
+        noise = {"noise_period": period, "noise_harmonics": 2 if period >= 8 else 1}
+        return {
+            "level_seasonal_noise": SeasonalNoiseTS(trend=None, seasonal=seasonal, **noise),
+            "damped_trend_seasonal_noise": SeasonalNoiseTS(
+                trend="damped", seasonal=seasonal, **noise
+            ),
+            "level_ar1": StructuralTS(trend=None, seasonal=seasonal, ar_order=1),
+            "level_student_t": StructuralTS(trend=None, seasonal=seasonal, likelihood="student_t"),
+        }
     return {
         "level": StructuralTS(trend=None, seasonal=seasonal),
         "damped_trend": StructuralTS(trend="damped", seasonal=seasonal),

@@ -24,6 +24,8 @@ from bayes_ssm.inference import engine as _engine
 
 __all__ = ["padded_length", "padded_data", "validate_pad_to"]
 
+_ALSO_PADDED = ("structural_seasonal_noise",)  # SeasonalNoiseTS: the same Kalman likelihood
+
 
 def validate_pad_to(pad_to) -> int | None:
     """None, or a positive integer (checked)."""
@@ -43,7 +45,8 @@ def padded_length(model, data, scales, pad_to: int | None) -> int | None:
     length.
     """
     num_steps = data.y.shape[0]
-    if pad_to is None or pad_to <= num_steps or getattr(model, "kind", None) != "structural":
+    kind = getattr(model, "kind", None)
+    if pad_to is None or pad_to <= num_steps or kind not in ("structural", *_ALSO_PADDED):
         return None
     if data.covariates is not None or data.times is not None:
         return None

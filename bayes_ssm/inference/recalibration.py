@@ -98,6 +98,25 @@ def _filtered_fn():
 
 
 _FILTERED = None
+_TV_MOMENTS = {}
+
+
+def _tv_moments(model, params, scales, y, horizon):
+    """Filtered moments and per-step variances of a :class:`SeasonalNoiseTS` at each draw."""
+    import jax
+    import jax.numpy as jnp
+
+    from bayes_ssm.models._seasonal_noise_program import filtered_moments
+
+    if "fn" not in _TV_MOMENTS:
+
+        @partial(jax.jit, static_argnums=(0, 4))
+        def moments(model, params, scales, y, extra):
+            return jax.vmap(lambda p: filtered_moments(model, p, scales, y, extra))(params)
+
+        _TV_MOMENTS["fn"] = moments
+    out = _TV_MOMENTS["fn"](model, params, dict(scales), jnp.asarray(y), int(horizon))
+    return tuple(np.asarray(a, float) for a in out)
 
 
 def default_burn(model, num_steps: int) -> int:
@@ -148,12 +167,17 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
         lam = jnp.asarray(draws["obs_precision"])
     else:
         lam = jnp.ones((d, num_steps))
-    m, p, tm, z, q = (
-        np.asarray(a, float)
-        for a in _FILTERED(model, params, dict(fit.scales), jnp.asarray(y), lam)
-    )
-    m, p = m[:, origins], p[:, origins]  # (draw, origin, state[, state])
     sigma = np.asarray(draws["sigma_obs"], float).reshape(d)
+    if getattr(model, "noise_period", None) is not None:  # SeasonalNoiseTS: variances per step
+        m, p, tm, z, q_steps, r_steps = _tv_moments(model, params, fit.scales, y, horizon)
+    else:
+        m, p, tm, z, q = (
+            np.asarray(a, float)
+            for a in _FILTERED(model, params, dict(fit.scales), jnp.asarray(y), lam)
+        )
+        q_steps = np.broadcast_to(q[:, None, :], (d, num_steps + horizon + 1, q.shape[-1]))
+        r_steps = np.broadcast_to(sigma[:, None] ** 2, (d, num_steps + horizon + 1))
+    m, p = m[:, origins], p[:, origins]  # (draw, origin, state[, state])
     target = np.full((origins.size, horizon), np.nan)
     for h in range(1, horizon + 1):
         target[:, h - 1] = y[origins + h]
@@ -166,12 +190,15 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
         mk, pk = m[k], p[k]
         for h in range(horizon):
             mk = mk @ tm[k].T
-            pk = np.einsum("ij,tjl,kl->tik", tm[k], pk, tm[k]) + np.diag(q[k])
+            q_h = q_steps[k][origins + h + 1]  # (origin, state): noise arriving at t + h + 1
+            pk = np.einsum("ij,tjl,kl->tik", tm[k], pk, tm[k]) + q_h[:, :, None] * np.eye(
+                q_h.shape[1]
+            )
             mean = mk @ z[k]
             var = np.clip(np.einsum("i,tij,j->t", z[k], pk, z[k]), 0.0, None)
             resid = target[:, h] - mean
             if model.likelihood == "gaussian":
-                sd = np.sqrt(var + sigma[k] ** 2)
+                sd = np.sqrt(var + r_steps[k][origins + h + 1])
                 cdf[:, h] += stats.norm.cdf(resid / sd)
                 dens[:, h] += stats.norm.pdf(resid / sd) / sd
             else:

@@ -5,6 +5,7 @@ from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_mod
 from bayes_ssm.models.hybrid import HybridTS
 from bayes_ssm.models.neural import NeuralSSM
 from bayes_ssm.models.seasonal import Seasonal
+from bayes_ssm.models.seasonal_noise import SeasonalNoiseTS
 from bayes_ssm.models.stochastic_volatility import StochasticVolatility
 from bayes_ssm.models.structural import StructuralTS
 
@@ -13,6 +14,7 @@ __all__ = [
     "model_from_spec",
     "register_model",
     "StructuralTS",
+    "SeasonalNoiseTS",
     "Seasonal",
     "AttentionAR",
     "NeuralSSM",

@@ -31,7 +31,7 @@ site                   default                                     meaning
 ``cycle_frequency``    ``Uniform(2pi / max(T/2, 6), 2pi / 3)``     cycle frequency (period 3..T/2)
 ``cycle_damping``      ``Uniform(0.5, 1.0)``                       cycle damping ``rho``
 ``sigma_beta``         ``HalfNormal(0.1 dy_scale / x_scale_j)``    random-walk coefficient sds
-``nu``                 ``Gamma(2, 0.1)`` (Juarez and Steel 2010)   Student-t degrees of freedom
+``nu``                 ``2 + Gamma(2, 0.1)`` (Juarez-Steel, >= 2)  Student-t degrees of freedom
 ``concentration``      ``Gamma(2, 0.1)``                           negative-binomial shape
 =====================  ==========================================  =================================
 
@@ -49,6 +49,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 import numpy as np
 import numpyro.distributions as dist
+from numpyro.distributions import constraints
 
 __all__ = ["default_prior", "resolve_prior", "compute_scales", "prior_from_spec"]
 
@@ -123,13 +124,30 @@ def default_prior(name: str, scales: dict[str, float], *, size: int | None = Non
         return dist.Normal(jnp.zeros(size), ys / xs).to_event(1)
     if name in ("sigma_cycle", "cycle_frequency", "cycle_damping", "sigma_beta"):
         return _extra_prior(name, scales, size)
-    if name == "nu":
-        return dist.Gamma(2.0, 0.1)
+    if name == "nu":  # nu >= 2: a finite variance (a nu near 0 drew 1e50 forecasts)
+        return ShiftedGamma(2.0, 0.1, NU_MIN)
     if name == "concentration":
         return dist.Gamma(2.0, 0.1)
     if name.startswith("sigma_"):  # seasonal components
         return dist.HalfNormal(0.1 * ys)
     raise KeyError(f"no default prior for site {name!r}")
+
+
+NU_MIN = 2.0
+
+
+class ShiftedGamma(dist.TransformedDistribution):
+    """``shift + Gamma(concentration, rate)``, with support ``(shift, inf)`` (so SVI's guide
+    and NUTS map it to an unconstrained space correctly)."""
+
+    def __init__(self, concentration, rate, shift):
+        self.shift = shift
+        base = dist.Gamma(concentration, rate)
+        super().__init__(base, dist.transforms.AffineTransform(shift, 1.0))
+
+    @constraints.dependent_property(is_discrete=False, event_dim=0)
+    def support(self):
+        return constraints.greater_than(self.shift)
 
 
 def _extra_prior(name: str, scales: dict[str, float], size):
