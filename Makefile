@@ -18,6 +18,8 @@ BENCH_STAMP := $(BENCH_VENV)/.installed
 # forecasts on every index kind.
 MIN_TESTS := tests/robustness tests/test_package.py
 # pytest-xdist workers (CI's 2 cores: 2 processes; `make test-fast PYTEST_WORKERS=0` runs in one).
+# `--dist loadscope` sends a whole module to one worker, so a module-scoped fixture (a fitted
+# model shared by the tests of a file) is computed once, not once per worker.
 PYTEST_WORKERS ?= auto
 
 .PHONY: venv demo test test-fast test-slow test-min test-bench test-x64 lint notebooks notebooks-open docs docs-serve bench-scan clean
@@ -60,17 +62,17 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check bayes_ssm tests benchmarks
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow -n $(PYTEST_WORKERS)
+	$(BIN)/python -m pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadscope
 
 notebooks: $(STAMP)
 	BAYES_SSM_SMOKE=1 $(BIN)/python notebooks/run_notebooks.py --jobs 2
 
 # The declared minimum versions, on a fast subset.
 test-min: $(MIN_STAMP)
-	$(MIN_VENV)/bin/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) $(MIN_TESTS)
+	$(MIN_VENV)/bin/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope $(MIN_TESTS)
 
 # The documentation site, strict: a broken link or a missing API reference fails the build.
 docs: $(VENV)/.installed-docs
