@@ -6,8 +6,9 @@ For each shape and dtype, at one chunk length (``chunk_size="auto"``'s unless ``
   (``fused=False``) and with the fused Pallas kernels (``fused=True``,
   :mod:`bayes_ssm.kernels.ssd_fused`);
 * the steps one by one (forward) on precomputed inputs, each kernel beside its pure-JAX twin:
-  step 2 (chunk states), step 3 (the carry across chunks, per scan method) and steps 1 + 4
-  (the masked in-chunk product and the carried-in states' outputs);
+  steps 2 + 3 (chunk states and the carry across chunks: the state-passing kernel; its twin;
+  the twin's step 2 alone and its step 3 per scan method) and steps 1 + 4 (the masked in-chunk
+  product and the carried-in states' outputs);
 * the official Mamba-2 Triton kernel (``mamba_chunk_scan_combined``, chunk 256) on the same
   inputs, when ``benchmarks/fetch_mamba_triton.sh`` put it on ``PYTHONPATH``;
 * the HBM floor of the forward: ``x, B, C`` read and ``y`` written once (plus ``dt``), at the
@@ -32,11 +33,11 @@ from ssd_chunk_sweep import SHAPES, _inputs, _triton
 
 from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd
-from bayes_ssm.kernels.ssd_fused import (
-    chunk_scan,
-    chunk_scan_reference,
-    chunk_state,
+from bayes_ssm.kernels.ssd_fused import chunk_scan, chunk_scan_reference
+from bayes_ssm.kernels.ssd_state_passing import (
     chunk_state_reference,
+    state_passing,
+    state_passing_reference,
 )
 
 
@@ -103,14 +104,18 @@ def main() -> None:
             cs = jnp.cumsum((dt * A).reshape(b, c, chunk, H), axis=2)
             cs = jnp.moveaxis(cs, 3, 1).reshape(b, H, T)
             Bg, Cg = B.reshape(b, T, 1, N), C.reshape(b, T, 1, N)
-            states = jax.jit(partial(chunk_state, chunk=chunk, interpret=ip))(xd, Bg, cs)
+            states = jax.jit(partial(chunk_state_reference, chunk=chunk))(xd, Bg, cs)
+            h0 = jnp.zeros((b, H, P, N), jnp.float32)
             decay = jnp.exp(cs.reshape(b, H, c, chunk)[..., -1]).transpose(0, 2, 1)[..., None, None]
             starts = jnp.concatenate(
                 [jnp.zeros_like(states[:, :1]), states[:, :-1]], axis=1
             ).astype(dtype)  # values do not matter for the timing
             steps = {
-                "step 2 chunk states, kernel": (
-                    partial(chunk_state, chunk=chunk, interpret=ip), xd, Bg, cs
+                "steps 2+3 state passing, kernel": (
+                    partial(state_passing, chunk=chunk, interpret=ip), xd, Bg, cs, h0
+                ),
+                "steps 2+3 state passing, XLA twin": (
+                    partial(state_passing_reference, chunk=chunk), xd, Bg, cs, h0
                 ),
                 "step 2 chunk states, XLA twin": (
                     partial(chunk_state_reference, chunk=chunk), xd, Bg, cs

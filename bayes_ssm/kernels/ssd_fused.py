@@ -10,16 +10,16 @@ Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunk
    multiplies by the decay mask made from the within-chunk cumulative log decays ``cs``, and
    accumulates the product with ``X``. The ``(l, l)`` masked matrix (537 MB in float32 at
    b8 L4096 H32 chunk 128 in the reference form) is never written.
-2. ``chunk_state``: one program per (batch, chunk, head) accumulates
-   ``Σ_s exp(cs_last - cs_s) X_sᵀ B_s`` ``(p, n)`` over the chunk, without the ``X``-sized
-   scaled copy that XLA writes.
-3. The carry across chunks stays :func:`bayes_ssm.kernels.linear_recurrence` (XLA).
+2 + 3. ``state_passing`` (:mod:`bayes_ssm.kernels.ssd_state_passing`): the chunk states and
+   the carry across chunks in one kernel that walks the chunks with the state in registers and
+   writes only the chunk-start states.
 
 Matrix products take the inputs' dtype (bfloat16 operands accumulate in float32; float32 uses
 TF32 on the GPU, like XLA's default precision and Mamba-2's Triton kernels); the decays are
 float32. Each kernel has a custom VJP whose backward pass is the VJP of its pure-JAX twin
-(:func:`chunk_scan_reference`, :func:`chunk_state_reference`), recomputed from the inputs, so
-gradients equal the reference form's. On a CPU the kernels run in Pallas' interpreter
+(:func:`chunk_scan_reference`,
+:func:`~bayes_ssm.kernels.ssd_state_passing.state_passing_reference`), recomputed from the
+inputs, so gradients equal the reference form's. On a CPU the kernels run in Pallas' interpreter
 (``interpret=True``), which is how the tests check them against the twins.
 
 Shapes: ``x (..., t, g, r, p)``, ``log_a (..., t, g, r)``, ``B, C (..., t, g, n)``,
@@ -38,14 +38,12 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.ssd_state_passing import dot_f32, state_passing
 
 __all__ = [
     "chunked_form_fused",
     "chunk_scan",
-    "chunk_state",
     "chunk_scan_reference",
-    "chunk_state_reference",
     "fused_shape_supported",
     "use_fused",
     "DEFAULT_SSD_TILE",
@@ -114,26 +112,9 @@ def chunk_scan_reference(x, B, C, cs, starts, chunk, precision=None):
     return y.reshape(x.shape).astype(x.dtype)
 
 
-def chunk_state_reference(x, B, cs, chunk, precision=None):
-    """Step 2 in plain JAX: each chunk's end state from a zero start ``(b, c, h, p, n)``."""
-    X, cs_h, (b, c, g, r, n, p) = _split(x, B, cs, chunk)
-    to_end = jnp.moveaxis(jnp.exp(cs_h[..., -1:] - cs_h), -1, 2)  # (b, c, l, g, r)
-    Xs = (X * to_end[..., None]).astype(x.dtype)
-    Bc = B.reshape(b, c, chunk, g, n)
-    states = jnp.einsum("bclgn,bclgrp->bcgrpn", Bc, Xs, precision=precision)
-    return states.reshape(b, c, g * r, p, n).astype(jnp.float32)
-
-
 # --------------------------------------------------------------------------------------------
 # Kernels
 # --------------------------------------------------------------------------------------------
-
-
-def _dot(a, b, contract_a=1, contract_b=0):
-    """``a @ b`` contracting the given axes, accumulated in float32 (float64 for float64)."""
-    acc = jnp.float64 if a.dtype == jnp.float64 else jnp.float32
-    dims = (((contract_a,), (contract_b,)), ((), ()))
-    return lax.dot_general(a, b, dims, preferred_element_type=acc)
 
 
 def _decay_mask(rows_t, rows_s, cs_t, cs_s):
@@ -148,16 +129,16 @@ def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, y_ref, *, cfg):
     Cm = C_ref[pl.ds(m * bm, bm), :]  # (BM, n)
     cs_m = cs_ref[pl.ds(m * bm, bm)]  # (BM,)
     start = st_ref[...]  # (p, n)
-    acc = _dot(Cm, start.astype(Cm.dtype), 1, 1) * jnp.exp(cs_m)[:, None]
+    acc = dot_f32(Cm, start.astype(Cm.dtype), 1, 1) * jnp.exp(cs_m)[:, None]
 
     def block(k, acc):
         Bk = B_ref[pl.ds(k * bm, bm), :]  # (BK, n)
         xk = x_ref[pl.ds(k * bm, bm), :]  # (BK, p)
         cs_k = cs_ref[pl.ds(k * bm, bm)]
-        G = _dot(Cm, Bk, 1, 1)  # (BM, BK), float32
+        G = dot_f32(Cm, Bk, 1, 1)  # (BM, BK), float32
         cols = k * bm + lax.iota(jnp.int32, bm)
         M = (G * _decay_mask(rows, cols, cs_m, cs_k)).astype(xk.dtype)
-        return acc + _dot(M, xk)
+        return acc + dot_f32(M, xk)
 
     acc = lax.fori_loop(0, m + 1, block, acc)
     y_ref[...] = acc.astype(y_ref.dtype)
@@ -192,42 +173,6 @@ def _run_chunk_scan(cfg, x, B, C, cs, starts):
     )(x, B, C, cs, starts)
 
 
-def _chunk_state_kernel(x_ref, B_ref, cs_ref, out_ref, *, cfg):
-    bm = cfg.rows
-    cs_last = cs_ref[pl.ds(cfg.chunk - 1, 1)]  # (1,)
-    p, n = out_ref.shape
-
-    def block(k, acc):
-        xk = x_ref[pl.ds(k * bm, bm), :]  # (BK, p)
-        Bk = B_ref[pl.ds(k * bm, bm), :]  # (BK, n)
-        decay = jnp.exp(cs_last - cs_ref[pl.ds(k * bm, bm)])  # (BK,)
-        xs = (xk * decay[:, None]).astype(xk.dtype)
-        return acc + _dot(xs, Bk, 0, 0)
-
-    acc = lax.fori_loop(0, cfg.chunk // bm, block, jnp.zeros((p, n), jnp.float32))
-    out_ref[...] = acc
-
-
-def _run_chunk_state(cfg, x, B, cs):
-    b, T, h, p = x.shape
-    n = B.shape[-1]
-    c, r = T // cfg.chunk, cfg.ratio
-    return pl.pallas_call(
-        functools.partial(_chunk_state_kernel, cfg=cfg),
-        out_shape=jax.ShapeDtypeStruct((b, c, h, p, n), jnp.float32),
-        grid=(b, c, h),
-        in_specs=[
-            pl.BlockSpec((None, cfg.chunk, None, p), lambda bi, ci, hi: (bi, ci, hi, 0)),
-            pl.BlockSpec((None, cfg.chunk, None, n), lambda bi, ci, hi: (bi, ci, hi // r, 0)),
-            pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi: (bi, hi, ci)),
-        ],
-        out_specs=pl.BlockSpec((None, None, None, p, n), lambda bi, ci, hi: (bi, ci, hi, 0, 0)),
-        interpret=cfg.interpret,
-        compiler_params=_params(cfg),
-        name="ssd_chunk_state",
-    )(x, B, cs)
-
-
 # --------------------------------------------------------------------------------------------
 # Custom VJPs: forward by the kernel, backward by the twin's VJP (recomputed)
 # --------------------------------------------------------------------------------------------
@@ -250,23 +195,6 @@ def _chunk_scan_bwd(cfg, res, dy):
 _chunk_scan.defvjp(_chunk_scan_fwd, _chunk_scan_bwd)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _chunk_state(cfg, x, B, cs):
-    return _run_chunk_state(cfg, x, B, cs)
-
-
-def _chunk_state_fwd(cfg, x, B, cs):
-    return _run_chunk_state(cfg, x, B, cs), (x, B, cs)
-
-
-def _chunk_state_bwd(cfg, res, dstates):
-    _, vjp = jax.vjp(lambda *a: chunk_state_reference(*a, cfg.chunk), *res)
-    return vjp(dstates)
-
-
-_chunk_state.defvjp(_chunk_state_fwd, _chunk_state_bwd)
-
-
 def _cfg(x, B, chunk, tile, interpret):
     rows, warps, stages = tile or DEFAULT_SSD_TILE
     rows = min(rows, chunk)
@@ -276,11 +204,6 @@ def _cfg(x, B, chunk, tile, interpret):
 def chunk_scan(x, B, C, cs, starts, chunk, *, tile=None, interpret=False):
     """Steps 1 + 4 by the fused kernel: ``y (b, T, h, p)``; arguments as the twin's."""
     return _chunk_scan(_cfg(x, B, chunk, tile, interpret), x, B, C, cs, starts)
-
-
-def chunk_state(x, B, cs, chunk, *, tile=None, interpret=False):
-    """Step 2 by the kernel: ``(b, c, h, p, n)`` float32; arguments as the twin's."""
-    return _chunk_state(_cfg(x, B, chunk, tile, interpret), x, B, cs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,6 +217,7 @@ def chunked_form_fused(
     """The chunked form with fused kernels; arguments and result as ``chunked_form``.
 
     ``log_a`` must not be None (no decay: use ``chunked_form``, which needs no masks).
+    ``scan_method`` is unused (the carry across chunks is inside the state-passing kernel).
     """
     *batch, T, g, r, p = x.shape
     n = B.shape[-1]
@@ -311,18 +235,11 @@ def chunked_form_fused(
     nb = xf.shape[0]
     cs = jnp.cumsum(la.reshape(nb, c, length, h), axis=2)  # within-chunk, float32
     cs = jnp.moveaxis(cs, 3, 1).reshape(nb, h, c * length)  # (b, h, T)
-    states = chunk_state(xf, Bf, cs, length, tile=tile, interpret=interpret)
-    chunk_decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
-    init = None if h0 is None else h0.reshape(nb, h, p, n).astype(jnp.float32)
-    ends = linear_recurrence(
-        jnp.moveaxis(chunk_decay, 1, 2)[..., None, None], states, init,
-        method=scan_method, axis=1,
-    )  # fmt: skip
-    first = jnp.zeros_like(ends[:, :1]) if init is None else init[:, None]
-    starts = jnp.concatenate([first, ends[:, :-1]], axis=1).astype(x.dtype)
-    y = chunk_scan(xf, Bf, Cf, cs, starts, length, tile=tile, interpret=interpret)
+    init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
+    starts, final = state_passing(xf, Bf, cs, init, length, interpret=interpret)
+    y = chunk_scan(xf, Bf, Cf, cs, starts.astype(x.dtype), length, tile=tile, interpret=interpret)
     y = y[:, :T].reshape(x.shape)
-    final = ends[:, -1].reshape(*batch, g, r, p, n).astype(x.dtype)
+    final = final.reshape(*batch, g, r, p, n).astype(x.dtype)
     return y, final
 
 
