@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES)[:2])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--chunks", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--tiles", nargs="+", default=["64x4x2"], help="BMxWARPSxSTAGES")
+    parser.add_argument("--tiles", nargs="+", default=["64x4x2"], help="BMxWARPSxSTAGES[xCB]")
     parser.add_argument("--grad-tiles", type=int, default=1, help="fwd+bwd for the first N tiles")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")

@@ -49,8 +49,10 @@ __all__ = [
     "DEFAULT_SSD_TILE",
 ]
 
-# (rows per block BM = BK, warps, pipeline stages) of the chunk_scan kernel.
+# (rows per block BM = BK, warps, pipeline stages) of the chunk_scan kernel; an optional fourth
+# entry 1/0 forces the shared C Bᵀ on/off (default: on for >= SHARED_CB_RATIO heads per group).
 DEFAULT_SSD_TILE = (64, 4, 2)
+SHARED_CB_RATIO = 4
 
 
 class _Cfg(NamedTuple):
@@ -60,6 +62,7 @@ class _Cfg(NamedTuple):
     stages: int
     interpret: bool
     ratio: int  # heads per group r
+    shared_cb: bool  # C Bᵀ per group by XLA, read by the kernel (else recomputed per head)
 
 
 def _pow2(v):
@@ -132,10 +135,12 @@ def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, y_ref, *, cfg):
     acc = dot_f32(Cm, start.astype(Cm.dtype), 1, 1) * jnp.exp(cs_m)[:, None]
 
     def block(k, acc):
-        Bk = B_ref[pl.ds(k * bm, bm), :]  # (BK, n)
         xk = x_ref[pl.ds(k * bm, bm), :]  # (BK, p)
         cs_k = cs_ref[pl.ds(k * bm, bm)]
-        G = dot_f32(Cm, Bk, 1, 1)  # (BM, BK), float32
+        if cfg.shared_cb:  # B_ref holds this group's C Bᵀ (l, l), float32
+            G = B_ref[pl.ds(m * bm, bm), pl.ds(k * bm, bm)]
+        else:
+            G = dot_f32(Cm, B_ref[pl.ds(k * bm, bm), :], 1, 1)  # (BM, BK), float32
         cols = k * bm + lax.iota(jnp.int32, bm)
         M = (G * _decay_mask(rows, cols, cs_m, cs_k)).astype(xk.dtype)
         return acc + dot_f32(M, xk)
@@ -153,13 +158,21 @@ def _run_chunk_scan(cfg, x, B, C, cs, starts):
     whole = lambda width: pl.BlockSpec(  # noqa: E731
         (None, cfg.chunk, None, width), lambda bi, ci, hi, mi: (bi, ci, hi // r, 0)
     )
+    second, second_spec = B, whole(n)
+    if cfg.shared_cb:  # one (l, l) C Bᵀ per (batch, chunk, group), shared by its r heads
+        g, length = B.shape[-2], cfg.chunk
+        Bc, Cc = (z.reshape(b, c, length, g, n) for z in (B, C))
+        second = jnp.einsum("bclgn,bcsgn->bcgls", Cc, Bc, preferred_element_type=jnp.float32)
+        second_spec = pl.BlockSpec(
+            (None, None, None, length, length), lambda bi, ci, hi, mi: (bi, ci, hi // r, 0, 0)
+        )
     return pl.pallas_call(
         functools.partial(_chunk_scan_kernel, cfg=cfg),
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
         grid=(b, c, h, per),
         in_specs=[
             pl.BlockSpec((None, cfg.chunk, None, p), lambda bi, ci, hi, mi: (bi, ci, hi, 0)),
-            whole(n),
+            second_spec,
             whole(n),
             pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi, mi: (bi, hi, ci)),
             pl.BlockSpec((None, None, None, p, n), lambda bi, ci, hi, mi: (bi, ci, hi, 0, 0)),
@@ -170,7 +183,7 @@ def _run_chunk_scan(cfg, x, B, C, cs, starts):
         interpret=cfg.interpret,
         compiler_params=_params(cfg),
         name="ssd_chunk_scan",
-    )(x, B, C, cs, starts)
+    )(x, second, C, cs, starts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,9 +209,10 @@ _chunk_scan.defvjp(_chunk_scan_fwd, _chunk_scan_bwd)
 
 
 def _cfg(x, B, chunk, tile, interpret):
-    rows, warps, stages = tile or DEFAULT_SSD_TILE
-    rows = min(rows, chunk)
-    return _Cfg(chunk, rows, warps, stages, bool(interpret), x.shape[-2] // B.shape[-2])
+    rows, warps, stages, *shared = tile or DEFAULT_SSD_TILE
+    ratio = x.shape[-2] // B.shape[-2]
+    shared = bool(shared[0]) if shared else ratio >= SHARED_CB_RATIO
+    return _Cfg(chunk, min(rows, chunk), warps, stages, bool(interpret), ratio, shared)
 
 
 def chunk_scan(x, B, C, cs, starts, chunk, *, tile=None, interpret=False):
