@@ -263,7 +263,10 @@ def chunked_form_fused(
 
 # GPU (dtype, state size) rows where the fused form measured faster than the XLA chunked form
 # (benchmarks/ssd_fused.py on the lent H200; benchmarks/README.md, "Fused SSD kernels").
-_FUSED_FASTER: dict[tuple[str, str], bool] = {}
+# b8 L4096 H32 P64 N128 (n > 64, "large"), chunk 256, one process (2026-12-04, jax 0.11.2):
+# float32 forward 2.13 vs 4.25 ms, forward + backward 7.78 vs 10.19; bfloat16 2.16 vs 4.22,
+# 7.18 vs 9.97. n <= 64 ("small"): not measured yet, so the XLA form stays.
+_FUSED_FASTER = {("float32", "large"): True, ("bfloat16", "large"): True}
 
 
 def _kernels_work() -> bool:
