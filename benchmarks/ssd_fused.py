@@ -51,8 +51,10 @@ def main() -> None:
     parser.add_argument("--grad-tiles", type=int, default=1, help="fwd+bwd for the first N tiles")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument("--passing", action="store_true", help="steps 2+3 by state_passing")
     parser.add_argument("--no-xla", action="store_true")
     args = parser.parse_args()
+    ssd_fused.USE_STATE_PASSING = args.passing
     dev = jax.devices()[0]
     print(
         f"# fused SSD: {jax.default_backend()} ({dev.device_kind}), jax {jax.__version__}, "

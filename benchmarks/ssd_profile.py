@@ -35,6 +35,7 @@ from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd
 from bayes_ssm.kernels.ssd_fused import chunk_scan, chunk_scan_reference
 from bayes_ssm.kernels.ssd_state_passing import (
+    chunk_state,
     chunk_state_reference,
     state_passing,
     state_passing_reference,
@@ -43,7 +44,7 @@ from bayes_ssm.kernels.ssd_state_passing import (
 
 def _grad_fn(fn):
     loss = lambda *a: jnp.sum((a[-1] * fn(*a[:-1])).astype(jnp.float32))  # noqa: E731
-    return jax.jit(jax.grad(loss, argnums=range(5)))
+    return jax.jit(jax.value_and_grad(loss, argnums=range(5)))  # the loss too: no DCE
 
 
 def _row(shape, dtype, name, fwd, both="", triton=None):
@@ -116,6 +117,9 @@ def main() -> None:
                 ),
                 "steps 2+3 state passing, XLA twin": (
                     partial(state_passing_reference, chunk=chunk), xd, Bg, cs, h0
+                ),
+                "step 2 chunk states, kernel": (
+                    partial(chunk_state, chunk=chunk, interpret=ip), xd, Bg, cs
                 ),
                 "step 2 chunk states, XLA twin": (
                     partial(chunk_state_reference, chunk=chunk), xd, Bg, cs

@@ -42,10 +42,13 @@ def _loss(form, w, wh):
 
 def test_values_equal_the_xla_chunked_and_quadratic_forms():
     # T = 40 with chunk 16: three chunks, the last ragged; BM = 16 rows per block; four heads
-    # per group: the kernel reads the group's shared C Bᵀ (the flag test below recomputes it).
+    # per group. The opt-in variants: the group's shared C Bᵀ and the state-passing kernel
+    # (the flag test below runs the default: C Bᵀ per head, chunk states + XLA carry).
     x, log_a, B, C, h0, _ = _inputs(0, 1, 40, 1, 4, 16, 16)
     hi = jax.lax.Precision.HIGHEST
-    fused = lambda *a: chunked_form_fused(*a, 16, "sequential", interpret=True)  # noqa: E731
+    fused = lambda *a: chunked_form_fused(  # noqa: E731
+        *a, 16, tile=(16, 4, 2, 1), passing=True, interpret=True
+    )
     slow = lambda *a: chunked_form(*a, 16, "sequential", hi)  # noqa: E731
     got = jax.jit(fused)(x, log_a, B, C, h0)
     for a, want in zip(got, slow(x, log_a, B, C, h0), strict=True):
@@ -96,14 +99,15 @@ def test_supported_shapes():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize(
-    ("dtype", "shared_cb"), [(jnp.float32, 0), (jnp.bfloat16, 0), (jnp.float32, 1)]
+    ("dtype", "shared_cb", "passing"),
+    [(jnp.float32, 0, False), (jnp.bfloat16, 0, False), (jnp.float32, 1, True)],
 )
-def test_gpu_fused_kernels_equal_the_xla_form(dtype, shared_cb):
+def test_gpu_fused_kernels_equal_the_xla_form(dtype, shared_cb, passing):
     # b2 T300 (ragged at chunk 128) h4 in 2 groups, p 64, n 64: values and gradients.
     x, log_a, B, C, h0, w = _inputs(3, 2, 300, 2, 2, 64, 64, dtype)
     wh = jax.random.normal(jax.random.key(4), h0.shape)
     tile = (64, 4, 2, shared_cb)
-    fused = lambda *a: chunked_form_fused(*a, 128, tile=tile)  # noqa: E731
+    fused = lambda *a: chunked_form_fused(*a, 128, tile=tile, passing=passing)  # noqa: E731
     slow = lambda *a: chunked_form(*a, 128, "auto", None)  # noqa: E731
     tol = 2e-2 if dtype == jnp.bfloat16 else 5e-3
     got, want = jax.jit(fused)(x, log_a, B, C, h0), jax.jit(slow)(x, log_a, B, C, h0)

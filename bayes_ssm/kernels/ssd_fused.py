@@ -38,7 +38,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from bayes_ssm.kernels.ssd_state_passing import dot_f32, state_passing
+from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, state_passing
 
 __all__ = [
     "chunked_form_fused",
@@ -52,7 +53,10 @@ __all__ = [
 # (rows per block BM = BK, warps, pipeline stages) of the chunk_scan kernel; an optional fourth
 # entry 1/0 forces the shared C Bᵀ on/off (default: on for >= SHARED_CB_RATIO heads per group).
 DEFAULT_SSD_TILE = (64, 4, 2)
-SHARED_CB_RATIO = 4
+SHARED_CB_RATIO = None  # off by default: written after the last GPU call, not yet run there
+# Steps 2 + 3 by the state-passing kernel when chunked_form_fused gets passing=None (off: not
+# yet run on a GPU; benchmarks/ssd_fused.py --passing turns it on).
+USE_STATE_PASSING = False
 
 
 class _Cfg(NamedTuple):
@@ -211,7 +215,7 @@ _chunk_scan.defvjp(_chunk_scan_fwd, _chunk_scan_bwd)
 def _cfg(x, B, chunk, tile, interpret):
     rows, warps, stages, *shared = tile or DEFAULT_SSD_TILE
     ratio = x.shape[-2] // B.shape[-2]
-    shared = bool(shared[0]) if shared else ratio >= SHARED_CB_RATIO
+    shared = bool(shared[0]) if shared else SHARED_CB_RATIO is not None and ratio >= SHARED_CB_RATIO
     return _Cfg(chunk, min(rows, chunk), warps, stages, bool(interpret), ratio, shared)
 
 
@@ -226,12 +230,15 @@ def chunk_scan(x, B, C, cs, starts, chunk, *, tile=None, interpret=False):
 
 
 def chunked_form_fused(
-    x, log_a, B, C, h0, chunk_size, scan_method="auto", *, tile=None, interpret=False
-):
+    x, log_a, B, C, h0, chunk_size, scan_method="auto", *, tile=None, passing=None,
+    interpret=False,
+):  # fmt: skip
     """The chunked form with fused kernels; arguments and result as ``chunked_form``.
 
     ``log_a`` must not be None (no decay: use ``chunked_form``, which needs no masks).
-    ``scan_method`` is unused (the carry across chunks is inside the state-passing kernel).
+    ``passing=True`` runs steps 2 + 3 in the state-passing kernel (``scan_method`` unused);
+    the default runs step 2 by :func:`~bayes_ssm.kernels.ssd_state_passing.chunk_state` and
+    the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence` (``scan_method``).
     """
     *batch, T, g, r, p = x.shape
     n = B.shape[-1]
@@ -250,7 +257,19 @@ def chunked_form_fused(
     cs = jnp.cumsum(la.reshape(nb, c, length, h), axis=2)  # within-chunk, float32
     cs = jnp.moveaxis(cs, 3, 1).reshape(nb, h, c * length)  # (b, h, T)
     init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
-    starts, final = state_passing(xf, Bf, cs, init, length, interpret=interpret)
+    if (
+        USE_STATE_PASSING if passing is None else passing
+    ):  # steps 2 + 3 in one kernel (not yet run on a GPU)
+        starts, final = state_passing(xf, Bf, cs, init, length, interpret=interpret)
+    else:  # step 2 by a kernel, step 3 by XLA (the form measured on the H200)
+        states = chunk_state(xf, Bf, cs, length, interpret=interpret)
+        decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
+        ends = linear_recurrence(
+            jnp.moveaxis(decay, 1, 2)[..., None, None], states, init.astype(states.dtype),
+            method=scan_method, axis=1,
+        )  # fmt: skip
+        starts = jnp.concatenate([init[:, None].astype(ends.dtype), ends[:, :-1]], axis=1)
+        final = ends[:, -1]
     y = chunk_scan(xf, Bf, Cf, cs, starts.astype(x.dtype), length, tile=tile, interpret=interpret)
     y = y[:, :T].reshape(x.shape)
     final = final.reshape(*batch, g, r, p, n).astype(x.dtype)

@@ -27,7 +27,13 @@ from jax.experimental.pallas import triton as plgpu
 
 from bayes_ssm.kernels.recurrence import linear_recurrence
 
-__all__ = ["state_passing", "state_passing_reference", "chunk_state_reference", "dot_f32"]
+__all__ = [
+    "state_passing",
+    "state_passing_reference",
+    "chunk_state",
+    "chunk_state_reference",
+    "dot_f32",
+]
 
 
 def dot_f32(a, b, contract_a=1, contract_b=0):
@@ -158,3 +164,72 @@ def state_passing(x, B, cs, h0, chunk, *, tile=None, interpret=False):
     cols = min(cols or _columns(b, h, p), p)
     cfg = _Cfg(chunk, min(rows, chunk), cols, warps, stages, bool(interpret), h // B.shape[-2])
     return _passing(cfg, x, B, cs, h0)
+
+
+# --------------------------------------------------------------------------------------------
+# Step 2 alone (the form measured on the GPU; step 3 then runs in XLA)
+# --------------------------------------------------------------------------------------------
+
+
+def _chunk_state_kernel(x_ref, B_ref, cs_ref, out_ref, *, cfg):
+    bk = cfg.rows
+    cs_last = cs_ref[pl.ds(cfg.chunk - 1, 1)]  # (1,)
+
+    def block(k, acc):
+        xk = x_ref[pl.ds(k * bk, bk), :]  # (BK, p)
+        Bk = B_ref[pl.ds(k * bk, bk), :]  # (BK, n)
+        decay = jnp.exp(cs_last - cs_ref[pl.ds(k * bk, bk)])  # (BK,)
+        return acc + dot_f32((xk * decay[:, None]).astype(xk.dtype), Bk, 0, 0)
+
+    zeros = jnp.zeros(out_ref.shape, out_ref.dtype)
+    out_ref[...] = lax.fori_loop(0, cfg.chunk // bk, block, zeros)
+
+
+def _run_chunk_state(cfg, x, B, cs):
+    b, T, h, p = x.shape
+    n = B.shape[-1]
+    c, r = T // cfg.chunk, cfg.ratio
+    acc = jnp.float64 if x.dtype == jnp.float64 else jnp.float32
+    return pl.pallas_call(
+        functools.partial(_chunk_state_kernel, cfg=cfg),
+        out_shape=jax.ShapeDtypeStruct((b, c, h, p, n), acc),
+        grid=(b, c, h),
+        in_specs=[
+            pl.BlockSpec((None, cfg.chunk, None, p), lambda bi, ci, hi: (bi, ci, hi, 0)),
+            pl.BlockSpec((None, cfg.chunk, None, n), lambda bi, ci, hi: (bi, ci, hi // r, 0)),
+            pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi: (bi, hi, ci)),
+        ],
+        out_specs=pl.BlockSpec((None, None, None, p, n), lambda bi, ci, hi: (bi, ci, hi, 0, 0)),
+        interpret=cfg.interpret,
+        compiler_params=plgpu.CompilerParams(num_warps=cfg.warps, num_stages=cfg.stages),
+        name="ssd_chunk_state",
+    )(x, B, cs)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _chunk_state(cfg, x, B, cs):
+    return _run_chunk_state(cfg, x, B, cs)
+
+
+def _chunk_state_fwd(cfg, x, B, cs):
+    return _run_chunk_state(cfg, x, B, cs), (x, B, cs)
+
+
+def _chunk_state_bwd(cfg, res, dstates):
+    _, vjp = jax.vjp(lambda *a: chunk_state_reference(*a, cfg.chunk), *res)
+    return vjp(dstates)
+
+
+_chunk_state.defvjp(_chunk_state_fwd, _chunk_state_bwd)
+
+
+def chunk_state(x, B, cs, chunk, *, interpret=False):
+    """Step 2 by a kernel: each chunk's end state from a zero start ``(b, c, h, p, n)``.
+
+    One program per (batch, chunk, head) accumulates ``Σ_s exp(cs_last - cs_s) x_sᵀ B_s``
+    over 64-row blocks (4 warps, 2 stages), without the ``x``-sized scaled copy XLA writes.
+    """
+    cfg = _Cfg(
+        chunk, min(64, chunk), x.shape[-1], 4, 2, bool(interpret), x.shape[-2] // B.shape[-2]
+    )
+    return _chunk_state(cfg, x, B, cs)
