@@ -23,6 +23,7 @@ log=${OUT:-/tmp}/log
         python3 scan_pallas.py --sizes 1048576 --grad --chunked-max-T 0 --dtypes float32 bfloat16 ${SCAN_ARGS:-}
         python3 ssd_profile.py ${PROFILE_ARGS:-}
         python3 ssd_chunk_sweep.py ${SSD_ARGS:-}
+        python3 ssd_fused.py ${FUSED_ARGS:-}
         python3 mosaic_probe.py
     fi
 } 2>&1 | tee "$log"

@@ -1,13 +1,14 @@
-"""Benchmark: where the chunked SSD spends its time, before and after the fused form.
+"""Benchmark: where the chunked SSD spends its time, the XLA form against the fused kernels.
 
 For each shape and dtype, at one chunk length (``chunk_size="auto"``'s unless ``--chunk``):
 
-* ``ssd`` forward and forward + backward with the reference chunked form
-  (``ssd_algorithms.chunked_form``, the form before this change) and with the fused form
-  (``ssd_chunked_fast.chunked_form_fast``, what ``ssd`` runs now), both through the public
-  :func:`bayes_ssm.kernels.ssd` (the form swapped in for the "before" rows);
-* the fused form's four steps timed one by one on precomputed inputs (step 3 with each scan
-  method), so the step that dominates shows;
+* :func:`bayes_ssm.kernels.ssd` forward and forward + backward with the XLA chunked form
+  (``fused=False``) and with the fused Pallas kernels (``fused=True``,
+  :mod:`bayes_ssm.kernels.ssd_fused`);
+* the steps one by one (forward) on precomputed inputs, each kernel beside its pure-JAX twin:
+  steps 2 + 3 (chunk states and the carry across chunks: the state-passing kernel; its twin;
+  the twin's step 2 alone and its step 3 per scan method) and steps 1 + 4 (the masked in-chunk
+  product and the carried-in states' outputs);
 * the official Mamba-2 Triton kernel (``mamba_chunk_scan_combined``, chunk 256) on the same
   inputs, when ``benchmarks/fetch_mamba_triton.sh`` put it on ``PYTHONPATH``;
 * the HBM floor of the forward: ``x, B, C`` read and ``y`` written once (plus ``dt``), at the
@@ -23,27 +24,27 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+from functools import partial
 
 import jax
 import jax.numpy as jnp
 from _timing import median_ms
 from ssd_chunk_sweep import SHAPES, _inputs, _triton
 
-import bayes_ssm.kernels.ssd as ssd_module
+from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd
-from bayes_ssm.kernels.ssd_algorithms import chunked_form
-from bayes_ssm.kernels.ssd_chunked_fast import (
-    carry_states,
-    chunk_states,
-    chunked_form_fast,
-    diagonal_blocks,
-    off_diagonal,
+from bayes_ssm.kernels.ssd_fused import chunk_scan, chunk_scan_reference
+from bayes_ssm.kernels.ssd_state_passing import (
+    chunk_state,
+    chunk_state_reference,
+    state_passing,
+    state_passing_reference,
 )
 
 
 def _grad_fn(fn):
     loss = lambda *a: jnp.sum((a[-1] * fn(*a[:-1])).astype(jnp.float32))  # noqa: E731
-    return jax.jit(jax.grad(loss, argnums=range(5)))
+    return jax.jit(jax.value_and_grad(loss, argnums=range(5)))  # the loss too: no DCE
 
 
 def _row(shape, dtype, name, fwd, both="", triton=None):
@@ -87,45 +88,54 @@ def main() -> None:
             floor = (2 * x.nbytes + B.nbytes + C.nbytes + dt.nbytes) / bandwidth * 1e3
             _row(shape_name, dtype_name, f"HBM floor of the forward ({bandwidth / 1e9:.0f} GB/s)",
                  floor, "", triton)  # fmt: skip
-            fn = lambda x, dt, A, B, C, c=chunk: ssd(x, dt, A, B, C, chunk_size=c)  # noqa: E731
-            for label, form in (("before (reference form)", chunked_form),
-                                ("now (fused form)", chunked_form_fast)):  # fmt: skip
-                ssd_module.chunked_form_fast = form  # the form ssd runs
+            for label, fused in (("XLA chunked form", False), ("fused kernels", True)):
+                fn = lambda *a, c=chunk, f=fused: ssd(*a, chunk_size=c, fused=f)  # noqa: E731
                 try:
                     f_ms, _ = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)
                     b_ms, _ = median_ms(_grad_fn(fn), x, dt, A, B, C, w, repeats=args.repeats)
                     _row(shape_name, dtype_name, f"ssd chunk {chunk}, {label}", f_ms, b_ms, triton)
                 except Exception as err:
                     _row(shape_name, dtype_name, label, f"failed: {str(err)[:150]}")
-                finally:
-                    ssd_module.chunked_form_fast = chunked_form_fast
             if triton:
                 _row(shape_name, dtype_name, "Triton mamba_chunk_scan_combined (chunk 256)",
                      triton[0], triton[1], triton)  # fmt: skip
-            # The fused form's steps, one by one (forward), on the grouped, chunked inputs.
-            c = T // chunk
-            X = (dt[..., None] * x.astype(jnp.float32)).astype(dtype).reshape(b, c, chunk, 1, H, P)
-            Bc, Cc = B.reshape(b, c, chunk, 1, N), C.reshape(b, c, chunk, 1, N)
-            cs = jnp.cumsum((dt * A).reshape(b, c, chunk, 1, H), axis=2)
-            Y_diag = jax.jit(diagonal_blocks)(X, Bc, Cc, cs)
-            states = jax.jit(chunk_states)(X, Bc, cs)
-            starts, _ = carry_states(states, cs, None)
+            # The steps, one by one (forward): x (b, T, h, p), cs (b, h, T), states (b, c, h, p, n).
+            c, ip = T // chunk, jax.default_backend() != "gpu"
+            xd = (dt[..., None] * x.astype(jnp.float32)).astype(dtype)
+            cs = jnp.cumsum((dt * A).reshape(b, c, chunk, H), axis=2)
+            cs = jnp.moveaxis(cs, 3, 1).reshape(b, H, T)
+            Bg, Cg = B.reshape(b, T, 1, N), C.reshape(b, T, 1, N)
+            states = jax.jit(partial(chunk_state_reference, chunk=chunk))(xd, Bg, cs)
+            h0 = jnp.zeros((b, H, P, N), jnp.float32)
+            decay = jnp.exp(cs.reshape(b, H, c, chunk)[..., -1]).transpose(0, 2, 1)[..., None, None]
+            starts = jnp.concatenate(
+                [jnp.zeros_like(states[:, :1]), states[:, :-1]], axis=1
+            ).astype(dtype)  # values do not matter for the timing
             steps = {
-                "step 1 diagonal blocks (C B^T o L) X": (diagonal_blocks, X, Bc, Cc, cs),
-                "step 2 chunk states B^T (decay X)": (chunk_states, X, Bc, cs),
-                "step 4 off-diagonal C start + sum": (
-                    off_diagonal,
-                    Y_diag,
-                    Cc,
-                    starts.astype(dtype),
-                    cs,
-                ),  # fmt: skip
-            }
+                "steps 2+3 state passing, kernel": (
+                    partial(state_passing, chunk=chunk, interpret=ip), xd, Bg, cs, h0
+                ),
+                "steps 2+3 state passing, XLA twin": (
+                    partial(state_passing_reference, chunk=chunk), xd, Bg, cs, h0
+                ),
+                "step 2 chunk states, kernel": (
+                    partial(chunk_state, chunk=chunk, interpret=ip), xd, Bg, cs
+                ),
+                "step 2 chunk states, XLA twin": (
+                    partial(chunk_state_reference, chunk=chunk), xd, Bg, cs
+                ),
+                "steps 1+4 chunk scan, kernel": (
+                    partial(chunk_scan, chunk=chunk, interpret=ip), xd, Bg, Cg, cs, starts
+                ),
+                "steps 1+4 chunk scan, XLA twin": (
+                    partial(chunk_scan_reference, chunk=chunk), xd, Bg, Cg, cs, starts
+                ),
+            }  # fmt: skip
             for method in ("auto", "sequential", "associative", "pallas"):
                 steps[f"step 3 carry across chunks ({method})"] = (
-                    lambda s, cs, m=method: carry_states(s, cs, None, m)[0],
+                    lambda d, s, m=method: linear_recurrence(d, s, method=m, axis=1),
+                    decay,
                     states,
-                    cs,
                 )
             for name, (f, *inputs) in steps.items():
                 try:
@@ -133,7 +143,7 @@ def main() -> None:
                     _row(shape_name, dtype_name, name, ms)
                 except Exception as err:
                     _row(shape_name, dtype_name, name, f"failed: {str(err)[:150]}")
-            del x, dt, B, C, w, X, Bc, Cc, Y_diag, states, starts
+            del x, dt, B, C, w, xd, states, starts
 
 
 if __name__ == "__main__":

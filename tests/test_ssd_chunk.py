@@ -33,22 +33,3 @@ def test_auto_on_the_cpu_is_chunk_64():
     A = -jnp.ones(2)
     auto = ssd(x, dt, A, B, C)
     np.testing.assert_array_equal(np.asarray(auto), np.asarray(ssd(x, dt, A, B, C, chunk_size=64)))
-
-
-def test_fused_chunked_form_equals_the_reference_form():
-    # The experimental fused form (benchmarks/ssd_profile.py; ssd does not run it) against the
-    # form ssd runs: a ragged last chunk, an initial state, outputs and final state.
-    from bayes_ssm.kernels.ssd_algorithms import chunked_form
-    from bayes_ssm.kernels.ssd_chunked_fast import chunked_form_fast
-
-    k = jax.random.split(jax.random.key(1), 5)
-    x = jax.random.normal(k[0], (2, 37, 1, 3, 4))  # (b, t, g, r, p)
-    log_a = -jax.random.uniform(k[1], (2, 37, 1, 3), maxval=0.5)
-    B, C = (jax.random.normal(kk, (2, 37, 1, 5)) for kk in k[2:4])
-    h0 = jax.random.normal(k[4], (2, 1, 3, 4, 5))
-
-    def run(form):
-        return jax.jit(lambda *a: form(*a, 8, "sequential", None))(x, log_a, B, C, h0)
-
-    for got, want in zip(run(chunked_form_fast), run(chunked_form), strict=True):
-        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4)

@@ -53,6 +53,7 @@ import jax.numpy as jnp
 from bayes_ssm.kernels import _checks
 from bayes_ssm.kernels.ssd_algorithms import chunked_form, quadratic_form, scan_form, ssd_mask
 from bayes_ssm.kernels.ssd_chunk import DEFAULT_SSD_CHUNK, choose_ssd_chunk
+from bayes_ssm.kernels.ssd_fused import chunked_form_fused, use_fused
 
 __all__ = [
     "ssd",
@@ -157,7 +158,14 @@ def _group(x, log_a, groups, h0):
     return x, log_a, h0
 
 
-def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision):
+def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision, fused=False):
+    if method == "chunked" and log_a is not None:
+        length = min(chunk_size, 1 << max(0, x.shape[-4] - 1).bit_length())
+        if use_fused(fused, x.dtype, length, x.shape[-1], B.shape[-1]):
+            return chunked_form_fused(
+                x, log_a, B, C, h0, chunk_size, scan_method,
+                interpret=jax.default_backend() != "gpu",
+            )  # fmt: skip
     if method == "scan":
         return scan_form(x, log_a, B, C, h0, scan_method, precision)
     if method == "quadratic":
@@ -200,6 +208,7 @@ def ssd_discrete(
     return_final_state: bool = False,
     scan_method: str = "auto",
     precision=None,
+    fused: bool | str = "auto",
 ):
     """SSD on discretised inputs: ``H_t = exp(log_a_t) H_{t-1} + x_t B_tᵀ``, ``y_t = H_t C_t``.
 
@@ -229,7 +238,13 @@ def ssd_discrete(
     scan_method : str
         ``method`` of :func:`linear_recurrence` for ``"scan"`` and for step 3 of ``"chunked"``.
     precision : jax.lax.Precision, optional
-        Passed to the matrix products.
+        Passed to the matrix products (of the XLA forms; the fused kernels use TF32 for
+        float32 on the GPU, like XLA's default).
+    fused : bool or "auto"
+        ``"chunked"`` with decays through the fused Pallas kernels
+        (:mod:`bayes_ssm.kernels.ssd_fused`, the ``(l, l)`` masked matrix kept on chip).
+        ``"auto"`` (default): on a GPU where measured faster than the XLA form; ``True``:
+        always (Pallas' interpreter off the GPU: slow); ``False``: never.
 
     Returns
     -------
@@ -245,7 +260,7 @@ def ssd_discrete(
     out_shape = x.shape
     groups = B.shape[-2]
     xg, la, h0g = _group(x, log_a, groups, h0)
-    y, final = _forward(xg, la, B, C, h0g, method, chunk_size, scan_method, precision)
+    y, final = _forward(xg, la, B, C, h0g, method, chunk_size, scan_method, precision, fused)
     if bidirectional:
         y = y + _reverse_strict(xg, la, B, C, method, chunk_size, scan_method, precision)
     y = y.reshape(out_shape).astype(x.dtype)
@@ -269,6 +284,7 @@ def ssd(
     return_final_state: bool = False,
     scan_method: str = "auto",
     precision=None,
+    fused: bool | str = "auto",
 ):
     """The SSD (Mamba-2) layer with per-step, per-head steps ``Δ_t``.
 
@@ -285,7 +301,7 @@ def ssd(
         Continuous decay rates (negative for a stable layer).
     B, C : Array, shape ``(*batch, t, g, n)``
     D : Array, broadcastable to ``(h,)``, optional
-    h0, method, chunk_size, bidirectional, return_final_state, scan_method, precision
+    h0, method, chunk_size, bidirectional, return_final_state, scan_method, precision, fused
         As in :func:`ssd_discrete`.
 
     Returns
@@ -326,6 +342,7 @@ def ssd(
         return_final_state=return_final_state,
         scan_method=scan_method,
         precision=precision,
+        fused=fused,
     )
     if D is None:
         return y

@@ -1,0 +1,329 @@
+"""The chunked SSD algorithm with its two heavy steps as fused Pallas GPU kernels.
+
+Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunked_form`
+(``ssd_minimal.py``), written so that no ``(chunk, l, l)`` tensor ever reaches device memory:
+
+1 + 4. ``chunk_scan`` (one kernel, like Mamba-2's Triton ``chunk_scan``): one program per
+   (batch, chunk, head, block of ``BM`` output rows) computes, in registers,
+   ``Y = exp(cs_t) (C · start) + Σ_{s <= t} (C_t · B_s) exp(cs_t - cs_s) X_s``: it walks the
+   ``BK``-row blocks of the chunk up to the diagonal, forms ``C Bᵀ`` for the block pair,
+   multiplies by the decay mask made from the within-chunk cumulative log decays ``cs``, and
+   accumulates the product with ``X``. The ``(l, l)`` masked matrix (537 MB in float32 at
+   b8 L4096 H32 chunk 128 in the reference form) is never written.
+2 + 3. ``state_passing`` (:mod:`bayes_ssm.kernels.ssd_state_passing`): the chunk states and
+   the carry across chunks in one kernel that walks the chunks with the state in registers and
+   writes only the chunk-start states.
+
+Matrix products take the inputs' dtype (bfloat16 operands accumulate in float32; float32 uses
+TF32 on the GPU, like XLA's default precision and Mamba-2's Triton kernels); the decays are
+float32. Each kernel has a custom VJP whose backward pass is the VJP of its pure-JAX twin
+(:func:`chunk_scan_reference`,
+:func:`~bayes_ssm.kernels.ssd_state_passing.state_passing_reference`), recomputed from the
+inputs, so gradients equal the reference form's. On a CPU the kernels run in Pallas' interpreter
+(``interpret=True``), which is how the tests check them against the twins.
+
+Shapes: ``x (..., t, g, r, p)``, ``log_a (..., t, g, r)``, ``B, C (..., t, g, n)``,
+``h0 (..., g, r, p, n)`` as in :mod:`bayes_ssm.kernels.ssd_algorithms`. The kernels need
+powers of two for the chunk length, ``p`` and ``n`` (:func:`fused_shape_supported`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+from jax.experimental import pallas as pl
+from jax.experimental.pallas import triton as plgpu
+
+from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, state_passing
+
+__all__ = [
+    "chunked_form_fused",
+    "chunk_scan",
+    "chunk_scan_reference",
+    "fused_shape_supported",
+    "use_fused",
+    "DEFAULT_SSD_TILE",
+]
+
+# (rows per block BM = BK, warps, pipeline stages) of the chunk_scan kernel; an optional fourth
+# entry 1/0 forces the shared C Bᵀ on/off (default: on for >= SHARED_CB_RATIO heads per group).
+DEFAULT_SSD_TILE = (64, 4, 2)
+SHARED_CB_RATIO = None  # off by default: written after the last GPU call, not yet run there
+# Steps 2 + 3 by the state-passing kernel when chunked_form_fused gets passing=None (off: not
+# yet run on a GPU; benchmarks/ssd_fused.py --passing turns it on).
+USE_STATE_PASSING = False
+
+
+class _Cfg(NamedTuple):
+    chunk: int
+    rows: int  # BM = BK
+    warps: int
+    stages: int
+    interpret: bool
+    ratio: int  # heads per group r
+    shared_cb: bool  # C Bᵀ per group by XLA, read by the kernel (else recomputed per head)
+
+
+def _pow2(v):
+    return v > 0 and v & (v - 1) == 0
+
+
+def fused_shape_supported(chunk: int, head_dim: int, state: int) -> bool:
+    """Whether the kernels take this chunk length ``l``, head size ``p`` and state size ``n``.
+
+    Triton tiles need powers of two of at least 16 (the matrix units' smallest tile) and the
+    ``(BM, n)`` / ``(p, n)`` tiles must fit in registers: ``p, n <= 128``.
+    """
+    return (
+        all(_pow2(v) and v >= 16 for v in (chunk, head_dim, state)) and max(head_dim, state) <= 128
+    )
+
+
+def _params(cfg, warps=None):
+    return plgpu.CompilerParams(num_warps=warps or cfg.warps, num_stages=cfg.stages)
+
+
+# --------------------------------------------------------------------------------------------
+# Pure-JAX twins. x (b, T, h, p); B, C (b, T, g, n); cs (b, h, T) float32 within-chunk
+# cumulative log decays; starts (b, c, h, p, n).
+# --------------------------------------------------------------------------------------------
+
+
+def _split(x, B, cs, chunk):
+    b, T, h, p = x.shape
+    g, n = B.shape[-2:]
+    c, r = T // chunk, h // g
+    X = x.reshape(b, c, chunk, g, r, p)
+    cs_h = jnp.moveaxis(cs.reshape(b, g, r, c, chunk), 3, 1)  # (b, c, g, r, l)
+    return X, cs_h, (b, c, g, r, n, p)
+
+
+def chunk_scan_reference(x, B, C, cs, starts, chunk, precision=None):
+    """Steps 1 + 4 in plain JAX: ``y (b, T, h, p)`` (the slow twin of :func:`chunk_scan`)."""
+    X, cs_h, (b, c, g, r, n, p) = _split(x, B, cs, chunk)
+    Bc = B.reshape(b, c, chunk, g, n)
+    Cc = C.reshape(b, c, chunk, g, n)
+    G = jnp.einsum("bclgn,bcsgn->bcgls", Cc, Bc, precision=precision)
+    lower = jnp.tril(jnp.ones((chunk, chunk), bool))
+    seg = jnp.where(lower, cs_h[..., :, None] - cs_h[..., None, :], -jnp.inf)
+    M = (G[:, :, :, None] * jnp.exp(seg)).astype(x.dtype)  # (b, c, g, r, l, s)
+    y = jnp.einsum("bcgrls,bcsgrp->bclgrp", M, X, precision=precision)
+    st = starts.reshape(b, c, g, r, p, n).astype(x.dtype)
+    off = jnp.einsum("bclgn,bcgrpn->bclgrp", Cc, st, precision=precision)
+    y = y + off * jnp.moveaxis(jnp.exp(cs_h), -1, 2)[..., None]
+    return y.reshape(x.shape).astype(x.dtype)
+
+
+# --------------------------------------------------------------------------------------------
+# Kernels
+# --------------------------------------------------------------------------------------------
+
+
+def _decay_mask(rows_t, rows_s, cs_t, cs_s):
+    seg = jnp.where(rows_t[:, None] >= rows_s[None, :], cs_t[:, None] - cs_s[None, :], -jnp.inf)
+    return jnp.exp(seg)
+
+
+def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, y_ref, *, cfg):
+    m = pl.program_id(3)
+    bm = cfg.rows
+    rows = m * bm + lax.iota(jnp.int32, bm)
+    Cm = C_ref[pl.ds(m * bm, bm), :]  # (BM, n)
+    cs_m = cs_ref[pl.ds(m * bm, bm)]  # (BM,)
+    start = st_ref[...]  # (p, n)
+    acc = dot_f32(Cm, start.astype(Cm.dtype), 1, 1) * jnp.exp(cs_m)[:, None]
+
+    def block(k, acc):
+        xk = x_ref[pl.ds(k * bm, bm), :]  # (BK, p)
+        cs_k = cs_ref[pl.ds(k * bm, bm)]
+        if cfg.shared_cb:  # B_ref holds this group's C Bᵀ (l, l), float32
+            G = B_ref[pl.ds(m * bm, bm), pl.ds(k * bm, bm)]
+        else:
+            G = dot_f32(Cm, B_ref[pl.ds(k * bm, bm), :], 1, 1)  # (BM, BK), float32
+        cols = k * bm + lax.iota(jnp.int32, bm)
+        M = (G * _decay_mask(rows, cols, cs_m, cs_k)).astype(xk.dtype)
+        return acc + dot_f32(M, xk)
+
+    acc = lax.fori_loop(0, m + 1, block, acc)
+    y_ref[...] = acc.astype(y_ref.dtype)
+
+
+def _run_chunk_scan(cfg, x, B, C, cs, starts):
+    b, T, h, p = x.shape
+    n = B.shape[-1]
+    c, bm = T // cfg.chunk, cfg.rows
+    per = cfg.chunk // bm
+    r = cfg.ratio
+    whole = lambda width: pl.BlockSpec(  # noqa: E731
+        (None, cfg.chunk, None, width), lambda bi, ci, hi, mi: (bi, ci, hi // r, 0)
+    )
+    second, second_spec = B, whole(n)
+    if cfg.shared_cb:  # one (l, l) C Bᵀ per (batch, chunk, group), shared by its r heads
+        g, length = B.shape[-2], cfg.chunk
+        Bc, Cc = (z.reshape(b, c, length, g, n) for z in (B, C))
+        second = jnp.einsum("bclgn,bcsgn->bcgls", Cc, Bc, preferred_element_type=jnp.float32)
+        second_spec = pl.BlockSpec(
+            (None, None, None, length, length), lambda bi, ci, hi, mi: (bi, ci, hi // r, 0, 0)
+        )
+    return pl.pallas_call(
+        functools.partial(_chunk_scan_kernel, cfg=cfg),
+        out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+        grid=(b, c, h, per),
+        in_specs=[
+            pl.BlockSpec((None, cfg.chunk, None, p), lambda bi, ci, hi, mi: (bi, ci, hi, 0)),
+            second_spec,
+            whole(n),
+            pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi, mi: (bi, hi, ci)),
+            pl.BlockSpec((None, None, None, p, n), lambda bi, ci, hi, mi: (bi, ci, hi, 0, 0)),
+        ],
+        out_specs=pl.BlockSpec(
+            (None, bm, None, p), lambda bi, ci, hi, mi: (bi, ci * per + mi, hi, 0)
+        ),
+        interpret=cfg.interpret,
+        compiler_params=_params(cfg),
+        name="ssd_chunk_scan",
+    )(x, second, C, cs, starts)
+
+
+# --------------------------------------------------------------------------------------------
+# Custom VJPs: forward by the kernel, backward by the twin's VJP (recomputed)
+# --------------------------------------------------------------------------------------------
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _chunk_scan(cfg, x, B, C, cs, starts):
+    return _run_chunk_scan(cfg, x, B, C, cs, starts)
+
+
+def _chunk_scan_fwd(cfg, x, B, C, cs, starts):
+    return _run_chunk_scan(cfg, x, B, C, cs, starts), (x, B, C, cs, starts)
+
+
+def _chunk_scan_bwd(cfg, res, dy):
+    _, vjp = jax.vjp(lambda *a: chunk_scan_reference(*a, cfg.chunk), *res)
+    return vjp(dy)
+
+
+_chunk_scan.defvjp(_chunk_scan_fwd, _chunk_scan_bwd)
+
+
+def _cfg(x, B, chunk, tile, interpret):
+    rows, warps, stages, *shared = tile or DEFAULT_SSD_TILE
+    ratio = x.shape[-2] // B.shape[-2]
+    shared = bool(shared[0]) if shared else SHARED_CB_RATIO is not None and ratio >= SHARED_CB_RATIO
+    return _Cfg(chunk, min(rows, chunk), warps, stages, bool(interpret), ratio, shared)
+
+
+def chunk_scan(x, B, C, cs, starts, chunk, *, tile=None, interpret=False):
+    """Steps 1 + 4 by the fused kernel: ``y (b, T, h, p)``; arguments as the twin's."""
+    return _chunk_scan(_cfg(x, B, chunk, tile, interpret), x, B, C, cs, starts)
+
+
+# --------------------------------------------------------------------------------------------
+# The chunked form
+# --------------------------------------------------------------------------------------------
+
+
+def chunked_form_fused(
+    x, log_a, B, C, h0, chunk_size, scan_method="auto", *, tile=None, passing=None,
+    interpret=False,
+):  # fmt: skip
+    """The chunked form with fused kernels; arguments and result as ``chunked_form``.
+
+    ``log_a`` must not be None (no decay: use ``chunked_form``, which needs no masks).
+    ``passing=True`` runs steps 2 + 3 in the state-passing kernel (``scan_method`` unused);
+    the default runs step 2 by :func:`~bayes_ssm.kernels.ssd_state_passing.chunk_state` and
+    the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence` (``scan_method``).
+    """
+    *batch, T, g, r, p = x.shape
+    n = B.shape[-1]
+    h = g * r
+    length = min(chunk_size, 1 << max(0, T - 1).bit_length())
+    c = -(-T // length)
+    pad = c * length - T
+    flat = lambda z, tail: z.reshape(-1, *z.shape[len(batch) :])  # noqa: E731, ARG005
+    xf = flat(x, 4).reshape(-1, T, h, p)
+    Bf, Cf = flat(B, 3), flat(C, 3)
+    la = flat(log_a, 3).reshape(-1, T, h).astype(jnp.float32)
+    if pad:  # padded steps (decay 1, zero input) change neither outputs nor the final state
+        widths = lambda z: [(0, 0), (0, pad)] + [(0, 0)] * (z.ndim - 2)  # noqa: E731
+        xf, Bf, Cf, la = (jnp.pad(z, widths(z)) for z in (xf, Bf, Cf, la))
+    nb = xf.shape[0]
+    cs = jnp.cumsum(la.reshape(nb, c, length, h), axis=2)  # within-chunk, float32
+    cs = jnp.moveaxis(cs, 3, 1).reshape(nb, h, c * length)  # (b, h, T)
+    init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
+    if (
+        USE_STATE_PASSING if passing is None else passing
+    ):  # steps 2 + 3 in one kernel (not yet run on a GPU)
+        starts, final = state_passing(xf, Bf, cs, init, length, interpret=interpret)
+    else:  # step 2 by a kernel, step 3 by XLA (the form measured on the H200)
+        states = chunk_state(xf, Bf, cs, length, interpret=interpret)
+        decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
+        ends = linear_recurrence(
+            jnp.moveaxis(decay, 1, 2)[..., None, None], states, init.astype(states.dtype),
+            method=scan_method, axis=1,
+        )  # fmt: skip
+        starts = jnp.concatenate([init[:, None].astype(ends.dtype), ends[:, :-1]], axis=1)
+        final = ends[:, -1]
+    y = chunk_scan(xf, Bf, Cf, cs, starts.astype(x.dtype), length, tile=tile, interpret=interpret)
+    y = y[:, :T].reshape(x.shape)
+    final = final.reshape(*batch, g, r, p, n).astype(x.dtype)
+    return y, final
+
+
+# --------------------------------------------------------------------------------------------
+# When ``fused="auto"`` runs the kernels
+# --------------------------------------------------------------------------------------------
+
+# GPU (dtype, state size) rows where the fused form measured faster than the XLA chunked form
+# (benchmarks/ssd_fused.py on the lent H200; benchmarks/README.md, "Fused SSD kernels").
+# b8 L4096 H32 P64 N128 (n > 64, "large"), chunk 256, one process (2026-12-04, jax 0.11.2):
+# float32 forward 2.13 vs 4.25 ms, forward + backward 7.78 vs 10.19; bfloat16 2.16 vs 4.22,
+# 7.18 vs 9.97. n <= 64 ("small"): not measured yet, so the XLA form stays.
+_FUSED_FASTER = {("float32", "large"): True, ("bfloat16", "large"): True}
+
+
+def _kernels_work() -> bool:
+    """The run-time check: the fused form equals the XLA chunked form on a small problem."""
+    from bayes_ssm.kernels.fast_path import fast_path_works
+    from bayes_ssm.kernels.ssd_algorithms import chunked_form
+
+    def check():
+        k = jax.random.split(jax.random.key(0), 4)
+        x = jax.random.normal(k[0], (1, 100, 1, 2, 16))
+        log_a = -jax.random.uniform(k[1], (1, 100, 1, 2), maxval=0.3)
+        B, C = (jax.random.normal(kk, (1, 100, 1, 16)) for kk in k[2:])
+        hi = lax.Precision.HIGHEST
+        want = chunked_form(x, log_a, B, C, None, 32, "auto", hi)[0]
+        return jax.jit(lambda *a: chunked_form_fused(*a, None, 32)[0])(x, log_a, B, C), want
+
+    return fast_path_works("ssd_fused", check, tol=2e-2)  # TF32 products in the kernel
+
+
+def use_fused(fused, dtype, chunk: int, head_dim: int, state: int) -> bool:
+    """Whether ``ssd``'s chunked form runs the fused kernels.
+
+    ``fused=True``: always (Pallas' interpreter off the GPU: slow, for tests), and the shape
+    must be supported; ``False``: never; ``"auto"``: on a GPU, for a supported shape in a
+    (dtype, state size) row measured faster, once the run-time check passed.
+    """
+    if fused not in (True, False, "auto"):
+        raise ValueError(f"fused must be True, False or 'auto'; got {fused!r}")
+    supported = fused_shape_supported(chunk, head_dim, state)
+    if fused is True:
+        if not supported:
+            raise ValueError(
+                "fused=True needs the chunk length, head size p and state size n to be powers "
+                f"of two in [16, 128] (chunk may be larger); got chunk {chunk}, p {head_dim}, "
+                f"n {state}"
+            )
+        return True
+    if fused is False or not supported or jax.default_backend() != "gpu":
+        return False
+    size = "small" if state <= 64 else "large"
+    return _FUSED_FASTER.get((jnp.dtype(dtype).name, size), False) and _kernels_work()
