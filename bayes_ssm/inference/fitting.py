@@ -21,6 +21,7 @@ from numpyro.infer.util import unconstrain_fn
 from bayes_ssm.data.types import CovariatesLike, KeyLike, SeriesLike
 from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference._nuts_records import nuts_info, nuts_sample_stats
 from bayes_ssm.inference.advice import SVI_ON_VOLATILITY
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
@@ -377,27 +378,25 @@ def fit_nuts(
     )
     samples = mcmc.get_samples(group_by_chain=True)
     extra = mcmc.get_extra_fields(group_by_chain=True)
-    num_steps = np.asarray(extra["num_steps"])
-    stats = {
-        "diverging": np.asarray(extra["diverging"], dtype=bool),
-        "energy": np.asarray(extra["energy"]),
-        "n_steps": num_steps,
-        "tree_depth": np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1,
-        "acceptance_rate": np.asarray(extra["accept_prob"]),
-        "step_size": np.asarray(extra["adapt_state.step_size"]),
-    }
-    info = {
-        "seed": _seed_info(key),
-        "num_chains": num_chains,
-        "num_warmup": num_warmup,
-        "num_samples": num_samples,
-        "target_accept": float(target_accept),
-        "max_tree_depth": max_tree_depth,
-        "dense_mass": bool(dense_mass),
-        "chain_method": method,
-        "init": init,
-        "elapsed_s": time.perf_counter() - start,
-    }
+    stats = nuts_sample_stats(
+        extra["diverging"],
+        extra["energy"],
+        extra["num_steps"],
+        extra["accept_prob"],
+        extra["adapt_state.step_size"],
+    )
+    info = nuts_info(
+        seed=_seed_info(key),
+        num_chains=num_chains,
+        num_warmup=num_warmup,
+        num_samples=num_samples,
+        target_accept=target_accept,
+        max_tree_depth=max_tree_depth,
+        dense_mass=dense_mass,
+        chain_method=method,
+        init=init,
+        elapsed_s=time.perf_counter() - start,
+    )
     return Fit(
         model=model,
         data=data,

@@ -27,6 +27,7 @@ from bayes_ssm.inference._many_common import (
     stack_covariates,
 )
 from bayes_ssm.inference._nuts_many import run_nuts_many
+from bayes_ssm.inference._nuts_records import nuts_info, nuts_sample_stats
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.fitting import _positive_int, fit_nuts
 
@@ -141,27 +142,22 @@ def nuts_series_vmap(
 
 
 def _nuts_fit(model, data, scales, draws, stats, block, opts, elapsed) -> Fit:
-    num_steps = stats["num_steps"][block]
-    sample_stats = {
-        "diverging": stats["diverging"][block].astype(bool),
-        "energy": stats["energy"][block],
-        "n_steps": num_steps,
-        "tree_depth": np.floor(np.log2(np.maximum(num_steps, 1))).astype(np.int64) + 1,
-        "acceptance_rate": stats["accept_prob"][block],
-        "step_size": stats["step_size"][block],
-    }
-    info = {
-        "seed": None,
-        "num_chains": opts["num_chains"],
-        "num_warmup": opts["num_warmup"],
-        "num_samples": opts["num_samples"],
-        "target_accept": opts["target_accept"],
-        "max_tree_depth": opts["max_tree_depth"],
-        "dense_mass": opts["dense_mass"],
-        "chain_method": "vmap_series",
-        "init": "prior",
-        "elapsed_s": elapsed,
-    }
+    sample_stats = nuts_sample_stats(
+        *(stats[k][block] for k in ("diverging", "energy", "num_steps", "accept_prob")),
+        stats["step_size"][block],
+    )
+    info = nuts_info(
+        seed=None,
+        num_chains=opts["num_chains"],
+        num_warmup=opts["num_warmup"],
+        num_samples=opts["num_samples"],
+        target_accept=opts["target_accept"],
+        max_tree_depth=opts["max_tree_depth"],
+        dense_mass=opts["dense_mass"],
+        chain_method="vmap_series",
+        init="prior",
+        elapsed_s=elapsed,
+    )
     return Fit(
         model=model,
         data=data,

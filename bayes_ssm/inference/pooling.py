@@ -61,6 +61,7 @@ from numpyro.optim import optax_to_numpyro
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference._many_common import pad_end, prepare_each, stack_covariates
+from bayes_ssm.inference._nuts_records import nuts_info, nuts_sample_stats
 from bayes_ssm.inference.fit import Fit
 from bayes_ssm.inference.fitting import svi_settings
 from bayes_ssm.inference.svi import StopRule
@@ -335,30 +336,25 @@ def fit_nuts_pooled(
     mcmc.run(key, y, scales, cov, extra_fields=("diverging", "num_steps", "accept_prob", "energy"))
     draws = {k: np.asarray(v) for k, v in mcmc.get_samples(group_by_chain=True).items()}
     extra = mcmc.get_extra_fields(group_by_chain=True)
-    steps = np.asarray(extra["num_steps"])
-    stats = {
-        "diverging": np.asarray(extra["diverging"], bool),
-        "energy": np.asarray(extra["energy"]),
-        "n_steps": steps,
-        "tree_depth": np.floor(np.log2(np.maximum(steps, 1))).astype(np.int64) + 1,
-        "acceptance_rate": np.asarray(extra["accept_prob"]),
-    }
+    stats = nuts_sample_stats(
+        extra["diverging"], extra["energy"], extra["num_steps"], extra["accept_prob"]
+    )
     per_series = _series_draws(sites, scales, draws)
     fits = {}
     for i, (ident, (data, sc)) in enumerate(prepared.items()):
-        info = {
-            "seed": None,
-            "pooling": "partial",
-            "num_chains": num_chains,
-            "num_warmup": num_warmup,
-            "num_samples": num_samples,
-            "target_accept": float(target_accept),
-            "max_tree_depth": max_tree_depth,
-            "dense_mass": bool(dense_mass),
-            "chain_method": method,
-            "init": init,
-            "elapsed_s": time.perf_counter() - start,
-        }
+        info = nuts_info(
+            seed=None,
+            pooling="partial",
+            num_chains=num_chains,
+            num_warmup=num_warmup,
+            num_samples=num_samples,
+            target_accept=target_accept,
+            max_tree_depth=max_tree_depth,
+            dense_mass=dense_mass,
+            chain_method=method,
+            init=init,
+            elapsed_s=time.perf_counter() - start,
+        )
         fits[ident] = Fit(
             model=model,
             data=data,
