@@ -20,8 +20,8 @@ with ``s = prior_scale``; the S4D layers keep their own priors (``C ~ CN(0, 1)``
 Forecasts simulate paths: from the recurrent state after the last observation, draw
 ``y_{T+1}``, feed it back through the layers in recurrent mode, draw ``y_{T+2}``, ... The
 network reads its input clipped to the observed range widened by its width on each side
-(``scales["input_lo"]``, ``scales["input_hi"]``; never active in sample) and normalises each
-mixer's input (RMSNorm), so fed-back paths stay bounded.
+(``scales["input_lo"]``, ``scales["input_hi"]``; never active in sample), and the selective
+and SSD mixers normalise their own input (RMSNorm), so fed-back paths stay bounded.
 
 Sites (beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; ``y_rep`` with
 ``components=True``): the network's under scope ``"net"`` (``"net.w_in"``, ``"net.b_in"``,
