@@ -13,7 +13,8 @@ Prints CRPS 1-4 and 1-26, 80/95% coverage, seconds and the folds whose fit faile
 Usage::
 
     PYTHONPATH=. python benchmarks/layers_ili.py --last 4 --out ili_layers.csv
-    PYTHONPATH=. python benchmarks/layers_ili.py --report --out ili_layers.csv
+    PYTHONPATH=. python benchmarks/layers_ili.py --origins 17 16 --out ili_more.csv
+    PYTHONPATH=. python benchmarks/layers_ili.py --report --out ili_layers.csv --merge ili_more.csv
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def summary(scores: pd.DataFrame, seconds: pd.Series) -> pd.DataFrame:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--last", type=int, default=FOLDS, help="run the last K origins")
+    parser.add_argument(
+        "--origins", type=int, nargs="*", default=None, help="run these origins (1..20) instead"
+    )
     parser.add_argument("--window", type=int, default=417, help="training weeks (sliding)")
     parser.add_argument("--steps", type=int, default=None, help="most SVI steps")
     parser.add_argument("--tol", type=float, default=None)
@@ -77,6 +81,7 @@ def main(argv=None):
     parser.add_argument("--key", type=int, default=0)
     parser.add_argument("--out", default=None, help="tidy scores (CSV), written per origin")
     parser.add_argument("--report", action="store_true", help="only print the tables of --out")
+    parser.add_argument("--merge", nargs="*", default=(), help="more --out prefixes to report")
     args = parser.parse_args(argv)
     y = datasets.load("ili")
     fit_kwargs = {k: v for k, v in (("steps", args.steps), ("tol", args.tol)) if v is not None}
@@ -84,10 +89,14 @@ def main(argv=None):
     last_origin = len(y) - HORIZON
     frames, fold_rows = [], []
     if args.report:
-        frames.append(pd.read_csv(args.out + ".scores.csv"))
-        fold_rows.append(pd.read_csv(args.out + ".folds.csv"))
+        for prefix in (args.out, *args.merge):
+            frames.append(pd.read_csv(prefix + ".scores.csv"))
+            fold_rows.append(pd.read_csv(prefix + ".folds.csv"))
+    todo = range(FOLDS - args.last, FOLDS)
+    if args.origins:
+        todo = [o - 1 for o in args.origins]
     load0, start = os.getloadavg(), time.perf_counter()
-    for k in [] if args.report else range(FOLDS - args.last, FOLDS):
+    for k in [] if args.report else todo:
         origin = last_origin - STEP * (FOLDS - 1 - k)
         part = backtest(
             models,

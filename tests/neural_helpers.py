@@ -20,11 +20,12 @@ def reference_predictions(p, y, scales, *, width, state_size, num_layers, lags=2
     (the slowest mode's envelope halves in ``τ`` steps), zero-order hold, recurrence.
     """
     loc, scale = scales["loc"], scales["scale"]
+    band = (scales.get("input_lo", -np.inf), scales.get("input_hi", np.inf))
     z = np.empty(len(y))
     last = 0.0
     for t, v in enumerate(np.asarray(y, float)):  # carry the last observation forward
         last = (v - loc) / scale if not np.isnan(v) else last
-        z[t] = last
+        z[t] = np.clip(last, *band)  # the network's input band
     A = -0.5 + 1j * math.pi * np.arange(state_size)
     layers = []
     for i in range(num_layers):

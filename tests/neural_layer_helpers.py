@@ -22,6 +22,10 @@ def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # = 1 / (1 + exp(-x)), without overflow
 
 
+def _rms(u):  # RMSNorm over the channels, no gain
+    return u / np.sqrt(np.mean(u**2, axis=-1, keepdims=True) + 1e-6)
+
+
 def _s4d(g, u):
     T, d = u.shape
     n = g["C_real"].shape[1]
@@ -88,7 +92,8 @@ def _features(p, prefix, z, layer, num_layers):
     for i in range(num_layers):
         head = f"{prefix}.layer{i}."
         g = {k[len(head) :]: v for k, v in p.items() if k.startswith(head)}
-        u = u + _gelu(_MIXERS[layer](g, u)) @ g["mix"]
+        x = _rms(u) if layer in ("selective", "ssd") else u  # their RMSNorm of the input
+        u = u + _gelu(_MIXERS[layer](g, x)) @ g["mix"]
     return u
 
 
@@ -105,12 +110,13 @@ def reference_means(p, y, scales, *, layer, num_layers, bidirectional=False):
     p = {k: np.asarray(v, float) for k, v in p.items()}
     loc, scale = scales["loc"], scales["scale"]
     y = np.asarray(y, float)
-    z = (_carry(y) - loc) / scale
+    band = (scales.get("input_lo", -np.inf), scales.get("input_hi", np.inf))
+    z = np.clip((_carry(y) - loc) / scale, *band)  # the network's input band
     c = float(p["intercept"])
     u = _features(p, "net", z, layer, num_layers)
     pred = np.concatenate([[c], c + u[:-1] @ p["net.w_out"]])
     if bidirectional:
-        zb = (_carry(y[::-1]) - loc) / scale  # the reversed series, gaps carried backward
+        zb = np.clip((_carry(y[::-1]) - loc) / scale, *band)  # reversed, gaps carried back
         b = _features(p, "net.back", zb, layer, num_layers)[::-1]
         pred = pred + np.concatenate([b[1:] @ p["net.back.w_out"], [0.0]])
     return loc + scale * pred, scale * float(p["obs_sd"])

@@ -42,7 +42,8 @@ def _samples(tr):
 def _offset(model, p, y, scales):
     """The neural term by the numpy twin of the network (prefix ``neural``)."""
     n = model.neural
-    s = {"loc": scales["y_loc"], "scale": scales["y_scale"]}
+    s = {"loc": scales["y_loc"], "scale": scales["y_scale"],
+         "input_lo": scales["input_lo"], "input_hi": scales["input_hi"]}  # fmt: skip
     mean, _ = reference_predictions(p, y, s, width=n.width, state_size=n.state_size,
                                     num_layers=n.num_layers, lags=n.input_lags,
                                     prefix="neural")  # fmt: skip
@@ -54,7 +55,8 @@ def test_zero_read_out_is_exactly_structural_ts(x64):
     model = HybridTS(structural=sts, neural=NeuralSSM(width=3, num_layers=2))
     y = _series()
     scales = model.data_scales(y)
-    assert scales == sts.data_scales(y)
+    assert scales == {**sts.data_scales(y), "input_lo": scales["input_lo"],
+                      "input_hi": scales["input_hi"]}  # fmt: skip
     tr = run_trace(model.model, jnp.asarray(y), rng=1, scales=scales)
     p = _samples(tr)
     p["neural.w_out"] = jnp.zeros(3)

@@ -27,6 +27,12 @@ series without sampling again. ``d = width`` channels, ``n = state_size``.
     head, query/key size ``n``, with Bayesian (Gaussian-prior) projection weights:
     ``query_weight``, ``key_weight`` ``(d, 1, n)``, ``value_weight`` ``(d, 1, d)`` ~
     ``Normal(0, 1/√d)``. There is no decay, hence no half-life prior.
+
+The selective and SSD mixers first normalise their input, ``x_t = u_t / sqrt(mean_d u_{td}² +
+1e-6)`` (RMSNorm without a gain, as Mamba's blocks do), and run on ``x``: their ``B_t``, ``C_t``
+(and the selective step) are linear in the input, so without the norm the mixer is cubic in it
+and forecast feedback overflowed (every ILI fold of session 5); with it ``|B_t|``, ``|C_t|`` are
+bounded by the weights' norms, the steps by ``2 Δ_d``, and the output by a constant.
 """
 
 from __future__ import annotations
@@ -43,10 +49,16 @@ from bayes_ssm.kernels.s4d import s4d
 from bayes_ssm.kernels.selective import init_selective_A, selective_scan
 from bayes_ssm.kernels.ssd import ssd_discrete
 
-__all__ = ["MIXERS", "sample_mixer", "apply_mixer"]
+__all__ = ["MIXERS", "sample_mixer", "apply_mixer", "rms_norm"]
 
 MIXERS = ("s4d", "selective", "ssd", "attention")
 _LOG2 = math.log(2.0)
+RMS_EPS = 1e-6
+
+
+def rms_norm(u):
+    """``u / sqrt(mean(u²) + 1e-6)`` over the last (channel) axis (RMSNorm without a gain)."""
+    return u * jax.lax.rsqrt(jnp.mean(jnp.square(u), axis=-1, keepdims=True) + RMS_EPS)
 
 
 def _normal(name, scale, shape):
@@ -93,10 +105,12 @@ def apply_mixer(kind: str, p, u):
     if kind == "s4d":
         return s4d(p, u, mode="convolution")
     if kind == "selective":
+        u = rms_norm(u)  # bounds B_t, C_t (Mamba's pre-norm)
         # the selection 2 sigmoid(.), floored so a saturated gate stays a (tiny) positive step
         steps = p["delta"] * jnp.maximum(2.0 * jax.nn.sigmoid(u @ p["context"]), 1e-6)
         return selective_scan(u, steps, p["A"], u @ p["B"], u @ p["C"], D=p["D"])
     if kind == "ssd":
+        u = rms_norm(u)
         log_a = jnp.broadcast_to(p["log_a"], u.shape)  # (t, h = d)
         x = (-jnp.expm1(log_a) * u)[..., None]  # (t, h, 1)
         B = jnp.einsum("thp,hpn->tn", u[..., None], p["B"])[:, None, :]

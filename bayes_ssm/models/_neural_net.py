@@ -8,7 +8,12 @@ vector per step, ``u_t`` (``(time, channel)``), a function of ``z_1..z_t`` only:
     u^{(0)}_t = \\textstyle\\sum_{j<p} z_{t-j} W_{in, j} + b_{in}, \\qquad
     u^{(l+1)} = u^{(l)} + \\mathrm{gelu}\\big(\\mathrm{S4D}_l(u^{(l)})\\big) M_l,
 
-over the ``p = input_lags`` most recent values (zeros before the start), with ``S4D_l`` the
+over the ``p = input_lags`` most recent values (zeros before the start). The network reads
+``z`` clipped to the band of :func:`input_bounds` (the observed range widened by its width on
+each side; in sample the clip never acts), so a forecast that feeds its own draws back sees
+bounded inputs and cannot grow without bound (every layer is a stable filter or a bounded
+function of a bounded input; the selective and SSD mixers normalise their own input,
+:func:`bayes_ssm.models._neural_mixers.rms_norm`). ``S4D_l`` is the
 per-channel diagonal SSM of :func:`bayes_ssm.kernels.s4d.s4d` (its ``C``,
 ``D`` and half-lives sampled by :class:`bayes_ssm.layers.s4d.StochasticDecayS4D` with
 ``noise="none"``, so the layer is time-invariant) and ``M_l`` a channel-mixing matrix. In
@@ -31,6 +36,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import numpyro
 import numpyro.distributions as dist
 from numpyro.handlers import scope
@@ -40,7 +46,17 @@ from bayes_ssm.kernels.s4d import S4DParams, s4d, s4d_discretize
 from bayes_ssm.layers.s4d import StochasticDecayS4D
 from bayes_ssm.models._neural_mixers import apply_mixer, sample_mixer
 
-__all__ = ["Weights", "sample_weights", "features", "final_states", "step", "layer_of", "lagged"]
+__all__ = [
+    "Weights",
+    "sample_weights",
+    "features",
+    "final_states",
+    "step",
+    "layer_of",
+    "lagged",
+    "input_bounds",
+    "bounded_input",
+]
 
 
 class Weights(NamedTuple):
@@ -100,6 +116,23 @@ def lagged(z, lags: int):
     """``Z[t, j] = z_{t-j}`` (0 before the start), shape ``(time, lag)``."""
     cols = [jnp.concatenate([jnp.zeros((j,), z.dtype), z[: z.shape[0] - j]]) for j in range(lags)]
     return jnp.stack(cols, axis=-1)
+
+
+def input_bounds(y, loc: float, scale: float) -> dict[str, float]:
+    """``{"input_lo", "input_hi"}``: the standardised observed range of ``y`` widened by its
+    width on each side (the band the network's input is clipped to)."""
+    obs = np.asarray(y, float)
+    obs = (obs[~np.isnan(obs)] - loc) / scale
+    lo, hi = float(obs.min()), float(obs.max())
+    width = max(hi - lo, 1e-6)
+    return {"input_lo": lo - width, "input_hi": hi + width}
+
+
+def bounded_input(z, scales):
+    """``z`` clipped to ``scales``' input band (unchanged for scales without one: older fits)."""
+    if "input_lo" not in scales:
+        return z
+    return jnp.clip(z, scales["input_lo"], scales["input_hi"])
 
 
 def _project(w: Weights, z):

@@ -118,7 +118,8 @@ class HybridTS(TimeSeriesModel):
 
     # ------------------------------------------------------------------ contract
     def data_scales(self, y: np.ndarray, covariates: np.ndarray | None = None) -> dict[str, float]:
-        return self.structural.data_scales(y, covariates)
+        scales = self.structural.data_scales(y, covariates)
+        return {**scales, **net.input_bounds(y, scales["y_loc"], scales["y_scale"])}
 
     def validate(self, y: np.ndarray, covariates: np.ndarray | None = None) -> None:
         self.structural.validate(y, covariates)
@@ -183,7 +184,7 @@ class HybridTS(TimeSeriesModel):
             sts, covariates, future_covariates, horizon, params, dtype
         )
         loc, scale = scales["y_loc"], scales["y_scale"]
-        z = (_ffill(y) - loc) / scale
+        z = net.bounded_input((_ffill(y) - loc) / scale, scales)
         w, w_out = self.sample_network(dtype)
         u = net.features(w, z)  # u_t sees z_1..z_t
         neural_term = scale * jnp.concatenate([jnp.zeros((1,), dtype), (u @ w_out)[:-1]])
@@ -223,7 +224,7 @@ class HybridTS(TimeSeriesModel):
                 alpha = system.transition @ alpha + noise_sd * z_k  # predict the next state
                 y_k = system.observation @ alpha + r_k + scale * (u_t @ w_out)
                 y_k = y_k + params["sigma_obs"] * e_k  # and draw the observation
-                state, u_t = net.step(w, state, (y_k - loc) / scale)
+                state, u_t = net.step(w, state, net.bounded_input((y_k - loc) / scale, scales))
                 return (alpha, state, u_t), y_k
 
             carry = (alpha, net.final_states(w, z), u[-1])

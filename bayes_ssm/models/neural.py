@@ -18,7 +18,10 @@ with ``s = prior_scale``; the S4D layers keep their own priors (``C ~ CN(0, 1)``
 ``D ~ N(0, 1)``, half-life ``half_life``).
 
 Forecasts simulate paths: from the recurrent state after the last observation, draw
-``y_{T+1}``, feed it back through the layers in recurrent mode, draw ``y_{T+2}``, ...
+``y_{T+1}``, feed it back through the layers in recurrent mode, draw ``y_{T+2}``, ... The
+network reads its input clipped to the observed range widened by its width on each side
+(``scales["input_lo"]``, ``scales["input_hi"]``; never active in sample), and the selective
+and SSD mixers normalise their own input (RMSNorm), so fed-back paths stay bounded.
 
 Sites (beside the contract's ``log_lik``, ``y_fitted``, ``y_forecast``; ``y_rep`` with
 ``components=True``): the network's under scope ``"net"`` (``"net.w_in"``, ``"net.b_in"``,
@@ -163,7 +166,8 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         obs = obs[~np.isnan(obs)]
         if obs.size == 0:
             raise ValueError("y has no observed values")
-        return {"loc": float(np.mean(obs)), "scale": float(max(np.std(obs), 1e-6))}
+        loc, scale = float(np.mean(obs)), float(max(np.std(obs), 1e-6))
+        return {"loc": loc, "scale": scale, **net.input_bounds(obs, loc, scale)}
 
     def validate(self, y: np.ndarray, covariates: np.ndarray | None = None) -> None:
         y = np.asarray(y, float)
@@ -261,8 +265,10 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
                 "direction='causal' to forecast"
             )
         loc, scale = scales["loc"], scales["scale"]
-        z = (_ffill(y) - loc) / scale
-        zb = (jnp.flip(_ffill(jnp.flip(y))) - loc) / scale if self.bidirectional else None
+        z = net.bounded_input((_ffill(y) - loc) / scale, scales)
+        zb = None
+        if self.bidirectional:
+            zb = net.bounded_input((jnp.flip(_ffill(jnp.flip(y))) - loc) / scale, scales)
         w, w_out, w_scale = self.sample_network(y.dtype)
         intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
         obs_sd = numpyro.sample("obs_sd", dist.HalfNormal(1.0))
@@ -296,7 +302,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             base = dist.StudentT(nu) if nu is not None else dist.Normal(0.0, 1.0)
             eps = numpyro.sample("forecast_noise", base.expand([horizon]).to_event(1))
             if self.layer != "s4d":
-                zs = self._forecast_by_recomputing(w, z, u[-1], head, eps.astype(y.dtype))
+                zs = self._forecast_by_recomputing(w, z, u[-1], head, eps.astype(y.dtype), scales)
                 numpyro.deterministic("y_forecast", loc + scale * zs)
                 return
             states = net.final_states(w, z)
@@ -305,13 +311,13 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
                 states, u = carry
                 m, s = head(u)
                 zt = m + s * e
-                states, u = net.step(w, states, zt)
+                states, u = net.step(w, states, net.bounded_input(zt, scales))
                 return (states, u), zt
 
             _, zs = jax.lax.scan(body, (states, u[-1]), eps.astype(y.dtype))
             numpyro.deterministic("y_forecast", loc + scale * zs)
 
-    def _forecast_by_recomputing(self, w, z, u_last, head, eps):
+    def _forecast_by_recomputing(self, w, z, u_last, head, eps, scales):
         """Simulate a path: each drawn value is appended and the (causal) network re-run on the
         extended series (the mixers other than S4D have no recurrent step here)."""
         T, horizon = z.shape[0], eps.shape[0]
@@ -322,7 +328,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             k, e = inp
             m, s = head(u)
             zt = m + s * e
-            buf = buf.at[T + k].set(zt)
+            buf = buf.at[T + k].set(net.bounded_input(zt, scales))
             u = net.features(w, buf, self.layer)[T + k]
             return (buf, u), zt
 
@@ -342,7 +348,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         Missing values are carried forward in both directions here.
         """
         y = jnp.asarray(y)
-        z = (_ffill(y) - scales["loc"]) / scales["scale"]
+        z = net.bounded_input((_ffill(y) - scales["loc"]) / scales["scale"], scales)
         w, w_out, _ = self.sample_network(y.dtype)
         intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
         numpyro.sample("obs_sd", dist.HalfNormal(1.0))
@@ -366,7 +372,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         zero diagonal, for a causal model; two-sided with a zero diagonal when
         bidirectional)."""
         y = jnp.asarray(y)
-        z = (_ffill(y) - scales["loc"]) / scales["scale"]
+        z = net.bounded_input((_ffill(y) - scales["loc"]) / scales["scale"], scales)
         w, w_out, _ = self.sample_network(y.dtype)
         intercept = numpyro.sample("intercept", dist.Normal(0.0, 1.0))
 
