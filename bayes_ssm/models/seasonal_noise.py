@@ -51,13 +51,14 @@ class SeasonalNoiseTS(StructuralTS):
         Period ``P`` of the variance pattern in steps (e.g. ``52.18`` for weekly data).
     noise_harmonics : int
         Number ``K`` of harmonics of the log variances (each adds 2 coefficients per variance).
-    **kwargs
-        The :class:`~bayes_ssm.StructuralTS` options (level, trend, seasonal, ar_order,
-        regression, priors, method). Not supported: ``likelihood`` other than ``"gaussian"``,
-        ``cycle``, ``regression_states``, ``initialization="diffuse"``, continuous time.
 
     Notes
     -----
+    The other fields are the :class:`~bayes_ssm.StructuralTS` options (level, trend, seasonal,
+    ar_order, regression, priors, method). Not supported: ``likelihood`` other than
+    ``"gaussian"``, ``cycle``, ``regression_states``, ``initialization="diffuse"``, continuous
+    time.
+
     Extra parameter sites: ``level_noise_coef`` and ``obs_noise_coef``, each ``(2K,)``.
     ``log_lik``, ``y_forecast``, ``y_fitted``, ``y_rep`` and ``component/<name>`` as for
     :class:`~bayes_ssm.StructuralTS`; the filter is sequential whatever ``method`` says.
