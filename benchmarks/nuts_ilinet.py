@@ -7,7 +7,7 @@ season), 2 chains of ``--warmup`` + ``--draws`` (the default forecaster's NUTS s
 Usage::
 
     PYTHONPATH=. python benchmarks/nuts_ilinet.py [--candidate level_seasonal_noise] \
-        [--warmup 500] [--draws 500] [--dense] [--runs 2]
+        [--warmup 500] [--draws 500] [--mass auto|diag|dense] [--runs 2]
 
 ``--candidate`` names one of ``bs.auto.default_candidates``' structures for the weekly season
 (``level_seasonal_noise``, ``damped_trend_seasonal_noise``, ``level_ar1``, ``level_student_t``)
@@ -29,7 +29,9 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--init", default="prior")
-    parser.add_argument("--dense", action="store_true", help="dense mass matrix")
+    parser.add_argument(
+        "--mass", default="auto", choices=("auto", "diag", "dense"), help="fit_nuts dense_mass"
+    )
     parser.add_argument("--runs", type=int, default=2, help="1: only the compiling run")
     args = parser.parse_args(argv)
     import jax
@@ -55,7 +57,7 @@ def main(argv=None):
         num_chains=2,
         num_warmup=args.warmup,
         num_samples=args.draws,
-        dense_mass=args.dense,
+        dense_mass={"auto": "auto", "diag": False, "dense": True}[args.mass],
         progress=False,
     )
     for run in ("first (compiles)", "second (compiled)")[: args.runs]:
@@ -67,9 +69,8 @@ def main(argv=None):
         rhat = float(summ["r_hat"].max())
         ess = float(summ["ess_bulk"].min())
         steps = float(fit.sample_stats["n_steps"].mean())
-        mass = "dense" if args.dense else "diag"
         print(
-            f"| {args.candidate} | {args.warmup}+{args.draws} {mass} | {run} | {wall:.1f} | "
+            f"| {args.candidate} | {args.warmup}+{args.draws} {args.mass} | {run} | {wall:.1f} | "
             f"{rhat:.3f} | {ess:.0f} | {steps:.1f} | {load:.1f} |",
             flush=True,
         )
