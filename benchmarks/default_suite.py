@@ -113,7 +113,8 @@ def markdown(frame: pd.DataFrame) -> str:
         return str(v)
 
     head = "| " + " | ".join(frame.columns) + " |"
-    rule = "|" + "|".join("---" if c == "model" else "---:" for c in frame.columns) + "|"
+    rule = "|" + "|".join("---" if c in ("model", "panel") else "---:" for c in frame.columns)
+    rule += "|"
     body = ["| " + " | ".join(fmt(v) for v in row) + " |" for row in frame.itertuples(False)]
     return "\n".join([head, rule, *body])
 
@@ -143,6 +144,36 @@ def report(scores: pd.DataFrame, panels, models, print_=print) -> None:
         print_(markdown(table.drop(columns=["n"])))
         if panel.name in PUBLISHED:
             print_(f"\nPublished, not rerun: {PUBLISHED[panel.name]}")
+
+
+DATASET_OF = {  # panel -> the bundled file it is built from (datasets/README.md)
+    "ili": "ili",
+    "national_illness": "national_illness",
+    "covid_weekly_cases": "covid",
+    "monthly_deaths": "covid",
+    "fx_levels": "exchange_rate",
+    "fx_returns": "exchange_rate",
+    "etth1": "etth1",
+}
+
+
+def compact(scores: pd.DataFrame, panels, models_by_panel, print_=print) -> None:
+    """One short table per bundled dataset (its panels stacked): rank, rel. CRPS, WQL,
+    80/95% coverage over all steps (the tables of ``datasets/README.md``)."""
+    for dataset in dict.fromkeys(DATASET_OF[p.name] for p in panels):
+        parts = []
+        for panel in (p for p in panels if DATASET_OF[p.name] == dataset):
+            part = scores[
+                (scores["panel"] == panel.name) & scores["model"].isin(models_by_panel[panel.name])
+            ]
+            if part.empty:
+                continue
+            table = suite_scores.summary(part, baseline=_baseline_name(panel))
+            table.insert(0, "panel", f"{panel.name} (h 1-{panel.horizon})")
+            parts.append(table[["panel", "model", "rank", "rel. CRPS", "WQL", "cov80", "cov95"]])
+        if parts:
+            print_(f"\n#### {dataset}\n")
+            print_(markdown(pd.concat(parts, ignore_index=True)))
 
 
 def main(argv=None):
@@ -209,6 +240,8 @@ def main(argv=None):
     )
     for panel in panels:
         report(scores, [panel], models_by_panel[panel.name])
+    print("\n## One table per dataset (datasets/README.md)")
+    compact(scores, panels, models_by_panel)
 
 
 if __name__ == "__main__":
