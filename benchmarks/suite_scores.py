@@ -99,8 +99,8 @@ def summary(scores: pd.DataFrame, *, baseline: str, steps=None) -> pd.DataFrame:
         Rows of :func:`forecast_rows` with ``model``, ``series``, ``origin`` and ``seconds``
         (seconds of that model's fit at that series and origin, repeated on its rows).
     baseline : str
-        The model whose mean scaled CRPS divides everyone's (``rel. CRPS``); rows where it
-        is missing are an error.
+        The model whose mean scaled CRPS divides everyone's (``rel. CRPS``; NaN when it has
+        no rows, e.g. a run without peers).
     steps : sequence of int, optional
         Only these horizon steps (default all).
 
@@ -112,8 +112,8 @@ def summary(scores: pd.DataFrame, *, baseline: str, steps=None) -> pd.DataFrame:
     part = scores if steps is None else scores[scores["h"].isin(list(steps))]
     keys = ["series", "origin", "h"]
     models = list(dict.fromkeys(part["model"]))
-    if baseline not in models:
-        raise ValueError(f"the baseline {baseline!r} has no rows; models: {models}")
+    if not models:
+        raise ValueError("no rows to summarise")
     # the rows every complete model has (a model that failed somewhere is scored on its rows
     # among these, and its ``n`` says so)
     sizes = part.groupby("model", sort=False).size()
@@ -128,8 +128,8 @@ def summary(scores: pd.DataFrame, *, baseline: str, steps=None) -> pd.DataFrame:
         fits = group.drop_duplicates(["series", "origin"])
         rows.append({"model": model, **pooled(group), "seconds": float(fits["seconds"].sum())})
     out = pd.DataFrame(rows)
-    base = out.loc[out["model"] == baseline, "scaled CRPS"].iloc[0]
-    out.insert(2, "rel. CRPS", out["scaled CRPS"] / base)
+    base = out.loc[out["model"] == baseline, "scaled CRPS"]  # NaN without the baseline
+    out.insert(2, "rel. CRPS", out["scaled CRPS"] / (base.iloc[0] if len(base) else np.nan))
     out = out.sort_values("scaled CRPS", kind="stable").reset_index(drop=True)
     out.insert(1, "rank", np.arange(1, len(out) + 1))
     return out

@@ -91,8 +91,8 @@ def test_summary_rel_crps_rank_and_common_rows():
     assert out.loc["good", "cov80"] == 1.0  # the actual equals the quantiles: inside
     last = suite_scores.summary(pd.concat([naive, good]), baseline="naive", steps=[2])
     assert last.set_index("model").loc["good", "scaled CRPS"] == pytest.approx(0.2)
-    with pytest.raises(ValueError, match="baseline"):
-        suite_scores.summary(good, baseline="naive")
+    alone = suite_scores.summary(good, baseline="naive")  # no baseline rows: no rel. CRPS
+    assert np.isnan(alone["rel. CRPS"].iloc[0]) and alone["n"].iloc[0] == 4
 
 
 def test_forecast_rows_refuse_bad_input():
