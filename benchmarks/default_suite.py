@@ -58,7 +58,7 @@ PUBLISHED = {  # full protocols, not rerun here (benchmarks/README.md)
 def _write(frame: pd.DataFrame, path: str) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     tmp = f"{path}.tmp"
-    frame.to_csv(tmp, index=False, float_format="%.6g")
+    frame.to_csv(tmp, index=False, float_format="%.9g")
     os.replace(tmp, path)
 
 
