@@ -66,6 +66,19 @@ def _baseline_name(panel) -> str:
     return suite_runners.EmpiricalNaive(panel.season).name
 
 
+def _cutoff(stamp) -> str:
+    """The CSV label of an origin: its last training timestamp."""
+    return stamp.strftime("%Y-%m-%d" if stamp == stamp.normalize() else "%Y-%m-%d %H:%M")
+
+
+def _rows_of(scores: pd.DataFrame, panel, models) -> pd.DataFrame:
+    """The rows of ``models`` at the panel's selected origins (``--origins``)."""
+    first = next(iter(panel.series.values()))
+    cutoffs = {_cutoff(first.index[origin - 1]) for origin in panel.origins}
+    keep = (scores["panel"] == panel.name) & scores["model"].isin(models)
+    return scores[keep & scores["origin"].isin(cutoffs)]
+
+
 def run_panel(panel, runners, done, key0, log):
     """Score every runner on every series and origin of ``panel`` not already in ``done``
     (a set of ``(panel, model, series, origin)``); yield the new rows after each origin."""
@@ -73,8 +86,7 @@ def run_panel(panel, runners, done, key0, log):
         frames = []
         for s, (series, y) in enumerate(panel.series.items()):
             train, test = y.iloc[:origin], y.iloc[origin : origin + panel.horizon]
-            last = train.index[-1]
-            cutoff = last.strftime("%Y-%m-%d" if last == last.normalize() else "%Y-%m-%d %H:%M")
+            cutoff = _cutoff(train.index[-1])
             scale = suite_panels.training_scale(train)
             key = key0 + 1000 * o + s
             for runner in runners:
@@ -123,7 +135,7 @@ def report(scores: pd.DataFrame, panels, models, print_=print) -> None:
     """Print one table per panel (pooled over all steps), the last step's scaled CRPS and
     95% coverage beside it."""
     for panel in panels:
-        part = scores[(scores["panel"] == panel.name) & scores["model"].isin(models)]
+        part = _rows_of(scores, panel, models)
         if part.empty:
             continue
         base = _baseline_name(panel)
@@ -163,9 +175,7 @@ def compact(scores: pd.DataFrame, panels, models_by_panel, print_=print) -> None
     for dataset in dict.fromkeys(DATASET_OF[p.name] for p in panels):
         parts = []
         for panel in (p for p in panels if DATASET_OF[p.name] == dataset):
-            part = scores[
-                (scores["panel"] == panel.name) & scores["model"].isin(models_by_panel[panel.name])
-            ]
+            part = _rows_of(scores, panel, models_by_panel[panel.name])
             if part.empty:
                 continue
             table = suite_scores.summary(part, baseline=_baseline_name(panel))
