@@ -137,13 +137,16 @@ class EmpiricalNaive:
 class Statsforecast:
     """A statsforecast model: Gaussian draws matching its 80% interval (as default_model)."""
 
-    def __init__(self, name, factory):
-        self.name, self.factory = name, factory
+    def __init__(self, name, season_length):
+        self.name, self.season_length = name, season_length  # name: a statsforecast model
 
     def forecast(self, train, horizon, key, pad_to=None):
+        import statsforecast.models
+
+        model = getattr(statsforecast.models, self.name)(season_length=self.season_length)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = self.factory().forecast(y=_context(train), h=horizon, level=[80])
+            out = model.forecast(y=_context(train), h=horizon, level=[80])
         mean = np.asarray(out["mean"], float)
         sd = (np.asarray(out["hi-80"]) - np.asarray(out["lo-80"])) / (2 * 1.2815515655446004)
         rng = np.random.default_rng(key)
@@ -213,20 +216,18 @@ class Garch:
 
 def peers(panel) -> list:
     """The peers of a panel (by its season and kind)."""
-    from statsforecast.models import MSTL, AutoARIMA, AutoETS, AutoTheta
-
     m = panel.season
     out = [EmpiricalNaive(m)]
     if panel.name == "fx_returns":
         out += [EmpiricalNaive(1, "zero"), EmpiricalNaive(1, "mean")]
     out += [
-        Statsforecast("AutoETS", lambda: AutoETS(season_length=m if m <= 24 else 1)),
-        Statsforecast("AutoTheta", lambda: AutoTheta(season_length=m)),
+        Statsforecast("AutoETS", m if m <= 24 else 1),
+        Statsforecast("AutoTheta", m),
     ]
     if panel.name in ("fx_returns", "fx_levels"):
-        out.append(Statsforecast("AutoARIMA", lambda: AutoARIMA(season_length=m)))
+        out.append(Statsforecast("AutoARIMA", m))
     if m > 1:
-        out.append(Statsforecast("MSTL", lambda: MSTL(season_length=m)))
+        out.append(Statsforecast("MSTL", m))
     if panel.name == "fx_returns":
         out.append(Garch())
     else:
