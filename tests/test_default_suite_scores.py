@@ -102,3 +102,17 @@ def test_forecast_rows_refuse_bad_input():
         suite_scores.forecast_rows(np.zeros(2), np.full((10, 2), np.inf), scale=1.0)
     with pytest.raises(ValueError, match="scale"):
         suite_scores.forecast_rows(np.zeros(2), np.zeros((10, 2)), scale=0.0)
+
+
+@pytest.mark.parametrize("season", [1, 4])
+def test_empirical_naive_errors_use_the_rule_lag(season):
+    """On y_t = pattern(t mod season) + t the seasonal naive's h-step error is always its lag,
+    so the empirical-quantile draws must equal the true continuation exactly."""
+    import suite_runners
+
+    pattern = {1: np.zeros(1), 4: np.array([0.0, 5.0, -3.0, 1.0])}[season]
+    full = pattern[np.arange(72) % season] + np.arange(72.0)
+    train = pd.Series(full[:60], index=pd.date_range("2020-01-05", periods=60, freq="W"))
+    draws = suite_runners.EmpiricalNaive(season).forecast(train, 12, key=0)
+    assert draws.shape == (suite_runners.NUM_SAMPLES, 12)
+    np.testing.assert_allclose(draws, np.broadcast_to(full[60:], draws.shape))
