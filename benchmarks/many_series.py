@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 import bayes_ssm as bs
+from bayes_ssm.data.atomic import atomic_path
 from bayes_ssm.data.long_format import split_long
 
 PERIOD = 52.18
@@ -54,6 +55,32 @@ def peak_memory_mb() -> float:
     if "peak_bytes_in_use" in stats:
         return stats["peak_bytes_in_use"] / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+
+
+def current_rss_mb() -> float:
+    """The process's resident memory now (Linux ``/proc``), in MB; NaN elsewhere."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * resource.getpagesize() / 2**20
+
+
+def nuts_diagnostics(fits) -> dict:
+    """Per-series NUTS diagnostics summarised over the series: the median and largest split
+    r-hat (each series' worst site), the median and smallest bulk ESS (each series' worst
+    site), and the share of series with at least one divergent transition."""
+    table = fits.summary()
+    r_hat, ess = table["r_hat_max"].to_numpy(float), table["ess_min"].to_numpy(float)
+    return {
+        "r_hat_median": float(np.nanmedian(r_hat)),
+        "r_hat_max": float(np.nanmax(r_hat)),
+        "share_r_hat_over_1_1": float(np.mean(r_hat > 1.1)),
+        "ess_median": float(np.nanmedian(ess)),
+        "ess_min": float(np.nanmin(ess)),
+        "share_divergent": float(np.mean(table["divergences"].to_numpy() > 0)),
+    }
 
 
 def timed(fn):
@@ -141,8 +168,8 @@ def main(argv=None):
     )
     print("| method | series | many s | many series/s | compile s | loop series/s | "
           "loop s (extrapolated) | many / loop | statsmodels series/s | peak MB | "
-          "sharded == 1 device |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "peak - RSS before MB | sharded == 1 device |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
     loop_rates = {}
     for method in [] if args.dask_only else args.methods:
@@ -166,6 +193,7 @@ def main(argv=None):
                         model, y, key=k, chain_method="sequential", progress=False, **nuts
                     )
 
+            rss_before = current_rss_mb()
             fits, first = timed(lambda: many(devices))  # noqa: B023
             print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
             once = args.once or (args.once_from is not None and n >= args.once_from)
@@ -176,17 +204,22 @@ def main(argv=None):
             row = {
                 "method": method, "series": n, "many_s": warm, "many_rate": n / warm,
                 "compile_s": first - warm, "devices": count, "peak_mb": peak_memory_mb(),
-                "once": once,
+                "once": once, "rss_before_mb": rss_before,
             }  # fmt: skip
+            if method == "nuts":
+                row.update(nuts_diagnostics(fits))
+                print(f"# {method}, {n} series, diagnostics: {json.dumps(row)}", flush=True)
             need_loop = not args.no_loop and not (args.loop_once and method in loop_rates)
-            need_sm = not args.no_sm and method == "svi"
+            need_sm = not args.no_sm and "sm" not in loop_rates
             series = split_long(frame) if need_loop or need_sm else None
             if need_loop:
                 loop_rates[method] = loop_rate(one, series, keys, args.loop_series)
             if method in loop_rates:
                 row["loop_rate"] = loop_rates[method]
             if need_sm:
-                row["sm_rate"] = statsmodels_rate(series, args.loop_series)
+                loop_rates["sm"] = statsmodels_rate(series, args.loop_series)
+            if "sm" in loop_rates:
+                row["sm_rate"] = loop_rates["sm"]
             if count > 1:
                 single = many(None)
                 row["sharded_max_diff"] = max_difference(fits, single)
@@ -199,13 +232,14 @@ def main(argv=None):
                 f"{'incl.' if once else f'{first - warm:.1f}'} | "
                 f"{loop:.2f} | {n / loop:.0f} | {n / warm / loop:.1f} | "
                 f"{row.get('sm_rate', nan):.2f} | "
-                f"{row['peak_mb']:.0f} | {'-' if diff is None else f'{diff:.1e}'} |",
+                f"{row['peak_mb']:.0f} | {row['peak_mb'] - rss_before:.0f} | "
+                f"{'-' if diff is None else f'{diff:.1e}'} |",
                 flush=True,
             )
     if args.dask_workers:
         rows.append(dask_speedup(model, svi, args))
     if args.out:
-        with open(args.out, "w") as fh:
+        with atomic_path(args.out) as tmp, open(tmp, "w") as fh:
             json.dump(rows, fh, indent=1)
 
 
