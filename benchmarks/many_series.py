@@ -83,9 +83,29 @@ def nuts_diagnostics(fits) -> dict:
     }
 
 
+def chunked(fit_many, devices, frame, chunk):
+    """``fit_many(devices, frame)``, or (``chunk`` > 0) one call per ``chunk`` series (the
+    same compiled program for every full chunk), the fits gathered in one collection."""
+    if not chunk:
+        return fit_many(devices, frame)
+    groups = [g for _, g in frame.groupby("unique_id", sort=True)]
+    fits = {}
+    for start in range(0, len(groups), chunk):
+        part = fit_many(devices, pd.concat(groups[start : start + chunk]))
+        fits.update((i, part[i]) for i in part)
+    return bs.FitCollection(fits, {"chunk": chunk})
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def timed(fn):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     out = fn()
+    timed.cpu = cpu_seconds() - c0
     return out, time.perf_counter() - t0
 
 
@@ -93,9 +113,10 @@ def loop_rate(fit_one, series, keys, count):
     """Series per second of ``fit_one`` over ``count`` series after one warm-up fit."""
     items = list(series.items())[: count + 1]
     fit_one(items[0][1], keys[0])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     for k, (_, y) in zip(keys[1:], items[1:], strict=False):
         fit_one(y, k)
+    loop_rate.cpu_per_series = (cpu_seconds() - c0) / (len(items) - 1)
     return (len(items) - 1) / (time.perf_counter() - t0)
 
 
@@ -146,6 +167,10 @@ def main(argv=None):
         help="time the loop at the first size only and reuse its rate (it does not depend on "
         "the number of series)",
     )  # fmt: skip
+    ap.add_argument(
+        "--chunk", type=int, default=0, metavar="K",
+        help="vmap K series per call (one compiled program), calls in a Python loop",
+    )  # fmt: skip
     ap.add_argument("--kalman", default="auto", choices=["auto", "sequential", "parallel"])
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
@@ -178,14 +203,14 @@ def main(argv=None):
             keys = jax.random.split(jax.random.PRNGKey(0), n)
             if method == "svi":
 
-                def many(devs, frame=frame):
+                def many_one(devs, frame):
                     return bs.fit_svi_many(model, frame, key=0, batch="vmap", devices=devs, **svi)
 
                 def one(y, k):
                     return bs.fit_svi(model, y, key=k, **svi)
             else:
 
-                def many(devs, frame=frame):
+                def many_one(devs, frame):
                     return bs.fit_nuts_many(model, frame, key=0, batch="vmap", devices=devs, **nuts)
 
                 def one(y, k):
@@ -194,17 +219,24 @@ def main(argv=None):
                     )
 
             rss_before = current_rss_mb()
+
+            def many(devs, frame=frame, many_one=many_one):
+                return chunked(many_one, devs, frame, args.chunk)
+
             fits, first = timed(lambda: many(devices))  # noqa: B023
-            print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
+            first_cpu = timed.cpu
+            print(f"# {method}, {n} series: first call {first:.1f} s ({first_cpu:.1f} CPU s)")
             once = args.once or (args.once_from is not None and n >= args.once_from)
             if not once:
                 fits, warm = timed(lambda: many(devices))  # noqa: B023
+                warm_cpu = timed.cpu
             else:
-                warm = first  # compile included
+                warm, warm_cpu = first, first_cpu  # compile included
             row = {
                 "method": method, "series": n, "many_s": warm, "many_rate": n / warm,
                 "compile_s": first - warm, "devices": count, "peak_mb": peak_memory_mb(),
-                "once": once, "rss_before_mb": rss_before,
+                "once": once, "rss_before_mb": rss_before, "many_cpu_s": warm_cpu,
+                "first_cpu_s": first_cpu, "chunk": args.chunk,
             }  # fmt: skip
             if method == "nuts":
                 row.update(nuts_diagnostics(fits))
@@ -214,12 +246,22 @@ def main(argv=None):
             series = split_long(frame) if need_loop or need_sm else None
             if need_loop:
                 loop_rates[method] = loop_rate(one, series, keys, args.loop_series)
+                loop_rates[method + "_cpu"] = loop_rate.cpu_per_series
             if method in loop_rates:
                 row["loop_rate"] = loop_rates[method]
+                row["loop_cpu_s_per_series"] = loop_rates[method + "_cpu"]
+                print(
+                    f"# CPU seconds: many {warm_cpu:.1f} ({warm_cpu / n:.3f} a series), loop "
+                    f"{row['loop_cpu_s_per_series']:.3f} a series: many / loop by CPU time "
+                    f"{row['loop_cpu_s_per_series'] * n / warm_cpu:.1f}x",
+                    flush=True,
+                )
             if need_sm:
                 loop_rates["sm"] = statsmodels_rate(series, args.loop_series)
+                loop_rates["sm_cpu"] = loop_rate.cpu_per_series
             if "sm" in loop_rates:
                 row["sm_rate"] = loop_rates["sm"]
+                row["sm_cpu_s_per_series"] = loop_rates["sm_cpu"]
             if count > 1:
                 single = many(None)
                 row["sharded_max_diff"] = max_difference(fits, single)
