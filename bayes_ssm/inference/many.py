@@ -40,7 +40,7 @@ import jax
 from bayes_ssm.data.long_format import as_series_map as _as_series_map
 from bayes_ssm.data.types import KeyLike, LongData
 from bayes_ssm.inference import engine as _engine
-from bayes_ssm.inference.batch_choice import CPU_VMAP_MAX_SERIES, auto_batch
+from bayes_ssm.inference.batch_choice import CPU_VMAP_MAX_SERIES, auto_batch, auto_group_size
 from bayes_ssm.inference.fit_collection import FitCollection
 from bayes_ssm.inference.fitting import svi_settings
 from bayes_ssm.inference.many_covariates import series_covariates
@@ -61,34 +61,25 @@ BATCH_MODES = ("auto", "vmap", "loop")
 
 
 def _plan(
-    batch,
-    pooling,
-    backend,
-    data,
-    id_col,
-    time_col,
-    value_col,
-    key,
-    covariates=None,
-    method="svi",
-    work=None,
+    batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None, method="svi"
 ):
     """Both drivers' start: the options checked, the series read (long format or a mapping),
-    ``batch="auto"`` resolved (:func:`auto_batch`, with ``work``: ``steps`` or ``iterations``
-    and ``max_tree_depth``, and the longest series' length), their covariates (None, or id ->
-    frame) and one key per series."""
+    ``batch="auto"`` resolved (:func:`auto_batch`; on a CPU with a group size,
+    :func:`~bayes_ssm.inference.batch_choice.auto_group_size`), their covariates (None, or id
+    -> frame) and one key per series: ``(batch, group_size, series, covariates, keys)``."""
     if batch not in BATCH_MODES:
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
     _check_choice("pooling", pooling, POOLING_MODES)
     _check_choice("backend", backend, BACKENDS)
     series = _as_series_map(data, id_col, time_col, value_col)
+    group_size = None
     if batch == "auto":
-        length = max((len(y) for y in series.values()), default=0)
-        batch = auto_batch(
-            method, jax.default_backend(), len(series), length=length, **(work or {})
-        )
+        platform = jax.default_backend()
+        batch = auto_batch(method, platform, len(series))
+        group_size = auto_group_size(platform) if batch == "vmap" else None
     covs = series_covariates(data, series, covariates, id_col, time_col, value_col)
-    return batch, series, covs, jax.random.split(_engine.as_key(key), len(series))
+    keys = jax.random.split(_engine.as_key(key), len(series))
+    return batch, group_size, series, covs, keys
 
 
 def fit_svi_many(
@@ -145,10 +136,11 @@ def fit_svi_many(
         ``"vmap"``: each group of equal-length series runs as one vmapped program.
         ``"loop"``: the series run one after another through the single-series program (also
         compiled once per length). ``"auto"``: the one measured faster (:func:`auto_batch`):
-        ``"vmap"`` off the CPU; on a CPU ``"vmap"`` for 2 to 16 series whose ``steps x
-        length`` is at most 400,000 (e.g. 3,800 steps of 104 weeks), ``"loop"`` for one
-        series, more than 16, or more work. Both give the same fits (the loop bit for bit
-        with ``fit_svi``, the vmapped program up to float rounding).
+        ``"loop"`` for one series, else ``"vmap"``: off the CPU one program per length group,
+        on a CPU programs of at most 10 series each (one compiled program; a vmapped program
+        of 30 or more series was slower than the loop there, one of 2-10 faster). Both give
+        the same fits (the loop bit for bit with ``fit_svi``, the vmapped program up to float
+        rounding).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the series axis is split (each device
         fits its share; a group is padded with inert copies of its last series to a multiple
@@ -195,10 +187,9 @@ def fit_svi_many(
         num_samples=num_samples,
     )
     svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate)
-    batch, series, covs, keys = _plan(
-        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates,
-        work={"steps": steps},
-    )  # fmt: skip
+    batch, group_size, series, covs, keys = _plan(
+        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates
+    )
     settings["covariates"] = covs
     start = time.perf_counter()
     if pooling == "partial":
@@ -221,12 +212,13 @@ def fit_svi_many(
             batch=batch,
             devices=devices,
             pad=pad,
+            group_size=group_size,
             **settings,
         )
     else:
         fits, failures, info = svi_series(
             model, series, keys, batch=batch, devices=devices, pad=pad, progress=progress,
-            **settings,
+            group_size=group_size, **settings,
         )  # fmt: skip
     info.update(pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start)
     return _collection(series, fits, failures, info)
@@ -292,9 +284,8 @@ def fit_nuts_many(
         step size, mass matrix and warm-up, i.e. an independent NUTS run per series
         (``init="prior"`` only; not bit-equal to the loop, whose key use differs, but the same
         posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
-        :func:`auto_batch` (on a CPU by the number of series and the work per series,
-        ``num_warmup + num_samples``, ``max_tree_depth`` and the length; ``"vmap"`` elsewhere;
-        ``"loop"`` for one series or ``init`` other than ``"prior"``).
+        :func:`auto_batch` (``"vmap"``, on a CPU in programs of at most 10 series; ``"loop"``
+        for one series or ``init`` other than ``"prior"``).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the ``series x chains`` rows are split
         (as in :func:`fit_svi_many`).
@@ -317,12 +308,8 @@ def fit_nuts_many(
         ``summary()`` has per-series divergences, largest r-hat and smallest ESS. A series
         whose fit fails numerically is reported in ``failures``; the others are kept.
     """
-    work = {
-        "iterations": nuts_kwargs.get("num_warmup", 1000) + nuts_kwargs.get("num_samples", 1000),
-        "max_tree_depth": nuts_kwargs.get("max_tree_depth", 10),
-    }
-    batch, series, covs, keys = _plan(
-        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates, "nuts", work
+    batch, group_size, series, covs, keys = _plan(
+        batch, pooling, backend, data, id_col, time_col, value_col, key, covariates, "nuts"
     )
     start = time.perf_counter()
     if pooling == "partial":
@@ -338,12 +325,12 @@ def fit_nuts_many(
 
         fits, failures, info = map_series(
             nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
-            devices=devices, pad=pad, covariates=covs, **nuts_kwargs,
+            devices=devices, pad=pad, covariates=covs, group_size=group_size, **nuts_kwargs,
         )  # fmt: skip
     else:
         fits, failures, info = nuts_series(
             model, series, keys, freq=freq, batch=batch, devices=devices, pad=pad,
-            progress=progress, covariates=covs, **nuts_kwargs,
+            progress=progress, covariates=covs, group_size=group_size, **nuts_kwargs,
         )  # fmt: skip
     info.update(
         method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start
