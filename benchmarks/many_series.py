@@ -71,7 +71,16 @@ def nuts_diagnostics(fits) -> dict:
     """Per-series NUTS diagnostics summarised over the series: the median and largest split
     r-hat (each series' worst site), the median and smallest bulk ESS (each series' worst
     site), and the share of series with at least one divergent transition."""
-    table = fits.summary()
+    from bayes_ssm.inference.fit_collection import _mcmc_diagnostics
+
+    # fits.summary() also runs bs.check on every fit: minutes at 10,000 series
+    table = pd.DataFrame(
+        [
+            _mcmc_diagnostics(fits[i].draws)
+            | {"divergences": int(np.sum(fits[i].sample_stats.get("diverging", 0)))}
+            for i in fits
+        ]
+    )
     r_hat, ess = table["r_hat_max"].to_numpy(float), table["ess_min"].to_numpy(float)
     return {
         "r_hat_median": float(np.nanmedian(r_hat)),
@@ -90,9 +99,13 @@ def chunked(fit_many, devices, frame, chunk):
         return fit_many(devices, frame)
     groups = [g for _, g in frame.groupby("unique_id", sort=True)]
     fits = {}
+    t0, c0 = time.perf_counter(), cpu_seconds()
     for start in range(0, len(groups), chunk):
         part = fit_many(devices, pd.concat(groups[start : start + chunk]))
         fits.update((i, part[i]) for i in part)
+        if len(fits) % 1000 < chunk:  # progress: partial rates survive an interrupted run
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            print(f"# {len(fits)} series fitted: {wall:.0f} s, {cpu:.0f} CPU s", flush=True)
     return bs.FitCollection(fits, {"chunk": chunk})
 
 
