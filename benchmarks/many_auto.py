@@ -8,8 +8,10 @@ Same simulated weekly panel and model as ``benchmarks/many_series.py`` (T = ``--
 window: ``check_every = steps``); NUTS 1 chain, ``--warmup`` + ``--draws`` at depth <=
 ``--tree-depth``. vmap: a second, compiled call of ``fit_*_many(batch="vmap")``; loop:
 ``fit_svi`` / ``fit_nuts`` on ``--loop-series`` series after one warm-up fit (its cost per series
-does not depend on the number of series). The last column says what
-``bayes_ssm.inference.many.auto_batch`` picks for that row and whether the measurement agrees.
+does not depend on the number of series). The last column says what ``batch="auto"``
+(``bayes_ssm.inference.batch_choice``) runs for that many series on a CPU and whether the
+measurement agrees (a program wider than the group size must lose to the loop, one within it
+must win).
 
     PYTHONPATH=. nice -n 10 python benchmarks/many_auto.py --method svi --series 2 10 30 100 \\
         --steps 300 2000
@@ -28,7 +30,7 @@ from many_series import PERIOD, cpu_seconds, simulate, timed
 import bayes_ssm as bs
 from bayes_ssm.data.atomic import atomic_path
 from bayes_ssm.data.long_format import split_long
-from bayes_ssm.inference.many import auto_batch
+from bayes_ssm.inference.batch_choice import auto_batch, auto_group_size
 
 
 def loop_cost(fit_one, frame, count):
@@ -80,7 +82,6 @@ def main(argv=None):
             def one(y, k, opts=opts):
                 return bs.fit_svi(model, y, key=k, **opts)
 
-            work = dict(steps=setting)
         else:
             opts = dict(
                 num_chains=1, num_warmup=args.warmup, num_samples=args.draws,
@@ -93,7 +94,6 @@ def main(argv=None):
             def one(y, k, opts=opts):
                 return bs.fit_nuts(model, y, key=k, progress=False, **opts)
 
-            work = dict(iterations=setting, max_tree_depth=args.tree_depth)
         loop_s, loop_cpu = loop_cost(one, largest, args.loop_series)
         for n in args.series:
             ids = largest["unique_id"].unique()[:n]
@@ -102,8 +102,10 @@ def main(argv=None):
             _, warm = timed(lambda: many(frame))  # noqa: B023
             warm_cpu = timed.cpu
             wall_ratio, cpu_ratio = n * loop_s / warm, n * loop_cpu / warm_cpu
-            pick = auto_batch(args.method, "cpu", n, length=args.length, **work)
-            agrees = (pick == "vmap") == (cpu_ratio > 1)
+            group = auto_group_size("cpu")
+            one_program = auto_batch(args.method, "cpu", n) == "vmap" and n <= group
+            pick = "vmap, one program" if one_program else f"vmap in programs of {group}"
+            agrees = one_program == (cpu_ratio > 1)  # wider programs lost: groups were right
             row = dict(
                 method=args.method, setting=setting, series=n, vmap_s=warm, vmap_cpu_s=warm_cpu,
                 compile_s=first - warm, loop_s=loop_s, loop_cpu_s=loop_cpu,
