@@ -106,3 +106,19 @@ def test_groups_of_vmapped_programs_equal_one_program(monkeypatch):
         np.testing.assert_allclose(b.svi_loss, a.svi_loss, rtol=1e-5)
         for site in a.draws:
             np.testing.assert_allclose(b.draws[site], a.draws[site], rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_groups_of_vmapped_nuts_programs_equal_one_program(monkeypatch):
+    """NUTS: 3 series in programs of 2 (the last filled with an inert copy) draw what one
+    3-series program draws for each series (each series' sampler is its own under vmap)."""
+    model = bs.StructuralTS(trend=None)
+    frame = _frame(3, length=20, seed=2)
+    opts = dict(key=4, num_chains=1, num_warmup=20, num_samples=20, max_tree_depth=3)
+    one = bs.fit_nuts_many(model, frame, batch="vmap", **opts)
+    monkeypatch.setattr(many, "auto_group_size", lambda platform: 2)
+    grouped = bs.fit_nuts_many(model, frame, batch="auto", **opts)
+    assert grouped.info["groups"] == [["s00", "s01"], ["s02"]]
+    for ident in one:
+        for site, draws in one[ident].draws.items():
+            np.testing.assert_allclose(grouped[ident].draws[site], draws, rtol=1e-4, atol=1e-6)
