@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 import bayes_ssm as bs
+from bayes_ssm.data.atomic import atomic_path
 from bayes_ssm.data.long_format import split_long
 
 PERIOD = 52.18
@@ -56,9 +57,68 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
 
 
+def current_rss_mb() -> float:
+    """The process's resident memory now (Linux ``/proc``), in MB; NaN elsewhere."""
+    try:
+        with open("/proc/self/statm") as fh:
+            pages = int(fh.read().split()[1])
+    except OSError:
+        return float("nan")
+    return pages * resource.getpagesize() / 2**20
+
+
+def nuts_diagnostics(fits) -> dict:
+    """Per-series NUTS diagnostics summarised over the series: the median and largest split
+    r-hat (each series' worst site), the median and smallest bulk ESS (each series' worst
+    site), and the share of series with at least one divergent transition."""
+    from bayes_ssm.inference.fit_collection import _mcmc_diagnostics
+
+    # fits.summary() also runs bs.check on every fit: minutes at 10,000 series
+    table = pd.DataFrame(
+        [
+            _mcmc_diagnostics(fits[i].draws)
+            | {"divergences": int(np.sum(fits[i].sample_stats.get("diverging", 0)))}
+            for i in fits
+        ]
+    )
+    r_hat, ess = table["r_hat_max"].to_numpy(float), table["ess_min"].to_numpy(float)
+    return {
+        "r_hat_median": float(np.nanmedian(r_hat)),
+        "r_hat_max": float(np.nanmax(r_hat)),
+        "share_r_hat_over_1_1": float(np.mean(r_hat > 1.1)),
+        "ess_median": float(np.nanmedian(ess)),
+        "ess_min": float(np.nanmin(ess)),
+        "share_divergent": float(np.mean(table["divergences"].to_numpy() > 0)),
+    }
+
+
+def chunked(fit_many, devices, frame, chunk):
+    """``fit_many(devices, frame)``, or (``chunk`` > 0) one call per ``chunk`` series (the
+    same compiled program for every full chunk), the fits gathered in one collection."""
+    if not chunk:
+        return fit_many(devices, frame)
+    groups = [g for _, g in frame.groupby("unique_id", sort=True)]
+    fits = {}
+    t0, c0 = time.perf_counter(), cpu_seconds()
+    for start in range(0, len(groups), chunk):
+        part = fit_many(devices, pd.concat(groups[start : start + chunk]))
+        fits.update((i, part[i]) for i in part)
+        if len(fits) % 1000 < chunk:  # progress: partial rates survive an interrupted run
+            wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
+            print(f"# {len(fits)} series fitted: {wall:.0f} s, {cpu:.0f} CPU s", flush=True)
+    return bs.FitCollection(fits, {"chunk": chunk})
+
+
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process (all its threads)."""
+    use = resource.getrusage(resource.RUSAGE_SELF)
+    return use.ru_utime + use.ru_stime
+
+
 def timed(fn):
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     out = fn()
+    timed.cpu = cpu_seconds() - c0
     return out, time.perf_counter() - t0
 
 
@@ -66,9 +126,10 @@ def loop_rate(fit_one, series, keys, count):
     """Series per second of ``fit_one`` over ``count`` series after one warm-up fit."""
     items = list(series.items())[: count + 1]
     fit_one(items[0][1], keys[0])
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     for k, (_, y) in zip(keys[1:], items[1:], strict=False):
         fit_one(y, k)
+    loop_rate.cpu_per_series = (cpu_seconds() - c0) / (len(items) - 1)
     return (len(items) - 1) / (time.perf_counter() - t0)
 
 
@@ -119,6 +180,10 @@ def main(argv=None):
         help="time the loop at the first size only and reuse its rate (it does not depend on "
         "the number of series)",
     )  # fmt: skip
+    ap.add_argument(
+        "--chunk", type=int, default=0, metavar="K",
+        help="vmap K series per call (one compiled program), calls in a Python loop",
+    )  # fmt: skip
     ap.add_argument("--kalman", default="auto", choices=["auto", "sequential", "parallel"])
     ap.add_argument("--out", help="JSON file for the rows")
     args = ap.parse_args(argv)
@@ -141,8 +206,8 @@ def main(argv=None):
     )
     print("| method | series | many s | many series/s | compile s | loop series/s | "
           "loop s (extrapolated) | many / loop | statsmodels series/s | peak MB | "
-          "sharded == 1 device |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
+          "peak - RSS before MB | sharded == 1 device |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|", flush=True)
     rows = []
     loop_rates = {}
     for method in [] if args.dask_only else args.methods:
@@ -151,14 +216,14 @@ def main(argv=None):
             keys = jax.random.split(jax.random.PRNGKey(0), n)
             if method == "svi":
 
-                def many(devs, frame=frame):
+                def many_one(devs, frame):
                     return bs.fit_svi_many(model, frame, key=0, batch="vmap", devices=devs, **svi)
 
                 def one(y, k):
                     return bs.fit_svi(model, y, key=k, **svi)
             else:
 
-                def many(devs, frame=frame):
+                def many_one(devs, frame):
                     return bs.fit_nuts_many(model, frame, key=0, batch="vmap", devices=devs, **nuts)
 
                 def one(y, k):
@@ -166,27 +231,50 @@ def main(argv=None):
                         model, y, key=k, chain_method="sequential", progress=False, **nuts
                     )
 
+            rss_before = current_rss_mb()
+
+            def many(devs, frame=frame, many_one=many_one):
+                return chunked(many_one, devs, frame, args.chunk)
+
             fits, first = timed(lambda: many(devices))  # noqa: B023
-            print(f"# {method}, {n} series: first call {first:.1f} s", flush=True)
+            first_cpu = timed.cpu
+            print(f"# {method}, {n} series: first call {first:.1f} s ({first_cpu:.1f} CPU s)")
             once = args.once or (args.once_from is not None and n >= args.once_from)
             if not once:
                 fits, warm = timed(lambda: many(devices))  # noqa: B023
+                warm_cpu = timed.cpu
             else:
-                warm = first  # compile included
+                warm, warm_cpu = first, first_cpu  # compile included
             row = {
                 "method": method, "series": n, "many_s": warm, "many_rate": n / warm,
                 "compile_s": first - warm, "devices": count, "peak_mb": peak_memory_mb(),
-                "once": once,
+                "once": once, "rss_before_mb": rss_before, "many_cpu_s": warm_cpu,
+                "first_cpu_s": first_cpu, "chunk": args.chunk,
             }  # fmt: skip
+            if method == "nuts":
+                row.update(nuts_diagnostics(fits))
+                print(f"# {method}, {n} series, diagnostics: {json.dumps(row)}", flush=True)
             need_loop = not args.no_loop and not (args.loop_once and method in loop_rates)
-            need_sm = not args.no_sm and method == "svi"
+            need_sm = not args.no_sm and "sm" not in loop_rates
             series = split_long(frame) if need_loop or need_sm else None
             if need_loop:
                 loop_rates[method] = loop_rate(one, series, keys, args.loop_series)
+                loop_rates[method + "_cpu"] = loop_rate.cpu_per_series
             if method in loop_rates:
                 row["loop_rate"] = loop_rates[method]
+                row["loop_cpu_s_per_series"] = loop_rates[method + "_cpu"]
+                print(
+                    f"# CPU seconds: many {warm_cpu:.1f} ({warm_cpu / n:.3f} a series), loop "
+                    f"{row['loop_cpu_s_per_series']:.3f} a series: many / loop by CPU time "
+                    f"{row['loop_cpu_s_per_series'] * n / warm_cpu:.1f}x",
+                    flush=True,
+                )
             if need_sm:
-                row["sm_rate"] = statsmodels_rate(series, args.loop_series)
+                loop_rates["sm"] = statsmodels_rate(series, args.loop_series)
+                loop_rates["sm_cpu"] = loop_rate.cpu_per_series
+            if "sm" in loop_rates:
+                row["sm_rate"] = loop_rates["sm"]
+                row["sm_cpu_s_per_series"] = loop_rates["sm_cpu"]
             if count > 1:
                 single = many(None)
                 row["sharded_max_diff"] = max_difference(fits, single)
@@ -199,13 +287,14 @@ def main(argv=None):
                 f"{'incl.' if once else f'{first - warm:.1f}'} | "
                 f"{loop:.2f} | {n / loop:.0f} | {n / warm / loop:.1f} | "
                 f"{row.get('sm_rate', nan):.2f} | "
-                f"{row['peak_mb']:.0f} | {'-' if diff is None else f'{diff:.1e}'} |",
+                f"{row['peak_mb']:.0f} | {row['peak_mb'] - rss_before:.0f} | "
+                f"{'-' if diff is None else f'{diff:.1e}'} |",
                 flush=True,
             )
     if args.dask_workers:
         rows.append(dask_speedup(model, svi, args))
     if args.out:
-        with open(args.out, "w") as fh:
+        with atomic_path(args.out) as tmp, open(tmp, "w") as fh:
             json.dump(rows, fh, indent=1)
 
 

@@ -17,6 +17,7 @@ __all__ = [
     "paddable",
     "series_sharding",
     "key_list",
+    "split_groups",
     "stack_covariates",
 ]
 
@@ -32,6 +33,15 @@ def prepare_each(model, series, covariates, freq) -> dict:
         except ValueError as err:
             raise ValueError(f"series {ident!r}: {err}") from err
     return prepared
+
+
+def split_groups(groups, size=None) -> list[list[int]]:
+    """Each group (a list of series indices) cut into consecutive pieces of at most ``size``
+    (None: the groups as they are)."""
+    groups = [list(g) for g in groups]
+    if size is None:
+        return groups
+    return [g[i : i + size] for g in groups for i in range(0, len(g), size)]
 
 
 def series_sharding(devices):

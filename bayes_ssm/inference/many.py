@@ -40,6 +40,7 @@ import jax
 from bayes_ssm.data.long_format import as_series_map as _as_series_map
 from bayes_ssm.data.types import KeyLike, LongData
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.batch_choice import CPU_VMAP_MAX_SERIES, auto_batch, auto_group_size
 from bayes_ssm.inference.fit_collection import FitCollection
 from bayes_ssm.inference.fitting import svi_settings
 from bayes_ssm.inference.many_covariates import series_covariates
@@ -54,65 +55,31 @@ if TYPE_CHECKING:
 
     from bayes_ssm.models.base import TimeSeriesModel
 
-__all__ = ["BATCH_MODES", "auto_batch", "fit_nuts_many", "fit_svi_many"]
+__all__ = ["BATCH_MODES", "CPU_VMAP_MAX_SERIES", "auto_batch", "fit_nuts_many", "fit_svi_many"]
 
 BATCH_MODES = ("auto", "vmap", "loop")
-CPU_VMAP_MAX_SERIES = 16  # measured: vmap faster at 10 series, slower at 30 (2,000 SVI steps)
-
-
-def auto_batch(method: str, platform: str, num_series: int) -> str:
-    """What ``batch="auto"`` runs: whichever of ``"vmap"`` and ``"loop"`` was measured faster
-    (``benchmarks/many_series.py``; tables in ``benchmarks/README.md``, "Many series").
-
-    The rule:
-
-    - one series: ``"loop"`` (nothing to batch; the fit is ``fit_svi`` / ``fit_nuts`` itself);
-    - off the CPU (GPU, TPU): ``"vmap"`` (H200, SVI: 7.2x the loop at 10 series, 57x at
-      1,000; NUTS: 8.3x at 10, 152x at 1,000 with compilation);
-    - on the CPU, SVI: ``"vmap"`` for 2 to :data:`CPU_VMAP_MAX_SERIES` series, ``"loop"``
-      beyond. On the 2-core development machine the vmapped program was faster at 10 series
-      (8.3x at 300 steps; 1.5-1.7x at 1,000-2,000 steps) and slower at 30 (0.3-0.6x at 2,000
-      steps): XLA's CPU backend runs the batched small products of the Kalman filter at a
-      per-series cost that grows with the batch, while the loop's cost per series is fixed;
-    - on the CPU, NUTS: the same rule. The vmapped program was faster where measured (2.7x at
-      6 series with 300 + 300 iterations; 15.9x at 10 series with 50 + 50); it is not
-      bit-equal to a loop of ``fit_nuts`` calls (it draws its own keys), so pass
-      ``batch="loop"`` for that.
-
-    Parameters
-    ----------
-    method : {"svi", "nuts"}
-    platform : str
-        ``jax.default_backend()``: ``"cpu"``, ``"gpu"``, ``"tpu"``.
-    num_series : int
-
-    Returns
-    -------
-    str
-        ``"vmap"`` or ``"loop"``.
-    """
-    if num_series < 2:
-        return "loop"
-    if platform != "cpu":
-        return "vmap"
-    return "vmap" if num_series <= CPU_VMAP_MAX_SERIES else "loop"
 
 
 def _plan(
     batch, pooling, backend, data, id_col, time_col, value_col, key, covariates=None, method="svi"
 ):
     """Both drivers' start: the options checked, the series read (long format or a mapping),
-    ``batch="auto"`` resolved (:func:`auto_batch`), their covariates (None, or id -> frame)
-    and one key per series."""
+    ``batch="auto"`` resolved (:func:`auto_batch`; on a CPU with a group size,
+    :func:`~bayes_ssm.inference.batch_choice.auto_group_size`), their covariates (None, or id
+    -> frame) and one key per series: ``(batch, group_size, series, covariates, keys)``."""
     if batch not in BATCH_MODES:
         raise ValueError(f"batch must be one of {BATCH_MODES}; got {batch!r}")
     _check_choice("pooling", pooling, POOLING_MODES)
     _check_choice("backend", backend, BACKENDS)
     series = _as_series_map(data, id_col, time_col, value_col)
+    group_size = None
     if batch == "auto":
-        batch = auto_batch(method, jax.default_backend(), len(series))
+        platform = jax.default_backend()
+        batch = auto_batch(method, platform, len(series))
+        group_size = auto_group_size(platform) if batch == "vmap" else None
     covs = series_covariates(data, series, covariates, id_col, time_col, value_col)
-    return batch, series, covs, jax.random.split(_engine.as_key(key), len(series))
+    keys = jax.random.split(_engine.as_key(key), len(series))
+    return batch, group_size, series, covs, keys
 
 
 def fit_svi_many(
@@ -169,9 +136,11 @@ def fit_svi_many(
         ``"vmap"``: each group of equal-length series runs as one vmapped program.
         ``"loop"``: the series run one after another through the single-series program (also
         compiled once per length). ``"auto"``: the one measured faster (:func:`auto_batch`):
-        ``"vmap"`` off the CPU; on a CPU ``"vmap"`` for 2 to 16 series, ``"loop"`` for one
-        series or more than 16. Both give the same fits (the loop bit for bit with
-        ``fit_svi``, the vmapped program up to float rounding).
+        ``"loop"`` for one series, else ``"vmap"``: off the CPU one program per length group,
+        on a CPU programs of at most 10 series each (one compiled program; a vmapped program
+        of 30 or more series was slower than the loop there, one of 2-10 faster). Both give
+        the same fits (the loop bit for bit with ``fit_svi``, the vmapped program up to float
+        rounding).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the series axis is split (each device
         fits its share; a group is padded with inert copies of its last series to a multiple
@@ -218,7 +187,7 @@ def fit_svi_many(
         num_samples=num_samples,
     )
     svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate)
-    batch, series, covs, keys = _plan(
+    batch, group_size, series, covs, keys = _plan(
         batch, pooling, backend, data, id_col, time_col, value_col, key, covariates
     )
     settings["covariates"] = covs
@@ -243,12 +212,13 @@ def fit_svi_many(
             batch=batch,
             devices=devices,
             pad=pad,
+            group_size=group_size,
             **settings,
         )
     else:
         fits, failures, info = svi_series(
             model, series, keys, batch=batch, devices=devices, pad=pad, progress=progress,
-            **settings,
+            group_size=group_size, **settings,
         )  # fmt: skip
     info.update(pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start)
     return _collection(series, fits, failures, info)
@@ -314,8 +284,8 @@ def fit_nuts_many(
         step size, mass matrix and warm-up, i.e. an independent NUTS run per series
         (``init="prior"`` only; not bit-equal to the loop, whose key use differs, but the same
         posterior within Monte-Carlo error, ``tests/test_many_nuts.py``). ``"auto"``:
-        :func:`auto_batch` (on a CPU ``"vmap"`` for 2-16 series and ``"loop"`` beyond;
-        ``"vmap"`` elsewhere; ``"loop"`` for one series or ``init`` other than ``"prior"``).
+        :func:`auto_batch` (``"vmap"``, on a CPU in programs of at most 10 series; ``"loop"``
+        for one series or ``init`` other than ``"prior"``).
     devices : "auto", None or sequence of jax.Device
         With ``batch="vmap"``, the devices over which the ``series x chains`` rows are split
         (as in :func:`fit_svi_many`).
@@ -338,7 +308,7 @@ def fit_nuts_many(
         ``summary()`` has per-series divergences, largest r-hat and smallest ESS. A series
         whose fit fails numerically is reported in ``failures``; the others are kept.
     """
-    batch, series, covs, keys = _plan(
+    batch, group_size, series, covs, keys = _plan(
         batch, pooling, backend, data, id_col, time_col, value_col, key, covariates, "nuts"
     )
     start = time.perf_counter()
@@ -355,12 +325,12 @@ def fit_nuts_many(
 
         fits, failures, info = map_series(
             nuts_series, model, series, keys, scheduler=scheduler, freq=freq, batch=batch,
-            devices=devices, pad=pad, covariates=covs, **nuts_kwargs,
+            devices=devices, pad=pad, covariates=covs, group_size=group_size, **nuts_kwargs,
         )  # fmt: skip
     else:
         fits, failures, info = nuts_series(
             model, series, keys, freq=freq, batch=batch, devices=devices, pad=pad,
-            progress=progress, covariates=covs, **nuts_kwargs,
+            progress=progress, covariates=covs, group_size=group_size, **nuts_kwargs,
         )  # fmt: skip
     info.update(
         method="nuts", pooling=pooling, backend=backend, elapsed_s=time.perf_counter() - start

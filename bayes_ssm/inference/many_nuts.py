@@ -24,6 +24,7 @@ from bayes_ssm.inference._many_common import (
     paddable,
     prepare_each,
     series_sharding,
+    split_groups,
     stack_covariates,
 )
 from bayes_ssm.inference._nuts_many import run_nuts_many
@@ -59,8 +60,9 @@ def _settings(
 
 
 def nuts_series_vmap(
-    model, series, keys, *, freq=None, pad=False, devices="auto", covariates=None, **nuts
-):
+    model, series, keys, *, freq=None, pad=False, devices="auto", covariates=None,
+    group_size=None, **nuts,
+):  # fmt: skip
     """Independent NUTS fits of ``series`` in vmapped programs; ``(fits, failures, info)``.
 
     Parameters
@@ -74,6 +76,10 @@ def nuts_series_vmap(
         Devices over which the ``series x chains`` row axis is split.
     covariates : mapping of str to pandas.DataFrame, optional
         Each series' covariates (its own coefficients).
+    group_size : int, optional
+        At most this many series per vmapped program (each program of a length group has
+        that many, the last filled with inert copies: one compiled program); None: one
+        program per length group.
     **nuts
         ``num_chains``, ``num_warmup``, ``num_samples``, ``target_accept``,
         ``max_tree_depth``, ``dense_mass`` as :func:`bayes_ssm.fit_nuts`.
@@ -92,12 +98,14 @@ def nuts_series_vmap(
         jnp.asarray(keys)
     )  # (series, chain, 2)
     fits, failures = {}, {}
-    for members in groups.values():
+    for members in split_groups(groups.values(), group_size):
         data0, scales0 = prepared[ids[members[0]]]
         latent = _engine.latent_sites(model, data0.y, scales0, data0.covariates)
         if not latent:
             raise ValueError(f"model {model.kind!r} has no latent sites to sample")
         rows = [i for i in members for _ in range(chains)]
+        if group_size is not None:  # inert copies fill the last group to the common width
+            rows += [rows[-1]] * ((group_size - len(members)) * chains)
         rows += [rows[-1]] * (-len(rows) % num_devices)  # inert copies fill the last device
         length = max(prepared[ids[i]][0].num_steps for i in members)
         y = np.stack([pad_end(prepared[ids[i]][0].y, length) for i in rows])
@@ -133,7 +141,7 @@ def nuts_series_vmap(
                 continue
             fits[ids[i]] = _nuts_fit(model, *prepared[ids[i]], draws, stats, block, opts, elapsed)
     info = {
-        "groups": [[ids[i] for i in members] for members in groups.values()],
+        "groups": [[ids[i] for i in m] for m in split_groups(groups.values(), group_size)],
         "batch": "vmap",
         "devices": num_devices,
         "padded": pad,
@@ -171,14 +179,16 @@ def _nuts_fit(model, data, scales, draws, stats, block, opts, elapsed) -> Fit:
 
 def nuts_series(
     model, series, keys, *, freq=None, batch="loop", devices=None, pad=False, progress=False,
-    covariates=None, **nuts,
+    covariates=None, group_size=None, **nuts,
 ):  # fmt: skip
     """Independent NUTS fits of ``series``, series ``i`` with ``keys[i]``; returns
-    ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`."""
+    ``(fits, failures, info)`` as :func:`bayes_ssm.inference.many_svi.svi_series`
+    (``group_size``: as :func:`nuts_series_vmap`)."""
     if batch == "vmap" and nuts.get("init", "prior") == "prior":
         return nuts_series_vmap(
-            model, series, keys, freq=freq, pad=pad, devices=devices, covariates=covariates, **nuts
-        )
+            model, series, keys, freq=freq, pad=pad, devices=devices, covariates=covariates,
+            group_size=group_size, **nuts,
+        )  # fmt: skip
     covariates = covariates or {}
     fits, failures, groups = {}, {}, {}
     for k, (ident, y) in zip(keys, series.items(), strict=True):

@@ -17,6 +17,7 @@ from bayes_ssm.inference._many_common import (
     paddable,
     prepare_each,
     series_sharding,
+    split_groups,
     stack_covariates,
 )
 from bayes_ssm.inference.fitting import fit_svi, svi_fit, svi_settings
@@ -43,9 +44,13 @@ def svi_series(
     pad=False,
     progress=False,
     covariates=None,
+    group_size=None,
 ):
     """Independent SVI fits of ``series`` (mapping id -> Series), series ``i`` with ``keys[i]``;
-    ``covariates``: None or a mapping id -> covariate frame (each series its own coefficients).
+    ``covariates``: None or a mapping id -> covariate frame (each series its own coefficients);
+    ``group_size``: with ``batch="vmap"``, at most this many series per vmapped program (every
+    program of a length group has that many rows, the last filled with inert copies, so one
+    compiled program serves them all), or None for one program per length group.
 
     Returns
     -------
@@ -69,7 +74,8 @@ def svi_series(
 
     fits, failures, vectorised = {}, {}, batch == "vmap"
     settings = dict(guide=guide, steps=steps, optimizer=optimizer, tol=tol)
-    for members in groups.values():
+    width = group_size if vectorised else None
+    for members in split_groups(groups.values(), width):
         datas = [prepared[ids[i]][0] for i in members]
         scales = [prepared[ids[i]][1] for i in members]
         latent = _engine.latent_sites(model, datas[0].y, scales[0], datas[0].covariates)
@@ -77,6 +83,8 @@ def svi_series(
             raise ValueError(f"model {model.kind!r} has no latent sites to fit")
         # padding rows (copies of the last series, never updated) fill the last device
         rows = members + [members[-1]] * (-len(members) % num_devices)
+        if width is not None:
+            rows += [members[-1]] * (-(-width // num_devices) * num_devices - len(rows))
         length = max(prepared[ids[i]][0].num_steps for i in rows)
         y = np.stack([pad_end(prepared[ids[i]][0].y, length) for i in rows])
         cov = stack_covariates([prepared[ids[i]][0] for i in rows], length)
@@ -159,7 +167,7 @@ def svi_series(
                 },
             )
     info = {
-        "groups": [[ids[i] for i in members] for members in groups.values()],
+        "groups": [[ids[i] for i in m] for m in split_groups(groups.values(), width)],
         "batch": batch if vectorised else "loop",
         "devices": num_devices if vectorised else 1,
         "padded": pad,

@@ -211,6 +211,39 @@ def _series_draws(sites, scales, draws):
     return {k: np.asarray(v) for k, v in _series_params(sites, scales, mu, tau, z).items()}
 
 
+def _pooled_svi(model, sites, guide_kind, optimizer):
+    """NumPyro's SVI of the pooled program with an autoguide of kind ``guide_kind``."""
+    from bayes_ssm.inference.svi import GUIDES
+
+    program = partial(pooled_program, model, sites)
+    guide = GUIDES[guide_kind](program, init_loc_fn=init_to_median(num_samples=15))
+    return SVI(program, guide, optax_to_numpyro(optimizer), OrderedTraceELBO())
+
+
+@partial(jax.jit, static_argnames=("mkey", "sites", "guide_kind", "optimizer", "num_steps"))
+def _pooled_steps(mkey, sites, guide_kind, optimizer, num_steps, state, y, scales, cov):
+    """``num_steps`` SVI steps of the pooled model: ``(state, losses (num_steps,))``.
+
+    Module-level, with the model (:class:`~bayes_ssm.inference.engine.ModelKey`), the pooled
+    sites, the guide kind and the optimizer static: a second fit of same-shape data (another
+    key, a backtest origin) reuses the compiled program instead of compiling a new closure.
+    """
+    svi = _pooled_svi(mkey.model, sites, guide_kind, optimizer)
+    svi.init(jax.random.PRNGKey(0), y, scales, cov)  # sets svi.constrain_fn; result unused
+    return jax.lax.scan(lambda s, _: svi.update(s, y, scales, cov), state, None, length=num_steps)
+
+
+@partial(jax.jit, static_argnames=("mkey", "sites", "guide_kind", "optimizer", "num_samples"))
+def _pooled_draws(mkey, sites, guide_kind, optimizer, num_samples, state, key, y, scales, cov):
+    """``num_samples`` draws of every site from the fitted guide (compiled once, as
+    :func:`_pooled_steps`; NumPyro's eager ``sample_posterior`` compiles a new ``scan`` on
+    every call)."""
+    svi = _pooled_svi(mkey.model, sites, guide_kind, optimizer)
+    svi.init(jax.random.PRNGKey(0), y, scales, cov)
+    params = svi.get_params(state)
+    return svi.guide.sample_posterior(key, params, y, scales, cov, sample_shape=(num_samples,))
+
+
 def fit_svi_pooled(
     model,
     series,
@@ -233,38 +266,26 @@ def fit_svi_pooled(
     the stopping rule runs on the joint loss, and a non-finite joint loss fails every series
     (one program).
     """
-    from bayes_ssm.inference.svi import GUIDES
-
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
     prepared, sites, y, scales, cov = _stack(model, series, freq, covariates)
-    program = partial(pooled_program, model, sites)
-    svi = SVI(
-        program,
-        GUIDES[guide](program, init_loc_fn=init_to_median(num_samples=15)),
-        optax_to_numpyro(optimizer),
-        OrderedTraceELBO(),
-    )
+    mkey = _engine.ModelKey(model)
+    svi = _pooled_svi(model, sites, guide, optimizer)  # its init runs eagerly, compiles once
     k_fit, k_draw = jax.random.split(key)
     start = time.perf_counter()
     state = svi.init(k_fit, y, scales, cov)
-
-    @partial(jax.jit, static_argnames="n")
-    def chunk(state, n):
-        return jax.lax.scan(lambda s, _: svi.update(s, y, scales, cov), state, None, length=n)
-
     rule = StopRule(tol, check_every, "the pooled model")
     try:
         while rule.done < steps:
-            state, losses = chunk(state, min(check_every, steps - rule.done))
+            n = min(check_every, steps - rule.done)
+            state, losses = _pooled_steps(mkey, sites, guide, optimizer, n, state, y, scales, cov)
             if rule.update(np.asarray(losses)):
                 break
     except FloatingPointError as err:
         text = f"FloatingPointError: {err}"
         return {}, dict.fromkeys(prepared, text), {"groups": [list(prepared)], "batch": "pooled"}
-    params = svi.get_params(state)
-    draws = svi.guide.sample_posterior(k_draw, params, y, scales, cov, sample_shape=(num_samples,))
+    draws = _pooled_draws(mkey, sites, guide, optimizer, num_samples, state, k_draw, y, scales, cov)
     draws = {k: np.asarray(v)[None] for k, v in draws.items()}  # one chain
     per_series = _series_draws(sites, scales, draws)
     losses = np.concatenate(rule.losses)
