@@ -49,6 +49,7 @@ from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.inference.forecast import validate_horizon
 from bayes_ssm.inference.stacked_fit import StackedFit, resolve_transform
 from bayes_ssm.inference.stacking import stacking_weights
+from bayes_ssm.inference.threads import map_in_threads, resolve_workers
 
 if TYPE_CHECKING:
     from bayes_ssm.data.types import KeyLike, Prob, SeriesLike
@@ -197,6 +198,7 @@ def auto_fit(
     progress: bool = False,
     pad_to: int | None = None,
     recalibrate: bool | str = RECALIBRATE,
+    workers: int | None = None,
 ) -> StackedFit:
     """Fit the default candidates (or ``candidates``) and weight them by stacking.
 
@@ -229,6 +231,10 @@ def auto_fit(
         intervals are only ever widened; ``"quantile"``: the full quantile map; ``False``: the
         raw mixture. ``docs/default.md`` gives the measurements behind the default. The
         forecast's ``attrs["recalibration"]`` says what was done.
+    workers : int, optional
+        Fit the candidates in this many threads (default: one per candidate, at most one per
+        core; ``1``: one after the other). Same results whatever the number
+        (:mod:`bayes_ssm.inference.threads`); progress bars are off with more than one.
 
     Returns
     -------
@@ -269,15 +275,22 @@ def auto_fit(
         kw["pad_to"] = min(int(pad_to), fit_last)
     fitter = fit_svi if method == "svi" else fit_nuts
     base = _engine.as_key(key)
-    fits, rows, lpds, ks, good = {}, [], [], [], []
-    for i, (name, model) in enumerate(candidates.items()):
+    workers = resolve_workers(workers, len(candidates))
+    if workers > 1:
+        kw["progress"] = False  # one bar per thread would interleave
+
+    def fit_one(item):  # fit, PSIS-LOO and checks of candidate i (its own key)
+        i, (name, model) = item
         fit = fitter(model, z, key=jax.random.fold_in(base, i), freq=full.freq, **kw)
+        return name, fit, _loo(fit), check(fit, warn=False)
+
+    fits, rows, lpds, ks, good = {}, [], [], [], []
+    done = map_in_threads(fit_one, enumerate(candidates.items()), workers)
+    for name, fit, (elpd_i, k, good_k), problems in done:
         fits[name] = fit
-        elpd_i, k, good_k = _loo(fit)
         lpds.append(elpd_i)
         ks.append(k)
         good.append(good_k)
-        problems = check(fit, warn=False)
         rows.append(
             {
                 "candidate": name,
@@ -311,6 +324,7 @@ def auto_fit(
         weights_from=source,
         seconds=time.perf_counter() - start,
         recalibrate=recalibrate,
+        workers=workers,
     )
 
 
@@ -365,6 +379,7 @@ class AutoTS:
     fit_last: int | None = None
     fit_kwargs: dict | None = None
     recalibrate: bool | str = RECALIBRATE
+    workers: int | None = None
     name: str = "default (stacked)"
     wants_index: bool = True
 
@@ -381,6 +396,7 @@ class AutoTS:
             fit_kwargs=self.fit_kwargs,
             pad_to=pad_to,
             recalibrate=self.recalibrate,
+            workers=self.workers,
         )
 
     def draws_and_problems(

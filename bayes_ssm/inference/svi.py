@@ -21,6 +21,7 @@ from numpyro.optim import optax_to_numpyro
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference.progress import progress_bar
+from bayes_ssm.inference.threads import locked_jit
 
 __all__ = [
     "GUIDES",
@@ -87,14 +88,14 @@ def _kwargs(static_scales, dyn_scales, cov):
 _STATIC = ("mkey", "guide_kind", "optimizer", "static_scales")
 
 
-@partial(jax.jit, static_argnames=_STATIC)
+@locked_jit(static_argnames=_STATIC)
 def _svi_init(mkey, guide_kind, optimizer, static_scales, key, y, dyn_scales, cov):
     kwargs = _kwargs(static_scales, dyn_scales, cov)
     program = latent_program(mkey.model.model)
     return _make_svi(mkey.model, guide_kind, optimizer, program=program).init(key, y, **kwargs)
 
 
-@partial(jax.jit, static_argnames=_STATIC + ("num_steps",))
+@locked_jit(static_argnames=_STATIC + ("num_steps",))
 def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, dyn_scales, cov):
     kwargs = _kwargs(static_scales, dyn_scales, cov)
     svi = _make_svi(mkey.model, guide_kind, optimizer)
@@ -117,7 +118,7 @@ def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, 
     return state, losses, jnp.stack([net, path])
 
 
-@partial(jax.jit, static_argnames=_STATIC + ("num_samples",))
+@locked_jit(static_argnames=_STATIC + ("num_samples",))
 def _svi_finish(
     mkey, guide_kind, optimizer, static_scales, num_samples, state, key, y, dyn_scales, cov
 ):
