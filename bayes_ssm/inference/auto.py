@@ -307,7 +307,8 @@ class AutoTS:
     """The default forecaster as a :func:`bayes_ssm.backtest` runner (``bs.AutoTS()``).
 
     Each fold calls :func:`auto_fit` on the fold's training data with these options
-    (``workers``: threads over the candidates). ``fold_batch="vmap"`` (default) fits each
+    (``workers``: threads over the candidates; ``candidates``: instead of the default ones).
+    ``fold_batch="vmap"`` (default) fits each
     candidate on all the backtest's folds at once, one vmapped SVI program per candidate
     (:mod:`bayes_ssm.inference.auto_folds`; equal to the per-fold fits up to rounding);
     ``"loop"``: one :func:`auto_fit` per fold. NUTS always runs per fold.
@@ -320,6 +321,7 @@ class AutoTS:
     recalibrate: bool | str = RECALIBRATE
     workers: int | None = None
     fold_batch: str = "vmap"
+    candidates: Mapping | None = None
     name: str = "default (stacked)"
     wants_index: bool = True
 
@@ -336,6 +338,7 @@ class AutoTS:
             "fit_kwargs": self.fit_kwargs,
             "recalibrate": self.recalibrate,
             "workers": self.workers,
+            "candidates": self.candidates,
         }
 
     def fit_folds(self, trains, keys, *, pad_to: int | None = None) -> list | None:
