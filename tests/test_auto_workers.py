@@ -105,3 +105,43 @@ def test_workers_hold_the_lock_except_inside_locked_programs():
     assert out == [2.0 * (i + 1) for i in range(6)]
     assert most[0] == 1
     assert seen and all(d >= 1 for d in seen)
+
+
+@pytest.mark.slow
+def test_fold_batches_equal_the_per_fold_loop(x64, monkeypatch):
+    """``bs.backtest`` of ``AutoTS(fold_batch="vmap")``: each candidate fitted on the three
+    folds in one vmapped program (two batched runs of three rows); the scores equal those of
+    the per-fold ``auto_fit`` loop up to rounding (same keys; 1e-9)."""
+    import bayes_ssm as bs
+    from bayes_ssm.inference import auto_folds
+
+    batches = []
+
+    def counted(model, y, *args, **kwargs):
+        batches.append(y.shape[0])
+        return run_svi_many(model, y, *args, **kwargs)
+
+    run_svi_many = auto_folds.run_svi_many
+    monkeypatch.setattr(auto_folds, "run_svi_many", counted)
+    candidates = {"level": StructuralTS(trend=None), "ar1": StructuralTS(trend=None, ar_order=1)}
+    options = dict(candidates=candidates, fit_kwargs=FAST, recalibrate=False, fit_last=40)
+    scores = {
+        mode: bs.backtest(
+            bs.AutoTS(fold_batch=mode, **options), _series(n=52), horizon=4, folds=3, step=2,
+            season=1, key=3, progress=False,
+        )
+        for mode in ("vmap", "loop")
+    }  # fmt: skip
+    assert batches == [3, 3]
+    assert scores["vmap"]["crps"].notna().all()
+    for col in ("crps", "mean", "pit", "covered_95", "width_80"):
+        np.testing.assert_allclose(scores["vmap"][col], scores["loop"][col], atol=1e-9)
+    np.testing.assert_array_equal(scores["vmap"]["converged"], scores["loop"]["converged"])
+
+
+def test_fold_batch_is_checked():
+    import bayes_ssm as bs
+
+    with pytest.raises(ValueError, match="fold_batch must be"):
+        bs.AutoTS(fold_batch="pmap")
+    assert bs.AutoTS(method="nuts").fit_folds([_series()] * 2, [1, 2]) is None
