@@ -8,7 +8,7 @@ same-shape data (backtests, calibration studies) compile once.
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -278,7 +278,7 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
 # exactly the steps ``fit_svi`` would take with the same key.
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer"))
 def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
     def one(key, y, dyn, cov):
         program = latent_program(mkey.model.model)
@@ -288,7 +288,7 @@ def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
     return jax.vmap(one)(keys, y, dyn_scales, cov)
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
 def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales, active, cov=None):
     def one(state, y, dyn, active, cov):
         new, losses, moved = _svi_steps.__wrapped__(
@@ -300,7 +300,7 @@ def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales
     return jax.vmap(one)(state, y, dyn_scales, active, cov)
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
 def _svi_finish_many(
     mkey, guide_kind, optimizer, num_samples, state, keys, y, dyn_scales, cov=None
 ):
