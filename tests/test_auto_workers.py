@@ -145,3 +145,15 @@ def test_fold_batch_is_checked():
     with pytest.raises(ValueError, match="fold_batch must be"):
         bs.AutoTS(fold_batch="pmap")
     assert bs.AutoTS(method="nuts").fit_folds([_series()] * 2, [1, 2]) is None
+
+
+def test_cli_workers_option():
+    import argparse
+
+    from bayes_ssm.cli import _common
+
+    ns = argparse.Namespace
+    assert _common.workers_option(ns()) is None
+    assert _common.workers_option(ns(workers=2)) == 2
+    with pytest.raises(ValueError, match="--workers must be >= 1"):
+        _common.workers_option(ns(workers=0))
