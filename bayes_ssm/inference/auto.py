@@ -350,7 +350,14 @@ class AutoTS:
             return None
         from bayes_ssm.inference.auto_folds import auto_fit_folds
 
-        return auto_fit_folds(trains, keys, options=self._options(), pad_to=pad_to)
+        return auto_fit_folds(
+            trains,
+            keys,
+            options=self._options(),
+            prepare=prepare_window,
+            fit_alone=auto_fit,
+            pad_to=pad_to,
+        )
 
     def fit(
         self, y: SeriesLike, *, key: KeyLike, freq: str | None = None, pad_to: int | None = None

@@ -46,7 +46,7 @@ _SVI_DEFAULTS = {
 }
 
 
-def auto_fit_folds(trains, keys, *, options: dict, pad_to=None, workers=None) -> list:
+def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=None) -> list:
     """:func:`~bayes_ssm.auto_fit` of every fold's training series, each candidate's folds in
     one vmapped SVI program.
 
@@ -59,10 +59,12 @@ def auto_fit_folds(trains, keys, *, options: dict, pad_to=None, workers=None) ->
     options : dict
         ``auto_fit``'s options: ``transform``, ``method`` (must be ``"svi"``), ``fit_last``,
         ``freq``, ``fit_kwargs``, ``recalibrate``, ``workers``, ``candidates``.
+        ``workers``: threads over the candidate batches.
+    prepare, fit_alone : callable
+        :func:`bayes_ssm.inference.auto.prepare_window` and :func:`~bayes_ssm.auto_fit`
+        (passed in: this module does not import ``auto``, which imports it).
     pad_to : int, optional
         As ``auto_fit(pad_to=...)``.
-    workers : int, optional
-        Threads over the candidate batches (as ``auto_fit(workers=...)``).
 
     Returns
     -------
@@ -70,8 +72,6 @@ def auto_fit_folds(trains, keys, *, options: dict, pad_to=None, workers=None) ->
         Per fold, its :class:`~bayes_ssm.inference.stacked_fit.StackedFit`, or the exception
         its fit raised (a numerical failure of one fold does not stop the others).
     """
-    from bayes_ssm.inference.auto import auto_fit, prepare_window
-
     if options.get("method", "svi") != "svi":
         raise ValueError("fold batches need method='svi'")
     pad_to = validate_pad_to(pad_to)
@@ -88,7 +88,7 @@ def auto_fit_folds(trains, keys, *, options: dict, pad_to=None, workers=None) ->
     jobs: dict = {}  # (ModelKey, length) -> list of (fold, candidate index, name, data, ...)
     loop_folds = []
     for f, (train, seed) in enumerate(zip(trains, keys, strict=True)):
-        full, window, tf, z, candidates, kw = prepare_window(
+        full, window, tf, z, candidates, kw = prepare(
             train,
             options.get("transform", "auto"),
             options.get("candidates"),
@@ -174,7 +174,7 @@ def auto_fit_folds(trains, keys, *, options: dict, pad_to=None, workers=None) ->
     for f, (full, window, tf, candidates) in enumerate(folds):
         if f in loop_folds or len(fitted.get(f, ())) < len(candidates):
             try:
-                out.append(auto_fit(trains[f], key=int(keys[f]), pad_to=pad_to, **options))
+                out.append(fit_alone(trains[f], key=int(keys[f]), pad_to=pad_to, **options))
             except (FloatingPointError, np.linalg.LinAlgError) as err:
                 out.append(err)
             continue
