@@ -308,10 +308,12 @@ class AutoTS:
 
     Each fold calls :func:`auto_fit` on the fold's training data with these options
     (``workers``: threads over the candidates; ``candidates``: instead of the default ones).
-    ``fold_batch="vmap"`` (default) fits each
-    candidate on all the backtest's folds at once, one vmapped SVI program per candidate
-    (:mod:`bayes_ssm.inference.auto_folds`; equal to the per-fold fits up to rounding);
-    ``"loop"``: one :func:`auto_fit` per fold. NUTS always runs per fold.
+    ``fold_batch="loop"`` (default): one :func:`auto_fit`
+    per fold; ``"vmap"``: each candidate fitted on all the backtest's folds at once, one
+    vmapped SVI program per candidate (:mod:`bayes_ssm.inference.auto_folds`; equal to the
+    per-fold fits up to rounding). On a CPU the vmapped Kalman programs cost about 4x more per
+    fold than one fold at a time (``benchmarks/README.md``, "Speed of the default, session 7"),
+    so the loop is the default; the batch is for accelerators. NUTS always runs per fold.
     """
 
     transform: object = "auto"
@@ -320,7 +322,7 @@ class AutoTS:
     fit_kwargs: dict | None = None
     recalibrate: bool | str = RECALIBRATE
     workers: int | None = None
-    fold_batch: str = "vmap"
+    fold_batch: str = "loop"
     candidates: Mapping | None = None
     name: str = "default (stacked)"
     wants_index: bool = True
