@@ -84,8 +84,8 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
     run_kw = dict(guide=settings["guide"], steps=steps, optimizer=optimizer, tol=settings["tol"])
 
     start = time.perf_counter()
-    folds = []  # per fold: (full, window, transform, candidates, fold start)
-    jobs: dict = {}  # (ModelKey, length) -> list of (fold, candidate index, name, data, ...)
+    folds = []  # per fold: (full, window, transform, candidates)
+    jobs: dict = {}  # (ModelKey, run length) -> [(fold, i, name, model, data, scales, ...)]
     loop_folds = []
     for f, (train, seed) in enumerate(zip(trains, keys, strict=True)):
         full, window, tf, z, candidates, kw = prepare(
