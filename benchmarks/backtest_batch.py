@@ -96,7 +96,11 @@ def main(argv=None):
         f"ILI, {args.folds} origins 13 weeks apart, the last at n-26, 26 steps; default "
         f"forecaster (bs.AutoTS, workers={args.workers}); 2 shared cores"
     )
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    print("| " + " | ".join(table.columns) + " |")
+    print("|" + "---|" * len(table.columns))
+    for row in table.itertuples(index=False):
+        cells = (f"{v:.3f}" if isinstance(v, float) else str(v) for v in row)
+        print("| " + " | ".join(cells) + " |")
     if len(frames) == 2:
         a, b = frames.values()
         for col in ("crps", "mean", "pit"):
