@@ -311,9 +311,9 @@ class AutoTS:
     ``fold_batch="loop"`` (default): one :func:`auto_fit`
     per fold; ``"vmap"``: each candidate fitted on all the backtest's folds at once, one
     vmapped SVI program per candidate (:mod:`bayes_ssm.inference.auto_folds`; equal to the
-    per-fold fits up to rounding). On a CPU the vmapped Kalman programs cost about 4x more per
-    fold than one fold at a time (``benchmarks/README.md``, "Speed of the default, session 7"),
-    so the loop is the default; the batch is for accelerators. NUTS always runs per fold.
+    per-fold fits up to rounding). On this CPU the batch cost more CPU than the loop (20 folds:
+    2.6-4.5x per fold in SVI's steps; ``benchmarks/README.md``, "Speed of the default, session
+    7"), so the loop is the default; the batch is meant for accelerators. NUTS always runs per fold.
     """
 
     transform: object = "auto"
