@@ -10,12 +10,16 @@ start of each.
 
 ``--against DIR`` also runs the default command from another checkout (``PYTHONPATH=DIR``, its
 own cache directory), alternating with this one, for a before/after ratio in one run;
-``--ours-only`` leaves out the NUTS row and the peers.
+``--ours-only`` leaves out the NUTS row and the peers. ``--workers N [N ...]`` runs the default
+command once per thread count (``--workers``: the candidates fitted in that many threads; each
+its own cache directory), alternating, for a side-by-side comparison; the table then also gives
+each run's process CPU seconds (user + system of the child).
 
 Usage::
 
     PYTHONPATH=. python benchmarks/first_forecast.py --repeats 2
     PYTHONPATH=. python benchmarks/first_forecast.py --repeats 2 --ours-only --against /work/main
+    PYTHONPATH=. python benchmarks/first_forecast.py --repeats 2 --ours-only --workers 1 2
 """
 
 from __future__ import annotations
@@ -50,7 +54,7 @@ print(np.exp(res.get_forecast(26).conf_int()[-1]))
 }
 
 
-def ours(kind: str, n: int, cache: str, jax_dir: str = "jax") -> list[str]:
+def ours(kind: str, n: int, cache: str, jax_dir: str = "jax", workers=None) -> list[str]:
     from pathlib import Path
 
     csv = Path(cache) / "ili.csv"
@@ -63,6 +67,8 @@ def ours(kind: str, n: int, cache: str, jax_dir: str = "jax") -> list[str]:
     argv += ["--compile-cache", str(Path(cache) / jax_dir)]
     if kind == "nuts":
         argv += ["--model", "structural", "--method", "nuts"]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     return argv
 
 
@@ -72,6 +78,9 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--against", help="another checkout whose default also runs (before/after)")
     parser.add_argument("--ours-only", action="store_true", help="no NUTS row, no peers")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", help="run the default once per thread count"
+    )
     args = parser.parse_args(argv)
     env = {
         **os.environ,
@@ -80,6 +89,12 @@ def main(argv=None):
     rows = []
     with tempfile.TemporaryDirectory() as cache:
         commands = {"bayes-ssm forecast (default, SVI)": ours("svi", args.n, cache)}
+        for w in args.workers or ():
+            commands[f"bayes-ssm forecast (default, SVI) --workers {w}"] = ours(
+                "svi", args.n, cache, jax_dir=f"jax-w{w}", workers=w
+            )
+        if args.workers:
+            del commands["bayes-ssm forecast (default, SVI)"]
         paths = {}
         if args.against:
             name = f"bayes-ssm forecast (default, SVI) from {args.against}"
@@ -94,7 +109,7 @@ def main(argv=None):
         for rep in range(args.repeats):
             for name, cmd in commands.items():
                 load = os.getloadavg()[0]
-                start = time.perf_counter()
+                start, before = time.perf_counter(), os.times()
                 run_env = {**env, "PYTHONHASHSEED": str(rep + 1)}
                 if name in paths:
                     run_env["PYTHONPATH"] = paths[name]
@@ -102,15 +117,19 @@ def main(argv=None):
                     cmd, env=run_env, capture_output=True, text=True, timeout=1800
                 )
                 seconds = time.perf_counter() - start
+                after = os.times()
+                cpu = (after.children_user - before.children_user) + (
+                    after.children_system - before.children_system
+                )
                 if done.returncode:
                     print(done.stderr[-2000:])
                 cache_state = ("cold" if rep == 0 else "warm") if "bayes-ssm" in name else "-"
-                rows.append((rep + 1, name, cache_state, seconds, load, done.returncode))
+                rows.append((rep + 1, name, cache_state, seconds, cpu, load, done.returncode))
                 print(f"run {rep + 1}: {name}: {seconds:.1f} s (load {load:.1f})", flush=True)
-    print("\n| run | command | compile cache | wall s | load average at start | rc |")
-    print("|---|---|---|---:|---:|---:|")
-    for rep, name, cache_state, seconds, load, rc in rows:
-        print(f"| {rep} | {name} | {cache_state} | {seconds:.1f} | {load:.1f} | {rc} |")
+    print("\n| run | command | compile cache | wall s | CPU s | load average at start | rc |")
+    print("|---|---|---|---:|---:|---:|---:|")
+    for rep, name, cache_state, seconds, cpu, load, rc in rows:
+        print(f"| {rep} | {name} | {cache_state} | {seconds:.1f} | {cpu:.1f} | {load:.1f} | {rc} |")
 
 
 if __name__ == "__main__":

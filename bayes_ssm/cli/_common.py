@@ -76,6 +76,7 @@ def add_model_args(mod, *, auto: bool = False) -> None:
             "are back-transformed",
         )
         add_recalibrate_arg(mod)
+        add_workers_arg(mod)
     else:
         mod.add_argument(
             "--transform",
@@ -101,6 +102,26 @@ def add_recalibrate_arg(group) -> None:
         "in-sample h-step PIT values (docs/default.md); default: the library's default "
         "(bs.auto_fit's recalibrate=)",
     )
+
+
+def add_workers_arg(group) -> None:
+    """``--workers N``: threads for the default forecaster's candidates (``auto_fit(workers=)``)."""
+    group.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="default forecaster: fit its candidates in N threads (default: one per candidate, "
+        "at most one per core; 1: one after the other; same results either way)",
+    )
+
+
+def workers_option(args) -> int | None:
+    """``--workers`` checked (None: the library's default)."""
+    value = getattr(args, "workers", None)
+    if value is not None and value < 1:
+        raise ValueError(f"--workers must be >= 1; got {value}")
+    return value
 
 
 def recalibrate_option(args) -> bool:

@@ -43,6 +43,7 @@ def add_parser(sub):
         "--transform", choices=["auto", "log", "none"], default="auto", help="as in forecast"
     )
     _common.add_recalibrate_arg(mod)
+    _common.add_workers_arg(mod)
     mod.add_argument(
         "--method",
         choices=["svi", "nuts"],
@@ -94,6 +95,7 @@ def _backtest(args) -> int:
             transform=args.transform,
             method=args.method,
             recalibrate=_common.recalibrate_option(args),
+            workers=_common.workers_option(args),
         )
     }
     # two seasons of training before the first origin when the series has them; the default

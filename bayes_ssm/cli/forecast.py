@@ -100,6 +100,7 @@ def _forecast_auto(args) -> int:
         fit_kwargs=kw,
         progress=not args.quiet,
         recalibrate=_common.recalibrate_option(args),
+        workers=_common.workers_option(args),
     )
     fc = stacked.forecast(horizon, prob=prob, key=args.seed + 1)
     elapsed = time.perf_counter() - start

@@ -46,9 +46,11 @@ import numpy as np
 import pandas as pd
 
 from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference.candidate_stacking import BAD_K_SHARE, stack_candidates  # noqa: F401
+from bayes_ssm.inference.candidate_stacking import candidate_loo as _loo  # noqa: F401
 from bayes_ssm.inference.forecast import validate_horizon
 from bayes_ssm.inference.stacked_fit import StackedFit, resolve_transform
-from bayes_ssm.inference.stacking import stacking_weights
+from bayes_ssm.inference.threads import map_in_threads, resolve_workers
 
 if TYPE_CHECKING:
     from bayes_ssm.data.types import KeyLike, Prob, SeriesLike
@@ -80,7 +82,6 @@ _SEASONS = {
 }
 MIN_WINDOW = 400
 RECALIBRATE = True  # "widen" (docs/default.md, "Decision": measured on ILI, FX, simulated)
-BAD_K_SHARE = 0.10
 SEASON_Z = 1.645  # as in Theta (statsforecast, forecast::thetaf): 90% two-sided
 
 
@@ -143,47 +144,6 @@ def default_candidates(seasons) -> dict:
     }
 
 
-def _loo(fit):
-    """Pointwise PSIS-LOO of the one-step predictive densities (the ``log_lik`` site only,
-    not the full ArviZ tree of ``fit.to_arviz``, which also simulates ``y_rep``)."""
-    import warnings
-
-    import arviz_base
-    import arviz_stats
-
-    from bayes_ssm.inference import engine as _engine
-    from bayes_ssm.inference.padding import padded_data
-    from bayes_ssm.inference.pointwise import pointwise_log_lik
-
-    observed = ~np.isnan(fit.data.y)
-    # a padded fit (``fit_svi(pad_to=...)``): the same padded length, so one program serves
-    # every length; the log_lik of step t depends on the steps up to t only
-    padded = fit.info.get("padded_to")
-    kept = pointwise_log_lik(fit)
-    if kept is not None:  # computed with the guide's draws (fit_svi), the same values
-        out = {"log_lik": kept}
-    elif padded:  # no covariates (padded_length refuses them)
-        y = padded_data(fit.data, padded).y
-        out = _engine.predict(
-            fit.model, 0, fit._flat_draws(), y, dict(fit.scales), sites=("log_lik",)
-        )
-    else:
-        out = fit._predict(0, ("log_lik",))
-    log_lik = np.asarray(out["log_lik"])[:, : observed.size][:, observed]
-    tree = arviz_base.from_dict(
-        {
-            "posterior": dict(fit.draws),
-            "log_likelihood": {"y": log_lik.reshape(fit.num_chains, fit.num_draws, -1)},
-            "observed_data": {"y": fit.data.y[observed]},
-        },
-        dims={"y": ["time"]},
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        res = arviz_stats.loo(tree, pointwise=True)
-    return np.asarray(res.elpd_i, float), np.asarray(res.pareto_k, float), float(res.good_k)
-
-
 def auto_fit(
     y: SeriesLike,
     *,
@@ -197,6 +157,7 @@ def auto_fit(
     progress: bool = False,
     pad_to: int | None = None,
     recalibrate: bool | str = RECALIBRATE,
+    workers: int | None = None,
 ) -> StackedFit:
     """Fit the default candidates (or ``candidates``) and weight them by stacking.
 
@@ -229,6 +190,10 @@ def auto_fit(
         intervals are only ever widened; ``"quantile"``: the full quantile map; ``False``: the
         raw mixture. ``docs/default.md`` gives the measurements behind the default. The
         forecast's ``attrs["recalibration"]`` says what was done.
+    workers : int, optional
+        Fit the candidates in this many threads (default: one per candidate, at most one per
+        core; ``1``: one after the other). Same results whatever the number
+        (:mod:`bayes_ssm.inference.threads`); progress bars are off with more than one.
 
     Returns
     -------
@@ -237,15 +202,43 @@ def auto_fit(
     import jax
 
     from bayes_ssm.inference import engine as _engine
-    from bayes_ssm.inference.diagnostics import check
+
+    start = time.perf_counter()
+    full, window, tf, z, candidates, kw = prepare_window(
+        y, transform, candidates, method, fit_last, freq, fit_kwargs, progress, pad_to, recalibrate
+    )
+    fitter = _fitter(method)
+    base = _engine.as_key(key)
+    workers = resolve_workers(workers, len(candidates))
+    if workers > 1:
+        kw["progress"] = False  # one bar per thread would interleave
+
+    def fit_one(item):  # fit, PSIS-LOO and checks of candidate i (its own key)
+        i, (name, model) = item
+        fit = fitter(model, z, key=jax.random.fold_in(base, i), freq=full.freq, **kw)
+        return name, fit
+
+    done = map_in_threads(fit_one, enumerate(candidates.items()), workers)
+    return stack_candidates(dict(done), tf, window, full.freq, recalibrate, start, workers)
+
+
+def _fitter(method):
     from bayes_ssm.inference.fitting import fit_nuts, fit_svi
 
+    return fit_svi if method == "svi" else fit_nuts
+
+
+def prepare_window(
+    y, transform, candidates, method, fit_last, freq, fit_kwargs, progress, pad_to, recalibrate
+):
+    """:func:`auto_fit`'s checks and its data: ``(full, window, transform, z, candidates,
+    fit_kwargs)``; ``z`` the transformed window (a Series), ``fit_kwargs`` those of the
+    fitter."""
     if method not in ("svi", "nuts"):
         raise ValueError(f"method must be 'svi' or 'nuts'; got {method!r}")
     from bayes_ssm.inference.recalibration import check_mode
 
     check_mode(recalibrate)
-    start = time.perf_counter()
     full = as_series_data(y, freq=freq)
     series = pd.Series(full.y, index=full.index, name=full.name)
     if fit_last is None:
@@ -267,51 +260,7 @@ def auto_fit(
     kw.update(fit_kwargs or {})
     if pad_to is not None and method == "svi":
         kw["pad_to"] = min(int(pad_to), fit_last)
-    fitter = fit_svi if method == "svi" else fit_nuts
-    base = _engine.as_key(key)
-    fits, rows, lpds, ks, good = {}, [], [], [], []
-    for i, (name, model) in enumerate(candidates.items()):
-        fit = fitter(model, z, key=jax.random.fold_in(base, i), freq=full.freq, **kw)
-        fits[name] = fit
-        elpd_i, k, good_k = _loo(fit)
-        lpds.append(elpd_i)
-        ks.append(k)
-        good.append(good_k)
-        problems = check(fit, warn=False)
-        rows.append(
-            {
-                "candidate": name,
-                "elpd_loo": float(np.sum(elpd_i)),
-                "bad_pareto_k": int(np.sum(~(k <= good_k))),
-                "problems": len(problems),
-                "first_problem": problems[0] if problems else "",
-            }
-        )
-    lpd = np.column_stack(lpds)
-    reliable = np.all(np.column_stack(ks) <= np.asarray(good), axis=1) & np.all(
-        np.isfinite(lpd), axis=1
-    )
-    if len(fits) == 1:
-        w, source = np.ones(1), "single candidate"
-    elif reliable.mean() < 1 - BAD_K_SHARE:
-        w, source = np.full(len(fits), 1 / len(fits)), "equal (LOO unreliable)"
-    else:
-        w, source = stacking_weights(lpd[reliable]), "stacking (PSIS-LOO)"
-    weights = pd.Series(w, index=list(fits), name="weight")
-    table = pd.DataFrame(rows).set_index("candidate")
-    table.insert(0, "weight", weights)
-    table.attrs["points_left_out"] = int((~reliable).sum())
-    window_data = as_series_data(window, freq=full.freq)
-    return StackedFit(
-        fits=fits,
-        weights=weights,
-        transform=tf,
-        data=window_data,
-        table=table,
-        weights_from=source,
-        seconds=time.perf_counter() - start,
-        recalibrate=recalibrate,
-    )
+    return full, window, tf, z, candidates, kw
 
 
 def forecast(
@@ -357,7 +306,14 @@ def forecast(
 class AutoTS:
     """The default forecaster as a :func:`bayes_ssm.backtest` runner (``bs.AutoTS()``).
 
-    Each fold calls :func:`auto_fit` on the fold's training data with these options.
+    Each fold calls :func:`auto_fit` on the fold's training data with these options
+    (``workers``: threads over the candidates; ``candidates``: instead of the default ones).
+    ``fold_batch="loop"`` (default): one :func:`auto_fit`
+    per fold; ``"vmap"``: each candidate fitted on all the backtest's folds at once, one
+    vmapped SVI program per candidate (:mod:`bayes_ssm.inference.auto_folds`; equal to the
+    per-fold fits up to rounding). On this CPU the batch cost more CPU than the loop (20 folds:
+    2.6-4.5x per fold in SVI's steps; ``benchmarks/README.md``, "Speed of the default, session
+    7"), so the loop is the default; the batch is meant for accelerators. NUTS always runs per fold.
     """
 
     transform: object = "auto"
@@ -365,23 +321,50 @@ class AutoTS:
     fit_last: int | None = None
     fit_kwargs: dict | None = None
     recalibrate: bool | str = RECALIBRATE
+    workers: int | None = None
+    fold_batch: str = "loop"
+    candidates: Mapping | None = None
     name: str = "default (stacked)"
     wants_index: bool = True
+
+    def __post_init__(self):
+        if self.fold_batch not in ("vmap", "loop"):
+            raise ValueError(f"fold_batch must be 'vmap' or 'loop'; got {self.fold_batch!r}")
+
+    def _options(self, freq=None) -> dict:
+        return {
+            "transform": self.transform,
+            "method": self.method,
+            "fit_last": self.fit_last,
+            "freq": freq,
+            "fit_kwargs": self.fit_kwargs,
+            "recalibrate": self.recalibrate,
+            "workers": self.workers,
+            "candidates": self.candidates,
+        }
+
+    def fit_folds(self, trains, keys, *, pad_to: int | None = None) -> list | None:
+        """Every fold's :class:`StackedFit` (or the error its fit raised) from one batch per
+        candidate (:func:`~bayes_ssm.inference.auto_folds.auto_fit_folds`); None when this
+        runner fits fold by fold (``fold_batch="loop"`` or NUTS). ``keys``: each fold's key
+        as :meth:`draws_and_problems` gets it."""
+        if self.fold_batch != "vmap" or self.method != "svi" or len(trains) < 2:
+            return None
+        from bayes_ssm.inference.auto_folds import auto_fit_folds
+
+        return auto_fit_folds(
+            trains,
+            keys,
+            options=self._options(),
+            prepare=prepare_window,
+            fit_alone=auto_fit,
+            pad_to=pad_to,
+        )
 
     def fit(
         self, y: SeriesLike, *, key: KeyLike, freq: str | None = None, pad_to: int | None = None
     ) -> StackedFit:
-        return auto_fit(
-            y,
-            key=key,
-            transform=self.transform,
-            method=self.method,
-            fit_last=self.fit_last,
-            freq=freq,
-            fit_kwargs=self.fit_kwargs,
-            pad_to=pad_to,
-            recalibrate=self.recalibrate,
-        )
+        return auto_fit(y, key=key, pad_to=pad_to, **self._options(freq))
 
     def draws_and_problems(
         self,
@@ -391,11 +374,15 @@ class AutoTS:
         num_samples: int | None,
         key: KeyLike,
         pad_to: int | None = None,
+        fitted: StackedFit | Exception | None = None,
     ) -> tuple[np.ndarray, list[str]]:
         """Forecast draws of the stacked fit and the ``bs.check`` problems of the candidates
         that carry weight (for the backtest's ``converged`` column). ``pad_to``: the longest
-        training length of the backtest (see :func:`auto_fit`)."""
-        stacked = self.fit(train, key=int(key), pad_to=pad_to)
+        training length of the backtest (see :func:`auto_fit`); ``fitted``: this fold's
+        result of :meth:`fit_folds` (the fit is then not run again; an error is raised)."""
+        if isinstance(fitted, Exception):
+            raise fitted
+        stacked = fitted if fitted is not None else self.fit(train, key=int(key), pad_to=pad_to)
         draws = stacked.forecast_samples(horizon, num_samples=num_samples or 1000, key=int(key))
         problems = [
             f"{name}: {row.first_problem}"

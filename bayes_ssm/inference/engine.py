@@ -8,13 +8,14 @@ compile once. Scales and data are dynamic arguments.
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from numpyro import handlers
 from numpyro.infer import Predictive
+
+from bayes_ssm.inference.threads import locked_jit
 
 __all__ = [
     "ModelKey",
@@ -149,7 +150,7 @@ def _opt(x):
     return None if x is None else jnp.asarray(x)
 
 
-@partial(jax.jit, static_argnames=("mkey", "static_scales", "horizon", "components", "sites"))
+@locked_jit(static_argnames=("mkey", "static_scales", "horizon", "components", "sites"))
 def _predict(
     mkey,
     key,

@@ -93,6 +93,9 @@ class StackedFit:
         Recalibrate forecasts from in-sample ``h``-step PIT values
         (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``);
         ``forecast(...).attrs["recalibration"]`` says what was done.
+    workers : int, optional
+        Threads for the candidates' forecast draws (:func:`auto_fit`'s ``workers``; same
+        draws whatever the number).
     """
 
     fits: Mapping
@@ -103,6 +106,7 @@ class StackedFit:
     weights_from: str
     seconds: float
     recalibrate: bool | str = False
+    workers: int | None = None
     scores_cache: dict = dataclasses.field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -171,16 +175,21 @@ class StackedFit:
         import jax
 
         from bayes_ssm.inference import engine as _engine
+        from bayes_ssm.inference.threads import map_in_threads, resolve_workers
 
         base = _engine.as_key(key)
-        out = {}
-        for i, (name, fit) in enumerate(self.fits.items()):
-            if self.weights[name] <= 0:
-                continue
+        tasks = [(i, name, fit) for i, (name, fit) in enumerate(self.fits.items())]
+        tasks = [t for t in tasks if self.weights[t[1]] > 0]
+
+        def draw(task):  # candidate i draws with fold_in(key, i)
+            i, name, fit = task
             n = min(num_samples, fit.num_samples) if num_samples else None
             k = jax.random.fold_in(base, i)
-            out[name] = np.asarray(fit.forecast_samples(horizon, num_samples=n, key=k), float)
-        return out
+            return np.asarray(fit.forecast_samples(horizon, num_samples=n, key=k), float)
+
+        workers = resolve_workers(self.workers, max(len(tasks), 1))
+        draws = map_in_threads(draw, tasks, workers)
+        return {name: d for (_, name, _), d in zip(tasks, draws, strict=True)}
 
     def forecast_samples(
         self, horizon: int, *, num_samples: int = 1000, key: KeyLike = 0

@@ -8,7 +8,7 @@ same-shape data (backtests, calibration studies) compile once.
 
 from __future__ import annotations
 
-from functools import lru_cache, partial
+from functools import lru_cache
 
 import jax
 import jax.numpy as jnp
@@ -21,6 +21,7 @@ from numpyro.optim import optax_to_numpyro
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference.progress import progress_bar
+from bayes_ssm.inference.threads import locked_jit
 
 __all__ = [
     "GUIDES",
@@ -87,14 +88,14 @@ def _kwargs(static_scales, dyn_scales, cov):
 _STATIC = ("mkey", "guide_kind", "optimizer", "static_scales")
 
 
-@partial(jax.jit, static_argnames=_STATIC)
+@locked_jit(static_argnames=_STATIC)
 def _svi_init(mkey, guide_kind, optimizer, static_scales, key, y, dyn_scales, cov):
     kwargs = _kwargs(static_scales, dyn_scales, cov)
     program = latent_program(mkey.model.model)
     return _make_svi(mkey.model, guide_kind, optimizer, program=program).init(key, y, **kwargs)
 
 
-@partial(jax.jit, static_argnames=_STATIC + ("num_steps",))
+@locked_jit(static_argnames=_STATIC + ("num_steps",))
 def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, dyn_scales, cov):
     kwargs = _kwargs(static_scales, dyn_scales, cov)
     svi = _make_svi(mkey.model, guide_kind, optimizer)
@@ -117,7 +118,7 @@ def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, 
     return state, losses, jnp.stack([net, path])
 
 
-@partial(jax.jit, static_argnames=_STATIC + ("num_samples",))
+@locked_jit(static_argnames=_STATIC + ("num_samples",))
 def _svi_finish(
     mkey, guide_kind, optimizer, static_scales, num_samples, state, key, y, dyn_scales, cov
 ):
@@ -277,7 +278,7 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
 # exactly the steps ``fit_svi`` would take with the same key.
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer"))
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer"))
 def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
     def one(key, y, dyn, cov):
         program = latent_program(mkey.model.model)
@@ -287,7 +288,7 @@ def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
     return jax.vmap(one)(keys, y, dyn_scales, cov)
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer", "num_steps"))
 def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales, active, cov=None):
     def one(state, y, dyn, active, cov):
         new, losses, moved = _svi_steps.__wrapped__(
@@ -299,7 +300,7 @@ def _svi_steps_many(mkey, guide_kind, optimizer, num_steps, state, y, dyn_scales
     return jax.vmap(one)(state, y, dyn_scales, active, cov)
 
 
-@partial(jax.jit, static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer", "num_samples"))
 def _svi_finish_many(
     mkey, guide_kind, optimizer, num_samples, state, keys, y, dyn_scales, cov=None
 ):
