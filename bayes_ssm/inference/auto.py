@@ -172,8 +172,8 @@ def auto_fit(
     candidates : mapping of str to TimeSeriesModel, optional
         Replace the default candidates (fitted on the transformed scale).
     method : {"svi", "nuts"}
-        ``fit_svi`` (default) or ``fit_nuts`` (2 chains, 500 + 500 draws unless
-        ``fit_kwargs`` says otherwise).
+        ``fit_svi`` (default) or ``fit_nuts`` (2 chains, 300 + 400 draws, a dense mass matrix
+        over the global parameters, unless ``fit_kwargs`` says otherwise).
     fit_last : int, optional
         Fit the last ``fit_last`` steps (default ``max(6 * longest season, 400)``).
     freq : str, optional
@@ -254,7 +254,7 @@ def prepare_window(
     if not isinstance(candidates, Mapping) or not candidates:
         raise ValueError("candidates must be a non-empty dict of name -> model")
     if method == "nuts":
-        kw = {"num_chains": 2, "num_warmup": 500, "num_samples": 500, "progress": progress}
+        kw = {"num_chains": 2, "num_warmup": 300, "num_samples": 400, "progress": progress}
     else:
         kw = {"progress": progress}
     kw.update(fit_kwargs or {})
