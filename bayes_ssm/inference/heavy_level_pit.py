@@ -66,7 +66,7 @@ def heavy_level_moments(model, params, scales, y, horizon: int):
 
         _FN["fn"] = moments
     out = _FN["fn"](model, params, dict(scales), jnp.asarray(y))
-    m, p, tm, z, noise_var, r = (np.asarray(a, float) for a in out)
+    m, p, tm, z, noise_var, r = (np.array(a, float) for a in out)
     d, num_steps = m.shape[0], m.shape[1]
     level_var = noise_var[:, 0].copy()
     noise_var[:, 0] = 0.0
