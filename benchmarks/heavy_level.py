@@ -48,7 +48,7 @@ from bayes_ssm.inference.stacked_fit import resolve_transform
 from bayes_ssm.models import HeavyLevelTS, Seasonal
 
 
-def candidates_for(y: pd.Series) -> dict:
+def candidates_for(y: pd.Series, nu_level_rate: float = 0.1) -> dict:
     """The default's candidates for ``y`` (as ``auto_fit`` builds them) plus ``heavy_level``."""
     full = as_series_data(y)
     longest = max((p for p, _ in _SEASONS.get(_freq_code(full.freq), [])), default=0)
@@ -57,7 +57,7 @@ def candidates_for(y: pd.Series) -> dict:
     seasons = seasonal_periods(full.freq, z)
     out = dict(default_candidates(seasons))
     seasonal = [Seasonal(p, harmonics=h) for p, h in seasons] or None
-    out["heavy_level"] = HeavyLevelTS(seasonal=seasonal)
+    out["heavy_level"] = HeavyLevelTS(seasonal=seasonal, nu_level_rate=nu_level_rate)
     return out
 
 
@@ -99,6 +99,18 @@ def scores(test: np.ndarray, draws: np.ndarray, relative: bool) -> dict:
     }
 
 
+def _stack_all(stacked, names):
+    """Stacking weights over ``names`` on every point's PSIS-LOO density, Pareto ``k`` or not
+    (the default falls back to equal weights when more than 10% of the points have a bad k)."""
+    from bayes_ssm.inference.auto import _loo
+    from bayes_ssm.inference.stacking import stacking_weights
+
+    lpd = np.column_stack([_loo(stacked.fits[n])[0] for n in names])
+    out = pd.Series(0.0, index=stacked.weights.index, name="weight")
+    out[names] = stacking_weights(lpd[np.all(np.isfinite(lpd), axis=1)])
+    return out
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", default="deaths", choices=["deaths", "fx", "ili"])
@@ -106,6 +118,7 @@ def main(argv=None):
     parser.add_argument("--folds", type=int, default=4, help="ili: origins of the 20")
     parser.add_argument("--series", type=int, default=None, help="only the first N")
     parser.add_argument("--key", type=int, default=0)
+    parser.add_argument("--nu-level-rate", type=float, default=0.1, help="nu_level prior rate")
     args = parser.parse_args(argv)
     work = tasks(args.dataset, args.folds)[: args.series]
     relative = args.dataset == "deaths"
@@ -113,7 +126,7 @@ def main(argv=None):
     load0, start = os.getloadavg(), time.perf_counter()
     for i, (label, train, test) in enumerate(work):
         t0 = time.perf_counter()
-        cands = candidates_for(train)
+        cands = candidates_for(train, args.nu_level_rate)
         names = list(cands)
         default_names = names[:-1]
         stacked = auto_fit(train, key=args.key + i, candidates=cands, method=args.method)
@@ -125,6 +138,11 @@ def main(argv=None):
                 stacked.recalibrate,
             ),
         }
+        for which, subset in (("default", default_names), ("default + heavy", names)):
+            variants[f"{which}, stacking on all points"] = (
+                _stack_all(stacked, subset),
+                stacked.recalibrate,
+            )
         for name in names:
             w = pd.Series(0.0, index=stacked.weights.index, name="weight")
             w[name] = 1.0

@@ -38,13 +38,13 @@ FORECAST_PRECISION_SITE = "forecast_level_precision"
 
 
 def sample_nu_level(model):
-    """``nu_level``: ``2 + Gamma(2, 0.1)`` (as the Student-t observation noise's ``nu``) unless
-    the model's priors override it."""
+    """``nu_level``: ``2 + Gamma(2, model.nu_level_rate)`` (rate 0.1: the Student-t observation
+    noise's ``nu`` prior) unless the model's priors override it."""
     overrides = model.prior_overrides
     if NU_SITE in overrides:
         prior = prior_from_spec(NU_SITE, overrides[NU_SITE])
     else:
-        prior = ShiftedGamma(2.0, 0.1, NU_MIN)
+        prior = ShiftedGamma(2.0, model.nu_level_rate, NU_MIN)
     return numpyro.sample(NU_SITE, prior)
 
 

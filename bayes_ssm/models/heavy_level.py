@@ -40,6 +40,12 @@ class HeavyLevelTS(StructuralTS):
     """:class:`~bayes_ssm.StructuralTS` with Student-t level innovations (Gaussian
     observations, discrete time).
 
+    Parameters
+    ----------
+    nu_level_rate : float
+        Rate of the ``nu_level`` prior ``2 + Gamma(2, nu_level_rate)`` (default 0.1: the
+        Student-t observation noise's ``nu`` prior, prior median 18.8; 0.5: median 5.4).
+
     Notes
     -----
     The fields are the :class:`~bayes_ssm.StructuralTS` options (level, trend, seasonal,
@@ -48,11 +54,10 @@ class HeavyLevelTS(StructuralTS):
     Gaussian. Not supported: ``likelihood`` other than ``"gaussian"``, ``cycle``,
     ``regression_states``, ``initialization="diffuse"``, continuous time.
 
-    Extra sites: ``nu_level`` (degrees of freedom; prior ``2 + Gamma(2, 0.1)`` as the
-    Student-t observation noise's ``nu``, so ``nu_level > 2``; override with
-    ``priors={"nu_level": ...}``), the latent ``level_precision`` ``(time - 1,)`` and, in
-    forecasts, ``forecast_level_precision`` ``(horizon,)`` (fresh precisions: future shocks
-    follow the t law).
+    Extra sites: ``nu_level`` (degrees of freedom; prior ``2 + Gamma(2, nu_level_rate)``, so
+    ``nu_level > 2``; or ``priors={"nu_level": ...}``), the latent ``level_precision``
+    ``(time - 1,)`` and, in forecasts, ``forecast_level_precision`` ``(horizon,)`` (fresh
+    precisions: future shocks follow the t law).
 
     ``log_lik`` (for PSIS-LOO) is ``log p(y_t | y_<t, lambda_<t)``: it conditions on the
     sampled precisions of the earlier steps and integrates out the step's own precision
@@ -71,9 +76,14 @@ class HeavyLevelTS(StructuralTS):
     kind: ClassVar[str] = "structural_heavy_level"
 
     trend: str | None = None
+    nu_level_rate: float = 0.1
 
     def __post_init__(self):
         super().__post_init__()
+        rate = self.nu_level_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
+            raise ValueError(f"nu_level_rate must be a positive number; got {rate!r}")
+        object.__setattr__(self, "nu_level_rate", float(rate))
         if not self.level:
             raise ValueError("HeavyLevelTS needs level=True (its level shocks are Student-t)")
         for name, bad in (
@@ -117,4 +127,5 @@ class HeavyLevelTS(StructuralTS):
     def spec(self) -> dict[str, Any]:
         out = super().spec()
         out["kind"] = self.kind
+        out["params"]["nu_level_rate"] = self.nu_level_rate
         return out
