@@ -305,7 +305,7 @@ def test_nuts_fits_heavy_level():
     import bayes_ssm as bs
 
     y = _jump_series(40, seed=8)
-    fit = bs.fit_nuts(HeavyLevelTS(), y, key=0, num_warmup=300, num_samples=300, num_chains=1)
+    fit = bs.fit_nuts(HeavyLevelTS(), y, key=0, num_warmup=200, num_samples=200, num_chains=1)
     nu = np.asarray(fit.draws["nu_level"]).ravel()
     assert nu.min() > 2.0
     lam = np.asarray(fit.draws["level_precision"]).reshape(nu.size, -1)
