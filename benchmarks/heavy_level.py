@@ -9,7 +9,9 @@ the same seasonals) as a fifth candidate, then, from the same fits and without r
   shipped: ``widen`` where the window allows it);
 - ``default + heavy``: LOO stacking over all five;
 - ``heavy replaces student_t``: the Student-t observation candidate swapped for the new one;
-- each candidate alone (weight 1, not recalibrated).
+- each candidate alone (weight 1, not recalibrated; pooled over the series where the
+  candidate exists: with a season the level and damped trend are ``SeasonalNoiseTS``, column
+  ``n``).
 
 Datasets: ``deaths`` (the bundled COVID monthly deaths of ``benchmarks/monthly_deaths.py``:
 8 countries, 23 months to fit, 12 held out; CRPS relative to the country's mean held-out
@@ -173,6 +175,7 @@ def main(argv=None):
         rows.append(
             {
                 "forecast": v,
+                "n": len(parts),  # series/origins scored (a seasonal candidate: where it exists)
                 f"CRPS 1-{h}": float(crps.mean()),
                 "CRPS 1-3": float(np.mean([p["crps"][:3] for p in parts])),
                 "cov80": float(np.mean([p["cov80"] for p in parts])),
