@@ -102,7 +102,7 @@ def marginal_log_lik(res, system, q, y, nu):
     no level innovation and keeps the Gaussian term."""
     level_var = system.noise_var[0]
     own = jnp.concatenate([jnp.zeros((1,), q.dtype), q[:-1, 0]])  # level variance at step t
-    rest = jnp.clip(res.predicted_obs_vars - own, 1e-300)
+    rest = jnp.clip(res.predicted_obs_vars - own, jnp.finfo(q.dtype).tiny)  # >= sigma_obs^2
     marginal = student_t_predictive_log_prob(
         y, res.predicted_obs_means, rest, jnp.sqrt(level_var), nu
     )
