@@ -28,6 +28,7 @@ NUISANCE_DESCRIPTIONS = {
     "h_z": "standardised log-volatility innovations",
     "h_path": "the log-volatility path",
     "obs_precision": "per-observation precisions of the Student-t scale mixture",
+    "level_precision": "per-step precisions of the Student-t level shocks",
     "sigma_level_ratio": "the level sd as a ratio to its innovations' rms",
     "sigma_slope_ratio": "the slope sd as a ratio to its innovations' rms",
 }

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from bayes_ssm.inference.heavy_level_pit import heavy_level_moments, is_heavy_level, level_sums
+
 if TYPE_CHECKING:
     from bayes_ssm.inference.fit import Fit
 
@@ -54,7 +56,8 @@ _T_NODES = 48  # quadrature nodes over the Student-t precision
 
 def supports_pit(fit) -> bool:
     """Whether :func:`candidate_pit` handles ``fit`` (a discrete-time Gaussian or Student-t
-    :class:`~bayes_ssm.StructuralTS` without covariates and without the cycle /
+    :class:`~bayes_ssm.StructuralTS`, :class:`~bayes_ssm.models.SeasonalNoiseTS` or
+    :class:`~bayes_ssm.models.HeavyLevelTS` without covariates and without the cycle /
     regression-state / diffuse options)."""
     from bayes_ssm.models.structural import StructuralTS
 
@@ -168,7 +171,14 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
     else:
         lam = jnp.ones((d, num_steps))
     sigma = np.asarray(draws["sigma_obs"], float).reshape(d)
-    if getattr(model, "noise_period", None) is not None:  # SeasonalNoiseTS: variances per step
+    level_var = None
+    if is_heavy_level(model):  # HeavyLevelTS: Student-t level shocks (heavy_level_pit)
+        m, p, tm, z, q_steps, r_steps, level_var = heavy_level_moments(
+            model, params, fit.scales, y, horizon
+        )
+        nu_level = np.asarray(draws["nu_level"], float).reshape(d)
+        rng = np.random.default_rng(0)  # a fixed Monte-Carlo rule over future precisions
+    elif getattr(model, "noise_period", None) is not None:  # SeasonalNoiseTS: per-step variances
         m, p, tm, z, q_steps, r_steps = _tv_moments(model, params, fit.scales, y, horizon)
     else:
         m, p, tm, z, q = (
@@ -188,6 +198,8 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
         nodes = (np.arange(_T_NODES) + 0.5) / _T_NODES
     for k in range(d):
         mk, pk = m[k], p[k]
+        if level_var is not None:
+            shocks = level_var[k] * level_sums(tm[k], z[k], nu_level[k], horizon, rng)
         for h in range(horizon):
             mk = mk @ tm[k].T
             q_h = q_steps[k][origins + h + 1]  # (origin, state): noise arriving at t + h + 1
@@ -197,7 +209,11 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
             mean = mk @ z[k]
             var = np.clip(np.einsum("i,tij,j->t", z[k], pk, z[k]), 0.0, None)
             resid = target[:, h] - mean
-            if model.likelihood == "gaussian":
+            if level_var is not None:  # mixture over the future level precisions
+                sd = np.sqrt((var + r_steps[k][origins + h + 1])[:, None] + shocks[h][None, :])
+                cdf[:, h] += stats.norm.cdf(resid[:, None] / sd).mean(axis=1)
+                dens[:, h] += (stats.norm.pdf(resid[:, None] / sd) / sd).mean(axis=1)
+            elif model.likelihood == "gaussian":
                 sd = np.sqrt(var + r_steps[k][origins + h + 1])
                 cdf[:, h] += stats.norm.cdf(resid / sd)
                 dens[:, h] += stats.norm.pdf(resid / sd) / sd

@@ -2,6 +2,7 @@
 
 from bayes_ssm.models.attention_ar import AttentionAR
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
+from bayes_ssm.models.heavy_level import HeavyLevelTS
 from bayes_ssm.models.hybrid import HybridTS
 from bayes_ssm.models.neural import NeuralSSM
 from bayes_ssm.models.seasonal import Seasonal
@@ -15,6 +16,7 @@ __all__ = [
     "register_model",
     "StructuralTS",
     "SeasonalNoiseTS",
+    "HeavyLevelTS",
     "Seasonal",
     "AttentionAR",
     "NeuralSSM",
