@@ -153,7 +153,7 @@ def test_cli_workers_option():
     from bayes_ssm.cli import _common
 
     ns = argparse.Namespace
-    assert _common.workers_option(ns()) is None
+    assert _common.workers_option(ns()) == 1
     assert _common.workers_option(ns(workers=2)) == 2
     with pytest.raises(ValueError, match="--workers must be >= 1"):
         _common.workers_option(ns(workers=0))

@@ -111,15 +111,17 @@ def add_workers_arg(group) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="default forecaster: fit its candidates in N threads (default: one per candidate, "
-        "at most one per core; 1: one after the other; same results either way)",
+        help="default forecaster: fit its candidates in N threads (default 1: one after the "
+        "other; same results either way)",
     )
 
 
-def workers_option(args) -> int | None:
-    """``--workers`` checked (None: the library's default)."""
+def workers_option(args) -> int:
+    """``--workers`` checked (1 when not given: the candidates one after the other)."""
     value = getattr(args, "workers", None)
-    if value is not None and value < 1:
+    if value is None:
+        return 1
+    if value < 1:
         raise ValueError(f"--workers must be >= 1; got {value}")
     return value
 

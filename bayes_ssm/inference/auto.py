@@ -157,7 +157,7 @@ def auto_fit(
     progress: bool = False,
     pad_to: int | None = None,
     recalibrate: bool | str = RECALIBRATE,
-    workers: int | None = None,
+    workers: int | None = 1,
 ) -> StackedFit:
     """Fit the default candidates (or ``candidates``) and weight them by stacking.
 
@@ -191,9 +191,11 @@ def auto_fit(
         raw mixture. ``docs/default.md`` gives the measurements behind the default. The
         forecast's ``attrs["recalibration"]`` says what was done.
     workers : int, optional
-        Fit the candidates in this many threads (default: one per candidate, at most one per
-        core; ``1``: one after the other). Same results whatever the number
-        (:mod:`bayes_ssm.inference.threads`); progress bars are off with more than one.
+        Fit the candidates in this many threads (``None``: one per candidate, at most one per
+        core; default ``1``: one after the other, as two threads showed no gain on a 2-core
+        CPU, ``benchmarks/README.md`` "Speed of the default, session 7"). Same results
+        whatever the number (:mod:`bayes_ssm.inference.threads`); progress bars are off with
+        more than one.
 
     Returns
     -------
@@ -321,7 +323,7 @@ class AutoTS:
     fit_last: int | None = None
     fit_kwargs: dict | None = None
     recalibrate: bool | str = RECALIBRATE
-    workers: int | None = None
+    workers: int | None = 1
     fold_batch: str = "loop"
     candidates: Mapping | None = None
     name: str = "default (stacked)"
