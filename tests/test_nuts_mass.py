@@ -1,4 +1,5 @@
-"""``fit_nuts(dense_mass="auto")``: dense over the global parameters, diagonal per-step."""
+"""``fit_nuts(dense_mass="auto")``: dense for global parameters only, diagonal with per-step
+latents."""
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ def test_rule_decisions():
     small = {"sigma_level": (), "sigma_obs": (), "coef": (4,)}
     assert mass_structure(small) is True
     per_step = {**small, "obs_precision": (300,)}
-    assert mass_structure(per_step) == [("sigma_level", "sigma_obs", "coef")]
+    assert mass_structure(per_step) is False
     only_big = {"w": (GLOBAL_SITE_MAX + 1,)}
     assert mass_structure(only_big) is False
     too_many = {f"s{i}": (GLOBAL_SITE_MAX,) for i in range(DENSE_MAX // GLOBAL_SITE_MAX + 1)}
@@ -24,9 +25,9 @@ def test_rule_decisions():
         mass_structure(small, "dense")
 
 
-def test_student_t_precisions_stay_diagonal():
-    """The Student-t candidate's per-step precisions are left out of the dense block; every
-    other latent site of the program is in it."""
+def test_programs_with_per_step_latents_stay_diagonal():
+    """The default's Gaussian candidates get the dense matrix; the Student-t candidate, whose
+    program samples a precision per step, keeps the diagonal one."""
     y = np.sin(np.arange(120) / 5.0) + np.random.default_rng(0).normal(0, 0.3, 120)
     model = bs.StructuralTS(
         trend=None, seasonal=[bs.Seasonal(12, harmonics=2)], likelihood="student_t"
@@ -35,5 +36,7 @@ def test_student_t_precisions_stay_diagonal():
     shapes = engine.latent_shapes(data[0], data[1].y, data[2])
     per_step = [n for n, s in shapes.items() if int(np.prod(s, dtype=int)) >= 120]
     assert per_step, shapes  # the precisions are a latent site of the program
-    (block,) = mass_structure(shapes)
-    assert set(block) == set(shapes) - set(per_step)
+    assert mass_structure(shapes) is False
+    gaussian = bs.StructuralTS(trend="damped", seasonal=[bs.Seasonal(12, harmonics=2)], ar_order=1)
+    model, data, scales = _prepare_timed(gaussian, y, None, None)
+    assert mass_structure(engine.latent_shapes(model, data.y, scales)) is True

@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -345,7 +345,9 @@ class AutoTS:
             "candidates": self.candidates,
         }
 
-    def fit_folds(self, trains, keys, *, pad_to: int | None = None) -> list | None:
+    def fit_folds(
+        self, trains: Sequence[pd.Series], keys: Sequence[int], *, pad_to: int | None = None
+    ) -> list | None:
         """Every fold's :class:`StackedFit` (or the error its fit raised) from one batch per
         candidate (:func:`~bayes_ssm.inference.auto_folds.auto_fit_folds`); None when this
         runner fits fold by fold (``fold_batch="loop"`` or NUTS). ``keys``: each fold's key

@@ -26,9 +26,7 @@ GLOBAL_SITE_MAX = 64  # a site with more values is per-step (or a weight array):
 DENSE_MAX = 200  # the most values in the one dense block
 
 
-def mass_structure(
-    shapes: Mapping[str, tuple[int, ...]], dense_mass: bool | str = "auto"
-) -> bool | list[tuple[str, ...]]:
+def mass_structure(shapes: Mapping[str, tuple[int, ...]], dense_mass: bool | str = "auto") -> bool:
     """NumPyro's ``dense_mass`` argument for a program with these latent sites.
 
     Parameters
@@ -36,25 +34,18 @@ def mass_structure(
     shapes : mapping of str to tuple of int
         Latent site name -> shape (``engine.latent_shapes``), in program order.
     dense_mass : bool or "auto"
-        ``True`` / ``False`` are returned as they are. ``"auto"``: one dense block over the
-        sites with at most :data:`GLOBAL_SITE_MAX` values each, when they hold at most
-        :data:`DENSE_MAX` values together (diagonal for everything otherwise); ``True`` when
-        that block is every site.
+        ``True`` / ``False`` are returned as they are. ``"auto"``: dense when every site has
+        at most :data:`GLOBAL_SITE_MAX` values and all hold at most :data:`DENSE_MAX`
+        together (a program of global parameters only), diagonal otherwise.
 
     Returns
     -------
-    bool or list of tuple of str
-        ``False`` (diagonal), ``True`` (dense over every site) or ``[(site, ...)]`` (one dense
-        block, the other sites diagonal).
+    bool
+        ``True`` (dense) or ``False`` (diagonal).
     """
     if isinstance(dense_mass, bool):
         return dense_mass
     if dense_mass != "auto":
         raise ValueError(f"dense_mass must be True, False or 'auto'; got {dense_mass!r}")
-    sizes = {name: int(np.prod(shape, dtype=int)) for name, shape in shapes.items()}
-    small = tuple(name for name, size in sizes.items() if size <= GLOBAL_SITE_MAX)
-    if not small or sum(sizes[name] for name in small) > DENSE_MAX:
-        return False
-    if len(small) == len(sizes):
-        return True
-    return [small]
+    sizes = [int(np.prod(shape, dtype=int)) for shape in shapes.values()]
+    return bool(sizes) and max(sizes) <= GLOBAL_SITE_MAX and sum(sizes) <= DENSE_MAX
