@@ -20,6 +20,7 @@ exact time-varying Kalman filter (a state noise per step).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar
 
 from bayes_ssm.models import _heavy_level_program as program
@@ -74,6 +75,7 @@ class HeavyLevelTS(StructuralTS):
     """
 
     kind: ClassVar[str] = "structural_heavy_level"
+    program: ClassVar[ModuleType] = program  # StructuralTS.model runs its ``run``
 
     trend: str | None = None
     nu_level_rate: float = 0.1
@@ -99,27 +101,6 @@ class HeavyLevelTS(StructuralTS):
     @property
     def parameter_sites(self) -> tuple[str, ...]:
         return super().parameter_sites + (NU_SITE,)
-
-    def model(
-        self,
-        y,
-        *,
-        scales: dict[str, float],
-        covariates=None,
-        horizon: int = 0,
-        future_covariates=None,
-        components: bool = False,
-    ) -> None:
-        """The NumPyro program (:func:`bayes_ssm.models._heavy_level_program.run`)."""
-        program.run(
-            self,
-            y,
-            scales=scales,
-            covariates=covariates,
-            horizon=int(horizon),
-            future_covariates=future_covariates,
-            components=components,
-        )
 
     def prior_predictive(self, num_steps, *, key, scales, num_samples=200, covariates=None):
         raise NotImplementedError("HeavyLevelTS has no prior predictive program yet")

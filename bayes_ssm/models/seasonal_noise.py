@@ -27,6 +27,7 @@ checks the log-likelihoods are equal there). A coefficient of 1 is a variance ra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any, ClassVar
 
 import numpy as np
@@ -71,6 +72,7 @@ class SeasonalNoiseTS(StructuralTS):
     """
 
     kind: ClassVar[str] = "structural_seasonal_noise"
+    program: ClassVar[ModuleType] = program  # StructuralTS.model runs its ``run``
 
     trend: str | None = None
     noise_period: float = 52.18
@@ -103,27 +105,6 @@ class SeasonalNoiseTS(StructuralTS):
     @property
     def parameter_sites(self) -> tuple[str, ...]:
         return super().parameter_sites + COEF_SITES
-
-    def model(
-        self,
-        y,
-        *,
-        scales: dict[str, float],
-        covariates=None,
-        horizon: int = 0,
-        future_covariates=None,
-        components: bool = False,
-    ) -> None:
-        """The NumPyro program (:func:`bayes_ssm.models._seasonal_noise_program.run`)."""
-        program.run(
-            self,
-            y,
-            scales=scales,
-            covariates=covariates,
-            horizon=int(horizon),
-            future_covariates=future_covariates,
-            components=components,
-        )
 
     def prior_predictive(self, num_steps, *, key, scales, num_samples=200, covariates=None):
         raise NotImplementedError("SeasonalNoiseTS has no prior predictive program yet")

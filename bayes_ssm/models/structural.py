@@ -13,6 +13,7 @@ as statsmodels' ``UnobservedComponents``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
@@ -165,6 +166,10 @@ class StructuralTS(TimeSeriesModel):
     """
 
     kind: ClassVar[str] = "structural"
+    #: The module whose ``run`` is :meth:`model`'s program; a subclass with its own program
+    #: (``SeasonalNoiseTS``, ``HeavyLevelTS``) names its module here instead of overriding
+    #: :meth:`model`.
+    program: ClassVar[ModuleType] = program
 
     level: bool = True
     trend: str | None = "local_linear"
@@ -382,7 +387,7 @@ class StructuralTS(TimeSeriesModel):
         components : bool
             Emit ``component/<name>`` and ``y_fitted``.
         """
-        program.run(
+        self.program.run(
             self,
             y,
             scales=scales,
