@@ -72,3 +72,21 @@ def jsonable(value):
     if isinstance(value, np.generic):
         return value.item()
     return value
+
+
+def refuse_time_varying_unsupported(model, level_reason: str) -> None:
+    """The options a time-varying-noise :class:`~bayes_ssm.StructuralTS` subclass
+    (``SeasonalNoiseTS``, ``HeavyLevelTS``) does not support: ``ValueError`` naming the first
+    one set. ``level_reason``: why the subclass needs ``level=True``."""
+    name = type(model).__name__
+    if not model.level:
+        raise ValueError(f"{name} needs level=True ({level_reason})")
+    for option, bad in (
+        (f"likelihood={model.likelihood!r}", model.likelihood != "gaussian"),
+        ("cycle=True", model.cycle),
+        ("regression_states", model.regression_states is not None),
+        ("initialization='diffuse'", model.initialization != "proper"),
+        ("continuous time", model.obs_times is not None or model.time == "continuous"),
+    ):
+        if bad:
+            raise ValueError(f"{name} does not support {option}")

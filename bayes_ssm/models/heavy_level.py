@@ -29,6 +29,7 @@ from bayes_ssm.models._heavy_level_program import (
     NU_SITE,
     PRECISION_SITE,
 )
+from bayes_ssm.models._shared import refuse_time_varying_unsupported
 from bayes_ssm.models.base import register_model
 from bayes_ssm.models.structural import StructuralTS
 
@@ -86,17 +87,7 @@ class HeavyLevelTS(StructuralTS):
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not rate > 0:
             raise ValueError(f"nu_level_rate must be a positive number; got {rate!r}")
         object.__setattr__(self, "nu_level_rate", float(rate))
-        if not self.level:
-            raise ValueError("HeavyLevelTS needs level=True (its level shocks are Student-t)")
-        for name, bad in (
-            (f"likelihood={self.likelihood!r}", self.likelihood != "gaussian"),
-            ("cycle=True", self.cycle),
-            ("regression_states", self.regression_states is not None),
-            ("initialization='diffuse'", self.initialization != "proper"),
-            ("continuous time", self.obs_times is not None or self.time == "continuous"),
-        ):
-            if bad:
-                raise ValueError(f"HeavyLevelTS does not support {name}")
+        refuse_time_varying_unsupported(self, "its level shocks are Student-t")
 
     @property
     def parameter_sites(self) -> tuple[str, ...]:

@@ -34,6 +34,7 @@ import numpy as np
 
 from bayes_ssm.models import _seasonal_noise_program as program
 from bayes_ssm.models._seasonal_noise_program import COEF_PRIOR_SD, COEF_SITES
+from bayes_ssm.models._shared import refuse_time_varying_unsupported
 from bayes_ssm.models.base import register_model
 from bayes_ssm.models.structural import StructuralTS
 
@@ -90,17 +91,7 @@ class SeasonalNoiseTS(StructuralTS):
                 f"noise_harmonics must be an integer in [1, noise_period / 2]; got {k!r}"
             )
         object.__setattr__(self, "noise_harmonics", int(k))
-        if not self.level:
-            raise ValueError("SeasonalNoiseTS needs level=True (its level noise varies)")
-        for name, bad in (
-            (f"likelihood={self.likelihood!r}", self.likelihood != "gaussian"),
-            ("cycle=True", self.cycle),
-            ("regression_states", self.regression_states is not None),
-            ("initialization='diffuse'", self.initialization != "proper"),
-            ("continuous time", self.obs_times is not None or self.time == "continuous"),
-        ):
-            if bad:
-                raise ValueError(f"SeasonalNoiseTS does not support {name}")
+        refuse_time_varying_unsupported(self, "its level noise varies")
 
     @property
     def parameter_sites(self) -> tuple[str, ...]:
