@@ -39,7 +39,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
 from bayes_ssm.kernels.recurrence import linear_recurrence
-from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, state_passing
+from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, scale_rows, state_passing
 
 __all__ = [
     "chunked_form_fused",
@@ -67,6 +67,7 @@ class _Cfg(NamedTuple):
     interpret: bool
     ratio: int  # heads per group r
     shared_cb: bool  # C Bᵀ per group by XLA, read by the kernel (else recomputed per head)
+    scaled: bool  # x arrives unscaled, with its per-step scale dt (b, h, T)
 
 
 def _pow2(v):
@@ -103,8 +104,12 @@ def _split(x, B, cs, chunk):
     return X, cs_h, (b, c, g, r, n, p)
 
 
-def chunk_scan_reference(x, B, C, cs, starts, chunk, precision=None):
-    """Steps 1 + 4 in plain JAX: ``y (b, T, h, p)`` (the slow twin of :func:`chunk_scan`)."""
+def chunk_scan_reference(x, B, C, cs, starts, chunk, precision=None, dt=None):
+    """Steps 1 + 4 in plain JAX: ``y (b, T, h, p)`` (the slow twin of :func:`chunk_scan`).
+
+    ``dt (b, h, T)``, optional: the inputs are ``x * dt`` (the kernel scales inside).
+    """
+    x = scale_rows(x, dt)
     X, cs_h, (b, c, g, r, n, p) = _split(x, B, cs, chunk)
     Bc = B.reshape(b, c, chunk, g, n)
     Cc = C.reshape(b, c, chunk, g, n)
@@ -129,7 +134,8 @@ def _decay_mask(rows_t, rows_s, cs_t, cs_s):
     return jnp.exp(seg)
 
 
-def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, y_ref, *, cfg):
+def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, *refs, cfg):
+    dt_ref, y_ref = refs if cfg.scaled else (None, refs[0])
     m = pl.program_id(3)
     bm = cfg.rows
     rows = m * bm + lax.iota(jnp.int32, bm)
@@ -146,14 +152,17 @@ def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, y_ref, *, cfg):
         else:
             G = dot_f32(Cm, B_ref[pl.ds(k * bm, bm), :], 1, 1)  # (BM, BK), float32
         cols = k * bm + lax.iota(jnp.int32, bm)
-        M = (G * _decay_mask(rows, cols, cs_m, cs_k)).astype(xk.dtype)
+        M = G * _decay_mask(rows, cols, cs_m, cs_k)
+        if cfg.scaled:  # x * dt: scale the columns of the mask instead (as Triton does)
+            M = M * dt_ref[pl.ds(k * bm, bm)][None, :]
+        M = M.astype(xk.dtype)
         return acc + dot_f32(M, xk)
 
     acc = lax.fori_loop(0, m + 1, block, acc)
     y_ref[...] = acc.astype(y_ref.dtype)
 
 
-def _run_chunk_scan(cfg, x, B, C, cs, starts):
+def _run_chunk_scan(cfg, x, B, C, cs, starts, dt):
     b, T, h, p = x.shape
     n = B.shape[-1]
     c, bm = T // cfg.chunk, cfg.rows
@@ -170,6 +179,7 @@ def _run_chunk_scan(cfg, x, B, C, cs, starts):
         second_spec = pl.BlockSpec(
             (None, None, None, length, length), lambda bi, ci, hi, mi: (bi, ci, hi // r, 0, 0)
         )
+    per_step = pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi, mi: (bi, hi, ci))
     return pl.pallas_call(
         functools.partial(_chunk_scan_kernel, cfg=cfg),
         out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
@@ -178,16 +188,17 @@ def _run_chunk_scan(cfg, x, B, C, cs, starts):
             pl.BlockSpec((None, cfg.chunk, None, p), lambda bi, ci, hi, mi: (bi, ci, hi, 0)),
             second_spec,
             whole(n),
-            pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi, mi: (bi, hi, ci)),
+            per_step,
             pl.BlockSpec((None, None, None, p, n), lambda bi, ci, hi, mi: (bi, ci, hi, 0, 0)),
-        ],
+        ]
+        + [per_step] * cfg.scaled,
         out_specs=pl.BlockSpec(
             (None, bm, None, p), lambda bi, ci, hi, mi: (bi, ci * per + mi, hi, 0)
         ),
         interpret=cfg.interpret,
         compiler_params=_params(cfg),
         name="ssd_chunk_scan",
-    )(x, second, C, cs, starts)
+    )(x, second, C, cs, starts, *[dt] * cfg.scaled)
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,32 +207,35 @@ def _run_chunk_scan(cfg, x, B, C, cs, starts):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _chunk_scan(cfg, x, B, C, cs, starts):
-    return _run_chunk_scan(cfg, x, B, C, cs, starts)
+def _chunk_scan(cfg, x, B, C, cs, starts, dt):
+    return _run_chunk_scan(cfg, x, B, C, cs, starts, dt)
 
 
-def _chunk_scan_fwd(cfg, x, B, C, cs, starts):
-    return _run_chunk_scan(cfg, x, B, C, cs, starts), (x, B, C, cs, starts)
+def _chunk_scan_fwd(cfg, x, B, C, cs, starts, dt):
+    return _run_chunk_scan(cfg, x, B, C, cs, starts, dt), (x, B, C, cs, starts, dt)
 
 
 def _chunk_scan_bwd(cfg, res, dy):
-    _, vjp = jax.vjp(lambda *a: chunk_scan_reference(*a, cfg.chunk), *res)
+    *res, dt = res
+    twin = lambda x, B, C, cs, st, dt: chunk_scan_reference(x, B, C, cs, st, cfg.chunk, dt=dt)  # noqa: E731
+    _, vjp = jax.vjp(twin, *res, dt)
     return vjp(dy)
 
 
 _chunk_scan.defvjp(_chunk_scan_fwd, _chunk_scan_bwd)
 
 
-def _cfg(x, B, chunk, tile, interpret):
+def _cfg(x, B, chunk, tile, interpret, scaled=False):
     rows, warps, stages, *shared = tile or DEFAULT_SSD_TILE
     ratio = x.shape[-2] // B.shape[-2]
     shared = bool(shared[0]) if shared else SHARED_CB_RATIO is not None and ratio >= SHARED_CB_RATIO
-    return _Cfg(chunk, min(rows, chunk), warps, stages, bool(interpret), ratio, shared)
+    return _Cfg(chunk, min(rows, chunk), warps, stages, bool(interpret), ratio, shared, scaled)
 
 
-def chunk_scan(x, B, C, cs, starts, chunk, *, tile=None, interpret=False):
+def chunk_scan(x, B, C, cs, starts, chunk, *, dt=None, tile=None, interpret=False):
     """Steps 1 + 4 by the fused kernel: ``y (b, T, h, p)``; arguments as the twin's."""
-    return _chunk_scan(_cfg(x, B, chunk, tile, interpret), x, B, C, cs, starts)
+    cfg = _cfg(x, B, chunk, tile, interpret, dt is not None)
+    return _chunk_scan(cfg, x, B, C, cs, starts, dt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -231,9 +245,13 @@ def chunk_scan(x, B, C, cs, starts, chunk, *, tile=None, interpret=False):
 
 def chunked_form_fused(
     x, log_a, B, C, h0, chunk_size, scan_method="auto", *, tile=None, passing=None,
-    interpret=False,
+    x_scale=None, interpret=False,
 ):  # fmt: skip
     """The chunked form with fused kernels; arguments and result as ``chunked_form``.
+
+    ``x_scale (..., t, g, r)``, optional: the inputs are ``x * x_scale`` (the step sizes
+    ``Δ`` of :func:`~bayes_ssm.kernels.ssd`), applied inside the kernels, so the scaled copy of
+    ``x`` is never written (and bfloat16 ``x`` stays bfloat16 with float32 ``Δ``).
 
     ``log_a`` must not be None (no decay: use ``chunked_form``, which needs no masks).
     ``passing=True`` runs steps 2 + 3 in the state-passing kernel (``scan_method`` unused);
@@ -250,19 +268,22 @@ def chunked_form_fused(
     xf = flat(x, 4).reshape(-1, T, h, p)
     Bf, Cf = flat(B, 3), flat(C, 3)
     la = flat(log_a, 3).reshape(-1, T, h).astype(jnp.float32)
+    sc = None if x_scale is None else flat(x_scale, 3).reshape(-1, T, h).astype(jnp.float32)
     if pad:  # padded steps (decay 1, zero input) change neither outputs nor the final state
         widths = lambda z: [(0, 0), (0, pad)] + [(0, 0)] * (z.ndim - 2)  # noqa: E731
         xf, Bf, Cf, la = (jnp.pad(z, widths(z)) for z in (xf, Bf, Cf, la))
+        sc = None if sc is None else jnp.pad(sc, widths(sc))
     nb = xf.shape[0]
+    sc = None if sc is None else jnp.moveaxis(sc, 2, 1)  # (b, h, T)
     cs = jnp.cumsum(la.reshape(nb, c, length, h), axis=2)  # within-chunk, float32
     cs = jnp.moveaxis(cs, 3, 1).reshape(nb, h, c * length)  # (b, h, T)
     init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
     if (
         USE_STATE_PASSING if passing is None else passing
     ):  # steps 2 + 3 in one kernel (not yet run on a GPU)
-        starts, final = state_passing(xf, Bf, cs, init, length, interpret=interpret)
+        starts, final = state_passing(xf, Bf, cs, init, length, dt=sc, interpret=interpret)
     else:  # step 2 by a kernel, step 3 by XLA (the form measured on the H200)
-        states = chunk_state(xf, Bf, cs, length, interpret=interpret)
+        states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
         decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
         ends = linear_recurrence(
             jnp.moveaxis(decay, 1, 2)[..., None, None], states, init.astype(states.dtype),
@@ -270,7 +291,8 @@ def chunked_form_fused(
         )  # fmt: skip
         starts = jnp.concatenate([init[:, None].astype(ends.dtype), ends[:, :-1]], axis=1)
         final = ends[:, -1]
-    y = chunk_scan(xf, Bf, Cf, cs, starts.astype(x.dtype), length, tile=tile, interpret=interpret)
+    st = starts.astype(x.dtype)
+    y = chunk_scan(xf, Bf, Cf, cs, st, length, dt=sc, tile=tile, interpret=interpret)
     y = y[:, :T].reshape(x.shape)
     final = final.reshape(*batch, g, r, p, n).astype(x.dtype)
     return y, final
