@@ -291,8 +291,9 @@ def chunked_form_fused(
         )  # fmt: skip
         starts = jnp.concatenate([init[:, None].astype(ends.dtype), ends[:, :-1]], axis=1)
         final = ends[:, -1]
-    st = starts.astype(x.dtype)
-    y = chunk_scan(xf, Bf, Cf, cs, st, length, dt=sc, tile=tile, interpret=interpret)
+    # The chunk-start states stay float32 in memory; the kernel rounds them to x's dtype in
+    # registers (no separate conversion pass for bfloat16).
+    y = chunk_scan(xf, Bf, Cf, cs, starts, length, dt=sc, tile=tile, interpret=interpret)
     y = y[:, :T].reshape(x.shape)
     final = final.reshape(*batch, g, r, p, n).astype(x.dtype)
     return y, final
