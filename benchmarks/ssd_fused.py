@@ -77,17 +77,17 @@ def main() -> None:
     parser.add_argument(
         "--tiles",
         nargs="+",
-        default=["64x4x2x1+pass+grad"],
-        help="variants BMxWARPSxSTAGES[xCB][+pass][+pre][+grad]: chunk_scan tile (CB 1: the "
-        "group's C Bᵀ by XLA), steps 2+3 by the state-passing kernel, x*dt formed by XLA "
-        "before the kernels (session 6's form), forward+backward timed too",
+        default=["auto+grad"],
+        help="variants BMxWARPSxSTAGES[xCB[xBK]][+pass][+pre][+grad] or auto[+grad] (ssd's "
+        "defaults): chunk_scan tile (CB 1: the group's C Bᵀ by XLA; BK inner block), steps "
+        "2+3 by the state-passing kernel, x*dt formed by XLA before the kernels (session 6's "
+        "form), forward+backward timed too",
     )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
     parser.add_argument("--passing", action="store_true", help="steps 2+3 by state_passing")
     parser.add_argument("--no-xla", action="store_true")
     args = parser.parse_args()
-    ssd_fused.USE_STATE_PASSING = args.passing
     dev = jax.devices()[0]
     print(
         f"# fused SSD: {jax.default_backend()} ({dev.device_kind}), jax {jax.__version__}, "
@@ -138,8 +138,17 @@ def main() -> None:
                 f_ms, y = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)
                 b_ms, _ = median_ms(_grad(fn), x, dt, A, B, C, w, repeats=args.repeats)
                 row(f"XLA chunked, auto chunk {auto}", f_ms, b_ms, y)
+            for tile in [t for t in args.tiles if t.startswith("auto")]:
+                ssd_fused.DEFAULT_SSD_TILE = ssd_fused.USE_STATE_PASSING = None
+                f_ms, y = median_ms(jax.jit(ssd), x, dt, A, B, C, repeats=args.repeats)
+                b_ms = None
+                if "grad" in tile:
+                    b_ms, _ = median_ms(_grad(ssd), x, dt, A, B, C, w, repeats=args.repeats)
+                auto = choose_ssd_chunk(x.shape[1], dtype, state_size=B.shape[-1])
+                config = ssd_fused.fused_config(dtype, B.shape[-1])
+                row(f"ssd defaults (chunk {auto}; tile, passing {config})", f_ms, b_ms, y)
             for chunk in args.chunks:
-                for tile in args.tiles:
+                for tile in [t for t in args.tiles if not t.startswith("auto")]:
                     spec, *flags = tile.split("+")
                     ssd_fused.DEFAULT_SSD_TILE = tuple(int(v) for v in spec.split("x"))
                     ssd_fused.USE_STATE_PASSING = args.passing or "pass" in flags

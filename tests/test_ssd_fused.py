@@ -41,15 +41,15 @@ def _loss(form, w, wh):
 
 
 def test_values_equal_the_xla_chunked_and_quadratic_forms():
-    # T = 40 with chunk 16: three chunks, the last ragged; BM = 16 rows per block; four heads
-    # per group. The opt-in variants: the group's shared C Bᵀ and the state-passing kernel
-    # (the flag test below runs the default: C Bᵀ per head, chunk states + XLA carry).
-    x, log_a, B, C, h0, _ = _inputs(0, 1, 40, 1, 4, 16, 16)
+    # T = 72 with chunk 32: three chunks, the last ragged; BM = 32 rows per block in inner
+    # steps of BK = 16 columns; four heads per group. The group's shared C Bᵀ and the
+    # state-passing kernel (the flag test below: C Bᵀ per head, chunk states + XLA carry).
+    x, log_a, B, C, h0, _ = _inputs(0, 1, 72, 1, 4, 16, 16)
     hi = jax.lax.Precision.HIGHEST
     fused = lambda *a: chunked_form_fused(  # noqa: E731
-        *a, 16, tile=(16, 4, 2, 1), passing=True, interpret=True
+        *a, 32, tile=(32, 4, 2, 1, 16), passing=True, interpret=True
     )
-    slow = lambda *a: chunked_form(*a, 16, "sequential", hi)  # noqa: E731
+    slow = lambda *a: chunked_form(*a, 32, "sequential", hi)  # noqa: E731
     got = jax.jit(fused)(x, log_a, B, C, h0)
     for a, want in zip(got, slow(x, log_a, B, C, h0), strict=True):
         np.testing.assert_allclose(np.asarray(a), np.asarray(want), rtol=1e-4, atol=1e-4)
@@ -174,7 +174,7 @@ def test_bfloat16_inputs_with_float32_steps_stay_bfloat16():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize("tile", [(64, 4, 2, 0), (64, 4, 2, 1), (128, 8, 3, 1)])
+@pytest.mark.parametrize("tile", [(64, 4, 2, 0), (32, 4, 2, 0), (64, 4, 2, 1, 32)])
 def test_gpu_ssd_with_steps_inside_the_kernels(dtype, tile):
     # b2 T1000 h8 p64 n128 (ragged at chunk 256): ssd(fused=True), Δ applied in the kernels,
     # both step-2+3 forms, against the XLA form; values and gradients.

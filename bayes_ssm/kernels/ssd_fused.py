@@ -48,15 +48,19 @@ __all__ = [
     "fused_shape_supported",
     "use_fused",
     "DEFAULT_SSD_TILE",
+    "fused_config",
 ]
 
-# (rows per block BM = BK, warps, pipeline stages) of the chunk_scan kernel; an optional fourth
-# entry 1/0 forces the shared C Bᵀ on/off (default: on for >= SHARED_CB_RATIO heads per group).
-DEFAULT_SSD_TILE = (64, 4, 2)
-SHARED_CB_RATIO = None  # off by default: written after the last GPU call, not yet run there
-# Steps 2 + 3 by the state-passing kernel when chunked_form_fused gets passing=None (off: not
-# yet run on a GPU; benchmarks/ssd_fused.py --passing turns it on).
-USE_STATE_PASSING = False
+# Tile of the chunk_scan kernel: (rows per block BM, warps, pipeline stages[, shared C Bᵀ 1/0
+# [, columns per inner block BK]]); the shared C Bᵀ is made once per group by XLA (default:
+# off unless >= SHARED_CB_RATIO heads per group), BK defaults to BM and must divide it.
+# When ``ssd`` runs the kernels, the tile and whether steps 2 + 3 run in the state-passing kernel
+# come from the measured row of (dtype, state size) in _FUSED_CONFIG; DEFAULT_SSD_TILE and
+# USE_STATE_PASSING, when set (benchmarks, tests), override it.
+FALLBACK_SSD_TILE = (64, 4, 2)
+DEFAULT_SSD_TILE = None
+SHARED_CB_RATIO = None
+USE_STATE_PASSING = None
 
 
 class _Cfg(NamedTuple):
@@ -68,6 +72,7 @@ class _Cfg(NamedTuple):
     ratio: int  # heads per group r
     shared_cb: bool  # C Bᵀ per group by XLA, read by the kernel (else recomputed per head)
     scaled: bool  # x arrives unscaled, with its per-step scale dt (b, h, T)
+    kblock: int  # BK: columns of the mask per inner step (divides BM)
 
 
 def _pow2(v):
@@ -144,21 +149,23 @@ def _chunk_scan_kernel(x_ref, B_ref, C_ref, cs_ref, st_ref, *refs, cfg):
     start = st_ref[...]  # (p, n)
     acc = dot_f32(Cm, start.astype(Cm.dtype), 1, 1) * jnp.exp(cs_m)[:, None]
 
+    bk = cfg.kblock
+
     def block(k, acc):
-        xk = x_ref[pl.ds(k * bm, bm), :]  # (BK, p)
-        cs_k = cs_ref[pl.ds(k * bm, bm)]
+        xk = x_ref[pl.ds(k * bk, bk), :]  # (BK, p)
+        cs_k = cs_ref[pl.ds(k * bk, bk)]
         if cfg.shared_cb:  # B_ref holds this group's C Bᵀ (l, l), float32
-            G = B_ref[pl.ds(m * bm, bm), pl.ds(k * bm, bm)]
+            G = B_ref[pl.ds(m * bm, bm), pl.ds(k * bk, bk)]
         else:
-            G = dot_f32(Cm, B_ref[pl.ds(k * bm, bm), :], 1, 1)  # (BM, BK), float32
-        cols = k * bm + lax.iota(jnp.int32, bm)
+            G = dot_f32(Cm, B_ref[pl.ds(k * bk, bk), :], 1, 1)  # (BM, BK), float32
+        cols = k * bk + lax.iota(jnp.int32, bk)
         M = G * _decay_mask(rows, cols, cs_m, cs_k)
         if cfg.scaled:  # x * dt: scale the columns of the mask instead (as Triton does)
-            M = M * dt_ref[pl.ds(k * bm, bm)][None, :]
+            M = M * dt_ref[pl.ds(k * bk, bk)][None, :]
         M = M.astype(xk.dtype)
         return acc + dot_f32(M, xk)
 
-    acc = lax.fori_loop(0, m + 1, block, acc)
+    acc = lax.fori_loop(0, (m + 1) * (bm // bk), block, acc)
     y_ref[...] = acc.astype(y_ref.dtype)
 
 
@@ -226,14 +233,35 @@ _chunk_scan.defvjp(_chunk_scan_fwd, _chunk_scan_bwd)
 
 
 def _cfg(x, B, chunk, tile, interpret, scaled=False):
-    rows, warps, stages, *shared = tile or DEFAULT_SSD_TILE
+    rows, warps, stages, *extra = tile
     ratio = x.shape[-2] // B.shape[-2]
-    shared = bool(shared[0]) if shared else SHARED_CB_RATIO is not None and ratio >= SHARED_CB_RATIO
-    return _Cfg(chunk, min(rows, chunk), warps, stages, bool(interpret), ratio, shared, scaled)
+    if extra:
+        shared = bool(extra[0])
+    else:
+        shared = SHARED_CB_RATIO is not None and ratio >= SHARED_CB_RATIO
+    rows = min(rows, chunk)
+    kblock = min(extra[1], rows) if len(extra) > 1 else rows
+    if rows % kblock or kblock < 16:
+        raise ValueError(f"the inner block BK={kblock} must divide BM={rows} and be >= 16")
+    return _Cfg(chunk, rows, warps, stages, bool(interpret), ratio, shared, scaled, kblock)
+
+
+def fused_config(dtype, state: int):
+    """``(tile, passing)`` for the fused path: the measured row of (dtype, state size ``n``).
+
+    Rows not measured get ``FALLBACK_SSD_TILE`` and the chunk-state form; the module's
+    ``DEFAULT_SSD_TILE`` / ``USE_STATE_PASSING``, when set, override both.
+    """
+    size = "small" if state <= 64 else "large"
+    tile, passing = _FUSED_CONFIG.get((jnp.dtype(dtype).name, size), (FALLBACK_SSD_TILE, False))
+    tile = tile if DEFAULT_SSD_TILE is None else DEFAULT_SSD_TILE
+    passing = passing if USE_STATE_PASSING is None else USE_STATE_PASSING
+    return tuple(tile), bool(passing)
 
 
 def chunk_scan(x, B, C, cs, starts, chunk, *, dt=None, tile=None, interpret=False):
     """Steps 1 + 4 by the fused kernel: ``y (b, T, h, p)``; arguments as the twin's."""
+    tile = tile or fused_config(x.dtype, B.shape[-1])[0]
     cfg = _cfg(x, B, chunk, tile, interpret, dt is not None)
     return _chunk_scan(cfg, x, B, C, cs, starts, dt)
 
@@ -278,11 +306,11 @@ def chunked_form_fused(
     cs = jnp.cumsum(la.reshape(nb, c, length, h), axis=2)  # within-chunk, float32
     cs = jnp.moveaxis(cs, 3, 1).reshape(nb, h, c * length)  # (b, h, T)
     init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
-    if (
-        USE_STATE_PASSING if passing is None else passing
-    ):  # steps 2 + 3 in one kernel (not yet run on a GPU)
+    default_tile, default_passing = fused_config(x.dtype, n)
+    tile = tile or default_tile
+    if default_passing if passing is None else passing:  # steps 2 + 3 in one kernel
         starts, final = state_passing(xf, Bf, cs, init, length, dt=sc, interpret=interpret)
-    else:  # step 2 by a kernel, step 3 by XLA (the form measured on the H200)
+    else:  # step 2 by a kernel, step 3 by XLA
         states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
         decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
         ends = linear_recurrence(
@@ -303,12 +331,20 @@ def chunked_form_fused(
 # When ``fused="auto"`` runs the kernels
 # --------------------------------------------------------------------------------------------
 
-# GPU (dtype, state size) rows where the fused form measured faster than the XLA chunked form
-# (benchmarks/ssd_fused.py on the lent H200; benchmarks/README.md, "Fused SSD kernels").
-# b8 L4096 H32 P64 N128 (n > 64, "large"), chunk 256, one process (2026-12-04, jax 0.11.2):
-# float32 forward 2.13 vs 4.25 ms, forward + backward 7.78 vs 10.19; bfloat16 2.16 vs 4.22,
-# 7.18 vs 9.97. n <= 64 ("small"): not measured yet, so the XLA form stays.
-_FUSED_FASTER = {("float32", "large"): True, ("bfloat16", "large"): True}
+# GPU (dtype, state size) rows where the fused form measured faster than the XLA chunked form,
+# with the tile and step-2+3 form measured fastest there (benchmarks/ssd_fused.py on the lent
+# H200, jax 0.11.2, 2026-12-05; benchmarks/README.md, "Kernels on the H200, session 8").
+# "large" (n > 64) at b8 L4096 H32 P64 N128, chunk 256, forward ms (XLA form in the same run):
+#   float32 64x4x2x1 + state passing 1.654 (chunk-state form 1.836; XLA 4.324);
+#   bfloat16 64x4x2, chunk-state form 1.081 (state passing 1.16-1.22; XLA 3.708).
+# "small" (n <= 64) at b2 L4096 H16 P64 N64 (chunk 128 float32, 64 bfloat16):
+#   float32 32x4x2 0.235 (XLA 0.596); bfloat16 64x4x2 0.247 (XLA 0.419).
+_FUSED_CONFIG = {
+    ("float32", "large"): ((64, 4, 2, 1), True),
+    ("bfloat16", "large"): ((64, 4, 2, 0), False),
+    ("float32", "small"): ((32, 4, 2, 0), False),
+    ("bfloat16", "small"): ((64, 4, 2, 0), False),
+}
 
 
 def _kernels_work() -> bool:
@@ -349,4 +385,4 @@ def use_fused(fused, dtype, chunk: int, head_dim: int, state: int) -> bool:
     if fused is False or not supported or jax.default_backend() != "gpu":
         return False
     size = "small" if state <= 64 else "large"
-    return _FUSED_FASTER.get((jnp.dtype(dtype).name, size), False) and _kernels_work()
+    return (jnp.dtype(dtype).name, size) in _FUSED_CONFIG and _kernels_work()
