@@ -332,6 +332,9 @@ def ssd(
     Returns
     -------
     y : Array, shape ``(*batch, t, h, p)`` (and the final state, see :func:`ssd_discrete`)
+        In the dtype of ``x, B, C``: ``dt`` and ``A`` may be wider (float32 ``Δ`` beside
+        bfloat16 ``x`` keeps the layer in bfloat16; the decays stay float32). On a GPU the fused
+        kernels apply ``Δ`` inside, without writing ``Δ x``.
 
     Examples
     --------

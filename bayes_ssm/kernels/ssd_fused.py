@@ -12,7 +12,14 @@ Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunk
    b8 L4096 H32 chunk 128 in the reference form) is never written.
 2 + 3. ``state_passing`` (:mod:`bayes_ssm.kernels.ssd_state_passing`): the chunk states and
    the carry across chunks in one kernel that walks the chunks with the state in registers and
-   writes only the chunk-start states.
+   writes only the chunk-start states; or (the chunk-state form) step 2 by ``chunk_state`` and
+   the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence`. Which form and
+   which ``chunk_scan`` tile ``ssd`` runs is a measured row per (dtype, state size):
+   :func:`fused_config`.
+
+The step sizes ``Δ`` of :func:`~bayes_ssm.kernels.ssd` enter the kernels unapplied (``dt``):
+``chunk_scan`` scales the columns of its mask and the state kernels their decays, so the
+scaled copy ``Δ x`` is never written and bfloat16 ``x`` stays bfloat16 beside float32 ``Δ``.
 
 Matrix products take the inputs' dtype (bfloat16 operands accumulate in float32; float32 uses
 TF32 on the GPU, like XLA's default precision and Mamba-2's Triton kernels); the decays are
