@@ -198,3 +198,19 @@ def test_gpu_ssd_with_steps_inside_the_kernels(dtype, tile):
                 np.testing.assert_allclose(g, v, atol=tol * np.max(np.abs(v)))
     finally:
         ssd_fused.DEFAULT_SSD_TILE, ssd_fused.USE_STATE_PASSING = old
+
+
+def test_measured_tiles_are_accepted_and_the_module_overrides_win(monkeypatch):
+    import bayes_ssm.kernels.ssd_fused as ssd_fused
+
+    x = jnp.zeros((1, 256, 4, 64))
+    for (dtype, size), (tile, _) in ssd_fused._FUSED_CONFIG.items():
+        n = 64 if size == "small" else 128
+        cfg = ssd_fused._cfg(x, jnp.zeros((1, 256, 1, n), dtype), 256, tile, False)
+        assert cfg.rows % cfg.kblock == 0 and cfg.shared_cb == bool(tile[3])
+    assert ssd_fused.fused_config(jnp.float16, 64)[0] == ssd_fused.FALLBACK_SSD_TILE  # no row
+    monkeypatch.setattr(ssd_fused, "DEFAULT_SSD_TILE", (32, 4, 2))
+    monkeypatch.setattr(ssd_fused, "USE_STATE_PASSING", True)
+    assert ssd_fused.fused_config(jnp.bfloat16, 128) == ((32, 4, 2), True)
+    with pytest.raises(ValueError, match="inner block"):
+        ssd_fused._cfg(x, jnp.zeros((1, 256, 1, 64)), 64, (64, 4, 2, 0, 48), False)
