@@ -7,8 +7,9 @@
 #     bash benchmarks/fetch_mamba_triton.sh /work/main/.device/kernels/_vendor
 # then through the device tool: run(command="cd .device/kernels && bash benchmarks/gpu_suite.sh",
 # carry=[".device/kernels"], timeout_s=600). Everything is also written to $OUT/log.
-# `--tests-only` runs only `pytest -m gpu` (every test file that holds a GPU test): give it a
-# whole call (uncapped: the tests compile many kernels; 70-100 s caps were too short in session 5).
+# `--tests-only` runs only `pytest -m gpu` (every test file that holds a GPU test), in 6 pytest
+# workers sharing the GPU (no preallocation): 27 tests in 93 s on the H200 in session 8 (the
+# compiles dominate; one worker did not finish them in 70-100 s caps in session 5).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/_vendor:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 log=${OUT:-/tmp}/log
@@ -16,7 +17,8 @@ log=${OUT:-/tmp}/log
     date -u
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     python3 -c "import jax, triton; print('jax', jax.__version__, 'triton', triton.__version__, jax.devices())"
-    python3 -m pytest -q -m gpu -p no:cacheprovider $(grep -l "pytest.mark.gpu" tests/test_*.py)
+    XLA_PYTHON_CLIENT_PREALLOCATE=false python3 -m pytest -q -m gpu -n "${GPU_TEST_WORKERS:-6}" \
+        -p no:cacheprovider $(grep -l "pytest.mark.gpu" tests/test_*.py)
     if [ "${1:-}" != "--tests-only" ]; then
         cd benchmarks
         python3 selective_fused.py ${SELECTIVE_ARGS:-}

@@ -27,12 +27,39 @@ from _timing import median_ms
 from ssd_chunk_sweep import SHAPES, _inputs, _triton
 
 import bayes_ssm.kernels.ssd_fused as ssd_fused
-from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd
+from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd, ssd_discrete
+
+
+def _prescaled(x, dt, A, B, C, chunk):
+    """Session 6's form: ``x * dt`` written by XLA (in the promoted dtype), then the kernels."""
+    return ssd_discrete(x * dt[..., None], dt * A, B, C, chunk_size=chunk, fused=True)
 
 
 def _grad(fn):
     loss = lambda *a: jnp.sum((a[-1] * fn(*a[:-1])).astype(jnp.float32))  # noqa: E731
     return jax.jit(jax.value_and_grad(loss, argnums=range(5)))  # the loss too: no DCE
+
+
+def _triton_wall_ms(x, dt, A, B, C, repeats):
+    """Triton's forward timed like ours: wall clock around the call and a synchronize."""
+    import statistics
+    import time
+
+    import torch
+    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+
+    tdt = {jnp.float32: torch.float32, jnp.bfloat16: torch.bfloat16}[x.dtype.type]
+    tt = lambda v, d=tdt: torch.from_numpy(np.asarray(v.astype(jnp.float32))).cuda().to(d)  # noqa: E731
+    args = (tt(x), tt(dt, torch.float32), tt(A, torch.float32), tt(B), tt(C), 256)
+    mamba_chunk_scan_combined(*args)
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        mamba_chunk_scan_combined(*args)
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
 
 
 def _floor_ms(x, dt, B, C, repeats):
@@ -47,14 +74,20 @@ def main() -> None:
     parser.add_argument("--shapes", nargs="+", default=list(SHAPES)[:2])
     parser.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     parser.add_argument("--chunks", type=int, nargs="+", default=[64, 128, 256])
-    parser.add_argument("--tiles", nargs="+", default=["64x4x2"], help="BMxWARPSxSTAGES[xCB]")
-    parser.add_argument("--grad-tiles", type=int, default=1, help="fwd+bwd for the first N tiles")
+    parser.add_argument(
+        "--tiles",
+        nargs="+",
+        default=["auto+grad"],
+        help="variants BMxWARPSxSTAGES[xCB[xBK]][+pass][+pre][+grad] or auto[+grad] (ssd's "
+        "defaults): chunk_scan tile (CB 1: the group's C Bᵀ by XLA; BK inner block), steps "
+        "2+3 by the state-passing kernel, x*dt formed by XLA before the kernels (session 6's "
+        "form), forward+backward timed too",
+    )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
     parser.add_argument("--passing", action="store_true", help="steps 2+3 by state_passing")
     parser.add_argument("--no-xla", action="store_true")
     args = parser.parse_args()
-    ssd_fused.USE_STATE_PASSING = args.passing
     dev = jax.devices()[0]
     print(
         f"# fused SSD: {jax.default_backend()} ({dev.device_kind}), jax {jax.__version__}, "
@@ -93,22 +126,39 @@ def main() -> None:
 
             print(f"| {shape_name} | {dtype_name} | HBM floor | {floor:.3f} | | | | 1.00 | |")
             if tri:
-                print(f"| {shape_name} | {dtype_name} | Triton chunk 256 | {tri[0]:.3f} | "
-                      f"{tri[1]:.3f} | 1.00x | 1.00x | {floor / tri[0]:.2f} | |")  # fmt: skip
+                head = f"| {shape_name} | {dtype_name} | Triton chunk 256"
+                print(f"{head} (CUDA events) | {tri[0]:.3f} | {tri[1]:.3f} | 1.00x | 1.00x "
+                      f"| {floor / tri[0]:.2f} | |")  # fmt: skip
+                wall = _triton_wall_ms(x, dt, A, B, C, args.repeats)
+                print(f"{head} (wall clock, as ours) | {wall:.3f} | | {tri[0] / wall:.2f}x | "
+                      f"| {floor / wall:.2f} | |", flush=True)  # fmt: skip
             if not args.no_xla:
                 auto = choose_ssd_chunk(x.shape[1], dtype, state_size=B.shape[-1])
                 fn = lambda *a: ssd(*a, fused=False)  # noqa: E731
                 f_ms, y = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)
                 b_ms, _ = median_ms(_grad(fn), x, dt, A, B, C, w, repeats=args.repeats)
                 row(f"XLA chunked, auto chunk {auto}", f_ms, b_ms, y)
+            for tile in [t for t in args.tiles if t.startswith("auto")]:
+                ssd_fused.DEFAULT_SSD_TILE = ssd_fused.USE_STATE_PASSING = None
+                f_ms, y = median_ms(jax.jit(ssd), x, dt, A, B, C, repeats=args.repeats)
+                b_ms = None
+                if "grad" in tile:
+                    b_ms, _ = median_ms(_grad(ssd), x, dt, A, B, C, w, repeats=args.repeats)
+                auto = choose_ssd_chunk(x.shape[1], dtype, state_size=B.shape[-1])
+                config = ssd_fused.fused_config(dtype, B.shape[-1])
+                row(f"ssd defaults (chunk {auto}; tile, passing {config})", f_ms, b_ms, y)
             for chunk in args.chunks:
-                for i, tile in enumerate(args.tiles):
-                    ssd_fused.DEFAULT_SSD_TILE = tuple(int(v) for v in tile.split("x"))
+                for tile in [t for t in args.tiles if not t.startswith("auto")]:
+                    spec, *flags = tile.split("+")
+                    ssd_fused.DEFAULT_SSD_TILE = tuple(int(v) for v in spec.split("x"))
+                    ssd_fused.USE_STATE_PASSING = args.passing or "pass" in flags
                     fn = lambda *a, c=chunk: ssd(*a, chunk_size=c, fused=True)  # noqa: E731
+                    if "pre" in flags:
+                        fn = lambda *a, c=chunk: _prescaled(*a, c)  # noqa: E731
                     try:
                         f_ms, y = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)
                         b_ms = None
-                        if i < args.grad_tiles:
+                        if "grad" in flags:
                             b_ms, _ = median_ms(_grad(fn), x, dt, A, B, C, w, repeats=args.repeats)
                     except Exception as err:
                         print(f"| {shape_name} | {dtype_name} | fused {chunk} {tile} | failed: "

@@ -158,14 +158,19 @@ def _group(x, log_a, groups, h0):
     return x, log_a, h0
 
 
-def _forward(x, log_a, B, C, h0, method, chunk_size, scan_method, precision, fused=False):
+def _forward(
+    x, log_a, B, C, h0, method, chunk_size, scan_method, precision, fused=False, x_scale=None,
+):  # fmt: skip
+    """The causal pass; ``x_scale (..., t, g, r)``, optional: the inputs are ``x * x_scale``."""
     if method == "chunked" and log_a is not None:
         length = min(chunk_size, 1 << max(0, x.shape[-4] - 1).bit_length())
         if use_fused(fused, x.dtype, length, x.shape[-1], B.shape[-1]):
             return chunked_form_fused(
-                x, log_a, B, C, h0, chunk_size, scan_method,
+                x, log_a, B, C, h0, chunk_size, scan_method, x_scale=x_scale,
                 interpret=jax.default_backend() != "gpu",
             )  # fmt: skip
+    if x_scale is not None:  # the XLA forms take the scaled copy
+        x = (x * x_scale[..., None]).astype(x.dtype)
     if method == "scan":
         return scan_form(x, log_a, B, C, h0, scan_method, precision)
     if method == "quadratic":
@@ -252,15 +257,35 @@ def ssd_discrete(
     final_state : Array, shape ``(*batch, h, p, n)``
         Only when ``return_final_state``.
     """
+    return _discrete(
+        x, log_a, B, C, None, h0, method, chunk_size, bidirectional, return_final_state,
+        scan_method, precision, fused,
+    )  # fmt: skip
+
+
+def _discrete(
+    x, log_a, B, C, x_scale, h0, method, chunk_size, bidirectional, return_final_state,
+    scan_method, precision, fused,
+):  # fmt: skip
+    """:func:`ssd_discrete` on ``x * x_scale`` (``x_scale`` broadcastable to ``(*batch, t, h)``
+    or None), the scaling left to the fused kernels when they run (else done here, in the
+    dtype of ``x, B, C``)."""
     if bidirectional and (h0 is not None or return_final_state):
         raise ValueError("bidirectional=True takes no h0 and returns no final state")
     x, log_a, B, C, h0 = _check_discrete(x, log_a, B, C, h0, method, chunk_size)
+    if x_scale is not None:
+        x_scale = jnp.broadcast_to(x_scale, x.shape[:-1])
+        if bidirectional:  # the reversed pass takes the scaled copy
+            x, x_scale = (x * x_scale[..., None]).astype(x.dtype), None
     if chunk_size == "auto":
         chunk_size = choose_ssd_chunk(x.shape[-3], x.dtype, state_size=B.shape[-1])
     out_shape = x.shape
     groups = B.shape[-2]
     xg, la, h0g = _group(x, log_a, groups, h0)
-    y, final = _forward(xg, la, B, C, h0g, method, chunk_size, scan_method, precision, fused)
+    xs = None if x_scale is None else x_scale.reshape(*xg.shape[:-1])
+    y, final = _forward(
+        xg, la, B, C, h0g, method, chunk_size, scan_method, precision, fused, xs
+    )  # fmt: skip
     if bidirectional:
         y = y + _reverse_strict(xg, la, B, C, method, chunk_size, scan_method, precision)
     y = y.reshape(out_shape).astype(x.dtype)
@@ -307,6 +332,9 @@ def ssd(
     Returns
     -------
     y : Array, shape ``(*batch, t, h, p)`` (and the final state, see :func:`ssd_discrete`)
+        In the dtype of ``x, B, C``: ``dt`` and ``A`` may be wider (float32 ``Δ`` beside
+        bfloat16 ``x`` keeps the layer in bfloat16; the decays stay float32). On a GPU the fused
+        kernels apply ``Δ`` inside, without writing ``Δ x``.
 
     Examples
     --------
@@ -330,20 +358,13 @@ def ssd(
         ) from None
     x = jnp.broadcast_to(x, (*batch, *x.shape[-3:]))
     dt = _checks.broadcast_to("dt", dt, x.shape[:-1], "(*batch, t, h)")
-    y = ssd_discrete(
-        x * dt[..., None],
-        dt.astype(jnp.promote_types(dt.dtype, jnp.float32)) * A,
-        B,
-        C,
-        h0=h0,
-        method=method,
-        chunk_size=chunk_size,
-        bidirectional=bidirectional,
-        return_final_state=return_final_state,
-        scan_method=scan_method,
-        precision=precision,
-        fused=fused,
-    )
+    wide = dt.astype(jnp.promote_types(dt.dtype, jnp.float32))
+    # x̄ = Δ x in the dtype of x, B, C (Δ and A may be wider, e.g. float32 beside bfloat16 x),
+    # formed inside the fused kernels when they run, else by _discrete.
+    y = _discrete(
+        x, wide * A, B, C, wide, h0, method, chunk_size, bidirectional, return_final_state,
+        scan_method, precision, fused,
+    )  # fmt: skip
     if D is None:
         return y
     D = _checks.broadcast_to("D", _checks.as_float("D", D), x.shape[-2:-1], "(h,)")

@@ -33,6 +33,7 @@ __all__ = [
     "chunk_state",
     "chunk_state_reference",
     "dot_f32",
+    "scale_rows",
 ]
 
 
@@ -43,8 +44,19 @@ def dot_f32(a, b, contract_a=1, contract_b=0):
     return lax.dot_general(a, b, dims, preferred_element_type=acc)
 
 
-def chunk_state_reference(x, B, cs, chunk, precision=None):
-    """Step 2 in plain JAX: each chunk's end state from a zero start ``(b, c, h, p, n)``."""
+def scale_rows(x, dt):
+    """``x (b, T, h, p)`` times ``dt (b, h, T)`` (None: ``x``), in x's dtype."""
+    if dt is None:
+        return x
+    return (x * jnp.moveaxis(dt, 1, 2)[..., None]).astype(x.dtype)
+
+
+def chunk_state_reference(x, B, cs, chunk, precision=None, dt=None):
+    """Step 2 in plain JAX: each chunk's end state from a zero start ``(b, c, h, p, n)``.
+
+    ``dt (b, h, T)``, optional: the inputs are ``x * dt`` (the kernels scale inside).
+    """
+    x = scale_rows(x, dt)
     b, T, h, p = x.shape
     g, n = B.shape[-2:]
     c, r = T // chunk, h // g
@@ -57,11 +69,11 @@ def chunk_state_reference(x, B, cs, chunk, precision=None):
     return states.reshape(b, c, h, p, n).astype(jnp.float32)
 
 
-def state_passing_reference(x, B, cs, h0, chunk, precision=None):
+def state_passing_reference(x, B, cs, h0, chunk, precision=None, dt=None):
     """Steps 2 + 3 in plain JAX: chunk-start states ``(b, c, h, p, n)`` and the final state."""
     b, T, h, _ = x.shape
     c = T // chunk
-    states = chunk_state_reference(x, B, cs, chunk, precision)
+    states = chunk_state_reference(x, B, cs, chunk, precision, dt)
     decay = jnp.exp(cs.reshape(b, h, c, chunk)[..., -1])  # (b, h, c)
     ends = linear_recurrence(jnp.moveaxis(decay, 1, 2)[..., None, None], states, h0, axis=1)
     starts = jnp.concatenate([h0[:, None], ends[:, :-1]], axis=1)
@@ -76,9 +88,17 @@ class _Cfg(NamedTuple):
     stages: int
     interpret: bool
     ratio: int  # heads per group
+    scaled: bool = False  # x arrives unscaled, with its per-step scale dt (b, h, T)
 
 
-def _kernel(x_ref, B_ref, cs_ref, h0_ref, starts_ref, final_ref, *, cfg):
+def _row_scale(cs_ref, dt_ref, cs_last, t0, bk):
+    """``exp(cs_last - cs_s)`` (times ``dt_s`` when given) for the rows ``t0 .. t0 + bk``."""
+    decay = jnp.exp(cs_last - cs_ref[pl.ds(t0, bk)])
+    return decay if dt_ref is None else decay * dt_ref[pl.ds(t0, bk)]
+
+
+def _kernel(x_ref, B_ref, cs_ref, h0_ref, *refs, cfg):
+    dt_ref, starts_ref, final_ref = refs if cfg.scaled else (None, *refs)
     bk, per = cfg.rows, cfg.chunk // cfg.rows
     num_chunks = starts_ref.shape[0]
 
@@ -91,7 +111,7 @@ def _kernel(x_ref, B_ref, cs_ref, h0_ref, starts_ref, final_ref, *, cfg):
             t0 = base + k * bk
             xk = x_ref[pl.ds(t0, bk), :]  # (BK, BP)
             Bk = B_ref[pl.ds(t0, bk), :]  # (BK, n)
-            decay = jnp.exp(cs_last - cs_ref[pl.ds(t0, bk)])
+            decay = _row_scale(cs_ref, dt_ref, cs_last, t0, bk)
             return acc + dot_f32((xk * decay[:, None]).astype(xk.dtype), Bk, 0, 0)
 
         local = lax.fori_loop(0, per, block, jnp.zeros_like(state))
@@ -100,7 +120,7 @@ def _kernel(x_ref, B_ref, cs_ref, h0_ref, starts_ref, final_ref, *, cfg):
     final_ref[...] = lax.fori_loop(0, num_chunks, one_chunk, h0_ref[...])
 
 
-def _run(cfg, x, B, cs, h0):
+def _run(cfg, x, B, cs, h0, dt):
     b, T, h, p = x.shape
     n = B.shape[-1]
     c, bp, r = T // cfg.chunk, cfg.cols, cfg.ratio
@@ -117,7 +137,8 @@ def _run(cfg, x, B, cs, h0):
             pl.BlockSpec((None, T, None, n), lambda bi, hi, pj: (bi, 0, hi // r, 0)),
             pl.BlockSpec((None, None, T), lambda bi, hi, pj: (bi, hi, 0)),
             pl.BlockSpec((None, None, bp, n), lambda bi, hi, pj: (bi, hi, pj, 0)),
-        ],
+        ]
+        + [pl.BlockSpec((None, None, T), lambda bi, hi, pj: (bi, hi, 0))] * cfg.scaled,
         out_specs=(
             pl.BlockSpec((None, c, None, bp, n), lambda bi, hi, pj: (bi, 0, hi, pj, 0)),
             pl.BlockSpec((None, None, bp, n), lambda bi, hi, pj: (bi, hi, pj, 0)),
@@ -125,20 +146,21 @@ def _run(cfg, x, B, cs, h0):
         interpret=cfg.interpret,
         compiler_params=plgpu.CompilerParams(num_warps=cfg.warps, num_stages=cfg.stages),
         name="ssd_state_passing",
-    )(x, B, cs, h0.astype(acc))
+    )(x, B, cs, h0.astype(acc), *[dt] * cfg.scaled)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _passing(cfg, x, B, cs, h0):
-    return _run(cfg, x, B, cs, h0)
+def _passing(cfg, x, B, cs, h0, dt):
+    return _run(cfg, x, B, cs, h0, dt)
 
 
-def _passing_fwd(cfg, x, B, cs, h0):
-    return _run(cfg, x, B, cs, h0), (x, B, cs, h0)
+def _passing_fwd(cfg, x, B, cs, h0, dt):
+    return _run(cfg, x, B, cs, h0, dt), (x, B, cs, h0, dt)
 
 
 def _passing_bwd(cfg, res, cotangents):
-    _, vjp = jax.vjp(lambda *a: state_passing_reference(*a, cfg.chunk), *res)
+    twin = lambda x, B, cs, h0, dt: state_passing_reference(x, B, cs, h0, cfg.chunk, dt=dt)  # noqa: E731
+    _, vjp = jax.vjp(twin, *res)
     return vjp(cotangents)
 
 
@@ -153,7 +175,7 @@ def _columns(b, h, p, min_programs=264):
     return bp
 
 
-def state_passing(x, B, cs, h0, chunk, *, tile=None, interpret=False):
+def state_passing(x, B, cs, h0, chunk, *, dt=None, tile=None, interpret=False):
     """Chunk-start states ``(b, c, h, p, n)`` and the final state ``(b, h, p, n)``, fused.
 
     ``tile = (BK, BP, warps, stages)``; default ``(min(64, chunk), auto, 4, 2)`` with ``BP``
@@ -162,8 +184,9 @@ def state_passing(x, B, cs, h0, chunk, *, tile=None, interpret=False):
     b, T, h, p = x.shape
     rows, cols, warps, stages = tile or (64, None, 4, 2)
     cols = min(cols or _columns(b, h, p), p)
-    cfg = _Cfg(chunk, min(rows, chunk), cols, warps, stages, bool(interpret), h // B.shape[-2])
-    return _passing(cfg, x, B, cs, h0)
+    ratio = h // B.shape[-2]
+    cfg = _Cfg(chunk, min(rows, chunk), cols, warps, stages, bool(interpret), ratio, dt is not None)
+    return _passing(cfg, x, B, cs, h0, dt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,21 +194,22 @@ def state_passing(x, B, cs, h0, chunk, *, tile=None, interpret=False):
 # --------------------------------------------------------------------------------------------
 
 
-def _chunk_state_kernel(x_ref, B_ref, cs_ref, out_ref, *, cfg):
+def _chunk_state_kernel(x_ref, B_ref, cs_ref, *refs, cfg):
+    dt_ref, out_ref = refs if cfg.scaled else (None, refs[0])
     bk = cfg.rows
     cs_last = cs_ref[pl.ds(cfg.chunk - 1, 1)]  # (1,)
 
     def block(k, acc):
         xk = x_ref[pl.ds(k * bk, bk), :]  # (BK, p)
         Bk = B_ref[pl.ds(k * bk, bk), :]  # (BK, n)
-        decay = jnp.exp(cs_last - cs_ref[pl.ds(k * bk, bk)])  # (BK,)
+        decay = _row_scale(cs_ref, dt_ref, cs_last, k * bk, bk)  # (BK,)
         return acc + dot_f32((xk * decay[:, None]).astype(xk.dtype), Bk, 0, 0)
 
     zeros = jnp.zeros(out_ref.shape, out_ref.dtype)
     out_ref[...] = lax.fori_loop(0, cfg.chunk // bk, block, zeros)
 
 
-def _run_chunk_state(cfg, x, B, cs):
+def _run_chunk_state(cfg, x, B, cs, dt):
     b, T, h, p = x.shape
     n = B.shape[-1]
     c, r = T // cfg.chunk, cfg.ratio
@@ -198,38 +222,39 @@ def _run_chunk_state(cfg, x, B, cs):
             pl.BlockSpec((None, cfg.chunk, None, p), lambda bi, ci, hi: (bi, ci, hi, 0)),
             pl.BlockSpec((None, cfg.chunk, None, n), lambda bi, ci, hi: (bi, ci, hi // r, 0)),
             pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi: (bi, hi, ci)),
-        ],
+        ]
+        + [pl.BlockSpec((None, None, cfg.chunk), lambda bi, ci, hi: (bi, hi, ci))] * cfg.scaled,
         out_specs=pl.BlockSpec((None, None, None, p, n), lambda bi, ci, hi: (bi, ci, hi, 0, 0)),
         interpret=cfg.interpret,
         compiler_params=plgpu.CompilerParams(num_warps=cfg.warps, num_stages=cfg.stages),
         name="ssd_chunk_state",
-    )(x, B, cs)
+    )(x, B, cs, *[dt] * cfg.scaled)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _chunk_state(cfg, x, B, cs):
-    return _run_chunk_state(cfg, x, B, cs)
+def _chunk_state(cfg, x, B, cs, dt):
+    return _run_chunk_state(cfg, x, B, cs, dt)
 
 
-def _chunk_state_fwd(cfg, x, B, cs):
-    return _run_chunk_state(cfg, x, B, cs), (x, B, cs)
+def _chunk_state_fwd(cfg, x, B, cs, dt):
+    return _run_chunk_state(cfg, x, B, cs, dt), (x, B, cs, dt)
 
 
 def _chunk_state_bwd(cfg, res, dstates):
-    _, vjp = jax.vjp(lambda *a: chunk_state_reference(*a, cfg.chunk), *res)
+    twin = lambda x, B, cs, dt: chunk_state_reference(x, B, cs, cfg.chunk, dt=dt)  # noqa: E731
+    _, vjp = jax.vjp(twin, *res)
     return vjp(dstates)
 
 
 _chunk_state.defvjp(_chunk_state_fwd, _chunk_state_bwd)
 
 
-def chunk_state(x, B, cs, chunk, *, interpret=False):
+def chunk_state(x, B, cs, chunk, *, dt=None, interpret=False):
     """Step 2 by a kernel: each chunk's end state from a zero start ``(b, c, h, p, n)``.
 
     One program per (batch, chunk, head) accumulates ``Σ_s exp(cs_last - cs_s) x_sᵀ B_s``
     over 64-row blocks (4 warps, 2 stages), without the ``x``-sized scaled copy XLA writes.
     """
-    cfg = _Cfg(
-        chunk, min(64, chunk), x.shape[-1], 4, 2, bool(interpret), x.shape[-2] // B.shape[-2]
-    )
-    return _chunk_state(cfg, x, B, cs)
+    ratio, scaled = x.shape[-2] // B.shape[-2], dt is not None
+    cfg = _Cfg(chunk, min(64, chunk), x.shape[-1], 4, 2, bool(interpret), ratio, scaled)
+    return _chunk_state(cfg, x, B, cs, dt)
