@@ -8,11 +8,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+import pandas as pd
 import pytest
 from toy_models import simulate_local_level
 
 import bayes_ssm.inference.fitting as bi
 from bayes_ssm.inference.diagnostics import check
+from bayes_ssm.inference.stacking import mixture_counts
 from bayes_ssm.inference.svi import (
     AUTO_MIN_CHANGE,
     AUTO_SCHEDULE,
@@ -117,3 +119,43 @@ def test_auto_fit_fits_with_the_auto_settings(series):
     mine = fit_kwargs(given={"schedule": "constant", "min_change": 0.0})
     assert mine["schedule"] == "constant" and mine["min_change"] == 0.0
     assert "schedule" not in fit_kwargs("nuts") and "min_change" not in fit_kwargs("nuts")
+
+
+class _FakeFit:
+    """A candidate whose forecast draws are ``offset + key-dependent noise``; counts calls."""
+
+    num_samples = 50
+
+    def __init__(self, offset):
+        self.offset, self.calls = offset, 0
+
+    def forecast_samples(self, horizon, *, num_samples, key):
+        self.calls += 1
+        rng = np.random.default_rng(int(jax.random.randint(key, (), 0, 2**30)))
+        return self.offset + rng.normal(size=(num_samples, horizon))
+
+
+def test_stacked_draws_skip_a_candidate_with_no_share():
+    """A weight that rounds to no draw (0.0004 of 1000): that candidate is not run, and the
+    draws are those of the mixture of the others, drawn with their own keys as before."""
+    from bayes_ssm.inference.stacked_fit import StackedFit, resolve_transform
+
+    fits = {"a": _FakeFit(0.0), "tiny": _FakeFit(100.0), "b": _FakeFit(10.0)}
+    weights = pd.Series([0.6, 0.0004, 0.3996], index=list(fits), name="weight")
+    stacked = StackedFit(
+        fits=fits, weights=weights, transform=resolve_transform("none", [1.0]), data=None,
+        table=pd.DataFrame(), weights_from="stacking (PSIS-LOO)", seconds=0.0,
+    )  # fmt: skip
+    draws = stacked.forecast_samples(3, num_samples=1000, key=5)
+    assert fits["tiny"].calls == 0 and fits["a"].calls == fits["b"].calls == 1
+    counts = mixture_counts(weights.to_numpy(), 1000)
+    assert counts[1] == 0
+    base = jax.random.PRNGKey(5)
+    expected = [
+        fits[name].forecast_samples(3, num_samples=50, key=jax.random.fold_in(base, i))
+        for i, name in ((0, "a"), (2, "b"))
+    ]
+    expected = np.concatenate(
+        [e[np.resize(np.arange(50), c)] for e, c in zip(expected, counts[[0, 2]], strict=True)]
+    )
+    np.testing.assert_array_equal(draws, expected)
