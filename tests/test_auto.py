@@ -10,13 +10,13 @@ from scipy import optimize, stats
 
 from bayes_ssm.inference import auto
 from bayes_ssm.inference.fitting import fit_svi
-from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 from bayes_ssm.inference.stacking import (
     mixture_counts,
     mixture_quantiles,
     stacking_objective,
     stacking_weights,
 )
+from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 from bayes_ssm.models import StructuralTS
 
 

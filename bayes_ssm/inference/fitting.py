@@ -134,7 +134,7 @@ def fit_svi(
         Monte-Carlo standard error, *and* the guide parameters did not move steadily one way
         during the window (directedness at most 0.5: a flat loss with steadily moving
         parameters is a stalled optimiser, e.g. a learning rate far too small; see
-        ``bayes_ssm.inference.svi.StopRule``). ``fit.info["converged"]`` records whether that
+        ``bayes_ssm.inference.svi_stop.StopRule``). ``fit.info["converged"]`` records whether that
         happened, ``info["directedness"]`` the last window's value and ``info["stalled"]``
         whether the loss was flat while the parameters still moved steadily.
     min_change : float
