@@ -16,6 +16,7 @@ from bayes_ssm.inference.stacking import (
     stacking_objective,
     stacking_weights,
 )
+from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 from bayes_ssm.models import StructuralTS
 
 
@@ -100,7 +101,9 @@ def test_log_transform_forecasts_are_exp_of_log_scale_draws():
         y, key=0, transform="log", candidates={"level": model}, fit_kwargs=kw, recalibrate=False
     )  # the raw mixture (recalibration: tests/test_recalibration.py)
     assert stacked.weights.tolist() == [1.0] and str(stacked.transform) == "log"
-    # the same fit by hand on log(y), and its draws with the key auto uses for candidate 0
+    # the same fit by hand on log(y) (auto_fit's SVI settings), and its draws with the key auto
+    # uses for candidate 0
+    kw.update(schedule=AUTO_SCHEDULE, min_change=AUTO_MIN_CHANGE)
     by_hand = fit_svi(model, np.log(y), key=jax.random.fold_in(jax.random.PRNGKey(0), 0), **kw)
     log_draws = by_hand.forecast_samples(
         5, num_samples=200, key=jax.random.fold_in(jax.random.PRNGKey(3), 0)
@@ -109,7 +112,9 @@ def test_log_transform_forecasts_are_exp_of_log_scale_draws():
     np.testing.assert_allclose(draws, np.exp(log_draws), rtol=1e-6)
     frame = stacked.forecast(5, num_samples=200, key=3)
     np.testing.assert_allclose(
-        frame["upper_95"], np.quantile(np.exp(log_draws), 0.975, axis=0, method="inverted_cdf")
+        frame["upper_95"],
+        np.quantile(np.exp(log_draws), 0.975, axis=0, method="inverted_cdf"),
+        rtol=1e-6,  # float32 draws
     )
     np.testing.assert_allclose(frame["mean"], np.exp(log_draws).mean(axis=0), rtol=1e-6)
     assert frame.index[0] == y.index[-1] + pd.offsets.Week(weekday=5)

@@ -30,7 +30,12 @@ from bayes_ssm.inference.candidate_stacking import stack_candidates
 from bayes_ssm.inference.fitting import _prepare_timed, svi_fit, svi_settings
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
 from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
-from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
+from bayes_ssm.inference.svi import (
+    AUTO_MIN_CHANGE,
+    AUTO_SCHEDULE,
+    finish_svi_many,
+    run_svi_many,
+)
 from bayes_ssm.inference.threads import map_in_threads, resolve_workers
 
 __all__ = ["auto_fit_folds"]
@@ -40,6 +45,7 @@ _SVI_DEFAULTS = {
     "steps": 10_000,
     "optimizer": None,
     "learning_rate": 0.01,
+    "schedule": AUTO_SCHEDULE,
     "tol": 1e-4,
     "check_every": 250,
     "num_samples": 1000,
@@ -76,12 +82,13 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
         raise ValueError("fold batches need method='svi'")
     pad_to = validate_pad_to(pad_to)
     fit_kwargs = dict(options.get("fit_kwargs") or {})
-    unknown = set(fit_kwargs) - set(_SVI_DEFAULTS) - {"progress", "pad_to"}
+    unknown = set(fit_kwargs) - set(_SVI_DEFAULTS) - {"progress", "pad_to", "min_change"}
     if unknown:
         raise ValueError(f"fit_kwargs not supported by fold batches: {sorted(unknown)}")
     settings = {**_SVI_DEFAULTS, **{k: v for k, v in fit_kwargs.items() if k in _SVI_DEFAULTS}}
     steps, check_every, num_samples, optimizer = svi_settings(**settings)
     run_kw = dict(guide=settings["guide"], steps=steps, optimizer=optimizer, tol=settings["tol"])
+    run_kw["min_change"] = float(fit_kwargs.get("min_change", AUTO_MIN_CHANGE))
 
     start = time.perf_counter()
     folds = []  # per fold: (full, window, transform, candidates)
@@ -152,6 +159,8 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
                     "seed": None, "guide": run_kw["guide"],
                     **rule.info(losses, max_steps=steps, check_every=check_every),
                     "learning_rate": float(settings["learning_rate"]),
+                    "schedule": settings["schedule"] if fit_kwargs.get("optimizer") is None
+                    else "optimizer",
                     "num_samples": num_samples, "padded_to": m[6], "elapsed_s": elapsed,
                     "batch_size": len(members),
                 },

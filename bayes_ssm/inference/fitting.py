@@ -30,6 +30,7 @@ from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
 from bayes_ssm.inference.progress import show_progress
 from bayes_ssm.inference.svi import (
     GUIDES,
+    SCHEDULES,
     default_optimizer,
     finish_svi,
     jnp_data,
@@ -49,6 +50,12 @@ def _positive_int(value, name: str, minimum: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
     return int(value)
+
+
+def _non_negative(value, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, float | int) or not value >= 0:
+        raise ValueError(f"{name} must be a number >= 0; got {value!r}")
+    return float(value)
 
 
 def _seed_info(key):
@@ -87,7 +94,9 @@ def fit_svi(
     steps: int = 10_000,
     optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
+    schedule: str = "constant",
     tol: float = 1e-4,
+    min_change: float = 0.0,
     check_every: int = 250,
     num_samples: int = 1000,
     progress: bool = True,
@@ -111,16 +120,30 @@ def fit_svi(
     steps : int
         Most optimisation steps.
     optimizer : optax.GradientTransformation, optional
-        Default ``optax.adam(learning_rate)``.
+        Default ``optax.adam`` with the step size ``learning_rate`` and ``schedule``.
+    learning_rate : float
+        Adam's step size (ignored when ``optimizer`` is given).
+    schedule : {"constant", "decay"}
+        ``"constant"``: ``learning_rate`` throughout. ``"decay"``: 10 x ``learning_rate`` at
+        first, halved every 250 steps down to ``learning_rate / 2``
+        (:func:`bayes_ssm.inference.svi.default_optimizer`; what :func:`bayes_ssm.auto_fit`
+        uses: fewer steps to the same loss). Ignored when ``optimizer`` is given.
     tol : float
         Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
         less than ``tol`` relative to the previous window, or by less than twice its
         Monte-Carlo standard error, *and* the guide parameters did not move steadily one way
         during the window (directedness at most 0.5: a flat loss with steadily moving
         parameters is a stalled optimiser, e.g. a learning rate far too small; see
-        ``bayes_ssm._svi.StopRule``). ``fit.info["converged"]`` records whether that
+        ``bayes_ssm.inference.svi_stop.StopRule``). ``fit.info["converged"]`` records whether that
         happened, ``info["directedness"]`` the last window's value and ``info["stalled"]``
         whether the loss was flat while the parameters still moved steadily.
+    min_change : float
+        Nats: a change of the window's mean loss (from the previous window, and from four
+        windows back) smaller than this also counts as no change, however small its noise; 0
+        (default) leaves it to the noise. :func:`bayes_ssm.auto_fit` uses 1: an ELBO still
+        improving by less than a nat per 1000 steps does not move its forecasts
+        (``benchmarks/README.md``, "Speed of the default, session 8"). The directedness test
+        still applies: a stalled optimiser is not called converged.
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool
@@ -144,8 +167,9 @@ def fit_svi(
         from bayes_ssm.inference.diagnostics import FitWarning  # arviz: imported only when needed
 
         warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
+    given = optimizer
     steps, check_every, num_samples, optimizer = svi_settings(
-        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
+        guide, steps, check_every, num_samples, tol, optimizer, learning_rate, schedule
     )
     model, data, scales = _prepare_timed(model, y, covariates, freq)
     k_fit, k_draw = jax.random.split(_engine.as_key(key))
@@ -166,6 +190,7 @@ def fit_svi(
         tol=tol,
         check_every=check_every,
         progress=progress,
+        min_change=_non_negative(min_change, "min_change"),
     )
     params, draws = finish_svi(
         model, guide, optimizer, static, dyn, state, k_draw, run_data, num_samples
@@ -184,6 +209,7 @@ def fit_svi(
             "guide": guide,
             **rule.info(losses, max_steps=steps, check_every=check_every),
             "learning_rate": float(learning_rate),
+            "schedule": schedule if given is None else "optimizer",
             "num_samples": num_samples,
             "padded_to": padded,
             "elapsed_s": time.perf_counter() - start,
@@ -193,9 +219,11 @@ def fit_svi(
     return fit
 
 
-def svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learning_rate):
+def svi_settings(
+    guide, steps, check_every, num_samples, tol, optimizer, learning_rate, schedule="constant"
+):
     """Validate :func:`fit_svi`'s settings; returns ``(steps, check_every, num_samples,
-    optimizer)`` with the default optimizer filled in."""
+    optimizer)`` with the default optimizer (``learning_rate``, ``schedule``) filled in."""
     if guide not in GUIDES:
         raise ValueError(f"guide must be one of {sorted(GUIDES)}; got {guide!r}")
     steps = _positive_int(steps, "steps")
@@ -206,7 +234,9 @@ def svi_settings(guide, steps, check_every, num_samples, tol, optimizer, learnin
     if optimizer is None:
         if not (isinstance(learning_rate, float | int) and learning_rate > 0):
             raise ValueError(f"learning_rate must be positive; got {learning_rate!r}")
-        optimizer = default_optimizer(float(learning_rate))
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
+        optimizer = default_optimizer(float(learning_rate), schedule)
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation; got {optimizer!r}")
     return steps, check_every, num_samples, optimizer

@@ -171,7 +171,8 @@ class StackedFit:
             )
         return recal.label(self.mode)
 
-    def _candidate_draws(self, horizon, num_samples, key):
+    def _candidate_draws(self, horizon, num_samples, key, only=None):
+        """Forecast draws of each candidate with positive weight (of those in ``only``)."""
         import jax
 
         from bayes_ssm.inference import engine as _engine
@@ -179,7 +180,7 @@ class StackedFit:
 
         base = _engine.as_key(key)
         tasks = [(i, name, fit) for i, (name, fit) in enumerate(self.fits.items())]
-        tasks = [t for t in tasks if self.weights[t[1]] > 0]
+        tasks = [t for t in tasks if self.weights[t[1]] > 0 and (only is None or t[1] in only)]
 
         def draw(task):  # candidate i draws with fold_in(key, i)
             i, name, fit = task
@@ -204,11 +205,14 @@ class StackedFit:
         numpy.ndarray, shape ``(num_samples, horizon)``
         """
         horizon = validate_horizon(horizon)
-        draws = self._candidate_draws(horizon, num_samples, key)
-        counts = mixture_counts(self.weights[list(draws)].to_numpy(), num_samples)
+        used = self.weights[self.weights > 0]
+        counts = dict(zip(used.index, mixture_counts(used.to_numpy(), num_samples), strict=True))
+        # a candidate whose share rounds to no draw is not run (its draws would not be used)
+        drawn = {name for name, count in counts.items() if count}
+        draws = self._candidate_draws(horizon, num_samples, key, drawn)
         parts = []
-        for d, c in zip(draws.values(), counts, strict=True):
-            take = np.resize(np.arange(d.shape[0]), c)  # cycles when c exceeds the draws
+        for name, d in draws.items():
+            take = np.resize(np.arange(d.shape[0]), counts[name])  # cycles when c > the draws
             parts.append(d[take])
         out = np.concatenate(parts, axis=0)
         recal = self.recalibration(horizon)

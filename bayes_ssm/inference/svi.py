@@ -21,11 +21,15 @@ from numpyro.optim import optax_to_numpyro
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference.progress import progress_bar
+from bayes_ssm.inference.svi_stop import _DRIFT_LAG, DIRECTED_MAX, StopRule, _no_progress  # noqa: F401
 from bayes_ssm.inference.threads import locked_jit
 
 __all__ = [
     "GUIDES",
     "StopRule",
+    "AUTO_MIN_CHANGE",
+    "AUTO_SCHEDULE",
+    "SCHEDULES",
     "default_optimizer",
     "run_svi",
     "finish_svi",
@@ -48,9 +52,37 @@ def jnp_data(data):
     return jnp.asarray(data.y), cov
 
 
+SCHEDULES = ("constant", "decay")
+# the default forecaster's (``bs.auto_fit``) SVI settings: the step-size schedule and the
+# smallest change of the loss (nats per window) that counts as progress
+AUTO_SCHEDULE, AUTO_MIN_CHANGE = "decay", 1.0
+DECAY_START, DECAY_HALF_LIFE, DECAY_FLOOR = 10.0, 250, 0.5
+
+
 @lru_cache(maxsize=32)
-def default_optimizer(learning_rate: float):
-    return optax.adam(learning_rate)
+def default_optimizer(learning_rate: float, schedule: str = "constant"):
+    """Adam at ``learning_rate`` (``schedule="constant"``), or with a decaying step size
+    (``"decay"``): ``DECAY_START`` (10) times ``learning_rate`` at the first step, halved every
+    ``DECAY_HALF_LIFE`` (250) steps, never below ``DECAY_FLOOR`` (0.5) times ``learning_rate``.
+
+    The large first steps cross the distance from the prior's median to the posterior in a few
+    hundred steps; the small late steps leave less optimiser noise in the loss, so the stopping
+    rule sees a flat loss sooner (``benchmarks/README.md``, "Speed of the default, session 8":
+    about 0.6x the steps on the default's candidates, the same or a better final loss).
+    Cached: the optimizer is a static argument of the compiled programs, so the same object
+    must come back for the same settings.
+    """
+    if schedule == "constant":
+        return optax.adam(learning_rate)
+    if schedule == "decay":
+        rate = optax.exponential_decay(
+            DECAY_START * learning_rate,
+            DECAY_HALF_LIFE,
+            0.5,
+            end_value=DECAY_FLOOR * learning_rate,
+        )
+        return optax.adam(rate)
+    raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
 
 
 def _make_svi(model, guide_kind, optimizer, *, program=None):
@@ -130,125 +162,9 @@ def _svi_finish(
     return params, draws
 
 
-_DRIFT_LAG = 4
-
-
-def _no_progress(mean, var, windows, n, tol) -> bool:
-    """True when the loss window ``(mean, var)`` shows no real change from the earlier windows.
-
-    No change means: the relative change from the previous window is below ``tol``, or the
-    changes from the previous window and from ``_DRIFT_LAG`` windows back are both below twice
-    their Monte-Carlo standard errors (a change smaller than that is noise, not progress). The
-    lagged comparison catches a slow drift that hides in the noise between neighbours. With
-    only the previous window, the stochastic-volatility model on 1500 GBP/USD returns (a noisy
-    ELBO: 1500 latent shocks) stopped at 1750 steps with ``phi`` 0.58; with the lag it runs to
-    5250 steps and gives ``phi`` 0.984 (NUTS: 0.990).
-    """
-    prev_mean, prev_var = windows[-1]
-    if abs(mean - prev_mean) < tol * max(abs(prev_mean), 1e-12):
-        return True
-    for earlier_mean, earlier_var in (windows[-1], windows[-min(_DRIFT_LAG, len(windows))]):
-        se = np.sqrt(var / n + earlier_var / n)
-        if abs(mean - earlier_mean) >= 2 * se:
-            return False
-    return True
-
-
-DIRECTED_MAX = 0.5
-
-
-class StopRule:
-    """Convergence bookkeeping of one SVI run, fed one window of losses at a time.
-
-    A run converges when, twice in a row, a full window shows no real change of the loss
-    (:func:`_no_progress`) *and* the parameters did not move steadily in one direction
-    during that window. The second condition is what keeps a stalled optimiser from being
-    called converged: with a learning rate far too small (``1e-5``) the loss changes by less
-    than its noise per window, yet Adam moves every parameter by about the learning rate per
-    step, always the same way. Its *directedness*, ``sum |theta_end - theta_start| / sum of
-    the per-step |moves|`` over the window (unconstrained guide parameters, summed over
-    coordinates), is then close to 1. At an optimum the steps are noise around it: the net
-    move is a small part of the path (about 0.1-0.3 for Adam's correlated steps over a
-    250-step window; 0 for a deterministic loss at rest). A window with directedness above
-    ``DIRECTED_MAX`` (0.5) resets the count of quiet windows and is recorded in ``stalled``.
-
-    Parameters
-    ----------
-    tol : float
-        Relative change below which a window counts as no progress (see :func:`_no_progress`).
-    check_every : int
-        Steps per full window; a shorter last window is recorded but never tested.
-    label : str
-        Names the run in errors (e.g. a series id).
-    """
-
-    def __init__(self, tol: float, check_every: int, label: str = ""):
-        self.tol, self.check_every, self.label = tol, check_every, label
-        self.windows: list[tuple[float, float]] = []
-        self.losses: list[np.ndarray] = []
-        self.quiet, self.rel, self.converged, self.done = 0, float("nan"), False, 0
-        self.directedness, self.stalled = float("nan"), False
-        self.error: str | None = None  # set by run_svi_many when this run failed
-
-    def update(self, chunk: np.ndarray, movement=None) -> bool:
-        """Record the losses of the next ``len(chunk)`` steps; True once converged.
-
-        Parameters
-        ----------
-        chunk : ndarray, shape ``(step,)``
-            The window's losses.
-        movement : array-like, shape ``(2,)``, optional
-            ``(net, path)``: the summed absolute net move of the guide parameters over the
-            window and the summed absolute per-step moves. None: not tested.
-
-        Raises
-        ------
-        FloatingPointError
-            When a loss is NaN or infinite.
-        """
-        if not np.all(np.isfinite(chunk)):
-            bad = self.done + int(np.flatnonzero(~np.isfinite(chunk))[0])
-            where = f" for {self.label}" if self.label else ""
-            raise FloatingPointError(
-                f"SVI loss became {chunk[bad - self.done]} at step {bad}{where}; try a smaller "
-                "learning_rate, another guide, or check the data scale"
-            )
-        self.losses.append(chunk)
-        self.done += len(chunk)
-        n = len(chunk)
-        mean, var = float(chunk.mean()), float(chunk.var(ddof=1))
-        directed = False
-        if movement is not None:
-            net, path = (float(v) for v in np.asarray(movement))
-            self.directedness = net / path if path > 0 else 0.0
-            directed = self.directedness > DIRECTED_MAX
-        if self.windows and n == self.check_every:
-            self.rel = abs(mean - self.windows[-1][0]) / max(abs(self.windows[-1][0]), 1e-12)
-            flat = _no_progress(mean, var, self.windows, n, self.tol)
-            if flat and directed:
-                self.stalled = True
-            self.quiet = self.quiet + 1 if flat and not directed else 0
-            if self.quiet >= 2:  # two windows in a row without real change
-                self.converged, self.stalled = True, False
-                return True
-        self.windows.append((mean, var))
-        return False
-
-    def info(self, losses, *, max_steps: int, check_every: int) -> dict:
-        """What ``fit.info`` records of the stop: steps, convergence, stall, last window's loss."""
-        return {
-            "steps": self.done,
-            "max_steps": max_steps,
-            "converged": bool(self.converged),
-            "rel_elbo_change": float(self.rel),
-            "directedness": float(self.directedness),
-            "stalled": bool(self.stalled),
-            "tol": float(self.tol),
-            "final_loss": float(np.asarray(losses)[-check_every:].mean()),
-        }
-
-
-def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress):
+def run_svi(
+    model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress, min_change=0.0
+):
     y, cov = jnp_data(data)
     mkey = _engine.ModelKey(model)
     static, dyn, state = _engine.call_with_scales(
@@ -256,7 +172,7 @@ def run_svi(model, data, scales, key, *, guide, steps, optimizer, tol, check_eve
         scales,
         lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
-    rule = StopRule(tol, check_every)
+    rule = StopRule(tol, check_every, min_change=min_change)
     bar = progress_bar(total=steps, desc=f"SVI ({guide})", progress=progress)
     try:
         while rule.done < steps:
@@ -334,6 +250,7 @@ def run_svi_many(
     progress,
     sharding=None,
     cov=None,
+    min_change=0.0,
 ):
     """SVI for a batch of same-length series in one compiled program.
 
@@ -353,6 +270,8 @@ def run_svi_many(
         devices; the row count must be a multiple of the device count.
     cov : ndarray, shape ``(row, time, covariate)``, optional
         Each row's covariates.
+    min_change : float
+        As :class:`StopRule`'s.
 
     Returns
     -------
@@ -365,7 +284,7 @@ def run_svi_many(
     cov = None if cov is None else put(cov)
     dyn = {k: put(v) for k, v in scales.items()}
     state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn, cov)
-    rules = [StopRule(tol, check_every, f"series {label!r}") for label in labels]
+    rules = [StopRule(tol, check_every, f"series {label!r}", min_change) for label in labels]
     active = np.zeros(y.shape[0], bool)
     active[: len(rules)] = True
     bar = progress_bar(total=steps, desc=f"SVI ({guide}), {len(rules)} series", progress=progress)
