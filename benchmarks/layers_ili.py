@@ -5,8 +5,10 @@ Origins 13 weeks apart, the last at n-26, 26-step forecasts (the protocol of iss
 ``benchmarks/default_model.py``); ``--last K`` runs only the last ``K`` origins of the 20.
 Every model is fitted at each origin on the same sliding window of the last ``--window``
 weeks (417 by default, an ILI-sized problem) by SVI with the package defaults
-(``fit_svi``: AutoNormal, Adam 0.01, up to 10 000 steps, relative tolerance 1e-4) unless
-``--steps`` / ``--tol`` say otherwise; the default model (``bs.AutoTS``) fits as it does.
+(``fit_svi``: AutoNormal, Adam peaking at 0.01, up to 10 000 steps, relative tolerance 1e-4;
+NeuralSSM's own learning-rate schedule since session 8, ``--constant-lr`` for the constant
+rate of sessions 1-7) unless ``--steps`` / ``--tol`` say otherwise; the default model
+(``bs.AutoTS``) fits as it does.
 Prints CRPS 1-4 and 1-26, 80/95% coverage, seconds and the folds whose fit failed its checks
 (``bs.check``: e.g. SVI that did not converge) per model, then the convergence per fold.
 
@@ -23,6 +25,7 @@ import argparse
 import os
 import time
 
+import optax
 import pandas as pd
 
 import bayes_ssm as bs
@@ -77,6 +80,11 @@ def main(argv=None):
     parser.add_argument("--window", type=int, default=417, help="training weeks (sliding)")
     parser.add_argument("--steps", type=int, default=None, help="most SVI steps")
     parser.add_argument("--tol", type=float, default=None)
+    parser.add_argument(
+        "--constant-lr",
+        action="store_true",
+        help="fit with optax.adam(0.01) (sessions 1-7) instead of each model's default schedule",
+    )
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--key", type=int, default=0)
     parser.add_argument("--out", default=None, help="tidy scores (CSV), written per origin")
@@ -85,6 +93,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     y = datasets.load("ili")
     fit_kwargs = {k: v for k, v in (("steps", args.steps), ("tol", args.tol)) if v is not None}
+    if args.constant_lr:
+        fit_kwargs["optimizer"] = optax.adam(0.01)
     models = runners(args.models)
     last_origin = len(y) - HORIZON
     frames, fold_rows = [], []

@@ -111,7 +111,10 @@ def fit_svi(
     steps : int
         Most optimisation steps.
     optimizer : optax.GradientTransformation, optional
-        Default ``optax.adam(learning_rate)``.
+        Default ``optax.adam(learning_rate)``, or the model's own default when it has an
+        ``svi_optimizer(learning_rate, steps)`` method (``NeuralSSM``: a warm-up, then a cosine
+        decay over ``steps``, peak ``learning_rate``). ``fit.info["optimizer"]`` records which:
+        ``"constant"``, ``"model"`` or ``"user"``.
     tol : float
         Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
         less than ``tol`` relative to the previous window, or by less than twice its
@@ -144,9 +147,12 @@ def fit_svi(
         from bayes_ssm.inference.diagnostics import FitWarning  # arviz: imported only when needed
 
         warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
+    schedule = "constant" if optimizer is None else "user"
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate
     )
+    if schedule == "constant" and hasattr(model, "svi_optimizer"):  # the model's own default
+        optimizer, schedule = model.svi_optimizer(float(learning_rate), steps), "model"
     model, data, scales = _prepare_timed(model, y, covariates, freq)
     k_fit, k_draw = jax.random.split(_engine.as_key(key))
     latent = _engine.latent_sites(model, data.y, scales, data.covariates)
@@ -184,6 +190,7 @@ def fit_svi(
             "guide": guide,
             **rule.info(losses, max_steps=steps, check_every=check_every),
             "learning_rate": float(learning_rate),
+            "optimizer": schedule,
             "num_samples": num_samples,
             "padded_to": padded,
             "elapsed_s": time.perf_counter() - start,
