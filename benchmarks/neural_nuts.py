@@ -64,7 +64,8 @@ def main(argv=None):
     weights = [k for k in fit.draws if k.startswith("net.")]
     worst_w = max(_rhat_ess(fit.draws[k])[0] for k in weights)
     n_weights = sum(int(np.prod(fit.draws[k].shape[2:])) for k in weights)
-    fitted = _rhat_ess(fit.draws["y_fitted"][:, :, 1:])
+    means = fit._predict(args.key, ("y_fitted",), components=True)["y_fitted"]  # (draw, time)
+    fitted = _rhat_ess(np.asarray(means).reshape(args.chains, args.samples, -1)[:, :, 1:])
     forecast = fit.forecast_samples(args.horizon, key=args.key + 1)  # (draw, horizon)
     fc_mean = np.asarray(forecast).reshape(args.chains, args.samples, -1).mean(-1)
     fc = _rhat_ess(fc_mean[..., None])

@@ -71,7 +71,7 @@ def test_fit_svi_uses_the_model_schedule_and_flags_an_unfinished_fit():
 @pytest.mark.slow
 def test_ili_sized_fit_passes_the_check_and_a_stalled_fit_is_flagged():
     y = _weekly(417, seed=1)
-    model = NeuralSSM()  # the default network (8 channels, 2 S4D layers) on 417 weeks
+    model = NeuralSSM(width=4, num_layers=1)  # the network of HybridTS, on 417 weeks
     fit = fit_svi(model, y, key=0, num_samples=100, progress=False)
     assert fit.info["optimizer"] == "model"
     assert fit.info["converged"] is True and fit.info["steps"] < 10_000, fit.info
