@@ -5,8 +5,10 @@ Origins 13 weeks apart, the last at n-26, 26-step forecasts (the protocol of iss
 ``benchmarks/default_model.py``); ``--last K`` runs only the last ``K`` origins of the 20.
 Every model is fitted at each origin on the same sliding window of the last ``--window``
 weeks (417 by default, an ILI-sized problem) by SVI with the package defaults
-(``fit_svi``: AutoNormal, Adam 0.01, up to 10 000 steps, relative tolerance 1e-4) unless
-``--steps`` / ``--tol`` say otherwise; the default model (``bs.AutoTS``) fits as it does.
+(``fit_svi``: AutoNormal, Adam peaking at 0.01, up to 10 000 steps, relative tolerance 1e-4;
+NeuralSSM's own learning-rate schedule since session 8, ``--constant-lr`` for the constant
+rate of sessions 1-7) unless ``--steps`` / ``--tol`` say otherwise; the default model
+(``bs.AutoTS``) fits as it does.
 Prints CRPS 1-4 and 1-26, 80/95% coverage, seconds and the folds whose fit failed its checks
 (``bs.check``: e.g. SVI that did not converge) per model, then the convergence per fold.
 
@@ -23,6 +25,7 @@ import argparse
 import os
 import time
 
+import optax
 import pandas as pd
 
 import bayes_ssm as bs
@@ -77,14 +80,28 @@ def main(argv=None):
     parser.add_argument("--window", type=int, default=417, help="training weeks (sliding)")
     parser.add_argument("--steps", type=int, default=None, help="most SVI steps")
     parser.add_argument("--tol", type=float, default=None)
+    parser.add_argument(
+        "--constant-lr",
+        action="store_true",
+        help="fit with optax.adam(0.01) (sessions 1-7) instead of each model's default schedule",
+    )
     parser.add_argument("--models", nargs="*", default=None)
     parser.add_argument("--key", type=int, default=0)
     parser.add_argument("--out", default=None, help="tidy scores (CSV), written per origin")
     parser.add_argument("--report", action="store_true", help="only print the tables of --out")
     parser.add_argument("--merge", nargs="*", default=(), help="more --out prefixes to report")
+    parser.add_argument(
+        "--before",
+        nargs="*",
+        default=(),
+        help="--out prefixes of an earlier run: its rows for the same models and origins are "
+        "printed beside these (before / after)",
+    )
     args = parser.parse_args(argv)
     y = datasets.load("ili")
     fit_kwargs = {k: v for k, v in (("steps", args.steps), ("tol", args.tol)) if v is not None}
+    if args.constant_lr:
+        fit_kwargs["optimizer"] = optax.adam(0.01)
     models = runners(args.models)
     last_origin = len(y) - HORIZON
     frames, fold_rows = [], []
@@ -133,6 +150,39 @@ def main(argv=None):
     print("\nconverged per origin (fit checks passed)")
     conv = folds.pivot_table(index="model", columns="fold", values="converged", aggfunc="all")
     print(conv.to_string())
+    if args.before:
+        compare(scores, folds, args.before)
+
+
+def compare(scores: pd.DataFrame, folds: pd.DataFrame, prefixes) -> None:
+    """Print the earlier run's summary on the same (model, origin) pairs, then per origin
+    the fit check and CRPS 1-26 before -> after."""
+    old_s = pd.concat([pd.read_csv(p + ".scores.csv") for p in prefixes], ignore_index=True)
+    old_f = pd.concat([pd.read_csv(p + ".folds.csv") for p in prefixes], ignore_index=True)
+    pairs = folds[["model", "fold"]].drop_duplicates()
+    old_s, old_f = (df.merge(pairs, on=["model", "fold"]) for df in (old_s, old_f))
+    seconds = old_f.groupby("model")["seconds"].sum()
+    print("\nbefore (same models and origins):")
+    print(summary(old_s, seconds).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    crps = {
+        name: df.groupby(["model", "fold"])["crps"].mean()
+        for name, df in (("before", old_s), ("after", scores))
+    }
+    ok = {
+        name: df.groupby(["model", "fold"])["converged"].all()
+        for name, df in (("before", old_f), ("after", folds))
+    }
+    table = pd.DataFrame(
+        {
+            "check before": ok["before"],
+            "check after": ok["after"],
+            "CRPS 1-26 before": crps["before"],
+            "CRPS 1-26 after": crps["after"],
+        }
+    ).dropna()
+    table.index = table.index.set_levels(table.index.levels[1] + 1, level=1)  # origin 1..20
+    print("\nper origin, before -> after")
+    print(table.to_string(float_format=lambda v: f"{v:.3f}"))
 
 
 if __name__ == "__main__":

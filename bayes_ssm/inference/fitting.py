@@ -120,7 +120,11 @@ def fit_svi(
     steps : int
         Most optimisation steps.
     optimizer : optax.GradientTransformation, optional
-        Default ``optax.adam`` with the step size ``learning_rate`` and ``schedule``.
+        Default ``optax.adam`` with the step size ``learning_rate`` and ``schedule``; with
+        ``schedule="constant"``, the model's own default when it has an
+        ``svi_optimizer(learning_rate, steps)`` method (``NeuralSSM``: a warm-up, then a cosine
+        decay over ``steps``, peak ``learning_rate``). ``fit.info["optimizer"]`` records which:
+        ``"constant"``, ``"decay"``, ``"model"`` or ``"user"``.
     learning_rate : float
         Adam's step size (ignored when ``optimizer`` is given).
     schedule : {"constant", "decay"}
@@ -168,9 +172,12 @@ def fit_svi(
 
         warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
     given = optimizer
+    source = schedule if optimizer is None else "user"
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate, schedule
     )
+    if source == "constant" and hasattr(model, "svi_optimizer"):  # the model's own default
+        optimizer, source = model.svi_optimizer(float(learning_rate), steps), "model"
     model, data, scales = _prepare_timed(model, y, covariates, freq)
     k_fit, k_draw = jax.random.split(_engine.as_key(key))
     latent = _engine.latent_sites(model, data.y, scales, data.covariates)
@@ -209,7 +216,8 @@ def fit_svi(
             "guide": guide,
             **rule.info(losses, max_steps=steps, check_every=check_every),
             "learning_rate": float(learning_rate),
-            "schedule": schedule if given is None else "optimizer",
+            "schedule": "optimizer" if given is not None else source,
+            "optimizer": source,
             "num_samples": num_samples,
             "padded_to": padded,
             "elapsed_s": time.perf_counter() - start,

@@ -50,6 +50,7 @@ from bayes_ssm.models import _neural_net as net
 from bayes_ssm.models._neural_mixers import MIXERS
 from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
+from bayes_ssm.models.neural_training import neural_optimizer
 from bayes_ssm.priors import HalfLife
 
 __all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS", "NEURAL_LAYERS", "DIRECTIONS"]
@@ -183,6 +184,12 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             )
         if covariates is not None:
             raise ValueError("NeuralSSM takes no covariates")
+
+    def svi_optimizer(self, learning_rate: float, steps: int):
+        """The optimizer :func:`bayes_ssm.fit_svi` uses when none is given: Adam with a warm-up
+        and a cosine decay over the ``steps`` budget, peak ``learning_rate``
+        (:mod:`bayes_ssm.models.neural_training`)."""
+        return neural_optimizer(float(learning_rate), int(steps))
 
     @property
     def parameter_sites(self):
