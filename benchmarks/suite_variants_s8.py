@@ -16,7 +16,8 @@ shipped (``widen``) and not (``_norecal``, the same fit). Variants:
     ``no_damped`` plus a mean-reverting candidate: a constant mean (the level's random walk
     pinned by a ``HalfNormal(1e-4)`` sd) plus a stationary AR(1).
 
-Usage (scores go to their own CSV; the committed peers' rows are read from ``--cache``)::
+Usage (scores go to their own CSV; the committed peers' rows are read from ``--cache``; the
+session-8 runs are kept in ``benchmarks/results/suite_s8_variants.csv``)::
 
     nice -n 10 env PYTHONPATH=. python benchmarks/suite_variants_s8.py --variant no_damped \\
         --out benchmarks/results/suite_s8_no_damped.csv \\
