@@ -10,7 +10,8 @@ Usage::
         [--warmup 500] [--draws 500] [--mass auto|diag|dense] [--runs 2]
 
 ``--candidate`` names one of ``bs.auto.default_candidates``' structures for the weekly season
-(``level_seasonal_noise``, ``damped_trend_seasonal_noise``, ``level_ar1``, ``level_student_t``)
+(``level_seasonal_noise``, ``level_ar1``, ``level_student_t``, ``mean_ar1``; session 7 also had
+``damped_trend_seasonal_noise``, gone since session 8)
 or ``level`` (the constant-noise random-walk level + season of sessions 5-6). Besides the wall
 seconds the table gives the mean leapfrog steps per kept draw (both chains): with the number of
 iterations, the cost in gradient evaluations, which the machine's load does not change.

@@ -16,11 +16,12 @@ What a user gets without choosing a model:
    removing a one-period moving average), so
    daily exchange rates get none.
 4. **Candidates** (:func:`default_candidates`), each :class:`~bayes_ssm.StructuralTS` with
-   those seasonals: a random-walk level; a damped local linear trend; the level plus AR(1);
-   the level with Student-t observation noise. With a season, the level and the damped trend
-   candidates are :class:`~bayes_ssm.models.SeasonalNoiseTS`: their level and observation
-   noise variances follow the longest season (2 harmonics of the log variances; 1 for
-   periods below 8), shrunk towards constant variances by their priors.
+   those seasonals: a random-walk level; the level plus AR(1); the level with Student-t
+   observation noise; a constant mean plus AR(1) (mean-reverting). With a season, the level
+   candidate is :class:`~bayes_ssm.models.SeasonalNoiseTS`: its level and observation noise
+   variances follow the longest season (2 harmonics of the log variances; 1 for periods below
+   8), shrunk towards constant variances by their priors. No trend candidate (session 8:
+   the damped trend, fitted on epidemic waves, was the default's worst loss).
 5. **Combination**: Bayesian stacking of the candidates' PSIS-LOO one-step predictive
    densities (:func:`bayes_ssm.stacking.stacking_weights`); the forecast is the weighted
    mixture of the candidates' predictive draws. Points where PSIS-LOO is unreliable for any
@@ -48,6 +49,7 @@ import pandas as pd
 from bayes_ssm.data.validation import as_series_data
 from bayes_ssm.inference.candidate_stacking import BAD_K_SHARE, stack_candidates  # noqa: F401
 from bayes_ssm.inference.candidate_stacking import candidate_loo as _loo  # noqa: F401
+from bayes_ssm.inference.candidates import default_candidates
 from bayes_ssm.inference.forecast import validate_horizon
 from bayes_ssm.inference.stacked_fit import StackedFit, resolve_transform
 from bayes_ssm.inference.threads import map_in_threads, resolve_workers
@@ -116,32 +118,6 @@ def seasonal_periods(freq, z) -> list[tuple[float, int]]:
     """``(period, harmonics)`` of each season the (transformed) series ``z`` supports."""
     z = np.asarray(z, dtype=float)
     return [(p, h) for p, h in _SEASONS.get(_freq_code(freq), []) if _has_season(z, p)]
-
-
-def default_candidates(seasons) -> dict:
-    """The default candidate structures for the given ``(period, harmonics)`` seasons."""
-    from bayes_ssm.models import Seasonal, StructuralTS
-
-    seasonal = [Seasonal(p, harmonics=h) for p, h in seasons] or None
-    if seasonal:  # the level and damped trend: level/observation noise that follows the season
-        from bayes_ssm.models.seasonal_noise import SeasonalNoiseTS
-
-        period = max(p for p, _ in seasons)
-        noise = {"noise_period": period, "noise_harmonics": 2 if period >= 8 else 1}
-        return {
-            "level_seasonal_noise": SeasonalNoiseTS(trend=None, seasonal=seasonal, **noise),
-            "damped_trend_seasonal_noise": SeasonalNoiseTS(
-                trend="damped", seasonal=seasonal, **noise
-            ),
-            "level_ar1": StructuralTS(trend=None, seasonal=seasonal, ar_order=1),
-            "level_student_t": StructuralTS(trend=None, seasonal=seasonal, likelihood="student_t"),
-        }
-    return {
-        "level": StructuralTS(trend=None, seasonal=seasonal),
-        "damped_trend": StructuralTS(trend="damped", seasonal=seasonal),
-        "level_ar1": StructuralTS(trend=None, seasonal=seasonal, ar_order=1),
-        "level_student_t": StructuralTS(trend=None, seasonal=seasonal, likelihood="student_t"),
-    }
 
 
 def auto_fit(
@@ -252,7 +228,7 @@ def prepare_window(
     tf = resolve_transform(transform, window.to_numpy())
     z = pd.Series(tf.forward(window.to_numpy()), index=window.index, name=window.name)
     if candidates is None:
-        candidates = default_candidates(seasonal_periods(full.freq, z.to_numpy()))
+        candidates = default_candidates(seasonal_periods(full.freq, z.to_numpy()), z.to_numpy())
     if not isinstance(candidates, Mapping) or not candidates:
         raise ValueError("candidates must be a non-empty dict of name -> model")
     if method == "nuts":
