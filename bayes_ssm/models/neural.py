@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -52,6 +52,9 @@ from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
 from bayes_ssm.models.neural_training import neural_optimizer
 from bayes_ssm.priors import HalfLife
+
+if TYPE_CHECKING:
+    import optax
 
 __all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS", "NEURAL_LAYERS", "DIRECTIONS"]
 
@@ -185,7 +188,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         if covariates is not None:
             raise ValueError("NeuralSSM takes no covariates")
 
-    def svi_optimizer(self, learning_rate: float, steps: int):
+    def svi_optimizer(self, learning_rate: float, steps: int) -> optax.GradientTransformation:
         """The optimizer :func:`bayes_ssm.fit_svi` uses when none is given: Adam with a warm-up
         and a cosine decay over the ``steps`` budget, peak ``learning_rate``
         (:mod:`bayes_ssm.models.neural_training`)."""
