@@ -236,7 +236,7 @@ def season(args, freq) -> float | None:
         return args.seasonal_period or None
     if freq is None:
         return None
-    code = freq.name if hasattr(freq, "name") else str(freq)
+    code = freq.rule_code if hasattr(freq, "rule_code") else str(freq)
     return SEASON_BY_FREQ.get(code.split("-")[0])
 
 

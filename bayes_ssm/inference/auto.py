@@ -90,7 +90,7 @@ SEASON_Z = 1.645  # as in Theta (statsforecast, forecast::thetaf): 90% two-sided
 def _freq_code(freq) -> str | None:
     if freq is None:
         return None
-    code = freq.name if hasattr(freq, "name") else str(freq)
+    code = freq.rule_code if hasattr(freq, "rule_code") else str(freq)
     return code.split("-")[0].lstrip("0123456789") or None
 
 
