@@ -469,6 +469,12 @@ def _atomic(path: Path, write) -> None:
         write(tmp)
 
 
+def rounded(frame, decimals: int = 3):
+    """``frame`` with its numeric columns rounded (``DataFrame.round`` on timestamp columns
+    warns under pandas 3)."""
+    return frame.round(dict.fromkeys(frame.select_dtypes("number").columns, decimals))
+
+
 def write_csv(frame, path: Path, **kwargs) -> None:
     """``frame.to_csv`` written atomically (a reader never sees half a file)."""
     _atomic(path, lambda tmp: frame.to_csv(tmp, float_format="%.6g", **kwargs))

@@ -205,7 +205,7 @@ def _forecast(args, parser):
 def _write_outputs(args, fc, y, full, horizon, period, *, header, what):
     """Print the first rows of ``fc``; write ``--out`` (CSV) and ``--plot`` (a fan chart over
     the last ``max(3 * horizon, 3 * period, 100)`` steps of ``y``), the same for every model."""
-    print(f"\n{header}:\n{fc.round(3).head(min(horizon, 8)).to_string()}")
+    print(f"\n{header}:\n{_common.rounded(fc.head(min(horizon, 8))).to_string()}")
     if horizon > 8:
         print("  ...")
     if args.out is not None:

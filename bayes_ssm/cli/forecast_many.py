@@ -218,7 +218,8 @@ def _forecast_many(args) -> int:
     print(fits.summary().round(3).to_string())
     if flagged:
         print(f"WARNINGS: bs.check flags {len(flagged)} fit(s): {flagged}")
-    print(f"\nforecast, {horizon} steps per series:\n{forecast.round(3).head(8).to_string()}")
+    head = _common.rounded(forecast.head(8)).to_string()
+    print(f"\nforecast, {horizon} steps per series:\n{head}")
     if args.out is not None:
         _common.write_csv(forecast, args.out, index=False)
         print(f"wrote {args.out}")

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.frequency import infer_offset
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -148,7 +150,7 @@ def event_covariates(index: pd.Index, events: Event | Sequence[Event]) -> pd.Dat
     if not isinstance(index, pd.DatetimeIndex):
         raise ValueError(f"index must be a pandas.DatetimeIndex; got {type(index).__name__}")
     if index.freq is None and len(index) >= 3:
-        inferred = pd.infer_freq(index)
+        inferred = infer_offset(index)
         if inferred is None:
             raise ValueError("index has no regular frequency; pass an index with freq set")
         index = pd.DatetimeIndex(index, freq=inferred)

@@ -24,6 +24,8 @@ from functools import reduce
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.frequency import infer_offset
+
 __all__ = ["parse_dates", "as_time_index", "period_offset", "MAX_INTEGER_STEPS"]
 
 #: Longest integer time axis accepted after the gaps are filled (steps), so that two labels far
@@ -149,7 +151,7 @@ def period_offset(index: pd.PeriodIndex):
     """The offset between the start timestamps of consecutive periods (``M`` -> ``MS``), known
     from the periods' frequency even for one or two periods or periods with gaps."""
     probe = pd.period_range(index[0], periods=3, freq=index.freq).to_timestamp(how="start")
-    return pd.tseries.frequencies.to_offset(pd.infer_freq(probe))
+    return infer_offset(probe)
 
 
 def as_time_index(index: pd.Index, *, what: str = "the index of y") -> pd.Index:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.frequency import infer_offset
 from bayes_ssm.data.time_labels import as_time_index, period_offset
 
 __all__ = [
@@ -98,9 +99,9 @@ def _infer_freq(index: pd.DatetimeIndex, freq):
     if index.freq is not None:
         return index.freq
     if len(index) >= 3:
-        inferred = pd.infer_freq(index)
+        inferred = infer_offset(index)
         if inferred is not None:
-            return pd.tseries.frequencies.to_offset(inferred)
+            return inferred
     raise ValueError(
         "cannot infer the frequency of the time index (irregular or too few timestamps); "
         "pass freq= (e.g. 'W-SAT', 'D', 'B') and put NaN at the missing timestamps, or fit "

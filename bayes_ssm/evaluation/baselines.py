@@ -26,6 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.frequency import infer_offset
+
 __all__ = [
     "SeasonalNaive",
     "StatsmodelsETS",
@@ -209,7 +211,7 @@ class ProphetBaseline:
         if index is None:
             index = pd.date_range("2000-01-01", periods=len(y), freq="D")
             freq = "D"
-        freq = freq or pd.infer_freq(index) or "D"
+        freq = freq or infer_offset(index) or "D"
         seed = int(_rng(key).integers(2**31 - 1))
         model = Prophet(
             uncertainty_samples=num_samples,

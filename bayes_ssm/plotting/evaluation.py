@@ -122,8 +122,9 @@ def plot_calibration(
     ax = new_axes(ax, figsize=(5, 5))
     grid = np.linspace(0, 1, 101)
     first = next(iter(tables.values()))
-    if "num_observed" in first:
-        n = int(first["num_observed"].max())
+    observed = first["num_observed"].max() if "num_observed" in first else 0
+    if observed > 0:  # no band without observed outcomes
+        n = int(observed)
         half = 1.96 * np.sqrt(grid * (1 - grid) / n)  # normal approximation to the binomial
         lo, hi = grid - half, grid + half
         ax.fill_between(grid, lo, hi, color="0.88", label=f"95% band (n={n})")
