@@ -62,10 +62,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check bayes_ssm tests benchmarks
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope
+	$(BIN)/python -m pytest -q -m "not slow" -n $(PYTEST_WORKERS) --dist loadscope --durations=15
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadscope
+	$(BIN)/python -m pytest -q -m slow -n $(PYTEST_WORKERS) --dist loadscope --durations=15
 
 notebooks: $(STAMP)
 	BAYES_SSM_SMOKE=1 $(BIN)/python notebooks/run_notebooks.py --jobs 2
