@@ -6,14 +6,15 @@ window from the start, or a sliding window of ``min_train`` steps), draws the pr
 next ``horizon`` steps and scores it. Baselines run in the same harness on the same folds.
 
 No fold sees the future: the training data of a fold is produced in one place
-(:func:`_training_data`) and checked against the fold's first forecast timestamp before any
-model sees it; the forecasts must come back on exactly the test timestamps.
+(:func:`bayes_ssm.evaluation.folds.training_data`, imported here as ``_training_data``) and
+checked against the fold's first forecast timestamp before any model sees it; the forecasts
+must come back on exactly the test timestamps. The folds live in
+:mod:`bayes_ssm.evaluation.folds`, the per-fold draws of models and baselines in
+:mod:`bayes_ssm.evaluation.backtest_runners`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import time
 from typing import TYPE_CHECKING
 
@@ -21,15 +22,22 @@ import numpy as np
 import pandas as pd
 
 from bayes_ssm.data.types import SeriesLike
-from bayes_ssm.data.validation import as_series_data
-from bayes_ssm.evaluation import baselines as _baselines
 from bayes_ssm.evaluation._scoring_inputs import check_levels
+from bayes_ssm.evaluation.backtest_runners import as_series as _as_series
+from bayes_ssm.evaluation.backtest_runners import baseline_draws as _baseline_draws
+from bayes_ssm.evaluation.backtest_runners import fold_seeds as _seeds
+from bayes_ssm.evaluation.backtest_runners import is_model as _is_model
+from bayes_ssm.evaluation.backtest_runners import model_draws as _model_draws
+from bayes_ssm.evaluation.backtest_runners import named_runners as _runners
 from bayes_ssm.evaluation.backtest_scores import (
     backtest_calibration,
     failed_fold,
     score_fold,
     summarize_backtest,
 )
+from bayes_ssm.evaluation.folds import BacktestLeakError, Fold, rolling_origins
+from bayes_ssm.evaluation.folds import check_no_leak as _check_no_leak
+from bayes_ssm.evaluation.folds import training_data as _training_data
 from bayes_ssm.inference.progress import progress_bar
 
 if TYPE_CHECKING:
@@ -45,164 +53,6 @@ __all__ = [
     "backtest_calibration",
     "BacktestLeakError",
 ]
-
-
-class BacktestLeakError(RuntimeError):
-    """A fold's training data reached its forecast origin (a harness bug, never user error)."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Fold:
-    """One forecast origin: positions ``train`` (slice) fit, positions ``test`` are scored."""
-
-    number: int
-    train: slice
-    test: slice
-
-
-def rolling_origins(
-    num_steps: int,
-    horizon: int,
-    folds: int,
-    *,
-    step: int | None = None,
-    window: str = "expanding",
-    min_train: int,
-) -> list[Fold]:
-    """The folds of a rolling-origin evaluation (positions, oldest origin first).
-
-    The last fold's test window ends at the last step; earlier origins move back by ``step``
-    (default ``horizon``: non-overlapping test windows). ``window="expanding"`` trains on
-    everything before the origin, ``"sliding"`` on the last ``min_train`` steps before it.
-    """
-    for name, value in (("horizon", horizon), ("folds", folds), ("min_train", min_train)):
-        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
-    step = horizon if step is None else step
-    if isinstance(step, bool) or not isinstance(step, int | np.integer) or step < 1:
-        raise ValueError(f"step must be a positive integer; got {step!r}")
-    if window not in ("expanding", "sliding"):
-        raise ValueError(f"window must be 'expanding' or 'sliding'; got {window!r}")
-    last_origin = num_steps - horizon
-    first_origin = last_origin - step * (folds - 1)
-    if first_origin < min_train:
-        raise ValueError(
-            f"the series has {num_steps} steps: {folds} folds with horizon {horizon} and step "
-            f"{step} put the first origin at step {first_origin}, before min_train={min_train}. "
-            "Use fewer folds, a smaller step or horizon, or a smaller min_train"
-        )
-    out = []
-    for k in range(folds):
-        origin = first_origin + k * step
-        start = 0 if window == "expanding" else origin - min_train
-        out.append(Fold(k, slice(start, origin), slice(origin, origin + horizon)))
-    return out
-
-
-def _training_data(y: pd.Series, fold: Fold) -> pd.Series:
-    """The only place a fold's training data is cut from the series."""
-    return y.iloc[fold.train].copy()
-
-
-def _check_no_leak(train: pd.Series, test_index: pd.Index, fold: Fold) -> None:
-    if len(train) == 0 or train.index[-1] >= test_index[0]:
-        raise BacktestLeakError(
-            f"fold {fold.number}: training data end at {train.index[-1] if len(train) else '-'}"
-            f" but the first forecast step is {test_index[0]}: the model would see the future"
-        )
-
-
-def _as_series(y) -> pd.Series:
-    data = as_series_data(y)
-    return pd.Series(data.y, index=data.index, name=data.name)
-
-
-def _is_model(runner) -> bool:
-    return hasattr(runner, "model") and hasattr(runner, "data_scales")
-
-
-def _runners(model, baselines, season: int) -> dict:
-    """Name -> model or baseline, in order; names must be unique."""
-    out: dict = {}
-    items = list(model.items()) if isinstance(model, dict) else [(None, model)]
-    for b in baselines or ():
-        obj = _baselines.baseline_from_name(b, season=season) if isinstance(b, str) else b
-        items.append((None, obj))
-    for name, runner in items:
-        if runner is None:
-            continue
-        if not (
-            _is_model(runner)
-            or hasattr(runner, "forecast_samples")
-            or hasattr(runner, "draws_and_problems")
-        ):
-            raise ValueError(
-                f"{runner!r} is neither a bayes_ssm model nor a baseline with forecast_samples"
-            )
-        name = name or getattr(runner, "name", None) or getattr(runner, "kind", None)
-        name = str(name or type(runner).__name__)
-        if name in out:
-            raise ValueError(
-                f"two runners are both named {name!r}: pass model={{'name': model, ...}}"
-            )
-        out[name] = runner
-    if not out:
-        raise ValueError("nothing to evaluate: pass a model and/or baselines")
-    return out
-
-
-def _seeds(key, count: int) -> np.ndarray:
-    if isinstance(key, bool) or not isinstance(key, int | np.integer | np.random.Generator):
-        raise ValueError(f"key must be an int seed or numpy Generator; got {key!r}")
-    rng = key if isinstance(key, np.random.Generator) else np.random.default_rng(int(key))
-    return rng.integers(0, 2**31 - 1, size=(count, 2))
-
-
-def _model_draws(
-    runner,
-    train,
-    test,
-    horizon,
-    *,
-    method,
-    fit_kwargs,
-    cov,
-    fold,
-    seeds,
-    cache,
-    refit,
-    num_samples,
-    pad_to=None,
-):
-    """Fit (or update) a bayes_ssm model on the fold's training data; forecast draws."""
-    from bayes_ssm.inference import diagnostics
-    from bayes_ssm.inference import fitting as infer
-
-    train_cov = None if cov is None else cov.loc[train.index]
-    test_cov = None if cov is None else cov.loc[test.index]
-    first = cache.get("fit")
-    if refit or first is None:
-        fitter = {"svi": infer.fit_svi, "nuts": infer.fit_nuts}[method]
-        kwargs = {"progress": False, **(fit_kwargs or {})}
-        if method == "svi" and pad_to is not None:
-            kwargs.setdefault("pad_to", pad_to)
-        if train_cov is not None:
-            kwargs["covariates"] = train_cov
-        fit = fitter(runner, train, key=int(seeds[0]), **kwargs)
-        cache["fit"] = fit
-        problems = diagnostics.check(fit, warn=False)
-        cache["problems"] = problems
-    else:  # parameters from the first fold; the state filtered through the newer data
-        new = train.loc[train.index > first.data.index[-1]]
-        new_cov = None if train_cov is None else train_cov.loc[new.index]
-        fit = first.update(new, covariates=new_cov) if len(new) else first
-        problems = cache["problems"]
-    if fit.data.index[-1] >= test.index[0]:
-        raise BacktestLeakError(f"fold {fold.number}: the fit saw the future")
-    draws = fit.forecast_samples(
-        horizon, covariates=test_cov, num_samples=num_samples, key=int(seeds[1])
-    )
-    return np.asarray(draws, dtype=float), problems
 
 
 def _batched_fits(runners, series, plan, seeds, pad_to) -> dict:
@@ -224,26 +74,6 @@ def _batched_fits(runners, series, plan, seeds, pad_to) -> dict:
             out[name] = dict(zip((f.number for f in plan), fits, strict=True))
             out[name]["share"] = (time.perf_counter() - start) / len(plan)
     return out
-
-
-def _baseline_draws(runner, train, horizon, *, seed, num_samples, pad_to=None, fitted=None):
-    if hasattr(runner, "draws_and_problems"):  # e.g. bs.AutoTS: fits on the indexed series
-        extra = {}
-        if "pad_to" in inspect.signature(runner.draws_and_problems).parameters:
-            extra["pad_to"] = pad_to
-        if fitted is not None:
-            extra["fitted"] = fitted
-        draws, problems = runner.draws_and_problems(
-            train, horizon, num_samples=num_samples, key=int(seed), **extra
-        )
-        return np.asarray(draws, dtype=float), list(problems)
-    extra = {}
-    if isinstance(runner, _baselines.ProphetBaseline):
-        extra = {"index": train.index, "freq": getattr(train.index, "freq", None)}
-    draws = runner.forecast_samples(
-        train.to_numpy(), horizon, num_samples=num_samples or 1000, key=int(seed), **extra
-    )
-    return np.asarray(draws, dtype=float), []
 
 
 def backtest(
