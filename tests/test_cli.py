@@ -75,6 +75,11 @@ def test_forecast_from_csv(weekly_csv, tmp_path, capsys):
         (["--dataset", "ili", "--horizon", "3", "--prob", "1.5"], "prob"),
         (["--dataset", "nope", "--horizon", "3"], "unknown dataset"),
         (["--dataset", "exchange_rate", "--horizon", "3"], "--value-col"),
+        (["--dataset", "ili", "--horizon", "3", "--transform", "sqrt"], "Box-Cox lambda"),
+        (
+            ["--dataset", "ili", "--horizon", "3", "--model", "structural", "--transform", "0.5"],
+            "applies to --model auto only",
+        ),
     ],
 )
 def test_bad_arguments(argv, message, capsys, tmp_path, monkeypatch):
@@ -237,3 +242,23 @@ def test_forecast_many_bad_arguments(argv, message, long_csv, capsys):
         main(["forecast-many", *argv, "--quiet"])
     assert err.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_transform_lambda_reaches_the_default(monkeypatch, tmp_path):
+    """``--transform 0.5`` is the Box-Cox lambda 0.5 of ``bs.auto_fit`` (parsed, not dropped)."""
+    import bayes_ssm.inference.auto as auto
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_auto_fit(y, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(auto, "auto_fit", fake_auto_fit)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(Stop):
+        main(["forecast", "--dataset", "ili", "--horizon", "3", "--transform", "0.5", "--quiet"])
+    assert seen["transform"] == 0.5

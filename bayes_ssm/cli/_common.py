@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import os
 import sys
@@ -70,10 +71,12 @@ def add_model_args(mod, *, auto: bool = False) -> None:
     if auto:
         mod.add_argument(
             "--transform",
-            choices=["auto", "log", "none"],
+            type=transform_arg,
             default="auto",
-            help="auto (default): log when every value is positive, else none; forecast draws "
-            "are back-transformed",
+            metavar="{auto,log,none,LAMBDA}",
+            help="auto (default): log when every value is positive, else none; a number: the "
+            "Box-Cox lambda (0.5: square root, for short count series that swing near zero); "
+            "forecast draws are back-transformed",
         )
         add_recalibrate_arg(mod)
         add_workers_arg(mod)
@@ -84,6 +87,18 @@ def add_model_args(mod, *, auto: bool = False) -> None:
             default="log",
             help="fit log(y) and back-transform the forecast draws (default; needs y > 0)",
         )
+
+
+def transform_arg(text: str) -> str | float:
+    """``--transform`` of the default forecaster: a name, or a Box-Cox lambda."""
+    if text in ("auto", "log", "none"):
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--transform must be auto, log, none or a Box-Cox lambda (a number); got {text!r}"
+        ) from None
 
 
 STRUCTURAL_OPTIONS = ("trend", "seasonal_period", "harmonics", "likelihood")
@@ -140,6 +155,11 @@ def check_model_options(args) -> None:
     if getattr(args, "model", "structural") != "auto":
         if getattr(args, "recalibrate", None) is not None:
             raise ValueError("--recalibrate / --no-recalibrate apply to --model auto only")
+        if isinstance(getattr(args, "transform", None), float):
+            raise ValueError(
+                "a Box-Cox --transform applies to --model auto only; --model structural takes "
+                "--transform log or none"
+            )
         return
     given = [n for n in STRUCTURAL_OPTIONS if getattr(args, n, None) is not None]
     if given:
