@@ -28,11 +28,14 @@ import itertools
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from bayes_ssm.data.types import CovariatesLike, KeyLike, SeriesLike
 from bayes_ssm.inference.fit import Fit
+from bayes_ssm.models.base import TimeSeriesModel
 
 __all__ = ["KeyCheck", "check_keys", "compare_key_fits", "final_loss"]
 
@@ -120,12 +123,12 @@ def compare_key_fits(
     fits: Sequence[Fit],
     *,
     horizon: int = 12,
-    keys: Sequence | None = None,
+    keys: Sequence[KeyLike] | None = None,
     window: int = 500,
     batch: int = 25,
     z: float = 4.0,
     min_nats: float = 1.0,
-    forecast_covariates=None,
+    forecast_covariates: CovariatesLike | None = None,
     num_samples: int | None = None,
     warn: bool = True,
 ) -> KeyCheck:
@@ -237,18 +240,18 @@ def _sentence(ka, kb, ma, mb, gap_z, outside, median_gap) -> str:
 
 
 def check_keys(
-    model,
-    y,
+    model: TimeSeriesModel,
+    y: SeriesLike,
     *,
-    keys: Sequence = (0, 1),
+    keys: Sequence[KeyLike] = (0, 1),
     horizon: int = 12,
     window: int = 500,
     batch: int = 25,
     z: float = 4.0,
     min_nats: float = 1.0,
-    forecast_covariates=None,
+    forecast_covariates: CovariatesLike | None = None,
     warn: bool = True,
-    **fit_kwargs,
+    **fit_kwargs: Any,
 ) -> KeyCheck:
     """Fit ``model`` to ``y`` by SVI once per key and say whether the runs agree.
 
