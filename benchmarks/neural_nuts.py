@@ -47,6 +47,7 @@ def main(argv=None):
     parser.add_argument("--key", type=int, default=0)
     parser.add_argument("--width", type=int, default=4)
     parser.add_argument("--state-size", type=int, default=2)
+    parser.add_argument("--target-accept", type=float, default=0.8)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     y = datasets.load("ili").iloc[-args.weeks - args.horizon : -args.horizon]
@@ -60,6 +61,7 @@ def main(argv=None):
         num_warmup=args.warmup,
         num_samples=args.samples,
         chain_method="sequential",
+        target_accept=args.target_accept,
         progress=False,
     )
     seconds = time.perf_counter() - start
