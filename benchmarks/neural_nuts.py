@@ -1,6 +1,7 @@
 """NUTS on a small NeuralSSM (issue 15): does it run, and does it mix?
 
-Fits ``NeuralSSM(width=4, num_layers=1, state_size=2)`` (a few dozen weights) by NUTS on the
+Fits ``NeuralSSM(width=4, num_layers=1, state_size=2)`` (a few dozen weights; ``--width``,
+``--state-size`` for others) by NUTS on the
 last ``--weeks`` weeks of ILI and prints, beside the time: divergences, r_hat and bulk ESS of
 the model's named parameters (``intercept``, ``obs_sd``), the worst r_hat over the network's
 weights (unidentified up to sign and channel permutations, so weight r_hat between chains is
@@ -44,10 +45,13 @@ def main(argv=None):
     parser.add_argument("--samples", type=int, default=500)
     parser.add_argument("--horizon", type=int, default=8)
     parser.add_argument("--key", type=int, default=0)
+    parser.add_argument("--width", type=int, default=4)
+    parser.add_argument("--state-size", type=int, default=2)
+    parser.add_argument("--target-accept", type=float, default=0.8)
     args = parser.parse_args(argv)
     jax.config.update("jax_enable_x64", True)
     y = datasets.load("ili").iloc[-args.weeks - args.horizon : -args.horizon]
-    model = NeuralSSM(width=4, num_layers=1, state_size=2)
+    model = NeuralSSM(width=args.width, num_layers=1, state_size=args.state_size)
     load0, start = os.getloadavg()[0], time.perf_counter()
     fit = bs.fit_nuts(
         model,
@@ -57,6 +61,7 @@ def main(argv=None):
         num_warmup=args.warmup,
         num_samples=args.samples,
         chain_method="sequential",
+        target_accept=args.target_accept,
         progress=False,
     )
     seconds = time.perf_counter() - start
@@ -70,7 +75,8 @@ def main(argv=None):
     fc_mean = np.asarray(forecast).reshape(args.chains, args.samples, -1).mean(-1)
     fc = _rhat_ess(fc_mean[..., None])
     print(
-        f"NUTS, NeuralSSM(width=4, num_layers=1, state_size=2): {n_weights} network weights, "
+        f"NUTS, NeuralSSM(width={args.width}, num_layers=1, state_size={args.state_size}): "
+        f"{n_weights} network weights, "
         f"{args.weeks} weeks of ILI, {args.chains} chains x ({args.warmup} warm-up + "
         f"{args.samples}), {seconds:.0f} s (load {load0:.1f} -> {os.getloadavg()[0]:.1f}, 2 "
         "shared cores)"

@@ -8,7 +8,8 @@ at module level or inside a function, is an edge. The layers, lowest first::
 (``priors`` sits with ``kernels``: user-unit priors that ``layers`` and ``models`` use; ``data``
 sits with ``models``: the input boundary that ``inference`` uses.) A module may import modules
 of its own package and of lower layers only. Also: ``kernels`` import neither numpyro nor
-pandas, and ``plotting`` never imports JAX. The checkers are tested on planted violations
+pandas, ``kernels``, ``layers`` and ``models`` never import optax (optimisers live in
+``inference``), and ``plotting`` never imports JAX. The checkers are tested on planted violations
 below, so the test can fail.
 """
 
@@ -36,7 +37,11 @@ RANKS = {
 }
 # Third-party packages a part must not import.
 FORBIDDEN = {
-    "kernels": ("numpyro", "pandas", "matplotlib", "arviz", "scoringrules"),
+    "kernels": ("numpyro", "pandas", "matplotlib", "arviz", "scoringrules", "optax"),
+    "layers": ("optax",),
+    # models name their SVI schedule by a string (``svi_schedule``); optimisers live in
+    # ``inference`` (``inference/schedules.py``)
+    "models": ("optax",),
     "plotting": ("jax", "jaxlib", "numpyro"),
 }
 
@@ -205,6 +210,7 @@ def test_checkers_catch_planted_violations(tmp_path):
     (pkg / "__init__.py").write_text("")
     (pkg / "kernels" / "scan.py").write_text("import numpyro\nfrom bayes_ssm.models import base\n")
     (pkg / "models" / "base.py").write_text("from bayes_ssm.kernels import scan\n")
+    (pkg / "models" / "fitted.py").write_text("import optax\n")
     (pkg / "inference" / "fit.py").write_text(
         "def save(self):\n    from bayes_ssm.inference import io\n"
     )
@@ -224,6 +230,7 @@ def test_checkers_catch_planted_violations(tmp_path):
     assert upward_imports(graph) == [("bayes_ssm.kernels.scan", "bayes_ssm.models.base")]
     assert forbidden_imports(third_party_imports(pkg)) == [
         ("bayes_ssm.kernels.scan", "numpyro"),
+        ("bayes_ssm.models.fitted", "optax"),
         ("bayes_ssm.plotting.plot", "jax"),
     ]
 

@@ -12,8 +12,13 @@ import pytest
 
 from bayes_ssm.inference.diagnostics import check
 from bayes_ssm.inference.fitting import fit_svi
+from bayes_ssm.inference.schedules import (
+    FLOOR,
+    WARMUP_STEPS,
+    warmup_cosine_optimizer,
+    warmup_cosine_schedule,
+)
 from bayes_ssm.models import NeuralSSM
-from bayes_ssm.models.neural_training import FLOOR, WARMUP_STEPS, neural_optimizer, neural_schedule
 
 
 def _weekly(n, seed=0):
@@ -38,16 +43,16 @@ def _by_hand(k, lr, steps):
 @pytest.mark.parametrize("steps", [300, 10_000])
 def test_schedule_warms_up_then_decays_to_its_floor(steps):
     lr = 0.01
-    sched = neural_schedule(lr, steps)
+    sched = warmup_cosine_schedule(lr, steps)
     ks = [0, 1, 100, 149, 150, 151, 250, 260, 1000, 5000, steps - 1, steps, steps + 500]
     got = np.array([float(sched(k)) for k in ks])
     want = np.array([_by_hand(k, lr, steps) for k in ks])
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-9)
     assert got.max() <= lr * (1 + 1e-6) and got[-1] == pytest.approx(FLOOR * lr, rel=1e-5)
     with pytest.raises(ValueError, match="learning_rate"):
-        neural_schedule(0.0, steps)
+        warmup_cosine_schedule(0.0, steps)
     with pytest.raises(ValueError, match="steps"):
-        neural_schedule(lr, 1)
+        warmup_cosine_schedule(lr, 1)
 
 
 SMALL = NeuralSSM(width=2, state_size=2, num_layers=1)
@@ -57,11 +62,11 @@ def test_fit_svi_uses_the_model_schedule_and_flags_an_unfinished_fit():
     y = _weekly(60)
     kw = dict(key=3, steps=300, check_every=100, num_samples=20, progress=False)
     default = fit_svi(SMALL, y, **kw)
-    assert default.info["optimizer"] == "model"
+    assert default.info["schedule"] == "warmup_cosine" and "optimizer" not in default.info
     # the default is exactly the schedule passed by hand (same key: same steps; with the
     # constant rate of sessions 1-7 they differ at once: the warm-up starts from rate 0)
-    explicit = fit_svi(SMALL, y, optimizer=neural_optimizer(0.01, 300), **kw)
-    assert explicit.info["optimizer"] == "user"
+    explicit = fit_svi(SMALL, y, optimizer=warmup_cosine_optimizer(0.01, 300), **kw)
+    assert explicit.info["schedule"] == "user"
     np.testing.assert_array_equal(default.svi_loss, explicit.svi_loss)
     # 300 steps from prior draws: the loss is still falling, and the check says so
     assert default.info["converged"] is False
@@ -73,7 +78,7 @@ def test_ili_sized_fit_passes_the_check_and_a_stalled_fit_is_flagged():
     y = _weekly(417, seed=1)
     model = NeuralSSM(width=4, num_layers=1)  # the network of HybridTS, on 417 weeks
     fit = fit_svi(model, y, key=0, num_samples=100, progress=False)
-    assert fit.info["optimizer"] == "model"
+    assert fit.info["schedule"] == "warmup_cosine"
     assert fit.info["converged"] is True and fit.info["steps"] < 10_000, fit.info
     assert check(fit, warn=False) == []
     # a peak learning rate 1000 times too small: the loss barely moves while the guide's

@@ -14,14 +14,9 @@ from toy_models import simulate_local_level
 
 import bayes_ssm.inference.fitting as bi
 from bayes_ssm.inference.diagnostics import check
+from bayes_ssm.inference.schedules import default_optimizer
 from bayes_ssm.inference.stacking import mixture_counts
-from bayes_ssm.inference.svi import (
-    AUTO_MIN_CHANGE,
-    AUTO_SCHEDULE,
-    StopRule,
-    _no_progress,
-    default_optimizer,
-)
+from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE, StopRule, _no_progress
 from bayes_ssm.models import StructuralTS
 
 

@@ -160,7 +160,7 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
                     **rule.info(losses, max_steps=steps, check_every=check_every),
                     "learning_rate": float(settings["learning_rate"]),
                     "schedule": settings["schedule"] if fit_kwargs.get("optimizer") is None
-                    else "optimizer",
+                    else "user",
                     "num_samples": num_samples, "padded_to": m[6], "elapsed_s": elapsed,
                     "batch_size": len(members),
                 },

@@ -28,14 +28,8 @@ from bayes_ssm.inference.nuts_mass import mass_structure
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
 from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
 from bayes_ssm.inference.progress import show_progress
-from bayes_ssm.inference.svi import (
-    GUIDES,
-    SCHEDULES,
-    default_optimizer,
-    finish_svi,
-    jnp_data,
-    run_svi,
-)
+from bayes_ssm.inference.schedules import resolve_schedule, schedule_optimizer
+from bayes_ssm.inference.svi import GUIDES, finish_svi, jnp_data, run_svi
 from bayes_ssm.models._state_paths import init_to_median_path
 from bayes_ssm.models.base import TimeSeriesModel
 
@@ -94,7 +88,7 @@ def fit_svi(
     steps: int = 10_000,
     optimizer: optax.GradientTransformation | None = None,
     learning_rate: float = 0.01,
-    schedule: str = "constant",
+    schedule: str | None = None,
     tol: float = 1e-4,
     min_change: float = 0.0,
     check_every: int = 250,
@@ -120,18 +114,18 @@ def fit_svi(
     steps : int
         Most optimisation steps.
     optimizer : optax.GradientTransformation, optional
-        Default ``optax.adam`` with the step size ``learning_rate`` and ``schedule``; with
-        ``schedule="constant"``, the model's own default when it has an
-        ``svi_optimizer(learning_rate, steps)`` method (``NeuralSSM``: a warm-up, then a cosine
-        decay over ``steps``, peak ``learning_rate``). ``fit.info["optimizer"]`` records which:
-        ``"constant"``, ``"decay"``, ``"model"`` or ``"user"``.
+        Default ``optax.adam`` with the step size ``learning_rate`` on ``schedule``.
     learning_rate : float
-        Adam's step size (ignored when ``optimizer`` is given).
-    schedule : {"constant", "decay"}
-        ``"constant"``: ``learning_rate`` throughout. ``"decay"``: 10 x ``learning_rate`` at
-        first, halved every 250 steps down to ``learning_rate / 2``
-        (:func:`bayes_ssm.inference.svi.default_optimizer`; what :func:`bayes_ssm.auto_fit`
-        uses: fewer steps to the same loss). Ignored when ``optimizer`` is given.
+        Adam's (peak) step size (ignored when ``optimizer`` is given).
+    schedule : {"constant", "decay", "warmup_cosine"}, optional
+        The step-size schedule (:mod:`bayes_ssm.inference.schedules`). ``"constant"``:
+        ``learning_rate`` throughout. ``"decay"``: 10 x ``learning_rate`` at first, halved
+        every 250 steps down to ``learning_rate / 2`` (an option of
+        :func:`bayes_ssm.auto_fit`). ``"warmup_cosine"``: a linear warm-up over 250 steps,
+        then a cosine decay over ``steps`` to 5% of ``learning_rate``. Default: the model's
+        own ``svi_schedule`` (``NeuralSSM`` and ``HybridTS``: ``"warmup_cosine"``), else
+        ``"constant"``. Ignored when ``optimizer`` is given. ``fit.info["schedule"]``
+        records which ran (``"user"`` for a given ``optimizer``).
     tol : float
         Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
         less than ``tol`` relative to the previous window, or by less than twice its
@@ -171,13 +165,10 @@ def fit_svi(
         from bayes_ssm.inference.diagnostics import FitWarning  # arviz: imported only when needed
 
         warnings.warn(SVI_ON_VOLATILITY, FitWarning, stacklevel=2)
-    given = optimizer
-    source = schedule if optimizer is None else "user"
+    schedule = "user" if optimizer is not None else resolve_schedule(model, schedule)
     steps, check_every, num_samples, optimizer = svi_settings(
         guide, steps, check_every, num_samples, tol, optimizer, learning_rate, schedule
     )
-    if source == "constant" and hasattr(model, "svi_optimizer"):  # the model's own default
-        optimizer, source = model.svi_optimizer(float(learning_rate), steps), "model"
     model, data, scales = _prepare_timed(model, y, covariates, freq)
     k_fit, k_draw = jax.random.split(_engine.as_key(key))
     latent = _engine.latent_sites(model, data.y, scales, data.covariates)
@@ -216,8 +207,7 @@ def fit_svi(
             "guide": guide,
             **rule.info(losses, max_steps=steps, check_every=check_every),
             "learning_rate": float(learning_rate),
-            "schedule": "optimizer" if given is not None else source,
-            "optimizer": source,
+            "schedule": schedule,
             "num_samples": num_samples,
             "padded_to": padded,
             "elapsed_s": time.perf_counter() - start,
@@ -231,7 +221,8 @@ def svi_settings(
     guide, steps, check_every, num_samples, tol, optimizer, learning_rate, schedule="constant"
 ):
     """Validate :func:`fit_svi`'s settings; returns ``(steps, check_every, num_samples,
-    optimizer)`` with the default optimizer (``learning_rate``, ``schedule``) filled in."""
+    optimizer)`` with the default optimizer (``learning_rate`` on the named ``schedule`` over
+    ``steps``; :func:`bayes_ssm.inference.schedules.schedule_optimizer`) filled in."""
     if guide not in GUIDES:
         raise ValueError(f"guide must be one of {sorted(GUIDES)}; got {guide!r}")
     steps = _positive_int(steps, "steps")
@@ -242,9 +233,7 @@ def svi_settings(
     if optimizer is None:
         if not (isinstance(learning_rate, float | int) and learning_rate > 0):
             raise ValueError(f"learning_rate must be positive; got {learning_rate!r}")
-        if schedule not in SCHEDULES:
-            raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
-        optimizer = default_optimizer(float(learning_rate), schedule)
+        optimizer = schedule_optimizer(schedule, float(learning_rate), steps)
     elif not isinstance(optimizer, optax.GradientTransformation):
         raise ValueError(f"optimizer must be an optax.GradientTransformation; got {optimizer!r}")
     return steps, check_every, num_samples, optimizer

@@ -21,6 +21,7 @@ from bayes_ssm.inference._many_common import (
     stack_covariates,
 )
 from bayes_ssm.inference.fitting import fit_svi, svi_fit, svi_settings
+from bayes_ssm.inference.schedules import resolve_schedule
 from bayes_ssm.inference.svi import finish_svi_many, run_svi_many
 
 __all__ = ["svi_series"]
@@ -58,8 +59,10 @@ def svi_series(
         ``fits``: id -> Fit; ``failures``: id -> error text for the series whose fit failed
         numerically; ``info``: ``groups``, ``batch``, ``devices``.
     """
+    # the model's own step-size schedule, as fit_svi (and the loop below) uses it
+    schedule = resolve_schedule(model, None) if optimizer is None else "user"
     steps, check_every, num_samples, optimizer = svi_settings(
-        guide, steps, check_every, num_samples, tol, optimizer, learning_rate
+        guide, steps, check_every, num_samples, tol, optimizer, learning_rate, schedule
     )
     sharding, num_devices = series_sharding(devices) if batch == "vmap" else (None, 1)
     covariates = covariates or {}
@@ -161,6 +164,7 @@ def svi_series(
                     "guide": guide,
                     **rule.info(losses, max_steps=steps, check_every=check_every),
                     "learning_rate": float(learning_rate),
+                    "schedule": schedule,
                     "num_samples": num_samples,
                     "elapsed_s": elapsed,
                     "batch_size": len(members),

@@ -8,12 +8,9 @@ same-shape data (backtests, calibration studies) compile once.
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from numpyro import handlers
 from numpyro.infer import SVI, autoguide, init_to_median
 from numpyro.optim import optax_to_numpyro
@@ -21,6 +18,7 @@ from numpyro.optim import optax_to_numpyro
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference.progress import progress_bar
+from bayes_ssm.inference.schedules import SCHEDULES, default_optimizer  # noqa: F401 (moved)
 from bayes_ssm.inference.svi_stop import _DRIFT_LAG, DIRECTED_MAX, StopRule, _no_progress  # noqa: F401
 from bayes_ssm.inference.threads import locked_jit
 
@@ -52,40 +50,12 @@ def jnp_data(data):
     return jnp.asarray(data.y), cov
 
 
-SCHEDULES = ("constant", "decay")
 # the default forecaster's (``bs.auto_fit``) SVI settings: the step-size schedule and the
 # smallest change of the loss (nats per window) that counts as progress. ``"decay", 1.0``
 # needs 0.57x the steps on ILI but lost accuracy on every suite panel it was measured on
 # (monthly deaths 3.49 -> 5.41 and 5.25 with two keys; ILI CRPS 1-4 0.277 -> 0.292; weekly
 # cases 0.882 -> 0.901): the default keeps the constant step; ``fit_kwargs`` opts in.
 AUTO_SCHEDULE, AUTO_MIN_CHANGE = "constant", 0.0
-DECAY_START, DECAY_HALF_LIFE, DECAY_FLOOR = 10.0, 250, 0.5
-
-
-@lru_cache(maxsize=32)
-def default_optimizer(learning_rate: float, schedule: str = "constant"):
-    """Adam at ``learning_rate`` (``schedule="constant"``), or with a decaying step size
-    (``"decay"``): ``DECAY_START`` (10) times ``learning_rate`` at the first step, halved every
-    ``DECAY_HALF_LIFE`` (250) steps, never below ``DECAY_FLOOR`` (0.5) times ``learning_rate``.
-
-    The large first steps cross the distance from the prior's median to the posterior in a few
-    hundred steps; the small late steps leave less optimiser noise in the loss, so the stopping
-    rule sees a flat loss sooner (``benchmarks/README.md``, "Speed of the default, session 8":
-    about 0.6x the steps on the default's candidates, the same or a better final loss).
-    Cached: the optimizer is a static argument of the compiled programs, so the same object
-    must come back for the same settings.
-    """
-    if schedule == "constant":
-        return optax.adam(learning_rate)
-    if schedule == "decay":
-        rate = optax.exponential_decay(
-            DECAY_START * learning_rate,
-            DECAY_HALF_LIFE,
-            0.5,
-            end_value=DECAY_FLOOR * learning_rate,
-        )
-        return optax.adam(rate)
-    raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
 
 
 def _make_svi(model, guide_kind, optimizer, *, program=None):

@@ -81,6 +81,8 @@ class HybridTS(TimeSeriesModel):
     """
 
     kind: ClassVar[str] = "hybrid"
+    # fit_svi's default for it: warm-up + cosine, like NeuralSSM (bayes_ssm.inference.schedules)
+    svi_schedule: ClassVar[str] = "warmup_cosine"
 
     structural: StructuralTS = field(default_factory=StructuralTS)
     neural: NeuralSSM = field(default_factory=_default_neural)

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -50,11 +50,7 @@ from bayes_ssm.models import _neural_net as net
 from bayes_ssm.models._neural_mixers import MIXERS
 from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
-from bayes_ssm.models.neural_training import neural_optimizer
 from bayes_ssm.priors import HalfLife
-
-if TYPE_CHECKING:
-    import optax
 
 __all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS", "NEURAL_LAYERS", "DIRECTIONS"]
 
@@ -116,6 +112,9 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
     """
 
     kind: ClassVar[str] = "neural_ssm"
+    # how fit_svi fits it when no schedule or optimizer is given: a linear warm-up, then a
+    # cosine decay over the step budget (bayes_ssm.inference.schedules; issue 15)
+    svi_schedule: ClassVar[str] = "warmup_cosine"
 
     width: int = 8
     state_size: int = 4
@@ -187,12 +186,6 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             )
         if covariates is not None:
             raise ValueError("NeuralSSM takes no covariates")
-
-    def svi_optimizer(self, learning_rate: float, steps: int) -> optax.GradientTransformation:
-        """The optimizer :func:`bayes_ssm.fit_svi` uses when none is given: Adam with a warm-up
-        and a cosine decay over the ``steps`` budget, peak ``learning_rate``
-        (:mod:`bayes_ssm.models.neural_training`)."""
-        return neural_optimizer(float(learning_rate), int(steps))
 
     @property
     def parameter_sites(self):
