@@ -84,6 +84,17 @@ def test_divergences_of_a_gaussian_model_do_not_suggest_state_coordinates():
     assert "target_accept=0.95" in div and "state_parameterization" not in div
 
 
+@pytest.mark.parametrize(
+    "now, advice",
+    [(0.8, "target_accept=0.95"), (0.95, "target_accept=0.975"), (0.99, "already 0.99")],
+)
+def test_divergence_advice_never_asks_for_the_target_accept_already_used(now, advice):
+    fit = _hand_made_fit(bs.StructuralTS(), diverging=3, target_accept=now)
+    (div,) = [p for p in check(fit, warn=False) if "divergence" in p]
+    assert advice in div, div
+    assert f"(now {now})" in div or "already" in div
+
+
 def test_svi_on_stochastic_volatility_warns_at_fit_and_in_check():
     rng = np.random.default_rng(1)
     returns = pd.Series(

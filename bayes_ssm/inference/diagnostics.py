@@ -264,11 +264,17 @@ def _sampler_problems(fit, chains, total) -> list[str]:
     div = int(np.sum(fit.sample_stats["diverging"]))
     if div:
         now = fit.info.get("target_accept")
+        higher = 0.95 if now is None or now < 0.95 else min(0.99, round(now + 0.5 * (1 - now), 3))
+        raise_it = (
+            f"Raise target_accept to {higher} (now {now}): "
+            f"bs.fit_nuts(..., target_accept={higher}), "
+            if now is None or now < 0.99
+            else f"target_accept is already {now}: "
+        )
         problems.append(
             f"{div} of {total} draws after warm-up ({100 * div / total:.1f}%) ended in a "
             "divergence: the sampler could not explore part of the posterior and the results "
-            f"may be biased. Raise target_accept to 0.95 (now {now}): "
-            f"bs.fit_nuts(..., target_accept=0.95), "
+            f"may be biased. {raise_it}"
             f"{_advice.reparameterise_advice(fit.model, 'divergences')}."
         )
     depth = np.asarray(fit.sample_stats.get("tree_depth", np.zeros(1)))
