@@ -68,7 +68,9 @@ def test_runs_in_different_optima_are_flagged_and_in_one_optimum_pass(two_optima
     assert pos and neg, f"the planted case needs keys in both optima; got signs {sign}"
     # different optima: the loss gap (~7 nats) is far above the noise, the medians (+1, -1)
     # far outside each other's 50% intervals (+-0.07)
-    bad = compare_key_fits([fits[pos[0]], fits[neg[0]]], horizon=3, keys=(pos[0], neg[0]))
+    bad = compare_key_fits(
+        [fits[pos[0]], fits[neg[0]]], horizon=3, keys=(pos[0], neg[0]), warn=False
+    )
     assert not bad.ok and len(bad.problems) == 1
     row = bad.pairs.iloc[0]
     assert row["loss_disagrees"] and row["forecast_disagrees"]
