@@ -149,3 +149,19 @@ def test_failed_search_is_reported():
 def test_init_is_validated(kwargs, match):
     with pytest.raises(ValueError, match=match):
         bs.fit_svi(StructuralTS(trend=None), _level_series(), key=0, progress=False, **kwargs)
+
+
+def test_auto_fit_passes_its_init():
+    """``auto_fit`` starts SVI as ``AUTO_INIT`` says unless ``fit_kwargs`` says otherwise."""
+    from bayes_ssm.inference.auto import prepare_window
+    from bayes_ssm.inference.map_start import AUTO_INIT
+
+    y = _level_series(n=60)
+
+    def fit_kwargs(method="svi", given=None):
+        args = ("none", None, method, None, None, given, False, None, False)
+        return prepare_window(y, *args)[-1]
+
+    assert fit_kwargs()["init"] == AUTO_INIT
+    assert fit_kwargs(given={"init": "prior"})["init"] == "prior"
+    assert "init" not in fit_kwargs("nuts")
