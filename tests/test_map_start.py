@@ -77,14 +77,14 @@ def test_mode_and_scales_equal_statsmodels_posterior(x64):
     ours = np.array([locs["sigma_obs"], locs["sigma_level"]]).ravel()
     np.testing.assert_allclose(ours, ref.x, atol=2e-4)
     # the potential at the mode is statsmodels' minus log posterior there
-    assert record[5] == pytest.approx(ref.fun, abs=1e-6)
+    assert record[6] == pytest.approx(ref.fun, abs=1e-6)
     # starting scales: 1 / sqrt of the finite-difference Hessian's diagonal (clipped at 0.1)
     h = 1e-4
     diag = [(f(ref.x + h * e) - 2 * f(ref.x) + f(ref.x - h * e)) / h**2 for e in np.eye(2)]
     want = np.clip(1 / np.sqrt(diag), 1e-4, 0.1)
     got = np.array([sds["sigma_obs"], sds["sigma_level"]]).ravel()
     np.testing.assert_allclose(got, want, rtol=1e-3)
-    assert bool(record[0]) and bool(record[1])  # used, converged
+    assert bool(record[0]) and record[1] == 2 and bool(record[2])  # used, 2 dims, converged
 
 
 def test_newton_decrement_and_lbfgs_on_a_quadratic(x64):
@@ -140,6 +140,7 @@ def test_failed_search_is_reported():
     fit = dataclasses.replace(fit, info={**fit.info, "map": {**bad, "used": False}})
     assert any("MAP start failed" in p for p in bs.check(fit, warn=False))
     assert map_problems({}) == []
+    assert "no MAP start" in map_problems({"map": {**bad, "dimensions": 0}})[0]
 
 
 @pytest.mark.parametrize(

@@ -45,6 +45,7 @@ INITS = ("prior", "map")
 AUTO_INIT = "map"
 MAP_FIELDS = (
     "used",
+    "dimensions",
     "converged",
     "iterations",
     "grad_norm",
@@ -134,6 +135,8 @@ def map_start_state(svi, state0, y, kwargs):
     Returns
     -------
     (SVIState, Array of shape ``(len(MAP_FIELDS),)``)
+        ``dimensions`` is the number of coordinates searched (0: every site held, the cold
+        start returned unchanged).
     """
     guide, program = svi.guide, svi.model
     raw = svi.optim.get_params(state0.optim_state)  # unconstrained guide parameters
@@ -141,6 +144,9 @@ def map_start_state(svi, state0, y, kwargs):
     names = [n for n, v in locs0.items() if jnp.size(v) <= SITE_MAX]
     held = {n: v for n, v in locs0.items() if n not in names}
     x0, unravel = ravel_pytree({n: locs0[n] for n in names})
+    if x0.size == 0:  # nothing small enough to search: the cold start, said so
+        record = jnp.zeros(len(MAP_FIELDS), raw[f"{next(iter(locs0))}_auto_loc"].dtype)
+        return state0, record
 
     def fun(x):
         return potential_energy(program, (y,), kwargs, {**held, **unravel(x)})
@@ -163,6 +169,7 @@ def map_start_state(svi, state0, y, kwargs):
     record = jnp.stack(
         [
             used.astype(x.dtype),
+            jnp.asarray(x0.size, x.dtype),
             (converged & used).astype(x.dtype),
             count.astype(x.dtype),
             err.astype(x.dtype),
@@ -180,7 +187,7 @@ def map_record(values) -> dict:
     out = dict(zip(MAP_FIELDS, (float(v) for v in values), strict=True))
     for k in ("used", "converged"):
         out[k] = bool(out[k])
-    for k in ("iterations", "nonpositive_hessian_diag"):
+    for k in ("dimensions", "iterations", "nonpositive_hessian_diag"):
         out[k] = int(out[k])
     return out
 
@@ -190,6 +197,11 @@ def map_problems(info: dict) -> list[str]:
     rec = info.get("map")
     if not rec:
         return []
+    if not rec.get("dimensions", 1):
+        return [
+            f"no MAP start: every latent site has more than {SITE_MAX} elements (the search "
+            "covers global parameters only); SVI started from the prior start."
+        ]
     if not rec["used"]:
         return [
             "the MAP start failed (the search ended at a non-finite potential, point or "
