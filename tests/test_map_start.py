@@ -20,7 +20,7 @@ import bayes_ssm as bs
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference import svi as _svi
 from bayes_ssm.inference.fitting import _prepare_timed
-from bayes_ssm.inference.map_start import lbfgs_mode, map_problems, newton_decrement
+from bayes_ssm.inference.map_start import fd_hessian, lbfgs_mode, map_problems, newton_decrement
 from bayes_ssm.models import StructuralTS
 from bayes_ssm.models.components import structural_system
 
@@ -94,7 +94,11 @@ def test_newton_decrement_and_lbfgs_on_a_quadratic(x64):
     def fun(x):
         return 0.5 * x @ a @ x - b @ x
 
-    x, value, _, count, converged = lbfgs_mode(fun, jnp.zeros(2))
+    x, value, grad, count, converged = lbfgs_mode(fun, jnp.zeros(2))
+    # the value and gradient it returns (the line search's) are those at x
+    assert float(value) == pytest.approx(float(fun(x)), abs=1e-12)
+    np.testing.assert_allclose(grad, a @ x - b, atol=1e-12)
+    np.testing.assert_allclose(fd_hessian(jax.grad(fun), x), a, rtol=1e-6)
     np.testing.assert_allclose(x, np.linalg.solve(a, b), atol=1e-3)  # its gradient test
     assert bool(converged) and int(count) > 0
     x0 = jnp.array([0.3, 0.4])
@@ -104,8 +108,8 @@ def test_newton_decrement_and_lbfgs_on_a_quadratic(x64):
     assert np.isinf(float(newton_decrement(-a, g)))  # not positive definite
     # two iterations on Rosenbrock's valley: not converged, and said so
     rosen = lambda x: (1 - x[0]) ** 2 + 100 * (x[1] - x[0] ** 2) ** 2  # noqa: E731
-    _, _, err, count, converged = lbfgs_mode(rosen, jnp.array([-1.2, 1.0]), max_iter=2)
-    assert not bool(converged) and int(count) == 2 and float(err) > 1e-3
+    _, _, grad, count, converged = lbfgs_mode(rosen, jnp.array([-1.2, 1.0]), max_iter=2)
+    assert not bool(converged) and int(count) == 2 and float(jnp.max(jnp.abs(grad))) > 1e-3
 
 
 def test_map_start_fit_same_key_and_no_worse_loss():
@@ -166,3 +170,37 @@ def test_auto_fit_passes_its_init():
     assert fit_kwargs()["init"] == AUTO_INIT
     assert fit_kwargs(given={"init": "prior"})["init"] == "prior"
     assert "init" not in fit_kwargs("nuts")
+
+
+@pytest.mark.slow
+def test_fold_batches_with_a_map_start_equal_the_per_fold_loop(x64, monkeypatch):
+    """``AutoTS(fold_batch="vmap", fit_kwargs={"init": "map"})``: the vmapped MAP start and
+    SVI of the folds give the per-fold ``auto_fit`` loop's scores (same keys; 1e-8)."""
+    import pandas as pd
+
+    calls = []
+    batched = _svi._svi_init_many_map
+
+    def counted(*args, **kwargs):
+        calls.append(args[3].shape[0])  # the keys: one row per fold
+        return batched(*args, **kwargs)
+
+    monkeypatch.setattr(_svi, "_svi_init_many_map", counted)
+
+    y = pd.Series(_level_series(n=52), index=pd.date_range("2020-01-04", periods=52, freq="W-SAT"))
+    options = dict(
+        candidates={"level": StructuralTS(trend=None)},
+        fit_kwargs={"steps": 300, "check_every": 100, "num_samples": 100, "init": "map"},
+        recalibrate=False,
+        fit_last=40,
+    )
+    scores = {
+        mode: bs.backtest(
+            bs.AutoTS(fold_batch=mode, **options), y, horizon=4, folds=2, step=2, season=1,
+            key=3, progress=False,
+        )
+        for mode in ("vmap", "loop")
+    }  # fmt: skip
+    assert calls == [2] and scores["vmap"]["crps"].notna().all()
+    for col in ("crps", "mean", "pit", "width_80"):
+        np.testing.assert_allclose(scores["vmap"][col], scores["loop"][col], atol=1e-8)

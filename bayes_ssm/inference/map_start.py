@@ -3,11 +3,12 @@
 The posterior mode in the unconstrained space, found by L-BFGS (``optax.lbfgs`` with a
 backtracking line search, inside one ``jax.lax.while_loop``) from the point SVI's cold start would
 use (``init_to_median`` of prior draws, the same key), then the curvature there (the Hessian
-of the potential energy, ``jax.hessian``). AutoNormal starts at the mode with, for each
-coordinate, the scale ``1 / sqrt(H_ii)``: for a Gaussian posterior this is exactly the
-mean-field optimum (the minimiser of KL(q || p) over diagonal Gaussians has precision
-``diag(H)``), so SVI starts where it would otherwise arrive after thousands of steps and the
-stopping rule ends it sooner (``docs/default.md``, "Session 9: a MAP start").
+of the potential energy, by central differences of its gradient: ``fd_hessian``). AutoNormal
+starts at the mode with, for each coordinate, the scale ``1 / sqrt(H_ii)``: for a Gaussian
+posterior this is exactly the mean-field optimum (the minimiser of KL(q || p) over diagonal
+Gaussians has precision ``diag(H)``), so SVI starts near where it would otherwise arrive after
+thousands of steps and the stopping rule can end it sooner (``docs/default.md``, "Session 9:
+a MAP start").
 
 Everything runs in one compiled program that returns the SVI state and a record of the
 search: ``MAP_FIELDS`` (converged: the Newton decrement at its end at most ``MAP_DECREMENT``
@@ -42,7 +43,7 @@ __all__ = [
 INITS = ("prior", "map")
 # where the default forecaster's (``bs.auto_fit``) SVI starts; ``fit_kwargs={"init": ...}``
 # overrides it
-AUTO_INIT = "map"
+AUTO_INIT = "prior"
 MAP_FIELDS = (
     "used",
     "dimensions",
@@ -75,7 +76,8 @@ SITE_MAX = 32
 
 def lbfgs_mode(fun, x0, max_iter=MAP_MAX_ITER, gtol=MAP_GTOL):
     """Minimise ``fun`` (flat ``x`` -> scalar) from ``x0`` by ``optax.lbfgs`` in a
-    ``while_loop``; returns ``(x, value, grad_norm_inf, iterations, converged)``."""
+    ``while_loop``; returns ``(x, value, grad, iterations, converged)``, the value and
+    gradient at ``x`` those the line search stored (no evaluation after the loop)."""
     opt = optax.lbfgs(
         linesearch=optax.scale_by_backtracking_linesearch(
             max_backtracking_steps=20, store_grad=True
@@ -102,11 +104,25 @@ def lbfgs_mode(fun, x0, max_iter=MAP_MAX_ITER, gtol=MAP_GTOL):
         return (count == 0) | ((count < max_iter) & (err > tolerance(value)) & ok)
 
     x, state = jax.lax.while_loop(keep_going, step, (x0, opt.init(x0)))
-    value, grad = fun(x), jax.grad(fun)(x)
-    err = jnp.max(jnp.abs(grad))
+    value = optax.tree_utils.tree_get(state, "value")
+    grad = optax.tree_utils.tree_get(state, "grad")
     count = optax.tree_utils.tree_get(state, "count")
-    converged = jnp.isfinite(value) & (err <= tolerance(value))
-    return x, value, err, count, converged
+    converged = jnp.isfinite(value) & (jnp.max(jnp.abs(grad)) <= tolerance(value))
+    return x, value, grad, count, converged
+
+
+def fd_hessian(grad_fn, x):
+    """The Hessian at ``x`` by central differences of ``grad_fn`` (one vmapped gradient over
+    ``2 n`` points, step ``eps ** (1/3) * max(1, |x_i|)``), symmetrised: cheaper to compile
+    than ``jax.hessian`` of a Kalman filter (forward over reverse mode), as exact as the
+    gradient's rounding allows (``tests/test_map_start.py`` checks it against a
+    finite-difference Hessian of statsmodels' likelihood)."""
+    n = x.size
+    step = jnp.finfo(x.dtype).eps ** (1 / 3) * jnp.maximum(1.0, jnp.abs(x))
+    eye = jnp.eye(n, dtype=x.dtype) * step
+    grads = jax.vmap(grad_fn)(jnp.concatenate([x + eye, x - eye]))
+    hess = (grads[:n] - grads[n:]) / (2 * step[:, None])
+    return 0.5 * (hess + hess.T)
 
 
 def newton_decrement(hess, grad):
@@ -151,10 +167,11 @@ def map_start_state(svi, state0, y, kwargs):
     def fun(x):
         return potential_energy(program, (y,), kwargs, {**held, **unravel(x)})
 
-    x, value, err, count, _ = lbfgs_mode(fun, x0)
-    hess = jax.hessian(fun)(x)
+    x, value, grad, count, _ = lbfgs_mode(fun, x0)
+    err = jnp.max(jnp.abs(grad))
+    hess = fd_hessian(jax.grad(fun), x)
     diag = jnp.diagonal(hess)
-    decrement = newton_decrement(hess, jax.grad(fun)(x))
+    decrement = newton_decrement(hess, grad)
     converged = decrement <= MAP_DECREMENT
     used = jnp.isfinite(value) & jnp.all(jnp.isfinite(x)) & jnp.all(jnp.isfinite(diag))
     safe = jnp.where(diag > 0, diag, 1.0 / SCALE_MAX**2)
