@@ -234,9 +234,11 @@ def prepare_window(
     if method == "nuts":
         kw = {"num_chains": 2, "num_warmup": 300, "num_samples": 400, "progress": progress}
     else:  # the decaying step size: fewer steps to the same loss (fit_svi's ``schedule``)
+        from bayes_ssm.inference.map_start import AUTO_INIT
         from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 
         kw = {"progress": progress, "schedule": AUTO_SCHEDULE, "min_change": AUTO_MIN_CHANGE}
+        kw["init"] = AUTO_INIT
     kw.update(fit_kwargs or {})
     if pad_to is not None and method == "svi":
         kw["pad_to"] = min(int(pad_to), fit_last)

@@ -27,7 +27,8 @@ import numpy as np
 
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference.candidate_stacking import stack_candidates
-from bayes_ssm.inference.fitting import _prepare_timed, svi_fit, svi_settings
+from bayes_ssm.inference.fitting import _prepare_timed, check_init, svi_fit, svi_settings
+from bayes_ssm.inference.map_start import AUTO_INIT
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
 from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
 from bayes_ssm.inference.svi import (
@@ -50,6 +51,9 @@ _SVI_DEFAULTS = {
     "check_every": 250,
     "num_samples": 1000,
 }
+# ``fit_svi``'s ``init`` (not an ``svi_settings`` argument): the default's, unless
+# ``fit_kwargs`` says otherwise
+_INIT_DEFAULT = AUTO_INIT
 
 
 def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=None) -> list:
@@ -82,13 +86,14 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
         raise ValueError("fold batches need method='svi'")
     pad_to = validate_pad_to(pad_to)
     fit_kwargs = dict(options.get("fit_kwargs") or {})
-    unknown = set(fit_kwargs) - set(_SVI_DEFAULTS) - {"progress", "pad_to", "min_change"}
+    unknown = set(fit_kwargs) - set(_SVI_DEFAULTS) - {"progress", "pad_to", "min_change", "init"}
     if unknown:
         raise ValueError(f"fit_kwargs not supported by fold batches: {sorted(unknown)}")
     settings = {**_SVI_DEFAULTS, **{k: v for k, v in fit_kwargs.items() if k in _SVI_DEFAULTS}}
     steps, check_every, num_samples, optimizer = svi_settings(**settings)
     run_kw = dict(guide=settings["guide"], steps=steps, optimizer=optimizer, tol=settings["tol"])
     run_kw["min_change"] = float(fit_kwargs.get("min_change", AUTO_MIN_CHANGE))
+    run_kw["init"] = check_init(fit_kwargs.get("init", _INIT_DEFAULT), settings["guide"])
 
     start = time.perf_counter()
     folds = []  # per fold: (full, window, transform, candidates)
@@ -161,8 +166,9 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
                     "learning_rate": float(settings["learning_rate"]),
                     "schedule": settings["schedule"] if fit_kwargs.get("optimizer") is None
                     else "user",
-                    "num_samples": num_samples, "padded_to": m[6], "elapsed_s": elapsed,
-                    "batch_size": len(members),
+                    "num_samples": num_samples, "padded_to": m[6], "init": run_kw["init"],
+                    **({"map": rule.map} if hasattr(rule, "map") else {}),
+                    "elapsed_s": elapsed, "batch_size": len(members),
                 },
             )  # fmt: skip
             keep_pointwise_log_lik(fit, {k: v[j] for k, v in draws.items() if k == "log_lik"})

@@ -196,6 +196,9 @@ def check(
             )
         if getattr(fit.model, "kind", None) == "stochastic_volatility":
             problems.append(_advice.SVI_ON_VOLATILITY)
+        from bayes_ssm.inference.map_start import map_problems
+
+        problems += map_problems(info)
     else:
         problems += _check_nuts(fit, rhat_max, min_ess)
     if warn:

@@ -100,6 +100,20 @@ def _svi_init(mkey, guide_kind, optimizer, static_scales, key, y, dyn_scales, co
     return _make_svi(mkey.model, guide_kind, optimizer, program=program).init(key, y, **kwargs)
 
 
+@locked_jit(static_argnames=_STATIC)
+def _svi_init_map(mkey, guide_kind, optimizer, static_scales, key, y, dyn_scales, cov):
+    """:func:`_svi_init`'s state moved to the posterior mode (``fit_svi(init="map")``), and
+    the search's record (:mod:`bayes_ssm.inference.map_start`)."""
+    from bayes_ssm.inference.map_start import map_start_state
+
+    kwargs = _kwargs(static_scales, dyn_scales, cov)
+    program = latent_program(mkey.model.model)
+    state0 = _make_svi(mkey.model, guide_kind, optimizer, program=program).init(key, y, **kwargs)
+    svi = _make_svi(mkey.model, guide_kind, optimizer)
+    svi.init(jax.random.PRNGKey(0), y, **kwargs)  # the full program: its guide and potential
+    return map_start_state(svi, state0, y, kwargs)
+
+
 @locked_jit(static_argnames=_STATIC + ("num_steps",))
 def _svi_steps(mkey, guide_kind, optimizer, static_scales, num_steps, state, y, dyn_scales, cov):
     kwargs = _kwargs(static_scales, dyn_scales, cov)
@@ -136,15 +150,33 @@ def _svi_finish(
 
 
 def run_svi(
-    model, data, scales, key, *, guide, steps, optimizer, tol, check_every, progress, min_change=0.0
+    model,
+    data,
+    scales,
+    key,
+    *,
+    guide,
+    steps,
+    optimizer,
+    tol,
+    check_every,
+    progress,
+    min_change=0.0,
+    init="prior",
 ):
+    """SVI of one series; returns ``(state, rule, (static, dyn), map_record)``; the
+    record (``MAP_FIELDS`` values) is None unless ``init="map"``."""
     y, cov = jnp_data(data)
     mkey = _engine.ModelKey(model)
+    start = _svi_init_map if init == "map" else _svi_init
     static, dyn, state = _engine.call_with_scales(
         model,
         scales,
-        lambda st, dy: (st, dy, _svi_init(mkey, guide, optimizer, st, key, y, dy, cov)),
+        lambda st, dy: (st, dy, start(mkey, guide, optimizer, st, key, y, dy, cov)),
     )
+    record = None
+    if init == "map":
+        state, record = state[0], np.asarray(state[1])
     rule = StopRule(tol, check_every, min_change=min_change)
     bar = progress_bar(total=steps, desc=f"SVI ({guide})", progress=progress)
     try:
@@ -158,7 +190,7 @@ def run_svi(
                 break
     finally:
         bar.close()
-    return state, rule, (static, dyn)
+    return state, rule, (static, dyn), record
 
 
 # ----------------------------------------------------------------- many series, one program
@@ -173,6 +205,16 @@ def _svi_init_many(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
         program = latent_program(mkey.model.model)
         svi = _make_svi(mkey.model, guide_kind, optimizer, program=program)
         return svi.init(key, y, **_kwargs(None, dyn, cov))
+
+    return jax.vmap(one)(keys, y, dyn_scales, cov)
+
+
+@locked_jit(static_argnames=("mkey", "guide_kind", "optimizer"))
+def _svi_init_many_map(mkey, guide_kind, optimizer, keys, y, dyn_scales, cov=None):
+    """Batched :func:`_svi_init_map`: ``(state, records)``, records ``(row, field)``."""
+
+    def one(key, y, dyn, cov):
+        return _svi_init_map.__wrapped__(mkey, guide_kind, optimizer, None, key, y, dyn, cov)
 
     return jax.vmap(one)(keys, y, dyn_scales, cov)
 
@@ -224,6 +266,7 @@ def run_svi_many(
     sharding=None,
     cov=None,
     min_change=0.0,
+    init="prior",
 ):
     """SVI for a batch of same-length series in one compiled program.
 
@@ -245,6 +288,9 @@ def run_svi_many(
         Each row's covariates.
     min_change : float
         As :class:`StopRule`'s.
+    init : {"prior", "map"}
+        As ``fit_svi``'s; with ``"map"`` each rule's ``map`` attribute holds its series'
+        search record (``map_start.map_record``).
 
     Returns
     -------
@@ -256,8 +302,15 @@ def run_svi_many(
     y, keys = put(y), put(keys)
     cov = None if cov is None else put(cov)
     dyn = {k: put(v) for k, v in scales.items()}
-    state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn, cov)
     rules = [StopRule(tol, check_every, f"series {label!r}", min_change) for label in labels]
+    if init == "map":
+        from bayes_ssm.inference.map_start import map_record
+
+        state, records = _svi_init_many_map(mkey, guide, optimizer, keys, y, dyn, cov)
+        for rule, record in zip(rules, np.asarray(records), strict=False):
+            rule.map = map_record(record)
+    else:
+        state = _svi_init_many(mkey, guide, optimizer, keys, y, dyn, cov)
     active = np.zeros(y.shape[0], bool)
     active[: len(rules)] = True
     bar = progress_bar(total=steps, desc=f"SVI ({guide}), {len(rules)} series", progress=progress)
