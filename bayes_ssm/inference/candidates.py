@@ -10,8 +10,6 @@ loss (weekly COVID cases, monthly deaths).
 
 from __future__ import annotations
 
-import numpy as np
-
 __all__ = ["default_candidates", "pinned_level_prior", "PIN_LEVEL"]
 
 PIN_LEVEL = 1e-3  # the mean-reverting candidate's level sd, in units of the step sd of z
@@ -25,8 +23,9 @@ def default_candidates(seasons, z=None) -> dict:
     seasons : sequence of ``(period, harmonics)``
         From :func:`seasonal_periods`.
     z : array-like ``(time,)``, optional
-        The (transformed) fit window: scales the mean-reverting candidate's pinned level sd
-        (``PIN_LEVEL`` times the sd of its steps; without ``z``, ``PIN_LEVEL`` itself).
+        The (transformed) fit window; accepted for older callers, not used: the
+        mean-reverting candidate's pinned level sd is ``PIN_LEVEL`` times the fitted series'
+        step sd (its data scale ``dy_scale``), whatever the series.
 
     Returns
     -------
@@ -62,14 +61,12 @@ def default_candidates(seasons, z=None) -> dict:
 
 def pinned_level_prior(z=None) -> dict:
     """The prior override that pins the level of ``mean_ar1``: ``sigma_level ~ HalfNormal(s)``
-    with ``s = PIN_LEVEL`` times the sd of the steps of ``z`` (the default's data scale
-    ``dy_scale``), so its random walk moves by about ``PIN_LEVEL`` of a typical step per step
-    and the level is a constant mean, integrated out by the Kalman filter."""
-    scale = PIN_LEVEL
-    if z is not None:
-        from bayes_ssm.models.structural_priors import compute_scales
+    with ``s = PIN_LEVEL`` times the sd of the steps of the fitted series (the model's data
+    scale ``dy_scale``), so its random walk moves by about ``PIN_LEVEL`` of a typical step per
+    step and the level is a constant mean, integrated out by the Kalman filter.
 
-        z = np.asarray(z, dtype=float)
-        if np.isfinite(z).sum() > 1:
-            scale = PIN_LEVEL * compute_scales(z)["dy_scale"]
-    return {"sigma_level": {"dist": "HalfNormal", "scale": float(scale)}}
+    The scale is relative (``"scale_by": "dy_scale"``), not a number computed from ``z``: one
+    model for every window, so a backtest compiles its programs once, not once per origin
+    (``z`` is accepted for the callers that pass it and not used)."""
+    del z
+    return {"sigma_level": {"dist": "HalfNormal", "scale": PIN_LEVEL, "scale_by": "dy_scale"}}

@@ -179,7 +179,7 @@ class StochasticVolatility(TimeSeriesModel):
             raise ValueError(f"priors: unknown sites {unknown}; the sites are {list(_SITES)}")
         for name, spec in priors.items():
             if not isinstance(spec, tuple):
-                prior = prior_from_spec(name, spec)  # fail early on a bad override
+                prior = prior_from_spec(name, spec, checking=True)  # fail early on a bad override
                 if name == "phi":
                     _check_phi_support(prior)
         object.__setattr__(
@@ -201,7 +201,7 @@ class StochasticVolatility(TimeSeriesModel):
         """The prior of parameter site ``name``: the override if given, else the default."""
         overrides = self.prior_overrides
         if name in overrides:
-            return prior_from_spec(name, overrides[name])
+            return prior_from_spec(name, overrides[name], scales)
         return sv_default_prior(name, scales)
 
     # -- data -----------------------------------------------------------------------------

@@ -42,6 +42,9 @@ Gaussian and Student-t likelihoods): level ``N(y_loc, (3 y_scale)^2)``, slope
 Overrides: ``StructuralTS(priors={"sigma_obs": {"dist": "HalfNormal", "scale": 0.5}})`` - the
 name of any ``numpyro.distributions`` class and its keyword arguments in data units (JSON
 round-trips), or a ``numpyro.distributions.Distribution`` instance (not saved with ``spec()``).
+``"scale_by": "dy_scale"`` (or ``"y_scale"``) makes ``scale`` relative to that data scale:
+``{"dist": "HalfNormal", "scale": 1e-3, "scale_by": "dy_scale"}`` is ``HalfNormal(1e-3 *
+dy_scale)`` for whatever series is fitted, one model (and one compiled program) for all of them.
 """
 
 from __future__ import annotations
@@ -163,8 +166,15 @@ def _extra_prior(name: str, scales: dict[str, float], size):
     return dist.HalfNormal(0.1 * scales["dy_scale"] / xs).to_event(1)
 
 
-def prior_from_spec(name: str, spec) -> dist.Distribution:
-    """Build a distribution from an override: a Distribution, or ``{"dist": Name, **kwargs}``."""
+SCALES_FOR_PRIORS = ("y_scale", "dy_scale")
+
+
+def prior_from_spec(
+    name: str, spec, scales: dict | None = None, *, checking: bool = False
+) -> dist.Distribution:
+    """Build a distribution from an override: a Distribution, or ``{"dist": Name, **kwargs}``
+    (``"scale_by": "dy_scale"`` multiplies ``scale`` by that entry of the data ``scales``;
+    ``checking=True``: by 1, only to check the spec before any data are seen)."""
     if isinstance(spec, dist.Distribution):
         return spec
     if not isinstance(spec, dict) or "dist" not in spec:
@@ -173,6 +183,20 @@ def prior_from_spec(name: str, spec) -> dist.Distribution:
             f"{{'dist': 'HalfNormal', 'scale': 1.0}}; got {spec!r}"
         )
     kwargs = {k: (np.asarray(v) if isinstance(v, list) else v) for k, v in spec.items()}
+    by = kwargs.pop("scale_by", None)
+    if by is not None:
+        if by not in SCALES_FOR_PRIORS or "scale" not in kwargs:
+            raise ValueError(
+                f"prior override for {name!r}: scale_by must be one of {SCALES_FOR_PRIORS} and "
+                f"needs a 'scale'; got scale_by={by!r} in {spec!r}"
+            )
+        if scales is not None and by in scales:
+            kwargs["scale"] = kwargs["scale"] * scales[by]
+        elif not checking:
+            raise ValueError(
+                f"prior override for {name!r}: scale_by={by!r} needs the data scale {by!r}, "
+                "which this model does not compute for this site; give an absolute scale"
+            )
     family = kwargs.pop("dist")
     cls = getattr(dist, str(family), None)
     if not (isinstance(cls, type) and issubclass(cls, dist.Distribution)):
@@ -189,7 +213,7 @@ def resolve_prior(name: str, overrides: dict, scales: dict[str, float], *, size=
     """The override for ``name`` if any, else :func:`default_prior`; vector sites get their event
     shape."""
     if name in overrides:
-        prior = prior_from_spec(name, overrides[name])
+        prior = prior_from_spec(name, overrides[name], scales)
         if size is not None and prior.event_shape != (size,):
             prior = prior.expand((size,)).to_event(1) if prior.event_shape == () else prior
         return prior
