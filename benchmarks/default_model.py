@@ -109,6 +109,7 @@ class DefaultVariant:
             arrays["hstep_weights"] = w if w is not None else stacked.weights.to_numpy()
             for i, name in enumerate(stacked.weights.index):
                 arrays[f"pit_{i}"] = scores["pit"][name]
+                arrays[f"recent_{i}"] = scores["recent"][name]  # the last horizon-1 origins
         os.makedirs(self.dump, exist_ok=True)
         path = os.path.join(self.dump, f"origin_{len(train)}.npz")
         np.savez(path + ".tmp.npz", **arrays)
