@@ -85,7 +85,7 @@ def main(argv=None):
     parser.add_argument("--column", default=None)
     parser.add_argument("--diff", action="store_true")
     parser.add_argument("--dump", required=True)
-    parser.add_argument("--gammas", type=float, nargs="*", default=[])
+    parser.add_argument("--gammas", nargs="*", default=[], help="numbers, or auto")
     parser.add_argument("--groups", default=None, help="START:END cutoff dates of one group")
     parser.add_argument("--key", type=int, default=0)
     args = parser.parse_args(argv)
@@ -111,7 +111,9 @@ def main(argv=None):
         recent = mixture_pit(npz, "recent")
         sequence = None if recent is None else np.vstack([pit, recent])
         modes = [(m, None) for m in ("none", "quantile", "widen", "adaptive", "adaptive_quantile")]
-        modes += [(f"adaptive@{g:g}", g) for g in args.gammas]
+        modes += [(f"adaptive@{g}", g if g == "auto" else float(g)) for g in args.gammas]
+        if "auto" in args.gammas:
+            modes.append(("adaptive_quantile@auto", "auto"))
         for mode, gamma in modes:
             out = recalibrated(draws, pit, mode, rng, sequence, gamma)
             if out is None:

@@ -18,8 +18,10 @@ from bayes_ssm.cli import _common, main
 from bayes_ssm.inference.adaptive_recalibration import (
     GAMMA,
     aci_path,
+    aci_run,
     adaptive_levels,
     check_gamma,
+    select_gamma,
 )
 from bayes_ssm.inference.recalibration import check_mode, recalibrated_levels
 
@@ -44,6 +46,28 @@ def test_recursion_equals_a_hand_computation():
     for value in u:
         hand.append(hand[-1] if np.isnan(value) else hand[-1] + 0.1 * (0.9 - (value < hand[-1])))
     np.testing.assert_allclose(two[:, 1, 1], hand)
+
+
+def test_online_loss_uses_the_levels_known_at_each_origin():
+    # the same PIT values as 1-step (column 0) and 2-step (column 1) outcomes: a 2-step outcome
+    # of origin s is known at s + 2, so origin s forecasts with the level after origin s - 2
+    col = np.array([0.01, 0.5, 0.99])
+    final, loss = aci_run(np.column_stack([col, col]), [0.1], gamma=0.1)
+    path = [0.1, 0.01, 0.02, 0.03]  # the recursion, as in the hand computation above
+    rho = lambda u, level: (u - level) * (0.1 - (u < level))  # noqa: E731
+    one_step = np.mean([rho(col[s], path[s]) for s in range(3)])
+    two_step = np.mean([rho(col[s], path[max(s - 1, 0)]) for s in range(3)])
+    np.testing.assert_allclose(loss[0], [one_step, two_step])
+    np.testing.assert_allclose(final[0], [0.03, 0.03])
+
+
+def test_auto_gamma_is_small_when_stationary_and_large_after_a_drift():
+    rng = np.random.default_rng(6)
+    calm = rng.random((1500, 1))
+    # a PIT that drifts: the model's median is too high, then too low, in long stretches
+    drift = stats.norm.cdf(rng.standard_normal(1500) + 1.5 * np.sign(np.sin(np.arange(1500) / 40)))
+    chosen = select_gamma(np.column_stack([calm[:, 0], drift]))
+    assert chosen[0] <= 0.002 and chosen[1] >= 0.02
 
 
 def misses(pit, level):

@@ -32,9 +32,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GAMMA", "GRID", "aci_path", "adaptive_levels", "check_gamma"]
+__all__ = [
+    "GAMMA",
+    "GAMMAS",
+    "GRID",
+    "aci_path",
+    "aci_run",
+    "adaptive_levels",
+    "check_gamma",
+    "select_gamma",
+]
 
 GAMMA = 0.005
+GAMMAS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)  # the choices of gamma="auto"
 GRID = (np.arange(200) + 0.5) / 200  # nominal levels tracked (every 0.5%)
 
 
@@ -84,8 +94,49 @@ def aci_path(pit, probs, gamma: float | None = None) -> np.ndarray:
     return out
 
 
+def aci_run(pit, probs, gamma: float | None = None):
+    """The ACI levels after the last outcome, and the mean pinball loss of the levels that
+    were in force for each outcome.
+
+    Column ``h`` (0-based) holds ``(h + 1)``-step PIT values by origin: the outcome of origin
+    ``s`` is known only at ``s + h + 1``, so the level in force at origin ``s`` is the one after
+    the outcomes of origins ``<= s - h - 1`` (ACI with delayed feedback; for ``h = 0`` the
+    plain recursion).
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray), each shape ``(q, horizon)``
+        Final levels; mean of ``rho_p(u_s - l_s)`` over the observed ``u_s`` with ``l_s``
+        clipped to ``[0, 1]`` (the online pinball loss on the PIT scale: averaged over a uniform
+        grid of ``p``, half the CRPS of the recalibrated PIT forecast).
+    """
+    pit = np.asarray(pit, float)
+    if pit.ndim == 1:
+        pit = pit[:, None]
+    path = aci_path(pit, probs, gamma)  # (time + 1, q, horizon)
+    probs = np.asarray(probs, float).reshape(-1, 1)
+    rows = np.arange(pit.shape[0])
+    loss = np.zeros(path.shape[1:])
+    for h in range(pit.shape[1]):
+        seen = np.isfinite(pit[:, h])
+        in_force = path[np.maximum(rows[seen] - h, 0), :, h]  # (observed, q)
+        resid = pit[seen, h][:, None] - np.clip(in_force, 0.0, 1.0)
+        loss[:, h] = (resid * (probs[:, 0] - (resid < 0))).mean(axis=0) if seen.any() else 0.0
+    return path[-1], loss
+
+
+def select_gamma(sequence, gammas=GAMMAS) -> np.ndarray:
+    """Per horizon step, the step size of ``gammas`` whose ACI levels on :data:`GRID` had the
+    smallest online pinball loss over the in-sample ``sequence`` (averaged over the grid:
+    the in-sample CRPS of the recalibrated forecasts, up to a factor 2), shape ``(horizon,)``.
+    """
+    sequence = np.asarray(sequence, float)
+    losses = np.stack([aci_run(sequence, GRID, g)[1].mean(axis=0) for g in gammas])
+    return np.asarray(gammas, float)[np.argmin(losses, axis=0)]
+
+
 def adaptive_levels(
-    sequence, probs, *, gamma: float | None = None, widen: bool = True
+    sequence, probs, *, gamma: float | str | None = None, widen: bool = True
 ) -> np.ndarray:
     """The levels at which to read the model's quantiles for nominal ``probs``, per step.
 
@@ -100,8 +151,9 @@ def adaptive_levels(
     sequence : array-like, shape ``(origin, horizon)``
         In-sample PIT values, origins in time order (NaN: not observed).
     probs : array-like, shape ``(q,)`` or ``(q, horizon)``
-    gamma : float, optional
-        Step size (default :data:`GAMMA`).
+    gamma : float or "auto", optional
+        Step size (default :data:`GAMMA`); ``"auto"``: per step, the one of :data:`GAMMAS`
+        with the smallest in-sample online pinball loss (:func:`select_gamma`).
     widen : bool
 
     Returns
@@ -113,7 +165,14 @@ def adaptive_levels(
     probs = np.asarray(probs, float)
     if probs.ndim < 2:
         probs = np.broadcast_to(np.atleast_1d(probs)[:, None], (probs.size, horizon))
-    final = np.sort(aci_path(sequence, GRID, gamma)[-1], axis=0)  # (grid, horizon)
+    gamma = GAMMA if gamma is None else gamma
+    if isinstance(gamma, str) and gamma == "auto":  # per step, the best of GAMMAS in-sample
+        runs = [aci_run(sequence, GRID, g) for g in GAMMAS]
+        best = np.argmin([loss.mean(axis=0) for _, loss in runs], axis=0)  # (horizon,)
+        final = np.column_stack([runs[best[h]][0][:, h] for h in range(horizon)])
+    else:
+        final = aci_run(sequence, GRID, gamma)[0]
+    final = np.sort(final, axis=0)  # (grid, horizon): a monotone map
     shift = final - GRID[:, None]
     out = np.empty(probs.shape)
     for h in range(horizon):

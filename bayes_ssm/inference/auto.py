@@ -166,8 +166,9 @@ def auto_fit(
         intervals are only ever widened; ``"quantile"``: the full quantile map;
         ``"adaptive"`` / ``"adaptive_quantile"``: adaptive conformal levels run over the PIT
         values in time order, widen-only / two-sided
-        (:mod:`bayes_ssm.inference.adaptive_recalibration`); ``False``: the raw mixture. ``docs/default.md`` gives the measurements behind the default. The
-        forecast's ``attrs["recalibration"]`` says what was done.
+        (:mod:`bayes_ssm.inference.adaptive_recalibration`); ``False``: the raw mixture.
+        ``docs/default.md`` gives the measurements behind the default. The forecast's
+        ``attrs["recalibration"]`` says what was done.
     workers : int, optional
         Fit the candidates in this many threads (``None``: one per candidate, at most one per
         core; default ``1``: one after the other, as two threads showed no gain on a 2-core
