@@ -141,13 +141,17 @@ class DefaultVariant:
 
 
 def default_variants(method, dump=None):
-    """The default, not recalibrated / recalibrated (widen-only or full quantile map), and
-    with stacking weights on in-sample h-step scores instead of LOO."""
+    """The default, not recalibrated / recalibrated (widen-only, full quantile map or the
+    adaptive conformal map), and with stacking weights on in-sample h-step scores instead of
+    LOO."""
     return {
         "default": DefaultVariant("default", method=method, recalibrate=False, dump=dump),
         "default + widen": DefaultVariant("default + widen", method=method, recalibrate="widen"),
         "default + quantile": DefaultVariant(
             "default + quantile", method=method, recalibrate="quantile"
+        ),
+        "default + adaptive": DefaultVariant(
+            "default + adaptive", method=method, recalibrate="adaptive"
         ),
         "default h-step w": DefaultVariant(
             "default h-step w", method=method, recalibrate=False, weights="multistep"
@@ -212,7 +216,7 @@ def main(argv=None):
     parser.add_argument(
         "--no-variants",
         action="store_true",
-        help="run bs.AutoTS() only (default: its four variants from one shared fit per origin: "
+        help="run bs.AutoTS() only (default: its five variants from one shared fit per origin: "
         "LOO or in-sample h-step stacking weights, recalibrated or not)",
     )
     parser.add_argument("--key", type=int, default=0)
