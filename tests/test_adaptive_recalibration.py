@@ -191,3 +191,20 @@ def test_stacked_forecast_adaptive_after_a_break_and_says_so(_x64):
     q = np.quantile(draws, [0.1, 0.9], axis=0)
     np.testing.assert_allclose(q[0], fc["lower_80"], atol=0.05 * width(fc).mean())
     np.testing.assert_allclose(q[1], fc["upper_80"], atol=0.05 * width(fc).mean())
+
+
+def test_recent_rows_extend_the_in_sample_table_and_leave_it_unchanged(_x64):
+    from bayes_ssm.inference.recalibration import candidate_pit, in_sample_scores
+    from tests.test_recalibration import level_fit, simulate_level
+
+    y = simulate_level(np.random.default_rng(12), 80, 0.3, 0.2)
+    fit = level_fit(y, sigma_obs=0.3, sigma_level=0.2)
+    scores = in_sample_scores({"level": fit}, 3)
+    old, _ = candidate_pit(fit, 3, burn=scores["burn"])  # the table without recent rows
+    np.testing.assert_allclose(scores["pit"]["level"], old, rtol=0, atol=1e-12)
+    recent = scores["recent"]["level"]  # origins n-3, n-2: steps past the end are NaN
+    assert recent.shape == (2, 3)
+    np.testing.assert_array_equal(np.isfinite(recent), [[True, True, False], [True, False, False]])
+    # a recent row's 1-step value == the 1-step table's value at that origin (horizon 1)
+    one, _ = candidate_pit(fit, 1, burn=scores["burn"])
+    np.testing.assert_allclose(recent[:, 0], one[-2:, 0], rtol=0, atol=1e-12)
