@@ -109,6 +109,7 @@ class DefaultVariant:
             arrays["hstep_weights"] = w if w is not None else stacked.weights.to_numpy()
             for i, name in enumerate(stacked.weights.index):
                 arrays[f"pit_{i}"] = scores["pit"][name]
+                arrays[f"recent_{i}"] = scores["recent"][name]  # the last horizon-1 origins
         os.makedirs(self.dump, exist_ok=True)
         path = os.path.join(self.dump, f"origin_{len(train)}.npz")
         np.savez(path + ".tmp.npz", **arrays)
@@ -140,13 +141,17 @@ class DefaultVariant:
 
 
 def default_variants(method, dump=None):
-    """The default, not recalibrated / recalibrated (widen-only or full quantile map), and
-    with stacking weights on in-sample h-step scores instead of LOO."""
+    """The default, not recalibrated / recalibrated (widen-only, full quantile map or the
+    adaptive conformal map), and with stacking weights on in-sample h-step scores instead of
+    LOO."""
     return {
         "default": DefaultVariant("default", method=method, recalibrate=False, dump=dump),
         "default + widen": DefaultVariant("default + widen", method=method, recalibrate="widen"),
         "default + quantile": DefaultVariant(
             "default + quantile", method=method, recalibrate="quantile"
+        ),
+        "default + adaptive": DefaultVariant(
+            "default + adaptive", method=method, recalibrate="adaptive"
         ),
         "default h-step w": DefaultVariant(
             "default h-step w", method=method, recalibrate=False, weights="multistep"
@@ -211,7 +216,7 @@ def main(argv=None):
     parser.add_argument(
         "--no-variants",
         action="store_true",
-        help="run bs.AutoTS() only (default: its four variants from one shared fit per origin: "
+        help="run bs.AutoTS() only (default: its five variants from one shared fit per origin: "
         "LOO or in-sample h-step stacking weights, recalibrated or not)",
     )
     parser.add_argument("--key", type=int, default=0)

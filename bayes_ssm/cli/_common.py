@@ -105,17 +105,25 @@ STRUCTURAL_OPTIONS = ("trend", "seasonal_period", "harmonics", "likelihood")
 
 
 def add_recalibrate_arg(group) -> None:
-    """``--recalibrate / --no-recalibrate`` of the default forecaster (default: the library's,
-    ``bayes_ssm.inference.auto.RECALIBRATE``)."""
-    import argparse
-
+    """``--recalibrate [MAP] / --no-recalibrate`` of the default forecaster (default: the
+    library's, ``bayes_ssm.inference.auto.RECALIBRATE``)."""
     group.add_argument(
         "--recalibrate",
-        action=argparse.BooleanOptionalAction,
+        nargs="?",
+        const=True,
         default=None,
+        metavar="MAP",
         help="default forecaster: recalibrate the forecast quantiles per horizon step from "
-        "in-sample h-step PIT values (docs/default.md); default: the library's default "
-        "(bs.auto_fit's recalibrate=)",
+        "in-sample h-step PIT values (docs/default.md); MAP: widen (the map without MAP), "
+        "quantile, adaptive (adaptive conformal levels, widen only) or adaptive_quantile; "
+        "default: the library's default (bs.auto_fit's recalibrate=)",
+    )
+    group.add_argument(
+        "--no-recalibrate",
+        dest="recalibrate",
+        action="store_const",
+        const=False,
+        help="default forecaster: no recalibration",
     )
 
 
@@ -141,12 +149,20 @@ def workers_option(args) -> int:
     return value
 
 
-def recalibrate_option(args) -> bool:
-    """The ``recalibrate=`` to pass to ``auto_fit`` / ``AutoTS``."""
+def recalibrate_option(args) -> bool | str:
+    """The ``recalibrate=`` to pass to ``auto_fit`` / ``AutoTS`` (a bad ``MAP``: a clear
+    error naming the maps)."""
     from bayes_ssm.inference.auto import RECALIBRATE
+    from bayes_ssm.inference.recalibration import MODES
 
     value = getattr(args, "recalibrate", None)
-    return RECALIBRATE if value is None else bool(value)
+    if value is None:
+        return RECALIBRATE
+    if isinstance(value, bool):
+        return value
+    if value not in MODES:
+        raise ValueError(f"--recalibrate takes one of {', '.join(MODES)}; got {value!r}")
+    return value
 
 
 def check_model_options(args) -> None:
@@ -161,6 +177,7 @@ def check_model_options(args) -> None:
                 "--transform log or none"
             )
         return
+    recalibrate_option(args)  # a bad --recalibrate MAP: an error before any fit
     given = [n for n in STRUCTURAL_OPTIONS if getattr(args, n, None) is not None]
     if given:
         names = ", ".join("--" + n.replace("_", "-") for n in given)

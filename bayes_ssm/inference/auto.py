@@ -160,12 +160,15 @@ def auto_fit(
         SVI only: fit every candidate on the window padded with missing values to
         ``min(pad_to, fit_last)`` steps (``fit_svi(pad_to=...)``), so that backtest folds of
         different lengths share each candidate's compiled programs.
-    recalibrate : bool or {"widen", "quantile"}
+    recalibrate : bool or {"widen", "quantile", "adaptive", "adaptive_quantile"}
         Recalibrate the forecasts' quantiles per horizon step from in-sample ``h``-step PIT
         values (:mod:`bayes_ssm.inference.recalibration`). ``True`` (default) is ``"widen"``:
-        intervals are only ever widened; ``"quantile"``: the full quantile map; ``False``: the
-        raw mixture. ``docs/default.md`` gives the measurements behind the default. The
-        forecast's ``attrs["recalibration"]`` says what was done.
+        intervals are only ever widened; ``"quantile"``: the full quantile map;
+        ``"adaptive"`` / ``"adaptive_quantile"``: adaptive conformal levels run over the PIT
+        values in time order, widen-only / two-sided
+        (:mod:`bayes_ssm.inference.adaptive_recalibration`); ``False``: the raw mixture.
+        ``docs/default.md`` gives the measurements behind the default. The forecast's
+        ``attrs["recalibration"]`` says what was done.
     workers : int, optional
         Fit the candidates in this many threads (``None``: one per candidate, at most one per
         core; default ``1``: one after the other, as two threads showed no gain on a 2-core

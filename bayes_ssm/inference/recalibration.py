@@ -130,7 +130,9 @@ def default_burn(model, num_steps: int) -> int:
     return min(burn, num_steps // 3)
 
 
-def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -> np.ndarray:
+def candidate_pit(
+    fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS, recent: bool = False
+) -> np.ndarray:
     """In-sample ``h``-step-ahead PIT values of one fitted candidate.
 
     At each origin ``t`` (filtered on ``y_1..y_t`` at a posterior draw of the parameters) the
@@ -145,6 +147,10 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
     horizon : int
     burn : int
         Origins ``t < burn`` (0-based) are skipped; origins run to ``time - 1 - horizon``.
+    recent : bool
+        Also the last ``horizon - 1`` origins (to ``time - 2``), whose later steps are not
+        observed yet (NaN there): the adaptive map (:mod:`.adaptive_recalibration`) needs
+        every observed ``h``-step outcome up to the end of the window.
 
     Returns
     -------
@@ -161,7 +167,7 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
     model = fit.model
     y = np.asarray(fit.data.y, float)
     num_steps = y.size
-    origins = np.arange(burn, num_steps - horizon)
+    origins = np.arange(burn, num_steps - (1 if recent else horizon))
     draws = fit._flat_draws(min(num_draws, fit.num_samples))
     sites = [s for s in fit.draws if s != "obs_precision"]
     params = {s: jnp.asarray(draws[s]) for s in sites}
@@ -190,7 +196,8 @@ def candidate_pit(fit, horizon: int, *, burn: int, num_draws: int = PIT_DRAWS) -
     m, p = m[:, origins], p[:, origins]  # (draw, origin, state[, state])
     target = np.full((origins.size, horizon), np.nan)
     for h in range(1, horizon + 1):
-        target[:, h - 1] = y[origins + h]
+        seen = origins + h < num_steps
+        target[seen, h - 1] = y[origins[seen] + h]
     cdf = np.zeros((origins.size, horizon))
     dens = np.zeros((origins.size, horizon))
     if model.likelihood == "student_t":
@@ -241,10 +248,20 @@ class Recalibration:
         ``sum_k w_k F_k(y_{t+h})`` at each in-sample origin (NaN: ``y_{t+h}`` missing).
     burn : int
         Origins skipped at the start of the window.
+    recent : numpy.ndarray, shape ``(horizon - 1, horizon)``, optional
+        The PIT values of the origins after ``pit``'s last (NaN where ``y_{t+h}`` lies past
+        the window): with ``pit`` above them, every observed ``h``-step outcome in time order
+        (:attr:`sequence`, the adaptive map's data).
     """
+
+    @property
+    def sequence(self) -> np.ndarray:
+        """``pit`` and ``recent`` stacked: origins in time order, shape ``(origin, horizon)``."""
+        return self.pit if self.recent is None else np.vstack([self.pit, self.recent])
 
     pit: np.ndarray
     burn: int
+    recent: np.ndarray | None = None
 
     @property
     def num_values(self) -> int:
@@ -255,9 +272,17 @@ class Recalibration:
         return int(self.pit.shape[0])
 
     def label(self, mode: str = "quantile") -> str:
-        how = "intervals only widened" if mode == "widen" else "Kuleshov et al. 2018"
+        how = {
+            "widen": "intervals only widened",
+            "quantile": "Kuleshov et al. 2018",
+            "adaptive": "adaptive conformal levels in time order, intervals only widened",
+            "adaptive_quantile": "adaptive conformal levels in time order, Gibbs & Candes 2021",
+        }[mode]
+        values = self.num_values
+        if mode in ADAPTIVE:
+            values = int(np.isfinite(self.sequence).sum())
         return (
-            f"recalibrated from {self.num_values} in-sample PIT values ({self.num_origins} "
+            f"recalibrated from {values} in-sample PIT values ({self.num_origins} "
             f"origins x {self.pit.shape[1]} steps; {mode} map, {how})"
         )
 
@@ -268,7 +293,9 @@ def in_sample_scores(fits: Mapping[str, Fit], horizon: int) -> dict | None:
     Returns
     -------
     dict or None
-        ``{"burn": int, "pit": {name: (origin, horizon)}, "log_density": {name: ...}}``;
+        ``{"burn": int, "pit": {name: (origin, horizon)}, "log_density": {name: ...},
+        "recent": {name: (horizon - 1, horizon)}}`` (``"recent"``: the PIT values of the last
+        ``horizon - 1`` origins, NaN at the steps not observed yet);
         ``None`` when a candidate is not supported (:func:`supports_pit`) or the window leaves
         fewer than :data:`MIN_ORIGINS` origins.
     """
@@ -278,10 +305,12 @@ def in_sample_scores(fits: Mapping[str, Fit], horizon: int) -> dict | None:
     burn = max(default_burn(f.model, num_steps) for f in fits.values())
     if num_steps - horizon - burn < MIN_ORIGINS:
         return None
-    pit, log_density = {}, {}
+    pit, log_density, recent = {}, {}, {}
+    full = num_steps - horizon - burn  # origins whose every step is observed
     for name, fit in fits.items():
-        pit[name], log_density[name] = candidate_pit(fit, horizon, burn=burn)
-    return {"burn": burn, "pit": pit, "log_density": log_density}
+        values, dens = candidate_pit(fit, horizon, burn=burn, recent=True)
+        pit[name], log_density[name], recent[name] = values[:full], dens[:full], values[full:]
+    return {"burn": burn, "pit": pit, "log_density": log_density, "recent": recent}
 
 
 def stacked_pit(scores, weights) -> Recalibration | None:
@@ -291,8 +320,12 @@ def stacked_pit(scores, weights) -> Recalibration | None:
         return None
     names = [n for n in scores["pit"] if weights[n] > 0]
     total = sum(float(weights[n]) for n in names)
-    pit = sum(float(weights[n]) / total * scores["pit"][n] for n in names)
-    return Recalibration(pit=np.clip(pit, 0.0, 1.0), burn=scores["burn"])
+
+    def mix(key):
+        return np.clip(sum(float(weights[n]) / total * scores[key][n] for n in names), 0.0, 1.0)
+
+    recent = mix("recent") if "recent" in scores else None
+    return Recalibration(pit=mix("pit"), burn=scores["burn"], recent=recent)
 
 
 def multistep_weights(scores) -> np.ndarray | None:
@@ -307,33 +340,45 @@ def multistep_weights(scores) -> np.ndarray | None:
     return stacking_weights(lpd) if lpd.shape[0] else None
 
 
-MODES = ("quantile", "widen")
+MODES = ("quantile", "widen", "adaptive", "adaptive_quantile")
+ADAPTIVE = {"adaptive": True, "adaptive_quantile": False}  # adaptive mode -> widen only
 
 
 def check_mode(recalibrate) -> str | None:
-    """``recalibrate=`` -> ``None`` (off), ``"quantile"`` or ``"widen"`` (``True``: ``"widen"``)."""
+    """``recalibrate=`` -> ``None`` (off), or one of :data:`MODES` (``True``: ``"widen"``)."""
     if recalibrate is False or recalibrate is None:
         return None
     if recalibrate is True:
         return "widen"
     if isinstance(recalibrate, str) and recalibrate in MODES:
         return recalibrate
-    raise ValueError(f"recalibrate must be True, False, 'widen' or 'quantile'; got {recalibrate!r}")
+    raise ValueError(
+        "recalibrate must be True, False, 'widen', 'quantile', 'adaptive' or "
+        f"'adaptive_quantile'; got {recalibrate!r}"
+    )
 
 
-def recalibrated_levels(pit: np.ndarray, probs, mode: str = "quantile") -> np.ndarray:
+def recalibrated_levels(
+    pit: np.ndarray, probs, mode: str = "quantile", sequence=None
+) -> np.ndarray:
     """Levels at which to read the model's quantiles for the recalibrated quantile at ``p``.
 
     ``"quantile"``: the empirical ``p``-quantile of the PIT values at each horizon step,
     ``R_h^{-1}(p)`` (Kuleshov et al. 2018). ``"widen"``: the same, but a quantile only ever
     moves outwards: ``min(p, R_h^{-1}(p))`` below the median, ``max`` above it.
+    ``"adaptive"`` / ``"adaptive_quantile"``: adaptive conformal levels run over ``sequence``
+    (default ``pit``) in time order, widen-only / two-sided
+    (:func:`~bayes_ssm.inference.adaptive_recalibration.adaptive_levels`).
 
     Parameters
     ----------
     pit : array-like, shape ``(origin, horizon)``
         NaN entries are ignored.
     probs : array-like, shape ``(q,)`` or ``(q, horizon)``
-    mode : {"quantile", "widen"}
+    mode : {"quantile", "widen", "adaptive", "adaptive_quantile"}
+    sequence : array-like, shape ``(origin, horizon)``, optional
+        Every observed in-sample PIT value in time order
+        (:attr:`Recalibration.sequence`), for the adaptive modes.
 
     Returns
     -------
@@ -341,6 +386,11 @@ def recalibrated_levels(pit: np.ndarray, probs, mode: str = "quantile") -> np.nd
     """
     pit = np.asarray(pit, float)
     probs = np.asarray(probs, float)
+    if mode in ADAPTIVE:
+        from bayes_ssm.inference.adaptive_recalibration import adaptive_levels
+
+        seq = pit if sequence is None else sequence
+        return adaptive_levels(seq, probs, widen=ADAPTIVE[mode])
     if probs.ndim < 2:
         probs = np.broadcast_to(np.atleast_1d(probs)[:, None], (probs.size, pit.shape[1]))
     out = np.empty(probs.shape)
@@ -350,11 +400,11 @@ def recalibrated_levels(pit: np.ndarray, probs, mode: str = "quantile") -> np.nd
     if mode == "widen":
         out = np.where(probs < 0.5, np.minimum(out, probs), np.maximum(out, probs))
     elif mode != "quantile":
-        raise ValueError(f"mode must be 'quantile' or 'widen'; got {mode!r}")
+        raise ValueError(f"mode must be one of {MODES}; got {mode!r}")
     return out
 
 
-def origin_levels(pit: np.ndarray, mode: str = "quantile") -> np.ndarray:
+def origin_levels(pit: np.ndarray, mode: str = "quantile", sequence=None) -> np.ndarray:
     """Each in-sample origin's levels, step by step: its PIT value's mid-rank ``(r + 1/2) / n``
     among the step's PIT values, mapped by :func:`recalibrated_levels` (NaN where missing).
     Under ``"quantile"`` this is (up to interpolation) the PIT value itself.
@@ -369,7 +419,7 @@ def origin_levels(pit: np.ndarray, mode: str = "quantile") -> np.ndarray:
         ok = np.isfinite(pit[:, h])
         ranks[ok, h] = (np.argsort(np.argsort(pit[ok, h], kind="stable")) + 0.5) / ok.sum()
     filled = np.where(np.isfinite(ranks), ranks, 0.5)
-    levels = recalibrated_levels(pit, filled, mode)
+    levels = recalibrated_levels(pit, filled, mode, sequence)
     levels[~np.isfinite(ranks)] = np.nan
     return levels
 
@@ -391,7 +441,9 @@ def quantiles_at(draws: np.ndarray, levels: np.ndarray) -> np.ndarray:
     return lo_v + frac * (hi_v - lo_v)
 
 
-def recalibrate_draws(draws: np.ndarray, pit: np.ndarray, rng, mode: str = "quantile"):
+def recalibrate_draws(
+    draws: np.ndarray, pit: np.ndarray, rng, mode: str = "quantile", sequence=None
+):
     """Recalibrated draws: draw ``s`` takes one in-sample origin ``o_s`` at random and, at each
     step ``h``, the model's quantile at that origin's level (:func:`origin_levels`; a missing
     value at ``(o_s, h)`` is replaced by a random level of the same step).
@@ -402,14 +454,16 @@ def recalibrate_draws(draws: np.ndarray, pit: np.ndarray, rng, mode: str = "quan
         The model's predictive draws (any monotone scale).
     pit : array-like, shape ``(origin, horizon)``
     rng : numpy.random.Generator
-    mode : {"quantile", "widen"}
+    mode : {"quantile", "widen", "adaptive", "adaptive_quantile"}
+    sequence : array-like, shape ``(origin, horizon)``, optional
+        For the adaptive modes (:func:`recalibrated_levels`).
 
     Returns
     -------
     numpy.ndarray, shape ``(sample, horizon)``
     """
     draws = np.asarray(draws, float)
-    table = origin_levels(pit, mode)
+    table = origin_levels(pit, mode, sequence)
     num = draws.shape[0]
     levels = table[rng.integers(0, table.shape[0], num)]  # (sample, horizon), whole origins
     for h in range(table.shape[1]):

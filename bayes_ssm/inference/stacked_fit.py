@@ -89,9 +89,10 @@ class StackedFit:
         Per candidate: weight, elpd_loo, bad_pareto_k (count), problems (``bs.check``).
     weights_from : str
         ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
-    recalibrate : bool or {"widen", "quantile"}
+    recalibrate : bool or {"widen", "quantile", "adaptive", "adaptive_quantile"}
         Recalibrate forecasts from in-sample ``h``-step PIT values
-        (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``);
+        (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``; the adaptive
+        maps: :mod:`bayes_ssm.inference.adaptive_recalibration`);
         ``forecast(...).attrs["recalibration"]`` says what was done.
     workers : int, optional
         Threads for the candidates' forecast draws (:func:`auto_fit`'s ``workers``; same
@@ -143,7 +144,7 @@ class StackedFit:
 
     @property
     def mode(self) -> str | None:
-        """The recalibration map, ``"widen"`` or ``"quantile"``, or ``None`` (off)."""
+        """The recalibration map (one of ``recalibration.MODES``), or ``None`` (off)."""
         from bayes_ssm.inference.recalibration import check_mode
 
         return check_mode(self.recalibrate)
@@ -219,7 +220,7 @@ class StackedFit:
         if recal is not None:
             from bayes_ssm.inference.recalibration import recalibrate_draws
 
-            out = recalibrate_draws(out, recal.pit, _rng(key), self.mode)
+            out = recalibrate_draws(out, recal.pit, _rng(key), self.mode, recal.sequence)
         return self.transform.inverse(out)
 
     def forecast(
@@ -262,8 +263,8 @@ class StackedFit:
         else:  # quantile p of the recalibrated law: the model's at the PIT's p-quantile
             from bayes_ssm.inference.recalibration import origin_levels, recalibrated_levels
 
-            at = recalibrated_levels(recal.pit, qs, self.mode)
-            table = origin_levels(recal.pit, self.mode)
+            at = recalibrated_levels(recal.pit, qs, self.mode, recal.sequence)
+            table = origin_levels(recal.pit, self.mode, recal.sequence)
             quant, mean = np.empty((len(qs), horizon)), np.empty(horizon)
             for h in range(horizon):
                 col = [d[:, h : h + 1] for d in parts]
