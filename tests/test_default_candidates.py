@@ -13,6 +13,7 @@ from scipy import stats
 
 from bayes_ssm.inference import auto
 from bayes_ssm.inference.candidates import PIN_LEVEL, default_candidates
+from bayes_ssm.models.structural_priors import prior_from_spec
 
 
 def _log_lik(model, y, params):
@@ -38,8 +39,11 @@ def test_candidate_set_has_no_trend_and_a_pinned_mean(x64):
         ]
         assert all(m.trend is None for m in cands.values())
         assert cands["mean_ar1"].ar_order == 1
-    prior = dict(dict(default_candidates([], z)["mean_ar1"].priors)["sigma_level"])
-    assert prior["scale"] == pytest.approx(PIN_LEVEL * np.std(np.diff(z)))
+    model = default_candidates([], z)["mean_ar1"]
+    spec = model.prior_overrides["sigma_level"]
+    assert spec["scale"] == PIN_LEVEL and spec["scale_by"] == "dy_scale"
+    prior = prior_from_spec("sigma_level", spec, model.data_scales(z))
+    assert float(prior.scale) == pytest.approx(PIN_LEVEL * np.std(np.diff(z)))
 
 
 def test_mean_ar1_is_a_constant_mean_plus_a_stationary_ar1(x64):
@@ -66,7 +70,7 @@ def test_mean_ar1_is_a_constant_mean_plus_a_stationary_ar1(x64):
         np.full(seen.sum(), scales["y_loc"]), cov[np.ix_(seen, seen)]
     ).logpdf(y[seen])
     np.testing.assert_allclose(log_lik.sum(), dense, rtol=1e-9)
-    pin = float(dict(dict(model.priors)["sigma_level"])["scale"])
+    pin = PIN_LEVEL * scales["dy_scale"]  # the prior's scale (relative to the data's steps)
     pinned, _ = _log_lik(model, y, {**params, "sigma_level": 3 * pin})
     assert abs(pinned.sum() - dense) < 1e-3
 
