@@ -33,7 +33,9 @@ def main(argv=None):
     y = datasets.load("ili").iloc[-args.n :]
     z = np.log(y)
     candidates = auto.default_candidates(auto.seasonal_periods("W-SAT", z.to_numpy()))
-    optimizer = _svi.default_optimizer(0.01)
+    from bayes_ssm.inference.schedules import default_optimizer
+
+    optimizer = default_optimizer(0.01)
     key = jax.random.PRNGKey(0)
     print("| candidate | run | numpyro svi.init s | latent-only init s | ratio | equal | load |")
     print("|---|---:|---:|---:|---:|---|---:|")

@@ -233,7 +233,7 @@ def test_structural_fit_components_and_update():
 def test_svi_stopping_rule_sees_a_slow_drift_hidden_in_noise():
     """A loss that drifts down by 0.8 standard errors per window looks flat between neighbours
     but not over four windows: the rule must not call that converged; a flat noisy loss is."""
-    from bayes_ssm.inference.svi import _no_progress
+    from bayes_ssm.inference.svi_stop import _no_progress
 
     rng = np.random.default_rng(0)
     n, sd = 250, 5.0

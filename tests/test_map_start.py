@@ -21,6 +21,7 @@ from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference import svi as _svi
 from bayes_ssm.inference.fitting import _prepare_timed
 from bayes_ssm.inference.map_start import fd_hessian, lbfgs_mode, map_problems, newton_decrement
+from bayes_ssm.inference.schedules import default_optimizer
 from bayes_ssm.models import StructuralTS
 from bayes_ssm.models.components import structural_system
 
@@ -37,7 +38,7 @@ def _map_start(model, y, key=0):
     bound, data, scales = _prepare_timed(model, y, None, None)
     yy, cov = _svi.jnp_data(data)
     dyn = {k: jnp.asarray(v) for k, v in scales.items()}
-    opt = _svi.default_optimizer(0.01)
+    opt = default_optimizer(0.01)
     svi = _svi._make_svi(bound, "normal", opt)
     state, record = _svi._svi_init_map(
         _engine.ModelKey(bound), "normal", opt, None, jax.random.PRNGKey(key), yy, dyn, cov

@@ -12,6 +12,7 @@ import bayes_ssm as bs
 from bayes_ssm.inference import auto, engine
 from bayes_ssm.inference import svi as _svi
 from bayes_ssm.inference.fitting import _prepare_timed
+from bayes_ssm.inference.schedules import default_optimizer
 from bayes_ssm.models import Seasonal, StructuralTS
 
 STEPS = dict(steps=200, check_every=100, num_samples=200)
@@ -28,7 +29,7 @@ def _series(n=60, seed=0):
 def _both_inits(model, y, key):
     """SVI's initial state from ``_svi_init`` and from NumPyro's ``svi.init`` on the whole
     program (each jitted), for ``model`` on ``y``."""
-    optimizer = _svi.default_optimizer(0.01)
+    optimizer = default_optimizer(0.01)
     model, data, scales = _prepare_timed(model, y, None, None)
     yy, cov = _svi.jnp_data(data)
     mkey = engine.ModelKey(model)

@@ -16,7 +16,8 @@ import bayes_ssm.inference.fitting as bi
 from bayes_ssm.inference.diagnostics import check
 from bayes_ssm.inference.schedules import default_optimizer
 from bayes_ssm.inference.stacking import mixture_counts
-from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE, StopRule, _no_progress
+from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
+from bayes_ssm.inference.svi_stop import StopRule, _no_progress
 from bayes_ssm.models import StructuralTS
 
 

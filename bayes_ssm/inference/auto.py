@@ -236,7 +236,7 @@ def prepare_window(
         raise ValueError("candidates must be a non-empty dict of name -> model")
     if method == "nuts":
         kw = {"num_chains": 2, "num_warmup": 300, "num_samples": 400, "progress": progress}
-    else:  # the decaying step size: fewer steps to the same loss (fit_svi's ``schedule``)
+    else:  # the default's SVI settings (AUTO_*: equal to fit_svi's own defaults today)
         from bayes_ssm.inference.map_start import AUTO_INIT
         from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 

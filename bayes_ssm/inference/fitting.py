@@ -123,11 +123,11 @@ def fit_svi(
         The step-size schedule (:mod:`bayes_ssm.inference.schedules`). ``"constant"``:
         ``learning_rate`` throughout. ``"decay"``: 10 x ``learning_rate`` at first, halved
         every 250 steps down to ``learning_rate / 2`` (an option of
-        :func:`bayes_ssm.auto_fit`). ``"warmup_cosine"``: a linear warm-up over 250 steps,
-        then a cosine decay over ``steps`` to 5% of ``learning_rate``. Default: the model's
-        own ``svi_schedule`` (``NeuralSSM`` and ``HybridTS``: ``"warmup_cosine"``), else
-        ``"constant"``. Ignored when ``optimizer`` is given. ``fit.info["schedule"]``
-        records which ran (``"user"`` for a given ``optimizer``).
+        :func:`bayes_ssm.auto_fit`, not its default). ``"warmup_cosine"``: a linear warm-up
+        over 250 steps, then a cosine decay over ``steps`` to 5% of ``learning_rate``.
+        Default: the model's own ``svi_schedule`` (``NeuralSSM`` and ``HybridTS``:
+        ``"warmup_cosine"``), else ``"constant"``. Ignored when ``optimizer`` is given.
+        ``fit.info["schedule"]`` records which ran (``"user"`` for a given ``optimizer``).
     tol : float
         Stop when, twice in a row, the mean loss of the last ``check_every`` steps changed by
         less than ``tol`` relative to the previous window, or by less than twice its
@@ -140,10 +140,10 @@ def fit_svi(
     min_change : float
         Nats: a change of the window's mean loss (from the previous window, and from four
         windows back) smaller than this also counts as no change, however small its noise; 0
-        (default) leaves it to the noise. :func:`bayes_ssm.auto_fit` uses 1: an ELBO still
-        improving by less than a nat per 1000 steps does not move its forecasts
-        (``benchmarks/README.md``, "Speed of the default, session 8"). The directedness test
-        still applies: a stalled optimiser is not called converged.
+        (default) leaves it to the noise, as :func:`bayes_ssm.auto_fit` does (1 nat with the
+        ``"decay"`` schedule saved steps but cost accuracy: ``docs/default.md``, "Why it is not
+        the default"). The directedness test still applies: a stalled optimiser is not called
+        converged.
     num_samples : int
         Draws taken from the fitted guide (stored in ``fit.draws``, one chain).
     progress : bool

@@ -26,7 +26,7 @@ weights, most of them barely identified, and a mean-field guide over them gives 
 constant learning rate the guide's means keep jittering by about the learning rate, so the
 loss of one 250-step window differs from the next by more than its Monte-Carlo error long
 after the fit has stopped improving, and the stopping rule
-(:class:`bayes_ssm.inference.svi.StopRule`) ran out of steps: 15 of 80 fits on the 20 ILI
+(:class:`bayes_ssm.inference.svi_stop.StopRule`) ran out of steps: 15 of 80 fits on the 20 ILI
 origins of session 7. The warm-up starts gently from prior draws (where the gradients are
 largest); the cosine lets the jitter die down, never to 0 (a fit that still drifts at the end
 keeps moving its parameters steadily, and the stopping rule calls that stalled, not

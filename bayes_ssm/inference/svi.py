@@ -18,8 +18,7 @@ from numpyro.optim import optax_to_numpyro
 from bayes_ssm.inference import engine as _engine
 from bayes_ssm.inference._elbo import OrderedTraceELBO
 from bayes_ssm.inference.progress import progress_bar
-from bayes_ssm.inference.schedules import SCHEDULES, default_optimizer  # noqa: F401 (moved)
-from bayes_ssm.inference.svi_stop import _DRIFT_LAG, DIRECTED_MAX, StopRule, _no_progress  # noqa: F401
+from bayes_ssm.inference.svi_stop import StopRule
 from bayes_ssm.inference.threads import locked_jit
 
 __all__ = [
@@ -27,8 +26,6 @@ __all__ = [
     "StopRule",
     "AUTO_MIN_CHANGE",
     "AUTO_SCHEDULE",
-    "SCHEDULES",
-    "default_optimizer",
     "run_svi",
     "finish_svi",
     "run_svi_many",
