@@ -9,15 +9,14 @@ import pytest
 from scipy import optimize, stats
 
 from bayes_ssm.inference import auto
+from bayes_ssm.inference.auto_settings import AUTO_SVI
 from bayes_ssm.inference.fitting import fit_svi
-from bayes_ssm.inference.map_start import AUTO_INIT
 from bayes_ssm.inference.stacking import (
     mixture_counts,
     mixture_quantiles,
     stacking_objective,
     stacking_weights,
 )
-from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 from bayes_ssm.models import StructuralTS
 
 
@@ -104,7 +103,7 @@ def test_log_transform_forecasts_are_exp_of_log_scale_draws():
     assert stacked.weights.tolist() == [1.0] and str(stacked.transform) == "log"
     # the same fit by hand on log(y) (auto_fit's SVI settings), and its draws with the key auto
     # uses for candidate 0
-    kw.update(schedule=AUTO_SCHEDULE, min_change=AUTO_MIN_CHANGE, init=AUTO_INIT)
+    kw.update(AUTO_SVI)
     by_hand = fit_svi(model, np.log(y), key=jax.random.fold_in(jax.random.PRNGKey(0), 0), **kw)
     log_draws = by_hand.forecast_samples(
         5, num_samples=200, key=jax.random.fold_in(jax.random.PRNGKey(3), 0)

@@ -158,9 +158,9 @@ def test_init_is_validated(kwargs, match):
 
 
 def test_auto_fit_passes_its_init():
-    """``auto_fit`` starts SVI as ``AUTO_INIT`` says unless ``fit_kwargs`` says otherwise."""
+    """``auto_fit`` starts SVI as ``AUTO_SVI["init"]`` says unless ``fit_kwargs`` says otherwise."""
     from bayes_ssm.inference.auto import prepare_window
-    from bayes_ssm.inference.map_start import AUTO_INIT
+    from bayes_ssm.inference.auto_settings import AUTO_SVI
 
     y = _level_series(n=60)
 
@@ -168,7 +168,7 @@ def test_auto_fit_passes_its_init():
         args = ("none", None, method, None, None, given, False, None, False)
         return prepare_window(y, *args)[-1]
 
-    assert fit_kwargs()["init"] == AUTO_INIT
+    assert fit_kwargs()["init"] == AUTO_SVI["init"]
     assert fit_kwargs(given={"init": "prior"})["init"] == "prior"
     assert "init" not in fit_kwargs("nuts")
 

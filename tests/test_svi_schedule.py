@@ -13,10 +13,10 @@ import pytest
 from toy_models import simulate_local_level
 
 import bayes_ssm.inference.fitting as bi
+from bayes_ssm.inference.auto_settings import AUTO_SVI
 from bayes_ssm.inference.diagnostics import check
 from bayes_ssm.inference.schedules import default_optimizer
 from bayes_ssm.inference.stacking import mixture_counts
-from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
 from bayes_ssm.inference.svi_stop import StopRule, _no_progress
 from bayes_ssm.models import StructuralTS
 
@@ -112,7 +112,8 @@ def test_auto_fit_fits_with_the_auto_settings(series):
         return prepare_window(series, *args)[-1]
 
     kw = fit_kwargs()
-    assert kw["schedule"] == AUTO_SCHEDULE == "constant" and kw["min_change"] == AUTO_MIN_CHANGE
+    assert kw["schedule"] == AUTO_SVI["schedule"] == "constant"
+    assert kw["min_change"] == AUTO_SVI["min_change"]
     mine = fit_kwargs(given={"schedule": "decay", "min_change": 1.0})
     assert mine["schedule"] == "decay" and mine["min_change"] == 1.0
     assert "schedule" not in fit_kwargs("nuts") and "min_change" not in fit_kwargs("nuts")

@@ -47,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from bayes_ssm.data.validation import as_series_data
+from bayes_ssm.inference.auto_settings import AUTO_SVI
 from bayes_ssm.inference.candidate_stacking import BAD_K_SHARE, stack_candidates  # noqa: F401
 from bayes_ssm.inference.candidate_stacking import candidate_loo as _loo  # noqa: F401
 from bayes_ssm.inference.candidates import default_candidates
@@ -236,12 +237,8 @@ def prepare_window(
         raise ValueError("candidates must be a non-empty dict of name -> model")
     if method == "nuts":
         kw = {"num_chains": 2, "num_warmup": 300, "num_samples": 400, "progress": progress}
-    else:  # the default's SVI settings (AUTO_*: equal to fit_svi's own defaults today)
-        from bayes_ssm.inference.map_start import AUTO_INIT
-        from bayes_ssm.inference.svi import AUTO_MIN_CHANGE, AUTO_SCHEDULE
-
-        kw = {"progress": progress, "schedule": AUTO_SCHEDULE, "min_change": AUTO_MIN_CHANGE}
-        kw["init"] = AUTO_INIT
+    else:  # the default's SVI settings (inference/auto_settings.py)
+        kw = {"progress": progress, **AUTO_SVI}
     kw.update(fit_kwargs or {})
     if pad_to is not None and method == "svi":
         kw["pad_to"] = min(int(pad_to), fit_last)

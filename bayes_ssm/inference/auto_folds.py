@@ -26,14 +26,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from bayes_ssm.inference import engine as _engine
+from bayes_ssm.inference.auto_settings import AUTO_SVI
 from bayes_ssm.inference.candidate_stacking import stack_candidates
 from bayes_ssm.inference.fitting import _prepare_timed, check_init, svi_fit, svi_settings
-from bayes_ssm.inference.map_start import AUTO_INIT
 from bayes_ssm.inference.padding import padded_data, padded_length, validate_pad_to
 from bayes_ssm.inference.pointwise import keep_pointwise_log_lik
 from bayes_ssm.inference.svi import (
-    AUTO_MIN_CHANGE,
-    AUTO_SCHEDULE,
     finish_svi_many,
     run_svi_many,
 )
@@ -46,14 +44,11 @@ _SVI_DEFAULTS = {
     "steps": 10_000,
     "optimizer": None,
     "learning_rate": 0.01,
-    "schedule": AUTO_SCHEDULE,
+    "schedule": AUTO_SVI["schedule"],
     "tol": 1e-4,
     "check_every": 250,
     "num_samples": 1000,
 }
-# ``fit_svi``'s ``init`` (not an ``svi_settings`` argument): the default's, unless
-# ``fit_kwargs`` says otherwise
-_INIT_DEFAULT = AUTO_INIT
 
 
 def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=None) -> list:
@@ -92,8 +87,8 @@ def auto_fit_folds(trains, keys, *, options: dict, prepare, fit_alone, pad_to=No
     settings = {**_SVI_DEFAULTS, **{k: v for k, v in fit_kwargs.items() if k in _SVI_DEFAULTS}}
     steps, check_every, num_samples, optimizer = svi_settings(**settings)
     run_kw = dict(guide=settings["guide"], steps=steps, optimizer=optimizer, tol=settings["tol"])
-    run_kw["min_change"] = float(fit_kwargs.get("min_change", AUTO_MIN_CHANGE))
-    run_kw["init"] = check_init(fit_kwargs.get("init", _INIT_DEFAULT), settings["guide"])
+    run_kw["min_change"] = float(fit_kwargs.get("min_change", AUTO_SVI["min_change"]))
+    run_kw["init"] = check_init(fit_kwargs.get("init", AUTO_SVI["init"]), settings["guide"])
 
     start = time.perf_counter()
     folds = []  # per fold: (full, window, transform, candidates)

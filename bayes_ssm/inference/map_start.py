@@ -30,7 +30,6 @@ from numpyro.infer.svi import SVIState
 from numpyro.infer.util import potential_energy
 
 __all__ = [
-    "AUTO_INIT",
     "INITS",
     "MAP_FIELDS",
     "MAP_MAX_ITER",
@@ -41,9 +40,6 @@ __all__ = [
 ]
 
 INITS = ("prior", "map")
-# where the default forecaster's (``bs.auto_fit``) SVI starts; ``fit_kwargs={"init": ...}``
-# overrides it
-AUTO_INIT = "prior"
 MAP_FIELDS = (
     "used",
     "dimensions",

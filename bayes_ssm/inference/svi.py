@@ -24,8 +24,6 @@ from bayes_ssm.inference.threads import locked_jit
 __all__ = [
     "GUIDES",
     "StopRule",
-    "AUTO_MIN_CHANGE",
-    "AUTO_SCHEDULE",
     "run_svi",
     "finish_svi",
     "run_svi_many",
@@ -45,14 +43,6 @@ def jnp_data(data):
     """``(y, covariates)`` as JAX arrays (covariates None when there are none)."""
     cov = None if data.covariates is None else jnp.asarray(data.covariates)
     return jnp.asarray(data.y), cov
-
-
-# the default forecaster's (``bs.auto_fit``) SVI settings: the step-size schedule and the
-# smallest change of the loss (nats per window) that counts as progress. ``"decay", 1.0``
-# needs 0.57x the steps on ILI but lost accuracy on every suite panel it was measured on
-# (monthly deaths 3.49 -> 5.41 and 5.25 with two keys; ILI CRPS 1-4 0.277 -> 0.292; weekly
-# cases 0.882 -> 0.901): the default keeps the constant step; ``fit_kwargs`` opts in.
-AUTO_SCHEDULE, AUTO_MIN_CHANGE = "constant", 0.0
 
 
 def _make_svi(model, guide_kind, optimizer, *, program=None):
