@@ -11,43 +11,13 @@ flagged, on the loss and on the forecast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-import jax.numpy as jnp
 import numpy as np
-import numpyro
-import numpyro.distributions as dist
 import pandas as pd
 import pytest
-from toy_models import ToyLocalLevel, simulate_local_level
+from toy_models import ToyLocalLevel, ToyTwoOptima, simulate_local_level
 
 from bayes_ssm.inference.fitting import fit_svi
 from bayes_ssm.inference.key_check import check_keys, compare_key_fits, final_loss
-from bayes_ssm.models.base import TimeSeriesModel, register_model
-
-
-@register_model
-@dataclass(frozen=True)
-class ToyTwoOptima(TimeSeriesModel):
-    """y_t ~ N(theta^2, 1), theta ~ N(0, 2), a tilt 5 tanh(theta); forecasts N(theta, 0.1)."""
-
-    kind = "toy_two_optima"
-
-    def data_scales(self, y, covariates=None):
-        return {"scale": 1.0}
-
-    def model(
-        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
-    ):
-        theta = numpyro.sample("theta", dist.Normal(0.0, 2.0))
-        numpyro.factor("tilt", 5.0 * jnp.tanh(theta))
-        mask = ~jnp.isnan(y)
-        ll = jnp.where(mask, dist.Normal(theta**2, 1.0).log_prob(jnp.where(mask, y, 0.0)), 0.0)
-        numpyro.deterministic("log_lik", ll)
-        numpyro.factor("obs", ll.sum())
-        if horizon > 0:
-            numpyro.sample("y_forecast", dist.Normal(theta, 0.1).expand([horizon]))
-
 
 FIT = dict(steps=600, check_every=100, num_samples=400, progress=False)
 

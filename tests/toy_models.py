@@ -7,6 +7,8 @@ when both are fixed: then the only uncertainty is the state, the conjugate case 
 predictive is known in closed form: :func:`kalman_predictive_numpy`).
 
 ``ToyDivergent``: a potential with a cliff; NUTS diverges on it.
+
+``ToyTwoOptima``: two SVI optima of different depth that keys choose between (``bs.check_keys``).
 """
 
 from __future__ import annotations
@@ -226,3 +228,26 @@ def kalman_smoother_numpy(y, obs_sd, level_sd, a1, p1):
         a_s[t] = a_filt[t] + g * (a_s[t + 1] - a_pred[t + 1])
         p_s[t] = p_filt[t] + g**2 * (p_s[t + 1] - p_pred[t + 1])
     return a_s, p_s
+
+
+@register_model
+@dataclass(frozen=True)
+class ToyTwoOptima(TimeSeriesModel):
+    """y_t ~ N(theta^2, 1), theta ~ N(0, 2), a tilt 5 tanh(theta); forecasts N(theta, 0.1)."""
+
+    kind = "toy_two_optima"
+
+    def data_scales(self, y, covariates=None):
+        return {"scale": 1.0}
+
+    def model(
+        self, y, *, scales, covariates=None, horizon=0, future_covariates=None, components=False
+    ):
+        theta = numpyro.sample("theta", dist.Normal(0.0, 2.0))
+        numpyro.factor("tilt", 5.0 * jnp.tanh(theta))
+        mask = ~jnp.isnan(y)
+        ll = jnp.where(mask, dist.Normal(theta**2, 1.0).log_prob(jnp.where(mask, y, 0.0)), 0.0)
+        numpyro.deterministic("log_lik", ll)
+        numpyro.factor("obs", ll.sum())
+        if horizon > 0:
+            numpyro.sample("y_forecast", dist.Normal(theta, 0.1).expand([horizon]))
