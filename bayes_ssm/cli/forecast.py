@@ -111,6 +111,8 @@ def _forecast_auto(args) -> int:
         f"{stacked.data.num_steps} ({stacked.transform} scale); default forecaster, "
         f"{len(stacked.fits)} candidates, weights from {stacked.weights_from}"
     )
+    if stacked.transform.reason:
+        print(f"transform: {stacked.transform.reason}")
     table = stacked.summary()
     print(table.drop(columns="first_problem").round(3).to_string())
     top = stacked.weights.idxmax()

@@ -13,6 +13,7 @@ import pandas as pd
 from bayes_ssm.data.validation import future_index
 from bayes_ssm.inference.forecast import level_label, validate_horizon, validate_prob
 from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles
+from bayes_ssm.inference.transform_check import LOG_GUARD_RATIO, log_scale_ratio
 
 if TYPE_CHECKING:
     from bayes_ssm.data.types import KeyLike, Prob
@@ -25,10 +26,12 @@ MIN_WEIGHT = 1e-3  # candidates below this weight are left out of the mixture's 
 
 @dataclasses.dataclass(frozen=True)
 class Transform:
-    """A monotone transform: ``"none"``, ``"log"`` or Box-Cox with ``lam``."""
+    """A monotone transform: ``"none"``, ``"log"`` or Box-Cox with ``lam``; ``reason`` says
+    why ``transform="auto"`` chose it when it is not the plain rule (log for positive data)."""
 
     name: str
     lam: float | None = None
+    reason: str = dataclasses.field(default="", compare=False)
 
     def forward(self, y):
         y = np.asarray(y, dtype=float)
@@ -51,12 +54,23 @@ class Transform:
 
 
 def resolve_transform(transform, y) -> Transform:
-    """``"auto"`` -> log for positive data, else none; checks that the data allow it."""
+    """``"auto"`` -> log for positive data, else none; checks that the data allow it.
+
+    ``"auto"`` on positive data keeps the log scale unless its multi-step forecasts would
+    explode when back-transformed (:mod:`bayes_ssm.inference.transform_check`: random-walk
+    forecasts scored on the data scale are at least ``LOG_GUARD_RATIO`` times worse on the log
+    scale than on the square root); then the square root (Box-Cox 0.5), with the reason.
+    """
     y = np.asarray(y, dtype=float)
     positive = bool(np.all(y[np.isfinite(y)] > 0))
     if isinstance(transform, str):
         if transform == "auto":
-            return Transform("log" if positive else "none")
+            if not positive:
+                return Transform("none")
+            ratio = log_scale_ratio(y)
+            if ratio >= LOG_GUARD_RATIO:
+                return Transform("boxcox", 0.5, reason=_guard_reason(ratio))
+            return Transform("log")
         if transform == "none":
             return Transform("none")
         if transform == "log":
@@ -69,6 +83,14 @@ def resolve_transform(transform, y) -> Transform:
         return Transform("boxcox", float(transform))
     raise ValueError(
         f"transform must be 'auto', 'log', 'none' or a Box-Cox lambda; got {transform!r}"
+    )
+
+
+def _guard_reason(ratio: float) -> str:
+    return (
+        f"square root, not log: on the log scale, random-walk forecasts of the window's later "
+        f"data scored {ratio:.2f}x worse (CRPS on the data scale) than on the square root "
+        f"(threshold {LOG_GUARD_RATIO}); transform='log' forces the log scale"
     )
 
 
@@ -281,6 +303,8 @@ class StackedFit:
         frame = pd.DataFrame(cols, index=index)
         frame.attrs["weights"] = self.weights.to_dict()
         frame.attrs["transform"] = str(self.transform)
+        if self.transform.reason:
+            frame.attrs["transform_reason"] = self.transform.reason
         frame.attrs["recalibration"] = self.recalibration_label(horizon)
         return frame
 
