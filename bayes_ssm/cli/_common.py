@@ -74,9 +74,10 @@ def add_model_args(mod, *, auto: bool = False) -> None:
             type=transform_arg,
             default="auto",
             metavar="{auto,log,none,LAMBDA}",
-            help="auto (default): log when every value is positive, else none; a number: the "
-            "Box-Cox lambda (0.5: square root, for short count series that swing near zero); "
-            "forecast draws are back-transformed",
+            help="auto (default): log when every value is positive (the square root when the "
+            "log scale's multi-step forecasts would explode, said in the output), else none; "
+            "a number: the Box-Cox lambda (0.5: square root); forecast draws are "
+            "back-transformed",
         )
         add_recalibrate_arg(mod)
         add_workers_arg(mod)

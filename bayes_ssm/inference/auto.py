@@ -3,7 +3,11 @@
 What a user gets without choosing a model:
 
 1. **Transform** (``transform="auto"``): ``log`` when every observed value is positive (errors
-   that scale with the level, and forecasts that stay positive), else none. ``"log"``,
+   that scale with the level, and forecasts that stay positive), else none; but the square
+   root (Box-Cox 0.5) when random-walk forecasts on the log scale score at least 1.5x worse
+   on the data scale than on the square root (counts that swing through small values, whose
+   back-transformed log-scale forecasts explode: :mod:`bayes_ssm.inference.transform_check`;
+   ``attrs["transform_reason"]`` says so). ``"log"``,
    ``"none"`` or a Box-Cox ``lambda`` (a number) choose it; forecast draws are
    back-transformed draw by draw, so quantiles are exact and the mean is the mean of the
    back-transformed draws.
