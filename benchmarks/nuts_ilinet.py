@@ -7,7 +7,7 @@ season), 2 chains of ``--warmup`` + ``--draws`` (the default forecaster's NUTS s
 Usage::
 
     PYTHONPATH=. python benchmarks/nuts_ilinet.py [--candidate level_seasonal_noise] \
-        [--warmup 500] [--draws 500] [--mass auto|diag|dense] [--runs 2]
+        [--warmup 500] [--draws 500] [--mass auto|diag|dense] [--runs 2] [--devices 2]
 
 ``--candidate`` names one of ``bs.auto.default_candidates``' structures for the weekly season
 (``level_seasonal_noise``, ``level_ar1``, ``level_student_t``, ``mean_ar1``; session 7 also had
@@ -34,7 +34,18 @@ def main(argv=None):
         "--mass", default="auto", choices=("auto", "diag", "dense"), help="fit_nuts dense_mass"
     )
     parser.add_argument("--runs", type=int, default=2, help="1: only the compiling run")
+    parser.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="CPU devices (set before JAX starts): 2 runs the 2 chains in parallel, one per "
+        "device, as the CLI does (bayes-ssm forecast --method nuts); 1: vectorized chains",
+    )
     args = parser.parse_args(argv)
+    if args.devices > 1:
+        import numpyro
+
+        numpyro.set_host_device_count(args.devices)
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -72,7 +83,7 @@ def main(argv=None):
         steps = float(fit.sample_stats["n_steps"].mean())
         print(
             f"| {args.candidate} | {args.warmup}+{args.draws} {args.mass} | {run} | {wall:.1f} | "
-            f"{rhat:.3f} | {ess:.0f} | {steps:.1f} | {load:.1f} |",
+            f"{rhat:.3f} | {ess:.0f} | {steps:.1f} | {load:.1f} | {fit.info.get('chain_method')} |",
             flush=True,
         )
 
