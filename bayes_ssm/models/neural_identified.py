@@ -14,28 +14,25 @@ symmetries leave both the likelihood and the (i.i.d., zero-mean) priors unchange
   the stream channel ``u_j`` changes sign and ``w_out[j]`` undoes it.
 
 So the posterior has ``d! 2^d`` copies of every mode, which chains started apart visit
-separately. With ``NeuralSSM(identifiable=True)`` the network is sampled on one copy:
+separately. With ``NeuralSSM(identifiable=True)`` the network is computed on one copy:
 
-- ``"layer0.half_life"`` is **ordered** (increasing), with the law of the sorted values of
-  ``d`` i.i.d. draws of the ``half_life`` prior (density ``d! prod f(tau_j)`` on
-  ``tau_1 < ... < tau_d``; :class:`SortedIID`, support ``positive_ordered_vector``, which NUTS
-  reaches through ``OrderedTransform``);
+- layer 0's half-lives are **sorted**: site ``"layer0.half_life_raw"`` ``(d,)`` has the
+  ``half_life`` prior (i.i.d.) and channel ``j`` gets the ``j``-th smallest value
+  (deterministic site ``"layer0.half_life"``);
 - the weight on the latest value, ``w_in[0, j]``, is **positive**: site ``"w_in_lead"``
-  ``(d,)`` ~ ``HalfNormal(prior_scale)`` (the fold of ``Normal(0, prior_scale)``), and
-  ``"w_in_rest"`` ``(lag - 1, d)`` ~ ``Normal(0, prior_scale)``; ``"w_in"`` ``(lag, d)`` is
-  recorded as a deterministic site.
+  ``(d,)`` ~ ``Normal(0, prior_scale)`` enters as ``|w_in_lead|``; ``"w_in_rest"``
+  ``(lag - 1, d)`` ~ ``Normal(0, prior_scale)``; deterministic site ``"w_in"`` ``(lag, d)``.
 
-Every other site and prior is unchanged. The prior of the identified form is ``d! 2^d`` times
-the original one restricted to that region, and almost every weight setting has exactly one
-image there (:func:`identify`) with the same outputs, so the two forms are the **same
-Bayesian model**: same function class, same posterior predictive. Only the sampler sees a
-difference.
-
-What stays: a **scale** trade-off per channel (``w_in[:, j], b_in[j], mix[:, j]`` times ``a > 0``,
-``C[j], D[j], w_out[j]`` divided by ``a``) leaves the likelihood unchanged but not the Gaussian
-priors, so it is a curved ridge, not a symmetry; and modes that are not images of each other.
-There are no hierarchical scales in the network (fixed prior scales), hence no funnel to
-non-centre.
+Every other site and prior is unchanged, so the network's weights have the law of the
+original prior folded onto the region ``tau_1 < ... < tau_d``, ``w_in[0] > 0`` (``d! 2^d`` times
+it there: sorted i.i.d. half-lives, half-normal lead weights), and almost every weight setting
+of the plain network has exactly one image there (:func:`identify`) with the same outputs: the
+two forms are the **same Bayesian model** (same function class, same posterior predictive).
+The fold is done by ``sort`` and ``abs`` rather than by constrained coordinates (an ordered or
+log transform): the sampler can cross ``tau_i = tau_j`` and ``w_in_lead = 0`` freely (the sampled
+coordinates keep a harmless reflection symmetry that no output reads), where a log transform
+would turn a lead weight near zero into a plateau a chain gets stuck on (it did, on ILI).
+Read a fit's network weights with :func:`network_values`.
 """
 
 from __future__ import annotations
@@ -46,46 +43,14 @@ import jax.numpy as jnp
 import numpy as np
 import numpyro
 import numpyro.distributions as dist
-from jax.scipy.special import gammaln
-from numpyro.distributions import constraints
 from numpyro.handlers import scope
 
 from bayes_ssm.models import _neural_net as net
 from bayes_ssm.models._neural_mixers import sample_mixer
 
-__all__ = ["SortedIID", "sample_identified_weights", "sample_network_weights", "identify"]
+__all__ = ["sample_identified_weights", "sample_network_weights", "identify", "network_values"]
 
 _LOG2 = math.log(2.0)
-
-
-class SortedIID(dist.Distribution):
-    """The sorted values of ``size`` i.i.d. draws of a positive scalar law ``base``.
-
-    Density ``size! prod_j base(x_j)`` on ``0 < x_1 < ... < x_size`` (the order statistics).
-
-    Parameters
-    ----------
-    base : numpyro.distributions.Distribution
-        A scalar law on the positive reals (batch and event shape ``()``).
-    size : int
-        Number of draws; the event shape is ``(size,)``.
-    """
-
-    support = constraints.positive_ordered_vector
-    reparametrized_params = []
-
-    def __init__(self, base, size: int, *, validate_args=None):
-        if base.batch_shape != () or base.event_shape != ():
-            raise ValueError("base must be a scalar distribution")
-        self.base, self.size = base, int(size)
-        super().__init__(batch_shape=(), event_shape=(self.size,), validate_args=validate_args)
-
-    def sample(self, key, sample_shape=()):
-        draws = self.base.expand((self.size,)).sample(key, sample_shape)
-        return jnp.sort(draws, axis=-1)
-
-    def log_prob(self, value):
-        return jnp.sum(self.base.log_prob(value), axis=-1) + gammaln(self.size + 1.0)
 
 
 def _first_s4d_layer(net_spec, dtype):
@@ -93,8 +58,8 @@ def _first_s4d_layer(net_spec, dtype):
     layer = net.layer_of(net_spec)
     d, n = net_spec.width, net_spec.state_size
     base = layer.base_params(dtype)
-    prior = net_spec.half_life.distribution(layer.step)
-    tau = numpyro.sample("half_life", SortedIID(prior, d))
+    raw = net_spec.half_life.sample("half_life_raw", shape=(d,), step=layer.step)
+    tau = numpyro.deterministic("half_life", jnp.sort(raw))
     rate = jnp.min(jnp.exp(base.log_A_real), axis=-1)  # the slowest mode's |Re A|, (d,)
     s = math.sqrt(0.5)
     c_re = numpyro.sample("C_real", dist.Normal(0.0, s).expand((d, n)).to_event(2))
@@ -124,8 +89,8 @@ def sample_identified_weights(net_spec, dtype) -> net.Weights:
     """
     d, s = net_spec.width, float(net_spec.prior_scale)
     p = int(net_spec.input_lags)
-    lead = numpyro.sample("w_in_lead", dist.HalfNormal(s).expand((d,)).to_event(1))
-    w_in = lead[None].astype(dtype)
+    lead = numpyro.sample("w_in_lead", dist.Normal(0.0, s).expand((d,)).to_event(1))
+    w_in = jnp.abs(lead)[None].astype(dtype)
     if p > 1:
         rest = numpyro.sample("w_in_rest", dist.Normal(0.0, s).expand((p - 1, d)).to_event(2))
         w_in = jnp.concatenate([w_in, rest.astype(dtype)])
@@ -181,8 +146,9 @@ def identify(values: dict, *, num_layers: int, prefix: str = "net.") -> dict:
     Returns
     -------
     dict
-        Site values of the identified model (``"w_in_lead"`` ``(..., d)``, ``"w_in_rest"``
-        ``(..., lag - 1, d)`` if ``lag > 1``, the rest as given, permuted and sign-flipped).
+        Site values of the identified model (``"w_in_lead"`` ``(..., d)`` (positive),
+        ``"w_in_rest"`` ``(..., lag - 1, d)`` if ``lag > 1``, ``"layer0.half_life_raw"``
+        (increasing), the rest as given, permuted and sign-flipped).
     """
     out = {k: np.asarray(v) for k, v in values.items()}
     perm = np.argsort(out[prefix + "layer0.half_life"], axis=-1, kind="stable")  # (..., d)
@@ -197,10 +163,40 @@ def identify(values: dict, *, num_layers: int, prefix: str = "net.") -> dict:
         per_channel.update({f"layer{i}.C_real": -2, f"layer{i}.C_imag": -2, f"layer{i}.D": -1})
         name = prefix + f"layer{i}.half_life"
         out[name] = _take(out[name], perm, -1)
+        if i == 0:
+            out[name + "_raw"] = out.pop(name)
         mix = _take(_take(out[prefix + f"layer{i}.mix"], perm, -1), perm, -2)
         out[prefix + f"layer{i}.mix"] = mix * sign[..., None, :]
     for site, axis in per_channel.items():
         if prefix + site in out:
             x = _take(out[prefix + site], perm, axis)
             out[prefix + site] = x * (sign if axis == -1 else sign[..., None])
+    return out
+
+
+def network_values(draws: dict, *, prefix: str = "net.") -> dict:
+    """The network weights a fit of the identified form computes with, from its draws.
+
+    ``"w_in"`` ``(..., lag, d)`` (``|w_in_lead|`` on top of ``w_in_rest``) and
+    ``"layer0.half_life"`` (sorted ``half_life_raw``) replace the sampled coordinates; the other
+    network sites are passed through. Only these are comparable between chains (the sampled
+    ``w_in_lead`` and ``half_life_raw`` keep a reflection symmetry no output reads).
+
+    Parameters
+    ----------
+    draws : dict of str to array
+        Draws ``(chain, draw, ...)`` (or any leading axes) of the identified model.
+    prefix : str
+        The network's scope.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+    """
+    out = {k: np.asarray(v) for k, v in draws.items() if k.startswith(prefix)}
+    lead = np.abs(out.pop(prefix + "w_in_lead"))[..., None, :]
+    rest = out.pop(prefix + "w_in_rest", None)
+    out[prefix + "w_in"] = lead if rest is None else np.concatenate([lead, rest], axis=-2)
+    raw = out.pop(prefix + "layer0.half_life_raw")
+    out[prefix + "layer0.half_life"] = np.sort(raw, axis=-1)
     return out
