@@ -147,6 +147,11 @@ class HybridTS(TimeSeriesModel):
         )
 
     @property
+    def unread_sites(self) -> tuple[str, ...]:
+        """As :attr:`NeuralSSM.unread_sites`, under scope ``"neural"``."""
+        return tuple("neural." + n[len("net.") :] for n in self.neural.unread_sites)
+
+    @property
     def parameter_sites(self):
         return self.structural.parameter_sites
 

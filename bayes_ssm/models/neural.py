@@ -202,6 +202,14 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             raise ValueError("NeuralSSM takes no covariates")
 
     @property
+    def unread_sites(self) -> tuple[str, ...]:
+        """Sampled sites no output reads as they are (``identifiable=True``: the reflected
+        ``w_in_lead`` and unsorted ``half_life_raw``; ``bs.check`` skips them)."""
+        if not self.identifiable:
+            return ()
+        return ("net.w_in_lead", "net.layer0.half_life_raw")
+
+    @property
     def parameter_sites(self):
         sites = ["intercept", "obs_sd"] + (["nu"] if self.likelihood == "student_t" else [])
         return tuple(sites)
