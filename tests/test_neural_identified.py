@@ -9,6 +9,8 @@ be a likelihood ridge that the prior sees.
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import jax
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from numpyro import handlers
 from numpyro.infer.util import log_density
 
 import bayes_ssm as bs
+from bayes_ssm.inference.advice import split_sites
 from bayes_ssm.models import NeuralSSM
 from bayes_ssm.models.neural_identified import identify, network_values
 
@@ -136,6 +139,16 @@ def test_hybrid_with_an_identified_network_has_the_same_outputs(x64):
     for k in outputs:
         np.testing.assert_allclose(got[k], base[k], rtol=1e-10, atol=1e-10)
     assert float(lq) == pytest.approx(float(lp), rel=1e-12)
+    assert set(ident.unread_sites) <= set(folded) and plain.unread_sites == ()
+
+
+def test_check_skips_the_reflected_coordinates_only():
+    model = NeuralSSM(width=2, state_size=1, num_layers=1, identifiable=True)
+    draws = dict.fromkeys(["net.w_in_lead", "net.layer0.half_life_raw", "net.b_in", "obs_sd"])
+    user, nuisance = split_sites(SimpleNamespace(model=model, draws=draws))
+    assert user == ["obs_sd"] and nuisance == ["net.b_in"]
+    plain = SimpleNamespace(model=NeuralSSM(width=2), draws=draws)
+    assert split_sites(plain)[1] == ["net.w_in_lead", "net.layer0.half_life_raw", "net.b_in"]
 
 
 def test_scale_trade_off_is_a_likelihood_ridge_not_a_symmetry(x64):
