@@ -6,8 +6,9 @@ network as SVI fits it) and ``identified`` (``identifiable=True``: ordered layer
 positive lead input weight, the same model; :mod:`bayes_ssm.models.neural_identified`), with
 the same keys and draws. One markdown row per form: time, divergences, smallest BFMI, share of
 draws at the maximum tree depth, r_hat / bulk ESS of ``intercept`` and ``obs_sd``, the worst
-r_hat over the network's weights as sampled and after folding the plain draws onto the
-identified form (:func:`identify`; equal to the first for the identified form), the worst r_hat
+r_hat over the network's weights as sampled and over the weights on one copy of the symmetries
+(plain draws folded by :func:`identify`; for the identified form the weights it computes
+with, :func:`network_values`: sorted half-lives, ``|w_in_lead|``), the worst r_hat
 and smallest ESS of the one-step predictive means ``y_fitted`` (invariant to every symmetry),
 r_hat / ESS of the mean of the ``--horizon``-step forecast path, each chain's mean total
 log-likelihood (chains in different modes differ here) and the forecast's median and 90%
@@ -31,7 +32,7 @@ from numpyro.diagnostics import effective_sample_size, split_gelman_rubin
 import bayes_ssm as bs
 from bayes_ssm.data import datasets
 from bayes_ssm.models import NeuralSSM
-from bayes_ssm.models.neural_identified import identify
+from bayes_ssm.models.neural_identified import identify, network_values
 
 COLUMNS = (
     "form", "s (load)", "div", "min BFMI", "max depth", "intercept r_hat (ESS)",
@@ -72,7 +73,8 @@ def run_form(y, args, identifiable):
     forecast = np.asarray(fit.forecast_samples(args.horizon, key=args.key + 1))
     fc = rhat_ess(forecast.reshape(c, s, -1).mean(-1)[..., None])
     net = {k: v for k, v in fit.draws.items() if k.startswith("net.")}
-    folded = _worst(net) if identifiable else _worst(identify(net, num_layers=1))
+    # the weights the network computes with, on one copy of the symmetries
+    folded = _worst(network_values(net) if identifiable else identify(net, num_layers=1))
     q = np.percentile(forecast[:, -1], [5, 50, 95])
     cells = [
         "identified" if identifiable else "plain",

@@ -30,9 +30,9 @@ of the plain network has exactly one image there (:func:`identify`) with the sam
 two forms are the **same Bayesian model** (same function class, same posterior predictive).
 The fold is done by ``sort`` and ``abs`` rather than by constrained coordinates (an ordered or
 log transform): the sampler can cross ``tau_i = tau_j`` and ``w_in_lead = 0`` freely (the sampled
-coordinates keep a harmless reflection symmetry that no output reads), where a log transform
-would turn a lead weight near zero into a plateau a chain gets stuck on (it did, on ILI).
-Read a fit's network weights with :func:`network_values`.
+coordinates keep a reflection symmetry that no output reads; ``NeuralSSM.unread_sites`` names
+them so ``bs.check`` skips them), where a log transform makes a lead weight near zero a far-off
+region of flat density. Read a fit's network weights with :func:`network_values`.
 """
 
 from __future__ import annotations
