@@ -62,6 +62,11 @@ def test_plain_chains_split_on_the_sign_symmetry_and_folding_joins_them(x64):
     lead = fit.draws["net.w_in"][..., 0, 0].mean(axis=1)  # per chain
     assert lead.max() > 0.3 and lead.min() < -0.3, lead
     folded = identify(fit.draws, num_layers=1)
-    for site in ("net.w_out", "net.layer0.mix", "net.layer0.C_real"):
-        raw, fold = _rhat(fit.draws[site]), _rhat(folded[site])
+    pairs = {
+        "lead input weight": (fit.draws["net.w_in"][..., 0, :], folded["net.w_in_lead"]),
+        "w_out": (fit.draws["net.w_out"], folded["net.w_out"]),
+        "mix": (fit.draws["net.layer0.mix"], folded["net.layer0.mix"]),
+    }
+    for site, (raw_draws, fold_draws) in pairs.items():
+        raw, fold = _rhat(raw_draws), _rhat(fold_draws)
         assert raw > 1.3 and fold - 1.0 < 0.25 * (raw - 1.0), (site, raw, fold)
