@@ -58,7 +58,7 @@ def test_plain_chains_split_on_the_sign_symmetry_and_folding_joins_them(x64):
     the identified form, same outputs) brings the chains' weights together."""
     y = _simulate()
     fit = bs.fit_nuts(NeuralSSM(**KW), y, key=1, num_chains=4, num_warmup=120,
-                      num_samples=120, chain_method="sequential", progress=False)  # fmt: skip
+                      num_samples=120, chain_method="vectorized", progress=False)  # fmt: skip
     lead = fit.draws["net.w_in"][..., 0, 0].mean(axis=1)  # per chain
     assert lead.max() > 0.3 and lead.min() < -0.3, lead
     folded = identify(fit.draws, num_layers=1)
