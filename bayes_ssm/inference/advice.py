@@ -43,11 +43,16 @@ SVI_ON_VOLATILITY = (
 
 def split_sites(fit) -> tuple[list[str], list[str]]:
     """``(user parameters, nuisance latents)`` among ``fit.draws``, user parameters in the
-    model's order. A model that names no parameters has every latent as a user parameter."""
-    named = [n for n in fit.model.parameter_sites if n in fit.draws]
+    model's order. A model that names no parameters has every latent as a user parameter.
+    Sites the model lists in ``unread_sites`` are neither."""
+    # sampled coordinates that no output reads as they are (an identified NeuralSSM's
+    # reflected lead weights and unsorted half-lives: chains may differ there harmlessly)
+    unread = set(getattr(fit.model, "unread_sites", ()))
+    draws = [n for n in fit.draws if n not in unread]
+    named = [n for n in fit.model.parameter_sites if n in draws]
     if not named:
-        return list(fit.draws), []
-    return named, [n for n in fit.draws if n not in named]
+        return draws, []
+    return named, [n for n in draws if n not in named]
 
 
 def describe_nuisance(names) -> str:

@@ -48,6 +48,7 @@ from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import TimeSeriesModel, model_from_spec, register_model
 from bayes_ssm.models.components import structural_system
 from bayes_ssm.models.neural import NeuralSSM
+from bayes_ssm.models.neural_identified import sample_network_weights
 from bayes_ssm.models.structural import StructuralTS
 
 __all__ = ["HybridTS"]
@@ -146,6 +147,11 @@ class HybridTS(TimeSeriesModel):
         )
 
     @property
+    def unread_sites(self) -> tuple[str, ...]:
+        """As :attr:`NeuralSSM.unread_sites`, under scope ``"neural"``."""
+        return tuple("neural." + n[len("net.") :] for n in self.neural.unread_sites)
+
+    @property
     def parameter_sites(self):
         return self.structural.parameter_sites
 
@@ -154,7 +160,7 @@ class HybridTS(TimeSeriesModel):
         """The network's weights and read-out, sampled under scope ``"neural"``."""
         d = self.neural.width
         with scope(prefix="neural", divider="."):
-            w = net.sample_weights(self.neural, dtype)
+            w = sample_network_weights(self.neural, dtype)  # identified if neural asks
             s = self.neural.prior_scale / math.sqrt(d)
             w_out = numpyro.sample("w_out", dist.Normal(0.0, s).expand((d,)).to_event(1))
         return w, w_out

@@ -50,6 +50,7 @@ from bayes_ssm.models import _neural_net as net
 from bayes_ssm.models._neural_mixers import MIXERS
 from bayes_ssm.models._shared import ffill as _ffill
 from bayes_ssm.models.base import HalfLifeSpecMixin, TimeSeriesModel, register_model
+from bayes_ssm.models.neural_identified import sample_network_weights
 from bayes_ssm.priors import HalfLife
 
 __all__ = ["NeuralSSM", "NEURAL_LIKELIHOODS", "NEURAL_LAYERS", "DIRECTIONS"]
@@ -103,6 +104,10 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         Sampling interval in days, for a ``half_life`` in calendar units.
     min_length : int
         Fewest observed values accepted.
+    identifiable : bool
+        Sample the network on one copy of its channel permutations and sign flips (ordered
+        layer-0 half-lives, positive ``w_in[0]``; :mod:`bayes_ssm.models.neural_identified`):
+        the same model, a posterior NUTS can mix on. ``layer="s4d"``, causal only.
 
     Examples
     --------
@@ -128,6 +133,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
     min_length: int = 20
     layer: str = "s4d"
     direction: str = "causal"
+    identifiable: bool = False
 
     def __post_init__(self):
         _positive_int(self.width, "width")
@@ -156,6 +162,14 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             raise ValueError(f"direction must be one of {DIRECTIONS}; got {self.direction!r}")
         if self.bidirectional and self.neural_scale:
             raise ValueError("neural_scale=True is available with direction='causal' only")
+        if not isinstance(self.identifiable, bool):
+            raise ValueError(f"identifiable must be True or False; got {self.identifiable!r}")
+        if self.identifiable and (self.layer != "s4d" or self.bidirectional):
+            raise ValueError(
+                "identifiable=True is available for layer='s4d', direction='causal' (the "
+                f"symmetries it removes are those of the S4D network); got layer={self.layer!r}, "
+                f"direction={self.direction!r}"
+            )
         _ = net.layer_of(self)  # checks the half-life prior against step_days
 
     @property
@@ -188,6 +202,14 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
             raise ValueError("NeuralSSM takes no covariates")
 
     @property
+    def unread_sites(self) -> tuple[str, ...]:
+        """Sampled sites no output reads as they are (``identifiable=True``: the reflected
+        ``w_in_lead`` and unsorted ``half_life_raw``; ``bs.check`` skips them)."""
+        if not self.identifiable:
+            return ()
+        return ("net.w_in_lead", "net.layer0.half_life_raw")
+
+    @property
     def parameter_sites(self):
         sites = ["intercept", "obs_sd"] + (["nu"] if self.likelihood == "student_t" else [])
         return tuple(sites)
@@ -197,7 +219,7 @@ class NeuralSSM(HalfLifeSpecMixin, TimeSeriesModel):
         """Sample the network (scope ``"net"``): ``(Weights, w_out, w_scale or None)``."""
         d = self.width
         with scope(prefix="net", divider="."):
-            w = net.sample_weights(self, dtype)
+            w = sample_network_weights(self, dtype)
             s = self.prior_scale / math.sqrt(d)
             w_out = numpyro.sample("w_out", dist.Normal(0.0, s).expand((d,)).to_event(1))
             w_scale = None
