@@ -82,6 +82,43 @@ def table(by_key: dict, models: list[str], panels: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def paired(by_key: dict, models: list[str], panels: list[str]) -> pd.DataFrame:
+    """Each model against the first, fit by fit: the change of the pooled scaled CRPS and its
+    standard error across fits (``d_f``: the model's mean scaled CRPS minus the first
+    model's at fit ``f``, averaged over the keys; change ``mean(d) / mean(base)``, standard
+    error ``sd(d) / sqrt(n) / mean(base)``). The noise of a *paired* difference, beside the
+    key-to-key spread of one model."""
+    rows = []
+    for name in panels:
+        base = suite_runners.EmpiricalNaive(suite_panels.PANELS[name]().season).name
+        fits = common_fits(by_key, name, [*models, base])
+        if not fits:
+            continue
+        per_key = []
+        for scores in by_key.values():
+            part = scores[(scores["panel"] == name) & scores["model"].isin(models)]
+            part = part[part["y"].notna()]
+            keep = pd.Series(list(zip(part["series"], part["origin"], strict=True))).isin(fits)
+            part = part[keep.to_numpy()]
+            scaled = part["crps"] / part["scale"]
+            by_fit = scaled.groupby([part["model"], part["series"], part["origin"]]).mean()
+            per_key.append(by_fit.unstack("model"))
+        fit_mean = sum(per_key) / len(per_key)  # (series, origin) x model, averaged over keys
+        first = fit_mean[models[0]]
+        for m in models[1:]:
+            d = fit_mean[m] - first
+            rows.append(
+                {
+                    "panel": name,
+                    "model": m,
+                    "change": d.mean() / first.mean(),
+                    "se": d.std(ddof=1) / np.sqrt(len(d)) / first.mean(),
+                    "fits": len(d),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def geomeans(long: pd.DataFrame) -> pd.DataFrame:
     """Geometric mean of the relative CRPS over the panels, per key and model."""
     wide = long.pivot_table(index=["key", "model"], columns="panel", values="rel")
@@ -107,15 +144,17 @@ def print_tables(long: pd.DataFrame, models: list[str]) -> None:
             label = f"{p} [{int(r0['fits'])}, {int(r0['origins'])}]"
             print(f"| {label} | {k} | " + " | ".join(cells) + " |")
     for k in keys:
-        print(f"| **geometric mean** | {k} | " + " | ".join(f"{geo[(k, m)]:.3f}" for m in models) + " |")
+        cells = " | ".join(f"{geo[(k, m)]:.3f}" for m in models)
+        print(f"| **geometric mean** | {k} | {cells} |")
     if len(keys) < 2:
         return
     print(
         "\nper panel: change of each model against the first "
         f"({models[0]}) per key, and the key-to-key spread |r_a - r_b| / mean of each model\n"
     )
-    print("| panel | " + " | ".join(f"{m} vs {models[0]}, key {k}" for m in models[1:] for k in keys)
-          + " | " + " | ".join(f"spread {m}" for m in models) + " |")  # fmt: skip
+    heads = [f"{m} vs {models[0]}, key {k}" for m in models[1:] for k in keys]
+    heads += [f"spread {m}" for m in models]
+    print("| panel | " + " | ".join(heads) + " |")
     print("|---|" + "---:|" * ((len(models) - 1) * len(keys) + len(models)))
     for p in panels:
         changes = [
@@ -149,6 +188,13 @@ def main(argv=None) -> None:
     if long.empty:
         raise SystemExit("no panel has fits on every key for every model")
     print_tables(long, models)
+    pairs = paired(by_key, models, args.panels.split(","))
+    print(f"\npaired, fit by fit against {models[0]} (keys averaged): change +- standard error\n")
+    print("| panel [fits] | " + " | ".join(models[1:]) + " |")
+    print("|---|" + "---:|" * (len(models) - 1))
+    for p, group in pairs.groupby("panel", sort=False):
+        cells = [f"{r.change:+.1%} +- {r.se:.1%}" for r in group.itertuples()]
+        print(f"| {p} [{int(group['fits'].iloc[0])}] | " + " | ".join(cells) + " |")
     if args.csv:
         long.to_csv(args.csv + ".tmp", index=False)
         os.replace(args.csv + ".tmp", args.csv)
