@@ -57,6 +57,12 @@ def _pick(origins: tuple, count: int | None) -> tuple:
     return origins if count is None else origins[-count:]
 
 
+def _more(default: int, count: int | None) -> int:
+    """How many origins to lay out: the panel's ``default``, or more when ``count`` asks
+    (the default origins stay the last ones, so earlier scores remain comparable)."""
+    return max(default, count or 0)
+
+
 def ili(count=None) -> Panel:
     y = datasets.load("ili").rename("% weighted ILI")
     # three of the 20 origins of benchmarks/default_model.py (13 weeks apart, last at n-26):
@@ -90,7 +96,7 @@ def covid_weekly_cases(count=None) -> Panel:
     # complete weeks only: drop a last week that the data do not reach to its Saturday
     weekly = weekly[weekly.index <= daily.index[-1]]
     weekly.columns = [c.removesuffix("_new_cases") for c in cols]
-    origins = _spaced(len(weekly), 8, 2, 26)
+    origins = _spaced(len(weekly), 8, _more(2, count), 26)
     return Panel(
         "covid_weekly_cases",
         {c: weekly[c].asfreq("W-SAT") for c in weekly},
@@ -121,7 +127,7 @@ def monthly_deaths(count=None) -> Panel:
 def fx_levels(count=None) -> Panel:
     frame = datasets.load("exchange_rate")
     # the Chronos Benchmark II window (last 30 days), plus earlier ones when asked
-    origins = _spaced(len(frame), 30, 3, 250)
+    origins = _spaced(len(frame), 30, _more(3, count), 250)
     return Panel("fx_levels", {c: frame[c] for c in frame}, 30, _pick(origins, count or 1), 5,
                  (1, 10, 30), "8 daily exchange rates (LSTNet), levels")  # fmt: skip
 
@@ -129,7 +135,7 @@ def fx_levels(count=None) -> Panel:
 def fx_returns(count=None) -> Panel:
     frame = datasets.load("exchange_rate")
     returns = 100 * np.log(frame).diff().iloc[1:]
-    origins = _spaced(len(returns), 10, 2, 250)
+    origins = _spaced(len(returns), 10, _more(2, count), 250)
     return Panel(
         "fx_returns",
         {c: returns[c] for c in returns},

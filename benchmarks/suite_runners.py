@@ -89,7 +89,9 @@ def register_variant(name, fit=None, *, fit_id=None, recalibrate=None) -> Varian
     return VARIANTS[name]
 
 
-register_variant("default")  # today's bs.auto_fit (recalibrate="widen")
+# today's bs.auto_fit (recalibrate=True: "adaptive" since session 10, "widen" before; the
+# cached ``default`` rows in results/default_suite.csv are the widen map's)
+register_variant("default")
 register_variant("default_norecal", recalibrate=False)  # the same fit, raw mixture
 
 

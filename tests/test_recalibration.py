@@ -173,7 +173,7 @@ def test_stacked_forecast_recalibrates_and_says_so():
     fit = level_fit(y, sigma_obs=0.1, sigma_level=0.066, draws=2000)
     on, off = stacked(fit, "quantile"), stacked(fit, False)
     fc_on, fc_off = on.forecast(3, key=0), off.forecast(3, key=0)
-    fc_widen = stacked(fit, True).forecast(3, key=0)  # True: "widen"; here it widens as well
+    fc_widen = stacked(fit, "widen").forecast(3, key=0)  # the static widen-only map widens too
     assert fc_off.attrs["recalibration"] == "not recalibrated (recalibrate=False)"
     assert fc_on.attrs["recalibration"].startswith("recalibrated from 291 in-sample PIT values")
     assert "on: recalibrated from" in on.summary().attrs["recalibration"]

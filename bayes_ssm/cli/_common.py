@@ -115,9 +115,10 @@ def add_recalibrate_arg(group) -> None:
         default=None,
         metavar="MAP",
         help="default forecaster: recalibrate the forecast quantiles per horizon step from "
-        "in-sample h-step PIT values (docs/default.md); MAP: widen (the map without MAP), "
-        "quantile, adaptive (adaptive conformal levels, widen only) or adaptive_quantile; "
-        "default: the library's default (bs.auto_fit's recalibrate=)",
+        "in-sample h-step PIT values (docs/default.md); MAP: adaptive (adaptive conformal "
+        "levels in time order, widen only: the default map, also without MAP), widen (the "
+        "static widen-only map), quantile or adaptive_quantile; default: the library's "
+        "default (bs.auto_fit's recalibrate=)",
     )
     group.add_argument(
         "--no-recalibrate",

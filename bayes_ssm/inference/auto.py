@@ -33,11 +33,14 @@ What a user gets without choosing a model:
    of the stacking objective for all candidates, and counted in :meth:`StackedFit.summary`;
    when more than 10% of the points are left out the weights fall back to equal weights (LOO
    cannot be trusted to rank the candidates there) and ``weights_from`` says so.
-6. **Recalibration** (``recalibrate=True``, i.e. ``"widen"``): per horizon step, the
-   mixture's quantiles are moved outwards where the in-sample ``h``-step PIT values show
-   under-coverage, never inwards (:mod:`bayes_ssm.inference.recalibration`);
-   ``forecast(...).attrs["recalibration"]`` says so. ``recalibrate=False`` turns it off,
-   ``"quantile"`` applies the full (two-way) quantile map.
+6. **Recalibration** (``recalibrate=True``, the default map
+   :data:`~bayes_ssm.inference.recalibration.DEFAULT_MAP`, ``"adaptive"`` since session 10):
+   per horizon step and level, adaptive conformal levels (Gibbs & Candes 2021) run over the
+   in-sample ``h``-step PIT values in time order, so recent misses count most; the mixture's
+   quantiles are read at those levels where they lie outside the nominal ones, never inwards
+   (:mod:`bayes_ssm.inference.adaptive_recalibration`); ``forecast(...).attrs
+   ["recalibration"]`` says so. ``recalibrate=False`` turns it off, ``"widen"`` is the static
+   widen-only map (the default until session 10), ``"quantile"`` the full (two-way) map.
 """
 
 from __future__ import annotations
@@ -88,7 +91,7 @@ _SEASONS = {
     "H": [(24, 3), (168, 3)],
 }
 MIN_WINDOW = 400
-RECALIBRATE = True  # "widen" (docs/default.md, "Decision": measured on ILI, FX, simulated)
+RECALIBRATE = True  # the default map, recalibration.DEFAULT_MAP (docs/default.md, session 10)
 SEASON_Z = 1.645  # as in Theta (statsforecast, forecast::thetaf): 90% two-sided
 
 
@@ -167,11 +170,13 @@ def auto_fit(
         different lengths share each candidate's compiled programs.
     recalibrate : bool or {"widen", "quantile", "adaptive", "adaptive_quantile"}
         Recalibrate the forecasts' quantiles per horizon step from in-sample ``h``-step PIT
-        values (:mod:`bayes_ssm.inference.recalibration`). ``True`` (default) is ``"widen"``:
-        intervals are only ever widened; ``"quantile"``: the full quantile map;
-        ``"adaptive"`` / ``"adaptive_quantile"``: adaptive conformal levels run over the PIT
-        values in time order, widen-only / two-sided
-        (:mod:`bayes_ssm.inference.adaptive_recalibration`); ``False``: the raw mixture.
+        values (:mod:`bayes_ssm.inference.recalibration`). ``True`` (default) is the default
+        map, :data:`~bayes_ssm.inference.recalibration.DEFAULT_MAP` (``"adaptive"``):
+        adaptive conformal levels run over the PIT values in time order, intervals only
+        ever widened (:mod:`bayes_ssm.inference.adaptive_recalibration`);
+        ``"adaptive_quantile"``: the same, two-sided; ``"widen"``: the static widen-only map
+        (the default until session 10); ``"quantile"``: the full quantile map; ``False``:
+        the raw mixture.
         ``docs/default.md`` gives the measurements behind the default. The forecast's
         ``attrs["recalibration"]`` says what was done.
     workers : int, optional

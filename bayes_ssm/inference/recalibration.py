@@ -44,6 +44,7 @@ __all__ = [
     "supports_pit",
     "MIN_ORIGINS",
     "MODES",
+    "DEFAULT_MAP",
     "check_mode",
     "origin_levels",
     "quantiles_at",
@@ -342,14 +343,19 @@ def multistep_weights(scores) -> np.ndarray | None:
 
 MODES = ("quantile", "widen", "adaptive", "adaptive_quantile")
 ADAPTIVE = {"adaptive": True, "adaptive_quantile": False}  # adaptive mode -> widen only
+# the map ``recalibrate=True`` means: the one place that says which map is the default
+# ("widen" until session 10; docs/default.md, "Session 10: the recalibration default on two
+# keys": adaptive won the suite's geometric mean on two keys, no panel lost beyond noise)
+DEFAULT_MAP = "adaptive"
 
 
 def check_mode(recalibrate) -> str | None:
-    """``recalibrate=`` -> ``None`` (off), or one of :data:`MODES` (``True``: ``"widen"``)."""
+    """``recalibrate=`` -> ``None`` (off), or one of :data:`MODES` (``True``:
+    :data:`DEFAULT_MAP`)."""
     if recalibrate is False or recalibrate is None:
         return None
     if recalibrate is True:
-        return "widen"
+        return DEFAULT_MAP
     if isinstance(recalibrate, str) and recalibrate in MODES:
         return recalibrate
     raise ValueError(

@@ -113,8 +113,9 @@ class StackedFit:
         ``"stacking (PSIS-LOO)"``, or ``"equal (LOO unreliable)"``.
     recalibrate : bool or {"widen", "quantile", "adaptive", "adaptive_quantile"}
         Recalibrate forecasts from in-sample ``h``-step PIT values
-        (:mod:`bayes_ssm.inference.recalibration`; ``True`` is ``"widen"``; the adaptive
-        maps: :mod:`bayes_ssm.inference.adaptive_recalibration`);
+        (:mod:`bayes_ssm.inference.recalibration`; ``True`` is the default map,
+        ``recalibration.DEFAULT_MAP``; the adaptive maps:
+        :mod:`bayes_ssm.inference.adaptive_recalibration`);
         ``forecast(...).attrs["recalibration"]`` says what was done.
     workers : int, optional
         Threads for the candidates' forecast draws (:func:`auto_fit`'s ``workers``; same
