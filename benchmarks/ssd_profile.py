@@ -62,6 +62,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None, help="default: chunk_size='auto'")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument(
+        "--steps-only", action="store_true", help="only the steps (no whole-layer rows)"
+    )
     args = parser.parse_args()
     dev = jax.devices()[0]
     print(
@@ -88,7 +91,9 @@ def main() -> None:
             floor = (2 * x.nbytes + B.nbytes + C.nbytes + dt.nbytes) / bandwidth * 1e3
             _row(shape_name, dtype_name, f"HBM floor of the forward ({bandwidth / 1e9:.0f} GB/s)",
                  floor, "", triton)  # fmt: skip
-            for label, fused in (("XLA chunked form", False), ("fused kernels", True)):
+            whole = (("XLA chunked form", False), ("fused kernels", True))
+            whole = () if args.steps_only else whole
+            for label, fused in whole:
                 fn = lambda *a, c=chunk, f=fused: ssd(*a, chunk_size=c, fused=f)  # noqa: E731
                 try:
                     f_ms, _ = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)

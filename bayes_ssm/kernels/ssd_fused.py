@@ -43,8 +43,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, scale_rows, state_passing
 
@@ -354,21 +354,34 @@ _FUSED_CONFIG = {
 }
 
 
+_FALLBACK = "fused='auto' falls back to the XLA chunked form"
+
+
 def _kernels_work() -> bool:
-    """The run-time check: the fused form equals the XLA chunked form on a small problem."""
-    from bayes_ssm.kernels.fast_path import fast_path_works
+    """The run-time check: the fused form equals the XLA chunked form on a small problem.
+
+    Without Pallas' Triton backend (:mod:`bayes_ssm.kernels.pallas_gpu`) nothing is tried; a
+    kernel that fails to build or disagrees is not used (one warning each way, then the XLA
+    chunked form; :mod:`bayes_ssm.kernels.fast_path`).
+    """
+    from bayes_ssm.kernels.fast_path import fast_path_unavailable, fast_path_works
+    from bayes_ssm.kernels.pallas_gpu import MISSING_REASON, triton_pallas_available
     from bayes_ssm.kernels.ssd_algorithms import chunked_form
+
+    if not triton_pallas_available():
+        return fast_path_unavailable("ssd_fused", MISSING_REASON, _FALLBACK)
 
     def check():
         k = jax.random.split(jax.random.key(0), 4)
         x = jax.random.normal(k[0], (1, 100, 1, 2, 16))
         log_a = -jax.random.uniform(k[1], (1, 100, 1, 2), maxval=0.3)
         B, C = (jax.random.normal(kk, (1, 100, 1, 16)) for kk in k[2:])
-        hi = lax.Precision.HIGHEST
-        want = chunked_form(x, log_a, B, C, None, 32, "auto", hi)[0]
-        return jax.jit(lambda *a: chunked_form_fused(*a, None, 32)[0])(x, log_a, B, C), want
+        got = jax.jit(lambda *a: chunked_form_fused(*a, None, 32)[0])(x, log_a, B, C)  # first:
+        hi = lax.Precision.HIGHEST  # a kernel that does not build costs no reference
+        slow = lambda *a: chunked_form(*a, None, 32, "auto", hi)[0]  # noqa: E731
+        return got, jax.jit(slow)(x, log_a, B, C)
 
-    return fast_path_works("ssd_fused", check, tol=2e-2)  # TF32 products in the kernel
+    return fast_path_works("ssd_fused", check, tol=2e-2, fallback=_FALLBACK)  # TF32 products
 
 
 def use_fused(fused, dtype, chunk: int, head_dim: int, state: int) -> bool:
