@@ -78,10 +78,11 @@ def main() -> None:
         "--tiles",
         nargs="+",
         default=["auto+grad"],
-        help="variants BMxWARPSxSTAGES[xCB[xBK]][+pass][+pre][+grad] or auto[+grad] (ssd's "
-        "defaults): chunk_scan tile (CB 1: the group's C Bᵀ by XLA; BK inner block), steps "
-        "2+3 by the state-passing kernel, x*dt formed by XLA before the kernels (session 6's "
-        "form), forward+backward timed too",
+        help="variants BMxWARPSxSTAGES[xCB[xBK]][+pass|+carry][+seq][+pre][+grad] or "
+        "auto[+grad] (ssd's defaults): chunk_scan tile (CB 1: the group's C Bᵀ by XLA; BK inner "
+        "block), steps 2+3 by the state-passing kernel or by chunk_state + the carry kernel "
+        "(else chunk_state + XLA's carry, +seq: sequential), x*dt formed by XLA before the "
+        "kernels (session 6's form), forward+backward timed too",
     )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
@@ -151,8 +152,12 @@ def main() -> None:
                 for tile in [t for t in args.tiles if not t.startswith("auto")]:
                     spec, *flags = tile.split("+")
                     ssd_fused.DEFAULT_SSD_TILE = tuple(int(v) for v in spec.split("x"))
-                    ssd_fused.USE_STATE_PASSING = args.passing or "pass" in flags
-                    fn = lambda *a, c=chunk: ssd(*a, chunk_size=c, fused=True)  # noqa: E731
+                    passing = args.passing or "pass" in flags
+                    ssd_fused.USE_STATE_PASSING = "carry" if "carry" in flags else passing
+                    carry = "sequential" if "seq" in flags else "auto"  # step 3 in XLA
+                    fn = lambda *a, c=chunk, m=carry: ssd(  # noqa: E731
+                        *a, chunk_size=c, fused=True, scan_method=m
+                    )
                     if "pre" in flags:
                         fn = lambda *a, c=chunk: _prescaled(*a, c)  # noqa: E731
                     try:

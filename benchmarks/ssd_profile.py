@@ -33,6 +33,7 @@ from ssd_chunk_sweep import SHAPES, _inputs, _triton
 
 from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd
+from bayes_ssm.kernels.ssd_carry import chunk_carry
 from bayes_ssm.kernels.ssd_fused import chunk_scan, chunk_scan_reference
 from bayes_ssm.kernels.ssd_state_passing import (
     chunk_state,
@@ -136,6 +137,12 @@ def main() -> None:
                     partial(chunk_scan_reference, chunk=chunk), xd, Bg, Cg, cs, starts
                 ),
             }  # fmt: skip
+            steps["step 3 carry across chunks (carry kernel, +starts)"] = (
+                partial(chunk_carry, interpret=ip),
+                states,
+                jnp.exp(cs.reshape(b, H, c, chunk)[..., -1]),
+                h0,
+            )
             for method in ("auto", "sequential", "associative", "pallas"):
                 steps[f"step 3 carry across chunks ({method})"] = (
                     lambda d, s, m=method: linear_recurrence(d, s, method=m, axis=1),

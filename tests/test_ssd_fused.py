@@ -174,10 +174,13 @@ def test_bfloat16_inputs_with_float32_steps_stay_bfloat16():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize("tile", [(64, 4, 2, 0), (32, 4, 2, 0), (64, 4, 2, 1, 32)])
+@pytest.mark.parametrize(
+    "tile",
+    [(64, 4, 2, 0), (32, 4, 2, 0), (64, 4, 2, 1, 32), (128, 4, 3, 1, 32), (128, 4, 4, 0, 32)],
+)
 def test_gpu_ssd_with_steps_inside_the_kernels(dtype, tile):
     # b2 T1000 h8 p64 n128 (ragged at chunk 256): ssd(fused=True), Δ applied in the kernels,
-    # both step-2+3 forms, against the XLA form; values and gradients.
+    # the three step-2+3 forms, against the XLA form; values and gradients.
     import bayes_ssm.kernels.ssd_fused as ssd_fused
 
     x, dt, A, B, C, w = _ssd_inputs(7, 2, 1000, 8, 64, 128, dtype)
@@ -186,7 +189,7 @@ def test_gpu_ssd_with_steps_inside_the_kernels(dtype, tile):
     want, wants = jax.jit(xla)(x, dt, A, B, C), _ssd_grads(xla, w)(x, dt, A, B, C)
     old = ssd_fused.DEFAULT_SSD_TILE, ssd_fused.USE_STATE_PASSING
     try:
-        for passing in (False, True):
+        for passing in (False, True, "carry"):
             ssd_fused.DEFAULT_SSD_TILE, ssd_fused.USE_STATE_PASSING = tile, passing
             fused = lambda *a: ssd(*a, chunk_size=256, fused=True)  # noqa: E731
             got = jax.jit(fused)(x, dt, A, B, C)

@@ -46,6 +46,7 @@ from jax.experimental import pallas as pl
 
 from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.ssd_carry import chunk_carry
 from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, scale_rows, state_passing
 
 __all__ = [
@@ -256,6 +257,9 @@ def _cfg(x, B, chunk, tile, interpret, scaled=False):
 def fused_config(dtype, state: int):
     """``(tile, passing)`` for the fused path: the measured row of (dtype, state size ``n``).
 
+    ``passing``: True (steps 2 + 3 in the state-passing kernel), ``"carry"`` (chunk states and
+    the carry kernel) or False (chunk states and the XLA carry).
+
     Rows not measured get ``FALLBACK_SSD_TILE`` and the chunk-state form; the module's
     ``DEFAULT_SSD_TILE`` / ``USE_STATE_PASSING``, when set, override both.
     """
@@ -263,7 +267,7 @@ def fused_config(dtype, state: int):
     tile, passing = _FUSED_CONFIG.get((jnp.dtype(dtype).name, size), (FALLBACK_SSD_TILE, False))
     tile = tile if DEFAULT_SSD_TILE is None else DEFAULT_SSD_TILE
     passing = passing if USE_STATE_PASSING is None else USE_STATE_PASSING
-    return tuple(tile), bool(passing)
+    return tuple(tile), passing if passing == "carry" else bool(passing)
 
 
 def chunk_scan(x, B, C, cs, starts, chunk, *, dt=None, tile=None, interpret=False):
@@ -290,8 +294,11 @@ def chunked_form_fused(
 
     ``log_a`` must not be None (no decay: use ``chunked_form``, which needs no masks).
     ``passing=True`` runs steps 2 + 3 in the state-passing kernel (``scan_method`` unused);
-    the default runs step 2 by :func:`~bayes_ssm.kernels.ssd_state_passing.chunk_state` and
-    the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence` (``scan_method``).
+    ``passing="carry"`` runs step 2 by :func:`~bayes_ssm.kernels.ssd_state_passing.chunk_state`
+    and step 3 by :func:`~bayes_ssm.kernels.ssd_carry.chunk_carry` (Mamba-2's structure);
+    ``False`` runs step 2 by ``chunk_state`` and the carry across chunks by
+    :func:`~bayes_ssm.kernels.linear_recurrence` (``scan_method``). ``None``: the measured row
+    (:func:`fused_config`).
     """
     *batch, T, g, r, p = x.shape
     n = B.shape[-1]
@@ -315,7 +322,12 @@ def chunked_form_fused(
     init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
     default_tile, default_passing = fused_config(x.dtype, n)
     tile = tile or default_tile
-    if default_passing if passing is None else passing:  # steps 2 + 3 in one kernel
+    form = default_passing if passing is None else passing
+    if form == "carry":  # step 2 by a kernel, step 3 by the carry kernel
+        states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
+        decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
+        starts, final = chunk_carry(states, decay, init, interpret=interpret)
+    elif form:  # steps 2 + 3 in one kernel
         starts, final = state_passing(xf, Bf, cs, init, length, dt=sc, interpret=interpret)
     else:  # step 2 by a kernel, step 3 by XLA
         states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
