@@ -326,7 +326,8 @@ def chunked_form_fused(
     if form == "carry":  # step 2 by a kernel, step 3 by the carry kernel
         states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
         decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
-        starts, final = chunk_carry(states, decay, init, interpret=interpret)
+        narrow = x.dtype if jnp.dtype(x.dtype).itemsize < 4 else None  # step 4 rounds to it
+        starts, final = chunk_carry(states, decay, init, starts_dtype=narrow, interpret=interpret)
     elif form:  # steps 2 + 3 in one kernel
         starts, final = state_passing(xf, Bf, cs, init, length, dt=sc, interpret=interpret)
     else:  # step 2 by a kernel, step 3 by XLA
@@ -338,8 +339,8 @@ def chunked_form_fused(
         )  # fmt: skip
         starts = jnp.concatenate([init[:, None].astype(ends.dtype), ends[:, :-1]], axis=1)
         final = ends[:, -1]
-    # The chunk-start states stay float32 in memory; the kernel rounds them to x's dtype in
-    # registers (no separate conversion pass for bfloat16).
+    # The chunk-start states stay float32 in memory (bfloat16 / float16 from the carry kernel,
+    # which writes them once); chunk_scan rounds them to x's dtype in registers either way.
     y = chunk_scan(xf, Bf, Cf, cs, starts, length, dt=sc, tile=tile, interpret=interpret)
     y = y[:, :T].reshape(x.shape)
     final = final.reshape(*batch, g, r, p, n).astype(x.dtype)
