@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import bayes_ssm.kernels.ssd_dispatch as ssd_dispatch
 import bayes_ssm.kernels.ssd_fused as ssd_fused
 from bayes_ssm.kernels import fast_path, linear_recurrence, pallas_gpu, selective, tile_scan
 from bayes_ssm.kernels.recurrence import choose_method
@@ -118,7 +119,7 @@ def _auto_and_slow(family):
 def _dispatch(family):
     """Ask ``family``'s ``auto`` dispatcher again (whether it would run the kernel)."""
     if family == "ssd":
-        return ssd_fused.use_fused("auto", jnp.float32, 16, 16, 16)
+        return ssd_dispatch.use_fused("auto", jnp.float32, 16, 16, 16)
     if family == "recurrence":
         return choose_method(2**15, dtype=np.float32) == "pallas"
     return selective._use_fused("auto", jnp.float32, False, None)
@@ -165,7 +166,7 @@ def test_cpu_auto_never_tries_a_kernel():
         warnings.simplefilter("error")
         assert choose_method(2**20, dtype=np.float32) == "sequential"
         assert not selective._use_fused("auto", jnp.float32, False, None)
-        assert not ssd_fused.use_fused("auto", jnp.float32, 64, 64, 64)
+        assert not ssd_dispatch.use_fused("auto", jnp.float32, 64, 64, 64)
 
 
 def test_only_the_shim_imports_the_triton_backend():
@@ -190,7 +191,7 @@ import sys, warnings
 sys.modules["jax.experimental.pallas.triton"] = None
 import jax, jax.numpy as jnp, numpy as np
 import bayes_ssm
-from bayes_ssm.kernels import pallas_gpu, ssd_fused
+from bayes_ssm.kernels import pallas_gpu, ssd_dispatch
 assert not pallas_gpu.triton_pallas_available()
 try:
     pallas_gpu.plgpu.CompilerParams(num_warps=4)
@@ -200,8 +201,8 @@ except ImportError:
 jax.default_backend = lambda: "gpu"
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    assert not ssd_fused.use_fused("auto", jnp.float32, 64, 64, 64)
-    assert not ssd_fused.use_fused("auto", jnp.float32, 64, 64, 64)
+    assert not ssd_dispatch.use_fused("auto", jnp.float32, 64, 64, 64)
+    assert not ssd_dispatch.use_fused("auto", jnp.float32, 64, 64, 64)
 assert len(caught) == 1 and "Triton backend" in str(caught[0].message), caught
 print("ok")
 """

@@ -15,11 +15,8 @@ import pytest
 
 from bayes_ssm.kernels.ssd import ssd
 from bayes_ssm.kernels.ssd_algorithms import chunked_form, quadratic_form
-from bayes_ssm.kernels.ssd_fused import (
-    chunked_form_fused,
-    fused_shape_supported,
-    use_fused,
-)
+from bayes_ssm.kernels.ssd_dispatch import use_fused
+from bayes_ssm.kernels.ssd_fused import chunked_form_fused, fused_shape_supported
 
 
 def _inputs(seed, b, T, g, r, p, n, dtype=jnp.float32):
