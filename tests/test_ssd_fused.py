@@ -209,6 +209,7 @@ def test_measured_tiles_are_accepted_and_the_module_overrides_win(monkeypatch):
         cfg = ssd_fused._cfg(x, jnp.zeros((1, 256, 1, n), dtype), 256, tile, False)
         assert cfg.rows % cfg.kblock == 0 and cfg.shared_cb == bool(tile[3])
     assert ssd_fused.fused_config(jnp.float16, 64)[0] == ssd_fused.FALLBACK_SSD_TILE  # no row
+    assert ssd_fused.fused_config(jnp.bfloat16, 128)[1] == "carry"  # the form is kept
     monkeypatch.setattr(ssd_fused, "DEFAULT_SSD_TILE", (32, 4, 2))
     monkeypatch.setattr(ssd_fused, "USE_STATE_PASSING", True)
     assert ssd_fused.fused_config(jnp.bfloat16, 128) == ((32, 4, 2), True)

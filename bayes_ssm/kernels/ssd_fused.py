@@ -12,9 +12,10 @@ Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunk
    b8 L4096 H32 chunk 128 in the reference form) is never written.
 2 + 3. ``state_passing`` (:mod:`bayes_ssm.kernels.ssd_state_passing`): the chunk states and
    the carry across chunks in one kernel that walks the chunks with the state in registers and
-   writes only the chunk-start states; or (the chunk-state form) step 2 by ``chunk_state`` and
-   the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence`. Which form and
-   which ``chunk_scan`` tile ``ssd`` runs is a measured row per (dtype, state size):
+   writes only the chunk-start states; or step 2 by ``chunk_state`` (parallel over chunks) and
+   the carry across chunks by the carry kernel (:mod:`bayes_ssm.kernels.ssd_carry`, Mamba-2's
+   ``state_passing``) or by :func:`~bayes_ssm.kernels.linear_recurrence`. Which form and which
+   ``chunk_scan`` tile ``ssd`` runs is a measured row per (dtype, state size):
    :func:`fused_config`.
 
 The step sizes ``Δ`` of :func:`~bayes_ssm.kernels.ssd` enter the kernels unapplied (``dt``):
@@ -351,16 +352,20 @@ def chunked_form_fused(
 # --------------------------------------------------------------------------------------------
 
 # GPU (dtype, state size) rows where the fused form measured faster than the XLA chunked form,
-# with the tile and step-2+3 form measured fastest there (benchmarks/ssd_fused.py on the lent
-# H200, jax 0.11.2, 2026-12-05; benchmarks/README.md, "Kernels on the H200, session 8").
-# "large" (n > 64) at b8 L4096 H32 P64 N128, chunk 256, forward ms (XLA form in the same run):
-#   float32 64x4x2x1 + state passing 1.654 (chunk-state form 1.836; XLA 4.324);
-#   bfloat16 64x4x2, chunk-state form 1.081 (state passing 1.16-1.22; XLA 3.708).
-# "small" (n <= 64) at b2 L4096 H16 P64 N64 (chunk 128 float32, 64 bfloat16):
+# with the tile and step-2+3 form measured fastest there (benchmarks/ssd_fused.py, jax 0.11.2;
+# benchmarks/README.md, "Kernels on the H200, session 8" and "..., session 10").
+# "large" (n > 64) at b8 L4096 H32 P64 N128, chunk 256, forward ms:
+#   float32 64x4x2x1 + state passing: 1.654 on an H200 (chunk-state form 1.836; XLA 4.324);
+#     session 10, H100: 1.519-1.580 (+ carry kernel 1.725; 128-row tiles 2.35-2.42).
+#   bfloat16 128x4x4x0x32 + chunk_state + carry kernel (session 10, H100, two runs): 0.788 /
+#     0.861 against 1.228 / 1.204 for session 8's 64x4x2 chunk-state form (H200: 1.081;
+#     state passing 1.16-1.22; XLA 3.708); Triton's forward in the same run 1.475 ms (CUDA
+#     events) / 1.251 (wall clock).
+# "small" (n <= 64) at b2 L4096 H16 P64 N64 (chunk 128 float32, 64 bfloat16; H200, session 8):
 #   float32 32x4x2 0.235 (XLA 0.596); bfloat16 64x4x2 0.247 (XLA 0.419).
 _FUSED_CONFIG = {
     ("float32", "large"): ((64, 4, 2, 1), True),
-    ("bfloat16", "large"): ((64, 4, 2, 0), False),
+    ("bfloat16", "large"): ((128, 4, 4, 0, 32), "carry"),
     ("float32", "small"): ((32, 4, 2, 0), False),
     ("bfloat16", "small"): ((64, 4, 2, 0), False),
 }
