@@ -215,3 +215,15 @@ def test_measured_tiles_are_accepted_and_the_module_overrides_win(monkeypatch):
     assert ssd_fused.fused_config(jnp.bfloat16, 128) == ((32, 4, 2), True)
     with pytest.raises(ValueError, match="inner block"):
         ssd_fused._cfg(x, jnp.zeros((1, 256, 1, 64)), 64, (64, 4, 2, 0, 48), False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_the_run_time_check_passes_for_each_large_row_in_the_interpreter(dtype):
+    # fused="auto"'s check compiles the row's own tile and step-2+3 form (bfloat16: 128-row
+    # tiles with the carry kernel at chunk 256) and must pass where the kernels are right.
+    from bayes_ssm.kernels.ssd_dispatch import check_problem
+
+    got, want = check_problem(dtype, "large", interpret=True)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-2)
+    assert float(jnp.max(jnp.abs(want))) == 1.0
