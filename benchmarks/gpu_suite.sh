@@ -9,7 +9,10 @@
 # carry=[".device/kernels"], timeout_s=600). Everything is also written to $OUT/log.
 # `--tests-only` runs only `pytest -m gpu` (every test file that holds a GPU test), in 6 pytest
 # workers sharing the GPU (no preallocation): 27 tests in 93 s on the H200 in session 8 (the
-# compiles dominate; one worker did not finish them in 70-100 s caps in session 5).
+# compiles dominate; one worker did not finish them in 70-100 s caps in session 5); session 10:
+# 32 tests, 23 done in a 115 s cap with 8 workers on an H100. `-v` names each test as it ends
+# (with -q, a cap leaves only dots). Triton's SSD autotuning (forward and backward) takes minutes
+# on a fresh machine: FUSED_ARGS="--triton-forward-only ..." times its forward alone.
 set -uo pipefail
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD/_vendor:$PWD${PYTHONPATH:+:$PYTHONPATH}"
 log=${OUT:-/tmp}/log
@@ -17,7 +20,7 @@ log=${OUT:-/tmp}/log
     date -u
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
     python3 -c "import jax, triton; print('jax', jax.__version__, 'triton', triton.__version__, jax.devices())"
-    XLA_PYTHON_CLIENT_PREALLOCATE=false python3 -m pytest -q -m gpu -n "${GPU_TEST_WORKERS:-6}" \
+    XLA_PYTHON_CLIENT_PREALLOCATE=false python3 -m pytest -v --tb=short -m gpu -n "${GPU_TEST_WORKERS:-6}" \
         -p no:cacheprovider $(grep -l "pytest.mark.gpu" tests/test_*.py)
     if [ "${1:-}" != "--tests-only" ]; then
         cd benchmarks

@@ -5,8 +5,12 @@ Prints, for the installed JAX on this GPU:
 1. whether the private Triton scan hook that our kernels use exists
    (:func:`bayes_ssm.kernels.tile_scan.triton_scan_available`) and the warnings a Triton-backend
    ``pallas_call`` raises (the deprecation of the Triton lowering);
-2. whether a Mosaic GPU ``pallas_call`` of the recurrence's per-tile pass compiles and agrees
-   with the associative scan: one program per ``(L, BD)`` tile of ``h_t = a_t h_{t-1} + b_t``,
+2. whether ``pl.pallas_call`` takes Mosaic GPU's compiler params (session 5: a bare
+   ``AssertionError``: ``pallas_call`` registers no lowering rule for them; Mosaic GPU's entry
+   point is ``plgpu.kernel``);
+3. whether a Mosaic GPU kernel (``plgpu.kernel`` + ``plgpu.emit_pipeline``) of the recurrence's
+   per-tile pass compiles and agrees with the associative scan: one program per ``(L, BD)``
+   tile of ``h_t = a_t h_{t-1} + b_t``,
    a loop over the tile's rows from a given carried-in state (the "finish" pass of the
    three-pass kernel; the carried-in states are computed by XLA and not timed), and its time
    beside the bandwidth roof (``a * 0.5 + b``) at T = 2^20, D = 256 float32: the same bytes
@@ -34,33 +38,62 @@ from bayes_ssm.kernels.recurrence_pallas import linear_recurrence_pallas
 from bayes_ssm.kernels.tile_scan import triton_scan_available
 
 
-def _mosaic_finish(a, b, starts, chunk, block, unroll):
-    from jax.experimental.pallas import mosaic_gpu as plmgpu
+def _kernel_out_kw():
+    """``plgpu.kernel``'s output argument: ``out_type`` (jax 0.12) or ``out_shape`` (older)."""
+    import inspect
+
+    from jax.experimental.pallas import mosaic_gpu as plgpu
+
+    params = inspect.signature(plgpu.kernel).parameters
+    return "out_type" if "out_type" in params else "out_shape"
+
+
+def _mosaic_pallas_call_add(x):
+    """``pl.pallas_call`` with Mosaic GPU compiler params (session 5's route: bare AssertionError,
+    since ``pallas_call`` registers no lowering rule for Mosaic GPU's params)."""
+    from jax.experimental.pallas import mosaic_gpu as plgpu
+
+    def kernel(x_ref, o_ref):
+        o_ref[...] = x_ref[...] + 1.0
+
+    return pl.pallas_call(
+        kernel, out_shape=jax.ShapeDtypeStruct(x.shape, x.dtype),
+        compiler_params=plgpu.CompilerParams(),
+    )(x)  # fmt: skip
+
+
+def _mosaic_finish(a, b, starts, chunk, block, interpret=None):
+    """The recurrence's per-tile pass as a Mosaic GPU kernel: ``plgpu.kernel`` (one block per
+    ``(L, BD)`` tile) and ``plgpu.emit_pipeline`` copying the tile to shared memory; a loop over
+    the tile's rows from the carried-in state. ``interpret``: ``plgpu.InterpretGPUParams()``
+    runs it in Mosaic GPU's interpreter (checked on the CPU with jax 0.12)."""
+    from jax.experimental.pallas import mosaic_gpu as plgpu
 
     steps, channels = a.shape
+    per_row = channels // block
 
-    def kernel(a_ref, b_ref, s_ref, h_ref):
-        def body(t, h):
-            h = a_ref[t] * h + b_ref[t]
-            h_ref[t] = h
-            return h
+    def body(a_g, b_g, s_g, h_g):
+        i = lax.axis_index("tiles")
+        where = lambda j: (i // per_row, i % per_row)  # noqa: E731, ARG005
 
-        if unroll:
-            h = s_ref[0]
-            for t in range(chunk):
-                h = body(t, h)
-        else:
-            lax.fori_loop(0, chunk, body, s_ref[0])
+        def tile(_, a_s, b_s, s_s, h_s):
+            def step(t, h):
+                h = a_s[t] * h + b_s[t]
+                h_s[t] = h
+                return h
 
-    tile = pl.BlockSpec((chunk, block), lambda i, j: (i, j))
-    return pl.pallas_call(
-        kernel,
-        out_shape=jax.ShapeDtypeStruct((steps, channels), a.dtype),
-        grid=(steps // chunk, channels // block),
-        in_specs=[tile, tile, pl.BlockSpec((1, block), lambda i, j: (i, j))],
-        out_specs=tile,
-        compiler_params=plmgpu.CompilerParams(),
-    )(a, b, starts)
+            lax.fori_loop(0, chunk, step, s_s[0])
+
+        spec = pl.BlockSpec((chunk, block), where)
+        plgpu.emit_pipeline(
+            tile, grid=(1,), in_specs=[spec, spec, pl.BlockSpec((1, block), where)],
+            out_specs=[spec],
+        )(a_g, b_g, s_g, h_g)  # fmt: skip
+
+    extra = {} if interpret is None else {"interpret": interpret}
+    out = {_kernel_out_kw(): jax.ShapeDtypeStruct((steps, channels), a.dtype)}
+    grid = (steps // chunk * per_row,)
+    return plgpu.kernel(body, grid=grid, grid_names=("tiles",), **out, **extra)(a, b, starts)
 
 
 def main() -> None:
@@ -82,16 +115,29 @@ def main() -> None:
     b = jax.random.normal(k2, (steps, channels))
     want = linear_recurrence(a, b, method="associative")
     roof, _ = median_ms(jax.jit(lambda a, b: a * 0.5 + b), a, b)
-    ours, _ = median_ms(jax.jit(linear_recurrence_pallas), a, b)
-    print(f"roof a*0.5+b {roof:.3f} ms; Triton-backend lookback kernel {ours:.3f} ms "
-          f"({roof / ours:.2f} of roof)")  # fmt: skip
-    print("| Mosaic GPU finish pass (L, BD, loop) | compiles | max abs diff | ms | of roof |")
+    print(f"roof a*0.5+b {roof:.3f} ms", flush=True)
+    try:
+        jax.block_until_ready(_mosaic_pallas_call_add(jnp.zeros(256)))
+        print("pl.pallas_call with Mosaic GPU params: compiles")
+    except Exception as err:
+        msg = " ".join(f"{type(err).__name__}: {err}".split())[:300]
+        print(f"pl.pallas_call with Mosaic GPU params: fails ({msg})")
+    from jax.experimental.pallas import mosaic_gpu as plgpu
+
+    names = [n for n in dir(plgpu) if not n.startswith("_")]
+    print(
+        f"mosaic_gpu exports {len(names)} names: kernel={'kernel' in names}, "
+        f"emit_pipeline={'emit_pipeline' in names}; plgpu.kernel output kw: {_kernel_out_kw()}"
+    )
+    print(
+        "| Mosaic GPU finish pass, plgpu.kernel + emit_pipeline (L, BD) | compiles "
+        "| max abs diff | ms | of roof |"
+    )
     print("|---|---|---|---|---|")
-    for chunk, block, unroll in ((64, 128, False), (64, 256, False), (32, 128, True),
-                                 (128, 128, False)):  # fmt: skip
+    for chunk, block in ((64, 128), (64, 256), (32, 128), (128, 128)):
         starts = jnp.concatenate([jnp.zeros((1, channels)), want[chunk - 1 :: chunk][:-1]])
-        fn = jax.jit(functools.partial(_mosaic_finish, chunk=chunk, block=block, unroll=unroll))
-        label = f"{chunk}, {block}, {'unrolled' if unroll else 'fori_loop'}"
+        fn = jax.jit(functools.partial(_mosaic_finish, chunk=chunk, block=block))
+        label = f"{chunk}, {block}"
         try:
             ms, got = median_ms(fn, a, b, starts)
         except Exception as err:
@@ -100,6 +146,8 @@ def main() -> None:
             continue
         diff = float(jnp.max(jnp.abs(got - want)))
         print(f"| {label} | yes | {diff:.2e} | {ms:.3f} | {roof / ms:.2f} |", flush=True)
+    ours, _ = median_ms(jax.jit(linear_recurrence_pallas), a, b)  # last: the Mosaic rows first
+    print(f"Triton-backend lookback kernel {ours:.3f} ms ({roof / ours:.2f} of roof)")
 
 
 if __name__ == "__main__":

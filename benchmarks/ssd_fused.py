@@ -62,6 +62,20 @@ def _triton_wall_ms(x, dt, A, B, C, repeats):
     return statistics.median(times) * 1e3
 
 
+def _triton_forward(x, dt, A, B, C, repeats):
+    """Triton's forward by CUDA events and its output: ``(ms, None, y)`` like ``_triton``."""
+    import torch
+    from _timing import torch_median_ms
+    from mamba_ssm.ops.triton.ssd_combined import mamba_chunk_scan_combined
+
+    tdt = {jnp.float32: torch.float32, jnp.bfloat16: torch.bfloat16}[x.dtype.type]
+    tt = lambda v, d=tdt: torch.from_numpy(np.array(v.astype(jnp.float32))).cuda().to(d)  # noqa: E731
+    args = (tt(x), tt(dt, torch.float32), tt(A, torch.float32), tt(B), tt(C), 256)
+    ms = torch_median_ms(lambda: mamba_chunk_scan_combined(*args), repeats)
+    y = mamba_chunk_scan_combined(*args).float().cpu().numpy()
+    return ms, None, y
+
+
 def _floor_ms(x, dt, B, C, repeats):
     w = jnp.ones_like(x)
     ms, _ = median_ms(jax.jit(lambda x, w: x * 0.5 + w), x, w, repeats=repeats)
@@ -78,13 +92,18 @@ def main() -> None:
         "--tiles",
         nargs="+",
         default=["auto+grad"],
-        help="variants BMxWARPSxSTAGES[xCB[xBK]][+pass][+pre][+grad] or auto[+grad] (ssd's "
-        "defaults): chunk_scan tile (CB 1: the group's C Bᵀ by XLA; BK inner block), steps "
-        "2+3 by the state-passing kernel, x*dt formed by XLA before the kernels (session 6's "
-        "form), forward+backward timed too",
+        help="variants BMxWARPSxSTAGES[xCB[xBK]][+pass|+carry][+seq][+pre][+grad] or "
+        "auto[+grad] (ssd's defaults): chunk_scan tile (CB 1: the group's C Bᵀ by XLA; BK inner "
+        "block), steps 2+3 by the state-passing kernel or by chunk_state + the carry kernel "
+        "(else chunk_state + XLA's carry, +seq: sequential), x*dt formed by XLA before the "
+        "kernels (session 6's form), forward+backward timed too",
     )
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument(
+        "--triton-forward-only", action="store_true", help="Triton's forward only (its "
+        "backward's autotuning takes minutes on a cold machine)",
+    )  # fmt: skip
     parser.add_argument("--passing", action="store_true", help="steps 2+3 by state_passing")
     parser.add_argument("--no-xla", action="store_true")
     args = parser.parse_args()
@@ -105,14 +124,17 @@ def main() -> None:
             try:
                 if args.no_triton:
                     raise RuntimeError("--no-triton")
-                tri = _triton(x, dt, A, B, C, w, args.repeats)
+                if args.triton_forward_only:
+                    tri = _triton_forward(x, dt, A, B, C, args.repeats)
+                else:
+                    tri = _triton(x, dt, A, B, C, w, args.repeats)
             except Exception as err:
                 print(f"# Triton not run: {type(err).__name__}: {str(err)[:200]}")
 
             def row(what, f_ms, b_ms=None, y=None, tri=tri, floor=floor, name=shape_name,
                     dtype_name=dtype_name):  # fmt: skip
                 vs_f = f"{tri[0] / f_ms:.2f}x" if tri else ""
-                vs_b = f"{tri[1] / b_ms:.2f}x" if tri and b_ms else ""
+                vs_b = f"{tri[1] / b_ms:.2f}x" if tri and tri[1] and b_ms else ""
                 diff = ""
                 if tri is not None and y is not None:
                     y = np.asarray(y.astype(jnp.float32))
@@ -127,7 +149,8 @@ def main() -> None:
             print(f"| {shape_name} | {dtype_name} | HBM floor | {floor:.3f} | | | | 1.00 | |")
             if tri:
                 head = f"| {shape_name} | {dtype_name} | Triton chunk 256"
-                print(f"{head} (CUDA events) | {tri[0]:.3f} | {tri[1]:.3f} | 1.00x | 1.00x "
+                both = f"{tri[1]:.3f}" if tri[1] else ""
+                print(f"{head} (CUDA events) | {tri[0]:.3f} | {both} | 1.00x | 1.00x "
                       f"| {floor / tri[0]:.2f} | |")  # fmt: skip
                 wall = _triton_wall_ms(x, dt, A, B, C, args.repeats)
                 print(f"{head} (wall clock, as ours) | {wall:.3f} | | {tri[0] / wall:.2f}x | "
@@ -151,8 +174,12 @@ def main() -> None:
                 for tile in [t for t in args.tiles if not t.startswith("auto")]:
                     spec, *flags = tile.split("+")
                     ssd_fused.DEFAULT_SSD_TILE = tuple(int(v) for v in spec.split("x"))
-                    ssd_fused.USE_STATE_PASSING = args.passing or "pass" in flags
-                    fn = lambda *a, c=chunk: ssd(*a, chunk_size=c, fused=True)  # noqa: E731
+                    passing = args.passing or "pass" in flags
+                    ssd_fused.USE_STATE_PASSING = "carry" if "carry" in flags else passing
+                    carry = "sequential" if "seq" in flags else "auto"  # step 3 in XLA
+                    fn = lambda *a, c=chunk, m=carry: ssd(  # noqa: E731
+                        *a, chunk_size=c, fused=True, scan_method=m
+                    )
                     if "pre" in flags:
                         fn = lambda *a, c=chunk: _prescaled(*a, c)  # noqa: E731
                     try:

@@ -33,6 +33,7 @@ from ssd_chunk_sweep import SHAPES, _inputs, _triton
 
 from bayes_ssm.kernels.recurrence import linear_recurrence
 from bayes_ssm.kernels.ssd import choose_ssd_chunk, ssd
+from bayes_ssm.kernels.ssd_carry import chunk_carry
 from bayes_ssm.kernels.ssd_fused import chunk_scan, chunk_scan_reference
 from bayes_ssm.kernels.ssd_state_passing import (
     chunk_state,
@@ -62,6 +63,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None, help="default: chunk_size='auto'")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--no-triton", action="store_true")
+    parser.add_argument(
+        "--steps-only", action="store_true", help="only the steps (no whole-layer rows)"
+    )
     args = parser.parse_args()
     dev = jax.devices()[0]
     print(
@@ -88,7 +92,9 @@ def main() -> None:
             floor = (2 * x.nbytes + B.nbytes + C.nbytes + dt.nbytes) / bandwidth * 1e3
             _row(shape_name, dtype_name, f"HBM floor of the forward ({bandwidth / 1e9:.0f} GB/s)",
                  floor, "", triton)  # fmt: skip
-            for label, fused in (("XLA chunked form", False), ("fused kernels", True)):
+            whole = (("XLA chunked form", False), ("fused kernels", True))
+            whole = () if args.steps_only else whole
+            for label, fused in whole:
                 fn = lambda *a, c=chunk, f=fused: ssd(*a, chunk_size=c, fused=f)  # noqa: E731
                 try:
                     f_ms, _ = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)
@@ -131,6 +137,12 @@ def main() -> None:
                     partial(chunk_scan_reference, chunk=chunk), xd, Bg, Cg, cs, starts
                 ),
             }  # fmt: skip
+            steps["step 3 carry across chunks (carry kernel, +starts)"] = (
+                partial(chunk_carry, interpret=ip),
+                states,
+                jnp.exp(cs.reshape(b, H, c, chunk)[..., -1]),
+                h0,
+            )
             for method in ("auto", "sequential", "associative", "pallas"):
                 steps[f"step 3 carry across chunks ({method})"] = (
                     lambda d, s, m=method: linear_recurrence(d, s, method=m, axis=1),

@@ -15,11 +15,8 @@ import pytest
 
 from bayes_ssm.kernels.ssd import ssd
 from bayes_ssm.kernels.ssd_algorithms import chunked_form, quadratic_form
-from bayes_ssm.kernels.ssd_fused import (
-    chunked_form_fused,
-    fused_shape_supported,
-    use_fused,
-)
+from bayes_ssm.kernels.ssd_dispatch import use_fused
+from bayes_ssm.kernels.ssd_fused import chunked_form_fused, fused_shape_supported
 
 
 def _inputs(seed, b, T, g, r, p, n, dtype=jnp.float32):
@@ -174,10 +171,13 @@ def test_bfloat16_inputs_with_float32_steps_stay_bfloat16():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
-@pytest.mark.parametrize("tile", [(64, 4, 2, 0), (32, 4, 2, 0), (64, 4, 2, 1, 32)])
+@pytest.mark.parametrize(
+    "tile",
+    [(64, 4, 2, 0), (32, 4, 2, 0), (64, 4, 2, 1, 32), (128, 4, 3, 1, 32), (128, 4, 4, 0, 32)],
+)
 def test_gpu_ssd_with_steps_inside_the_kernels(dtype, tile):
     # b2 T1000 h8 p64 n128 (ragged at chunk 256): ssd(fused=True), Δ applied in the kernels,
-    # both step-2+3 forms, against the XLA form; values and gradients.
+    # the three step-2+3 forms, against the XLA form; values and gradients.
     import bayes_ssm.kernels.ssd_fused as ssd_fused
 
     x, dt, A, B, C, w = _ssd_inputs(7, 2, 1000, 8, 64, 128, dtype)
@@ -186,7 +186,7 @@ def test_gpu_ssd_with_steps_inside_the_kernels(dtype, tile):
     want, wants = jax.jit(xla)(x, dt, A, B, C), _ssd_grads(xla, w)(x, dt, A, B, C)
     old = ssd_fused.DEFAULT_SSD_TILE, ssd_fused.USE_STATE_PASSING
     try:
-        for passing in (False, True):
+        for passing in (False, True, "carry"):
             ssd_fused.DEFAULT_SSD_TILE, ssd_fused.USE_STATE_PASSING = tile, passing
             fused = lambda *a: ssd(*a, chunk_size=256, fused=True)  # noqa: E731
             got = jax.jit(fused)(x, dt, A, B, C)
@@ -209,8 +209,21 @@ def test_measured_tiles_are_accepted_and_the_module_overrides_win(monkeypatch):
         cfg = ssd_fused._cfg(x, jnp.zeros((1, 256, 1, n), dtype), 256, tile, False)
         assert cfg.rows % cfg.kblock == 0 and cfg.shared_cb == bool(tile[3])
     assert ssd_fused.fused_config(jnp.float16, 64)[0] == ssd_fused.FALLBACK_SSD_TILE  # no row
+    assert ssd_fused.fused_config(jnp.bfloat16, 128)[1] == "carry"  # the form is kept
     monkeypatch.setattr(ssd_fused, "DEFAULT_SSD_TILE", (32, 4, 2))
     monkeypatch.setattr(ssd_fused, "USE_STATE_PASSING", True)
     assert ssd_fused.fused_config(jnp.bfloat16, 128) == ((32, 4, 2), True)
     with pytest.raises(ValueError, match="inner block"):
         ssd_fused._cfg(x, jnp.zeros((1, 256, 1, 64)), 64, (64, 4, 2, 0, 48), False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_the_run_time_check_passes_for_each_large_row_in_the_interpreter(dtype):
+    # fused="auto"'s check compiles the row's own tile and step-2+3 form (bfloat16: 128-row
+    # tiles with the carry kernel at chunk 256) and must pass where the kernels are right.
+    from bayes_ssm.kernels.ssd_dispatch import check_problem
+
+    got, want = check_problem(dtype, "large", interpret=True)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=2e-2)
+    assert float(jnp.max(jnp.abs(want))) == 1.0

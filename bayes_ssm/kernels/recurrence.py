@@ -93,8 +93,13 @@ def choose_method(num_steps: int, backend: str | None = None, dtype=None) -> str
         return "sequential"
     if dtype is not None and num_steps >= _GPU_PALLAS_MIN_T:
         from bayes_ssm.kernels.recurrence_pallas import pallas_supported
+        from bayes_ssm.kernels.tile_scan import triton_scan_available
 
-        if pallas_supported(dtype, backend) and _pallas_works(dtype):
+        if backend == "gpu" and not triton_scan_available():  # one warning, then associative
+            from bayes_ssm.kernels.fast_path import fast_path_unavailable
+
+            fast_path_unavailable("linear_recurrence_pallas", "no Triton scan hook in this JAX")
+        elif pallas_supported(dtype, backend) and _pallas_works(dtype):
             return "pallas"
     return "associative"
 

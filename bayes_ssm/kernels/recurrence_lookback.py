@@ -13,8 +13,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.recurrence_tile import (
     _BITS,
     _SENTINEL,

@@ -12,8 +12,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.recurrence_tile import _index_dtype, _last_row, _load_tile
 from bayes_ssm.kernels.tile_scan import combine as _combine
 from bayes_ssm.kernels.tile_scan import tile_scan as _tile_scan

@@ -11,7 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
+
+from bayes_ssm.kernels.pallas_gpu import plgpu
 
 # Bit patterns marking "not published yet": NaNs with a payload that no arithmetic produces
 # (GPUs produce 0x7fffffff; we store canonical NaNs 0x7fc00000 / 0x7ff8...).

@@ -148,14 +148,17 @@ def _fused_works() -> bool:
 def _use_fused(method, dtype, bidirectional, block_size) -> bool:
     if method == "fused":
         return True
-    return (
-        method == "auto"
-        and not bidirectional
-        and block_size is None
-        and jnp.dtype(dtype) == jnp.float32
-        and fused_supported()
-        and _fused_works()
-    )
+    if method != "auto" or bidirectional or block_size is not None:
+        return False
+    if jnp.dtype(dtype) != jnp.float32:
+        return False
+    if not fused_supported():
+        if jax.default_backend() == "gpu":  # a JAX without the hook: one warning
+            from bayes_ssm.kernels.fast_path import fast_path_unavailable
+
+            fast_path_unavailable("selective_scan_fused", "no Triton scan hook in this JAX")
+        return False
+    return _fused_works()
 
 
 def _blocked(x, dt, A, B, C, h0, method, chunk_size, block_size):

@@ -44,8 +44,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.tile_scan import tile_scan, triton_scan_available
 
 __all__ = ["selective_scan_fused", "fused_supported", "DEFAULT_FUSED_TILE"]

@@ -53,7 +53,8 @@ import jax.numpy as jnp
 from bayes_ssm.kernels import _checks
 from bayes_ssm.kernels.ssd_algorithms import chunked_form, quadratic_form, scan_form, ssd_mask
 from bayes_ssm.kernels.ssd_chunk import DEFAULT_SSD_CHUNK, choose_ssd_chunk
-from bayes_ssm.kernels.ssd_fused import chunked_form_fused, use_fused
+from bayes_ssm.kernels.ssd_dispatch import use_fused
+from bayes_ssm.kernels.ssd_fused import chunked_form_fused
 
 __all__ = [
     "ssd",

@@ -12,9 +12,10 @@ Same four steps and same result as :func:`bayes_ssm.kernels.ssd_algorithms.chunk
    b8 L4096 H32 chunk 128 in the reference form) is never written.
 2 + 3. ``state_passing`` (:mod:`bayes_ssm.kernels.ssd_state_passing`): the chunk states and
    the carry across chunks in one kernel that walks the chunks with the state in registers and
-   writes only the chunk-start states; or (the chunk-state form) step 2 by ``chunk_state`` and
-   the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence`. Which form and
-   which ``chunk_scan`` tile ``ssd`` runs is a measured row per (dtype, state size):
+   writes only the chunk-start states; or step 2 by ``chunk_state`` (parallel over chunks) and
+   the carry across chunks by the carry kernel (:mod:`bayes_ssm.kernels.ssd_carry`, Mamba-2's
+   ``state_passing``) or by :func:`~bayes_ssm.kernels.linear_recurrence`. Which form and which
+   ``chunk_scan`` tile ``ssd`` runs is a measured row per (dtype, state size):
    :func:`fused_config`.
 
 The step sizes ``Δ`` of :func:`~bayes_ssm.kernels.ssd` enter the kernels unapplied (``dt``):
@@ -43,9 +44,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.recurrence import linear_recurrence
+from bayes_ssm.kernels.ssd_carry import chunk_carry
 from bayes_ssm.kernels.ssd_state_passing import chunk_state, dot_f32, scale_rows, state_passing
 
 __all__ = [
@@ -53,7 +55,6 @@ __all__ = [
     "chunk_scan",
     "chunk_scan_reference",
     "fused_shape_supported",
-    "use_fused",
     "DEFAULT_SSD_TILE",
     "fused_config",
 ]
@@ -256,6 +257,9 @@ def _cfg(x, B, chunk, tile, interpret, scaled=False):
 def fused_config(dtype, state: int):
     """``(tile, passing)`` for the fused path: the measured row of (dtype, state size ``n``).
 
+    ``passing``: True (steps 2 + 3 in the state-passing kernel), ``"carry"`` (chunk states and
+    the carry kernel) or False (chunk states and the XLA carry).
+
     Rows not measured get ``FALLBACK_SSD_TILE`` and the chunk-state form; the module's
     ``DEFAULT_SSD_TILE`` / ``USE_STATE_PASSING``, when set, override both.
     """
@@ -263,7 +267,7 @@ def fused_config(dtype, state: int):
     tile, passing = _FUSED_CONFIG.get((jnp.dtype(dtype).name, size), (FALLBACK_SSD_TILE, False))
     tile = tile if DEFAULT_SSD_TILE is None else DEFAULT_SSD_TILE
     passing = passing if USE_STATE_PASSING is None else USE_STATE_PASSING
-    return tuple(tile), bool(passing)
+    return tuple(tile), passing if passing == "carry" else bool(passing)
 
 
 def chunk_scan(x, B, C, cs, starts, chunk, *, dt=None, tile=None, interpret=False):
@@ -290,8 +294,11 @@ def chunked_form_fused(
 
     ``log_a`` must not be None (no decay: use ``chunked_form``, which needs no masks).
     ``passing=True`` runs steps 2 + 3 in the state-passing kernel (``scan_method`` unused);
-    the default runs step 2 by :func:`~bayes_ssm.kernels.ssd_state_passing.chunk_state` and
-    the carry across chunks by :func:`~bayes_ssm.kernels.linear_recurrence` (``scan_method``).
+    ``passing="carry"`` runs step 2 by :func:`~bayes_ssm.kernels.ssd_state_passing.chunk_state`
+    and step 3 by :func:`~bayes_ssm.kernels.ssd_carry.chunk_carry` (Mamba-2's structure);
+    ``False`` runs step 2 by ``chunk_state`` and the carry across chunks by
+    :func:`~bayes_ssm.kernels.linear_recurrence` (``scan_method``). ``None``: the measured row
+    (:func:`fused_config`).
     """
     *batch, T, g, r, p = x.shape
     n = B.shape[-1]
@@ -315,7 +322,13 @@ def chunked_form_fused(
     init = jnp.zeros((nb, h, p, n)) if h0 is None else h0.reshape(nb, h, p, n)
     default_tile, default_passing = fused_config(x.dtype, n)
     tile = tile or default_tile
-    if default_passing if passing is None else passing:  # steps 2 + 3 in one kernel
+    form = default_passing if passing is None else passing
+    if form == "carry":  # step 2 by a kernel, step 3 by the carry kernel
+        states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
+        decay = jnp.exp(cs.reshape(nb, h, c, length)[..., -1])  # (b, h, c)
+        narrow = x.dtype if jnp.dtype(x.dtype).itemsize < 4 else None  # step 4 rounds to it
+        starts, final = chunk_carry(states, decay, init, starts_dtype=narrow, interpret=interpret)
+    elif form:  # steps 2 + 3 in one kernel
         starts, final = state_passing(xf, Bf, cs, init, length, dt=sc, interpret=interpret)
     else:  # step 2 by a kernel, step 3 by XLA
         states = chunk_state(xf, Bf, cs, length, dt=sc, interpret=interpret)
@@ -326,8 +339,8 @@ def chunked_form_fused(
         )  # fmt: skip
         starts = jnp.concatenate([init[:, None].astype(ends.dtype), ends[:, :-1]], axis=1)
         final = ends[:, -1]
-    # The chunk-start states stay float32 in memory; the kernel rounds them to x's dtype in
-    # registers (no separate conversion pass for bfloat16).
+    # The chunk-start states stay float32 in memory (bfloat16 / float16 from the carry kernel,
+    # which writes them once); chunk_scan rounds them to x's dtype in registers either way.
     y = chunk_scan(xf, Bf, Cf, cs, starts, length, dt=sc, tile=tile, interpret=interpret)
     y = y[:, :T].reshape(x.shape)
     final = final.reshape(*batch, g, r, p, n).astype(x.dtype)
@@ -339,57 +352,20 @@ def chunked_form_fused(
 # --------------------------------------------------------------------------------------------
 
 # GPU (dtype, state size) rows where the fused form measured faster than the XLA chunked form,
-# with the tile and step-2+3 form measured fastest there (benchmarks/ssd_fused.py on the lent
-# H200, jax 0.11.2, 2026-12-05; benchmarks/README.md, "Kernels on the H200, session 8").
-# "large" (n > 64) at b8 L4096 H32 P64 N128, chunk 256, forward ms (XLA form in the same run):
-#   float32 64x4x2x1 + state passing 1.654 (chunk-state form 1.836; XLA 4.324);
-#   bfloat16 64x4x2, chunk-state form 1.081 (state passing 1.16-1.22; XLA 3.708).
-# "small" (n <= 64) at b2 L4096 H16 P64 N64 (chunk 128 float32, 64 bfloat16):
+# with the tile and step-2+3 form measured fastest there (benchmarks/ssd_fused.py, jax 0.11.2;
+# benchmarks/README.md, "Kernels on the H200, session 8" and "..., session 10").
+# "large" (n > 64) at b8 L4096 H32 P64 N128, chunk 256, forward ms:
+#   float32 64x4x2x1 + state passing: 1.654 on an H200 (chunk-state form 1.836; XLA 4.324);
+#     session 10, H100: 1.519-1.580 (+ carry kernel 1.725; 128-row tiles 2.35-2.42).
+#   bfloat16 128x4x4x0x32 + chunk_state + carry kernel (session 10, H100, two runs): 0.788 /
+#     0.861 against 1.228 / 1.204 for session 8's 64x4x2 chunk-state form (H200: 1.081;
+#     state passing 1.16-1.22; XLA 3.708); Triton's forward in the same run 1.475 ms (CUDA
+#     events) / 1.251 (wall clock).
+# "small" (n <= 64) at b2 L4096 H16 P64 N64 (chunk 128 float32, 64 bfloat16; H200, session 8):
 #   float32 32x4x2 0.235 (XLA 0.596); bfloat16 64x4x2 0.247 (XLA 0.419).
 _FUSED_CONFIG = {
     ("float32", "large"): ((64, 4, 2, 1), True),
-    ("bfloat16", "large"): ((64, 4, 2, 0), False),
+    ("bfloat16", "large"): ((128, 4, 4, 0, 32), "carry"),
     ("float32", "small"): ((32, 4, 2, 0), False),
     ("bfloat16", "small"): ((64, 4, 2, 0), False),
 }
-
-
-def _kernels_work() -> bool:
-    """The run-time check: the fused form equals the XLA chunked form on a small problem."""
-    from bayes_ssm.kernels.fast_path import fast_path_works
-    from bayes_ssm.kernels.ssd_algorithms import chunked_form
-
-    def check():
-        k = jax.random.split(jax.random.key(0), 4)
-        x = jax.random.normal(k[0], (1, 100, 1, 2, 16))
-        log_a = -jax.random.uniform(k[1], (1, 100, 1, 2), maxval=0.3)
-        B, C = (jax.random.normal(kk, (1, 100, 1, 16)) for kk in k[2:])
-        hi = lax.Precision.HIGHEST
-        want = chunked_form(x, log_a, B, C, None, 32, "auto", hi)[0]
-        return jax.jit(lambda *a: chunked_form_fused(*a, None, 32)[0])(x, log_a, B, C), want
-
-    return fast_path_works("ssd_fused", check, tol=2e-2)  # TF32 products in the kernel
-
-
-def use_fused(fused, dtype, chunk: int, head_dim: int, state: int) -> bool:
-    """Whether ``ssd``'s chunked form runs the fused kernels.
-
-    ``fused=True``: always (Pallas' interpreter off the GPU: slow, for tests), and the shape
-    must be supported; ``False``: never; ``"auto"``: on a GPU, for a supported shape in a
-    (dtype, state size) row measured faster, once the run-time check passed.
-    """
-    if fused not in (True, False, "auto"):
-        raise ValueError(f"fused must be True, False or 'auto'; got {fused!r}")
-    supported = fused_shape_supported(chunk, head_dim, state)
-    if fused is True:
-        if not supported:
-            raise ValueError(
-                "fused=True needs the chunk length, head size p and state size n to be powers "
-                f"of two in [16, 128] (chunk may be larger); got chunk {chunk}, p {head_dim}, "
-                f"n {state}"
-            )
-        return True
-    if fused is False or not supported or jax.default_backend() != "gpu":
-        return False
-    size = "small" if state <= 64 else "large"
-    return (jnp.dtype(dtype).name, size) in _FUSED_CONFIG and _kernels_work()

@@ -23,8 +23,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 from jax.experimental import pallas as pl
-from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.pallas_gpu import plgpu
 from bayes_ssm.kernels.recurrence import linear_recurrence
 
 __all__ = [
