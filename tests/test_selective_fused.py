@@ -64,6 +64,31 @@ def test_values_and_gradients_match_twins_in_interpreter():
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
+def test_by_state_kernels_match_twins_in_interpreter():
+    # The 2-D "by_state" forward and backward: 37 steps in chunks of 32 (a ragged last chunk;
+    # the forward saves the states of 16-step sub-chunks for the backward), 3 channels in a
+    # block of 4 (a masked channel in the only block).
+    x, dt, A, B, C, h0 = _inputs(4, 1, 37, 3, 2)
+    fused = lambda *a: selective_scan_fused(  # noqa: E731
+        *a, tile=(32, 4, 1), backward_tile=(4, 1), forward_kernel="by_state",
+        backward_kernel="by_state", interpret=True,
+    )  # fmt: skip
+
+    def sequential(x, dt, A, B, C, h0):
+        return selective_scan(
+            x, dt, A, B, C, h0=h0, method="sequential", return_final_state=True
+        )  # fmt: skip
+
+    y, hT = jax.jit(fused)(x, dt, A, B, C, h0)
+    y_want, hT_want = sequential(x, dt, A, B, C, h0)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_want), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(hT), np.asarray(hT_want), rtol=1e-5, atol=1e-5)
+    got = jax.jit(_loss(fused, 5, x.shape, h0.shape))(x, dt, A, B, C, h0)
+    want = jax.jit(_loss(sequential, 5, x.shape, h0.shape))(x, dt, A, B, C, h0)
+    for name, g, w in zip(("x", "dt", "A", "B", "C", "h0"), got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
 def test_auto_keeps_the_sequential_forms_on_the_cpu():
     assert jax.default_backend() == "cpu"
     assert choose_method(2**20, dtype=np.float32) == "sequential"

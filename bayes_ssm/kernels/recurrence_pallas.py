@@ -245,15 +245,11 @@ def linear_recurrence_pallas(
             raise ValueError(f"{name} must be a positive power of two, got {value!r}")
     chunk = min(chunk, _next_pow2(steps))
     block = min(block, _next_pow2(channels))
-    # The look-back is exact only if no two warps hold copies of one channel (see the module
-    # docstring): at most one warp per 16 bytes x 32 lanes of channels.
-    safe_warps = max(1, block * np.dtype(dtype).itemsize // 512)
-    warps = num_warps or (d_warps if method == "three_pass" else safe_warps)
-    if method == "lookback" and warps > safe_warps:
-        raise ValueError(
-            f"num_warps={warps} is unsafe for the look-back with block_channels={block} and "
-            f"{np.dtype(dtype).name}: at most {safe_warps}"
-        )
+    # Several warps per tile: the look-back makes their copies of the exchange rows agree
+    # (recurrence_lookback._agree; see the module docstring).
+    warps = num_warps or d_warps
+    if not isinstance(warps, int | np.integer) or warps < 1 or warps & (warps - 1):
+        raise ValueError(f"num_warps must be a positive power of two, got {warps!r}")
     cfg = _Config(
         steps, channels, dtype, bool(reverse), 0, chunk, block, warps, bool(interpret), io_dtype
     )
