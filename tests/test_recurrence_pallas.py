@@ -200,6 +200,28 @@ def test_gpu_values_match_associative(method, reverse):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("dtype", [np.float32, jnp.bfloat16])
+@pytest.mark.parametrize("tile", [(64, 128, 4), (32, 256, 8), (128, 64, 2)])
+def test_gpu_several_warps_match_associative(tile, dtype):
+    # Several warps per tile: the exchange rows go through the cross-warp agreement. 2**16 + 3
+    # steps and 300 channels (ragged), three runs each (a race shows as a changing result).
+    a, b, h0 = _inputs(16, 2**16 + 3, 300)
+    a, b = jnp.asarray(a, dtype), jnp.asarray(b, dtype)
+    # float32 scans of the same (rounded) values
+    want = linear_recurrence(a.astype(np.float32), b.astype(np.float32), h0, method="associative")
+    chunk, block, warps = tile
+    fn = jax.jit(
+        lambda a, b, h0: linear_recurrence_pallas(
+            a, b, h0, chunk_size=chunk, block_channels=block, num_warps=warps
+        )
+    )
+    tol = 2e-2 if dtype == jnp.bfloat16 else 1e-4
+    for _ in range(3):
+        got = np.asarray(fn(a, b, h0), np.float32)
+        np.testing.assert_allclose(got, np.asarray(want), rtol=tol, atol=tol)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("channels", [1, 3, 16, 64, 256])
 def test_gpu_channel_counts(channels):
     # Each channel count gives another channel block (1 .. 32) and so another register layout.

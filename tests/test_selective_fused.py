@@ -7,6 +7,7 @@ twin and with the sequential JAX path. The GPU tests compile the Triton kernel.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -14,7 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayes_ssm.kernels import fast_path, linear_recurrence, selective, tile_scan
+from bayes_ssm.kernels import (
+    fast_path,
+    linear_recurrence,
+    selective,
+    selective_fused,
+    tile_scan,
+)
 from bayes_ssm.kernels.recurrence import choose_method
 from bayes_ssm.kernels.reference import linear_recurrence_ref, selective_scan_ref
 from bayes_ssm.kernels.selective import init_selective_A, selective_scan
@@ -144,10 +151,17 @@ def test_fallback_when_the_kernel_gives_wrong_numbers(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_gpu_fused_values_and_gradients_match_associative():
-    # 3000 steps (ragged chunks), 300 channels (a ragged block), state 16.
+@pytest.mark.parametrize(
+    "kernels", [(None, None), ("by_state", "tile3d"), ("by_state", "by_state")]
+)
+def test_gpu_fused_values_and_gradients_match_associative(kernels):
+    # 3000 steps (ragged chunks), 300 channels (a ragged block), state 16; the default kernels
+    # and the by_state forward with either backward.
     x, dt, A, B, C, h0 = (jnp.asarray(v) for v in _inputs(4, 2, 3000, 300, 16))
     A = init_selective_A(300, 16)
+    selective_scan_fused = functools.partial(
+        selective_fused.selective_scan_fused, forward_kernel=kernels[0], backward_kernel=kernels[1]
+    )
 
     def associative(x, dt, A, B, C, h0):
         return selective_scan(

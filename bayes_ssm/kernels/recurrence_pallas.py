@@ -40,8 +40,11 @@ One condition keeps this exact: Triton may give several threads copies of one ch
 exchange values, and each copy is loaded separately; the walk's decisions (how far back to
 go) are reductions that read one copy. Copies in one warp are loaded by one instruction and
 agree; copies in different warps are loaded at different times and may not (seen on an H100:
-NaNs with 4 warps and 64 channels per tile). So the look-back uses at most one warp per
-``32 x 16`` bytes of channels (one warp for ``BD = 32`` float32), and rejects more.
+NaNs with 4 warps and 64 channels per tile). So with several warps each loaded exchange row
+is made to agree across warps first (``recurrence_lookback._agree``: a maximum over the
+broadcast ``(L, BD)`` tile's time axis, which the warps split, so it goes through shared
+memory): a value counts as published if any warp's copy saw it, and every warp then takes
+the same decisions from the same bits.
 
 ``method="three_pass"`` is the simpler variant with no communication between programs: one
 kernel writes every tile's aggregate, :func:`jax.lax.associative_scan` carries the state

@@ -66,6 +66,8 @@ DEFAULT_BACKWARD_TILE = (8, 2)
 FORWARD_KERNELS = ("tile3d", "by_state")
 DEFAULT_FORWARD_KERNEL = "tile3d"
 DEFAULT_BACKWARD_KERNEL = "tile3d"
+# The default (BD, warps) of the "by_state" backward (BD >= 16 for its permutation product).
+DEFAULT_BY_STATE_BACKWARD_TILE = (16, 4)
 # The default tile of the "by_state" forward.
 DEFAULT_BY_STATE_TILE = (128, 8, 4)
 # Chunk of the backward kernel (and of the states the "by_state" forward saves for it).
@@ -404,7 +406,8 @@ def selective_scan_fused(
         :data:`DEFAULT_BY_STATE_TILE` (``"by_state"``).
     backward_tile : (int, int), optional
         ``(BD, warps)`` of the backward kernel (same ``L``); default
-        :data:`DEFAULT_BACKWARD_TILE`.
+        :data:`DEFAULT_BACKWARD_TILE` (``"tile3d"``) or :data:`DEFAULT_BY_STATE_BACKWARD_TILE`
+        (``"by_state"``).
     forward_kernel : {"tile3d", "by_state"}, optional
         ``"tile3d"``: ``(L, BD, n)`` register tiles (this module); ``"by_state"``: 2-D
         ``(L, BD)`` tiles, one state index at a time (:mod:`.selective_fused_forward`; its
@@ -438,7 +441,8 @@ def selective_scan_fused(
             raise ValueError(f"{name} must be one of {FORWARD_KERNELS}, got {value!r}")
     default_tile = DEFAULT_BY_STATE_TILE if kernel == "by_state" else DEFAULT_FUSED_TILE
     chunk, block, warps = tile or default_tile
-    bwd_block, bwd_warps = backward_tile or DEFAULT_BACKWARD_TILE
+    default_bwd = DEFAULT_BY_STATE_BACKWARD_TILE if bwd_kernel == "by_state" else None
+    bwd_block, bwd_warps = backward_tile or default_bwd or DEFAULT_BACKWARD_TILE
     for name, value in (("chunk", chunk), ("block", block), ("backward block", bwd_block)):
         if value < 1 or value & (value - 1):
             raise ValueError(f"tile {name} must be a positive power of two, got {value}")
