@@ -30,6 +30,11 @@ matrix (``precision=HIGHEST``: IEEE float32, products by 0 and 1). Then, per ste
 ``B̄`` and ``C̄`` are sums over channels, so each channel block writes its partial sums
 ``(b, d / BD, t, n)`` and XLA adds them; ``Ā`` is summed over time in registers.
 
+A second layout of both kernels, ``forward_kernel="by_state"`` / ``backward_kernel="by_state"``
+(:mod:`.selective_fused_forward`, :mod:`.selective_fused_backward`), works on 2-D ``(L, BD)``
+tiles one state index at a time; it measured slower on an H100 (benchmarks/README.md, session
+10), so the ``(L, BD, n)`` kernels above stay the default.
+
 Inputs are float32 (other float dtypes are computed in float32). On a CPU the kernels run in
 Pallas' interpreter (``interpret=True``), which is how the tests check them against the slow
 twin :func:`bayes_ssm.kernels.reference.selective_scan_ref`.
