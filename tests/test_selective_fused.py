@@ -71,33 +71,45 @@ def test_values_and_gradients_match_twins_in_interpreter():
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
 
 
-def test_by_state_kernels_match_twins_in_interpreter():
-    # The 2-D "by_state" forward and backward: 37 steps in chunks of 32 (a ragged last chunk;
-    # the forward saves the states of 16-step sub-chunks for the backward), 3 channels in a
-    # block of 4 (a masked channel in the only block).
-    x, dt, A, B, C, h0 = _inputs(4, 1, 37, 3, 2)
+def _values_and_grads(fn, args, seed):
+    """``fn(*args)`` and its pullback of fixed random weights, in one compile."""
+    rng = np.random.default_rng(seed)
+    x, h0 = args[0], args[-1]
+    weights = tuple(jnp.asarray(rng.normal(size=v.shape), jnp.float32) for v in (x, h0))
+
+    def run(*args):
+        out, pullback = jax.vjp(fn, *args)
+        return out, pullback(weights)
+
+    return jax.jit(run)(*args)
+
+
+def _sequential(x, dt, A, B, C, h0):
+    return selective_scan(x, dt, A, B, C, h0=h0, method="sequential", return_final_state=True)
+
+
+@pytest.mark.parametrize(
+    ("kernels", "steps", "tile", "backward_tile"),
+    [
+        # The 2-D "by_state" forward and backward: 37 steps in chunks of 32 (a ragged last
+        # chunk; the forward saves the states of 16-step sub-chunks for the backward).
+        (("by_state", "by_state"), 37, (32, 4, 1), (4, 1)),
+        # The (L, BD, n) kernels with a masked channel in the only block: the masked entries
+        # of state stores must not undo channel 0's (the interpreter's read-modify-write).
+        (("tile3d", "tile3d"), 9, (4, 4, 1), (4, 1)),
+    ],
+)
+def test_kernels_with_a_masked_channel_match_twins_in_interpreter(
+    kernels, steps, tile, backward_tile
+):
+    # 3 channels in a block of 4: a masked channel in the only block.
+    args = _inputs(4, 1, steps, 3, 2)
     fused = lambda *a: selective_scan_fused(  # noqa: E731
-        *a, tile=(32, 4, 1), backward_tile=(4, 1), forward_kernel="by_state",
-        backward_kernel="by_state", interpret=True,
+        *a, tile=tile, backward_tile=backward_tile, forward_kernel=kernels[0],
+        backward_kernel=kernels[1], interpret=True,
     )  # fmt: skip
-
-    def sequential(x, dt, A, B, C, h0):
-        return selective_scan(
-            x, dt, A, B, C, h0=h0, method="sequential", return_final_state=True
-        )  # fmt: skip
-
-    rng = np.random.default_rng(5)
-    weights = (rng.normal(size=x.shape), rng.normal(size=h0.shape))
-
-    def values_and_grads(fn):  # one compile: the values and the pullback of fixed weights
-        def run(*args):
-            out, pullback = jax.vjp(fn, *args)
-            return out, pullback(tuple(jnp.asarray(w, jnp.float32) for w in weights))
-
-        return jax.jit(run)(x, dt, A, B, C, h0)
-
-    (y, hT), got = values_and_grads(fused)
-    (y_want, hT_want), want = values_and_grads(sequential)
+    (y, hT), got = _values_and_grads(fused, args, 5)
+    (y_want, hT_want), want = _values_and_grads(_sequential, args, 5)
     np.testing.assert_allclose(np.asarray(y), np.asarray(y_want), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(np.asarray(hT), np.asarray(hT_want), rtol=1e-5, atol=1e-5)
     for name, g, w in zip(("x", "dt", "A", "B", "C", "h0"), got, want, strict=True):

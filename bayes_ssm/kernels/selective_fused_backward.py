@@ -30,22 +30,12 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.selective_fused_tiles import _iota, _last_row
 from bayes_ssm.kernels.tile_scan import tile_scan
 
 __all__ = ["run_backward_by_state"]
 
 _LOG2E = math.log2(math.e)
-
-
-def _iota(n, shape=None, dim=0):
-    if shape is None:
-        return lax.iota(jnp.int32, n)
-    return lax.broadcasted_iota(jnp.int32, shape, dim)
-
-
-def _last_row(x):
-    is_last = _iota(None, x.shape, 0) == x.shape[0] - 1
-    return jnp.sum(jnp.where(is_last, x, jnp.zeros_like(x)), axis=0)
 
 
 def _reverse_shifted(h, first):

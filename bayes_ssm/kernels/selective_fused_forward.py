@@ -34,6 +34,7 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
+from bayes_ssm.kernels.selective_fused_tiles import _iota, _last_row
 from bayes_ssm.kernels.tile_scan import tile_scan
 
 __all__ = ["ForwardCfg", "run_forward_by_state", "states_stride"]
@@ -64,17 +65,6 @@ class ForwardCfg(NamedTuple):
 def states_stride(steps: int, chunk: int, save_every: int) -> int:
     """``K``: the sub-chunk states stored per batch row (``ceil(T / L) · L / G + 1``)."""
     return -(-steps // chunk) * (chunk // save_every) + 1
-
-
-def _iota(n, shape=None, dim=0):
-    if shape is None:
-        return lax.iota(jnp.int32, n)
-    return lax.broadcasted_iota(jnp.int32, shape, dim)
-
-
-def _last_row(x):
-    is_last = _iota(None, x.shape, 0) == x.shape[0] - 1
-    return jnp.sum(jnp.where(is_last, x, jnp.zeros_like(x)), axis=0)
 
 
 def _kernel(x_ref, dt_ref, A_ref, B_ref, C_ref, h0_ref, y_ref, hT_ref, *hb_ref, cfg):
