@@ -48,7 +48,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shape", type=int, nargs=4, default=[4, 4096, 1024, 16])
     parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--tiles", nargs="*", default=[], help="extra fused tiles LxBDxWARPS")
+    parser.add_argument(
+        "--tiles",
+        nargs="*",
+        default=[],
+        help="extra fused tiles [s]LxBDxWARPS[:{s|t}BDxWARPS][f] (s: by_state kernel; after ':' "
+        "the backward kernel and tile; f: forward only)",
+    )
     parser.add_argument(
         "--bwd-tiles", nargs="*", default=[], help="backward tiles BDxWARPS (default forward)"
     )
@@ -84,33 +90,65 @@ def main() -> None:
     }
     from bayes_ssm.kernels.selective_fused import selective_scan_fused
 
+    forward_only = set()
+
+    def parse(spec):  # "[s|t]AxBx..." -> (kernel, tuple)
+        kernel = "by_state" if spec.startswith("s") else "tile3d"
+        return kernel, tuple(int(v) for v in spec.lstrip("st").split("x"))
+
     for tile in args.tiles:
-        t = tuple(int(v) for v in tile.split("x"))
-        fns[f"fused tile {tile}"] = lambda *a, t=t: selective_scan_fused(*a, tile=t)[0]
+        # [s]LxBDxWARPS[:{s|t}BDxWARPS][f]: "s" the by_state kernel, after ":" the backward
+        # kernel and tile; suffix "f" forward only.
+        fwd, _, bwd = tile.rstrip("f").partition(":")
+        kernel, t = parse(fwd)
+        bkernel, bt = parse(bwd) if bwd else (None, None)
+        name = f"fused {tile.rstrip('f')}"
+        fns[name] = lambda *a, t=t, k=kernel, bk=bkernel, bt=bt: selective_scan_fused(
+            *a, tile=t, forward_kernel=k, backward_kernel=bk, backward_tile=bt
+        )[0]
+        if tile.endswith("f"):
+            forward_only.add(name)
     for tile in args.bwd_tiles:
         t = tuple(int(v) for v in tile.split("x"))
         fns[f"fused backward tile {tile}"] = lambda *a, t=t: selective_scan_fused(
             *a, backward_tile=t
         )[0]
     fns = {k: v for k, v in fns.items() if not any(s in k for s in args.skip)}
-    print("| method | forward ms | fwd+bwd ms | MB fwd | MB fwd+bwd | max diff vs first row |")
-    print("|---|---|---|---|---|---|")
-    ref = None
+    print(
+        "| method | forward ms | fwd+bwd ms | MB fwd | MB fwd+bwd | max diff vs first row "
+        "| grad max rel diff |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    ref = ref_grad = None
     for name, fn in fns.items():
         try:
             fwd_ms, y = median_ms(jax.jit(fn), x, dt, A, B, C, repeats=args.repeats)
-            grad = jax.jit(jax.grad(lambda *a, f=fn: jnp.sum(a[-1] * f(*a[:-1])), argnums=range(5)))
-            bwd_ms, _ = median_ms(grad, x, dt, A, B, C, w, repeats=args.repeats)
-            mb_f = planned_mb(fn, x, dt, A, B, C)
-            mb_b = planned_mb(grad, x, dt, A, B, C, w)
+            bwd_ms = mb_f = mb_b = float("nan")
+            g = None
+            if name not in forward_only:
+                mb_f = planned_mb(fn, x, dt, A, B, C)
+                grad = jax.jit(
+                    jax.grad(lambda *a, f=fn: jnp.sum(a[-1] * f(*a[:-1])), argnums=range(5))
+                )
+                bwd_ms, g = median_ms(grad, x, dt, A, B, C, w, repeats=args.repeats)
+                mb_b = planned_mb(grad, x, dt, A, B, C, w)
         except Exception as err:
             print(f"| {name} | failed: {type(err).__name__}: {str(err)[:300]} |", flush=True)
             continue
         if ref is None:  # the first row is the reference of the others
             ref = y
         diff = float(jnp.max(jnp.abs(y - ref))) if ref is not None else float("nan")
+        gdiff = float("nan")
+        if g is not None and ref_grad is None:
+            ref_grad = g
+        elif g is not None:  # per input: max |difference| / max |reference|
+            gdiff = max(
+                float(jnp.max(jnp.abs(u - v)) / jnp.max(jnp.abs(v)))
+                for u, v in zip(g, ref_grad, strict=True)
+            )
         print(
-            f"| {name} | {fwd_ms:.3f} | {bwd_ms:.3f} | {mb_f:.0f} | {mb_b:.0f} | {diff:.2e} |",
+            f"| {name} | {fwd_ms:.3f} | {bwd_ms:.3f} | {mb_f:.0f} | {mb_b:.0f} | {diff:.2e} "
+            f"| {gdiff:.2e} |",
             flush=True,
         )
     if args.no_mamba:

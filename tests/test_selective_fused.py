@@ -7,6 +7,7 @@ twin and with the sequential JAX path. The GPU tests compile the Triton kernel.
 
 from __future__ import annotations
 
+import functools
 import warnings
 
 import jax
@@ -14,7 +15,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bayes_ssm.kernels import fast_path, linear_recurrence, selective, tile_scan
+from bayes_ssm.kernels import (
+    fast_path,
+    linear_recurrence,
+    selective,
+    selective_fused,
+    tile_scan,
+)
 from bayes_ssm.kernels.recurrence import choose_method
 from bayes_ssm.kernels.reference import linear_recurrence_ref, selective_scan_ref
 from bayes_ssm.kernels.selective import init_selective_A, selective_scan
@@ -60,6 +67,51 @@ def test_values_and_gradients_match_twins_in_interpreter():
     np.testing.assert_allclose(np.asarray(y), selective_scan_ref(x, dt, A, B, C), atol=2e-5)
     got = jax.jit(_loss(fused, 1, x.shape, h0.shape))(x, dt, A, B, C, h0)
     want = jax.jit(_loss(sequential, 1, x.shape, h0.shape))(x, dt, A, B, C, h0)
+    for name, g, w in zip(("x", "dt", "A", "B", "C", "h0"), got, want, strict=True):
+        np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def _values_and_grads(fn, args, seed):
+    """``fn(*args)`` and its pullback of fixed random weights, in one compile."""
+    rng = np.random.default_rng(seed)
+    x, h0 = args[0], args[-1]
+    weights = tuple(jnp.asarray(rng.normal(size=v.shape), jnp.float32) for v in (x, h0))
+
+    def run(*args):
+        out, pullback = jax.vjp(fn, *args)
+        return out, pullback(weights)
+
+    return jax.jit(run)(*args)
+
+
+def _sequential(x, dt, A, B, C, h0):
+    return selective_scan(x, dt, A, B, C, h0=h0, method="sequential", return_final_state=True)
+
+
+@pytest.mark.parametrize(
+    ("kernels", "steps", "tile", "backward_tile"),
+    [
+        # The 2-D "by_state" forward and backward: 37 steps in chunks of 32 (a ragged last
+        # chunk; the forward saves the states of 16-step sub-chunks for the backward).
+        (("by_state", "by_state"), 37, (32, 4, 1), (4, 1)),
+        # The (L, BD, n) kernels with a masked channel in the only block: the masked entries
+        # of state stores must not undo channel 0's (the interpreter's read-modify-write).
+        (("tile3d", "tile3d"), 9, (4, 4, 1), (4, 1)),
+    ],
+)
+def test_kernels_with_a_masked_channel_match_twins_in_interpreter(
+    kernels, steps, tile, backward_tile
+):
+    # 3 channels in a block of 4: a masked channel in the only block.
+    args = _inputs(4, 1, steps, 3, 2)
+    fused = lambda *a: selective_scan_fused(  # noqa: E731
+        *a, tile=tile, backward_tile=backward_tile, forward_kernel=kernels[0],
+        backward_kernel=kernels[1], interpret=True,
+    )  # fmt: skip
+    (y, hT), got = _values_and_grads(fused, args, 5)
+    (y_want, hT_want), want = _values_and_grads(_sequential, args, 5)
+    np.testing.assert_allclose(np.asarray(y), np.asarray(y_want), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(np.asarray(hT), np.asarray(hT_want), rtol=1e-5, atol=1e-5)
     for name, g, w in zip(("x", "dt", "A", "B", "C", "h0"), got, want, strict=True):
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-4, atol=1e-4, err_msg=name)
 
@@ -119,10 +171,17 @@ def test_fallback_when_the_kernel_gives_wrong_numbers(monkeypatch):
 
 
 @pytest.mark.gpu
-def test_gpu_fused_values_and_gradients_match_associative():
-    # 3000 steps (ragged chunks), 300 channels (a ragged block), state 16.
+@pytest.mark.parametrize(
+    "kernels", [(None, None), ("by_state", "tile3d"), ("by_state", "by_state")]
+)
+def test_gpu_fused_values_and_gradients_match_associative(kernels):
+    # 3000 steps (ragged chunks), 300 channels (a ragged block), state 16; the default kernels
+    # and the by_state forward with either backward.
     x, dt, A, B, C, h0 = (jnp.asarray(v) for v in _inputs(4, 2, 3000, 300, 16))
     A = init_selective_A(300, 16)
+    selective_scan_fused = functools.partial(
+        selective_fused.selective_scan_fused, forward_kernel=kernels[0], backward_kernel=kernels[1]
+    )
 
     def associative(x, dt, A, B, C, h0):
         return selective_scan(

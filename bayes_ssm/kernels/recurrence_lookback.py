@@ -28,6 +28,25 @@ from bayes_ssm.kernels.recurrence_tile import (
 from bayes_ssm.kernels.tile_scan import tile_scan as _tile_scan
 
 
+def _agree(cfg, bits, sentinel):
+    """Make the copies of a loaded exchange row agree across warps (see recurrence_pallas).
+
+    With several warps, Triton may give each warp its own copy of a ``(BD,)`` row, loaded at
+    its own time, so one warp may see a value published that another still sees as the
+    sentinel. A maximum over the time axis of the broadcast ``(L, BD)`` tile (the axis the
+    warps split) goes through shared memory, so every warp gets the same answer: published
+    if any copy saw it published, with the published bits (one store wrote them).
+    """
+    if cfg.warps == 1:
+        return bits
+    shape = (cfg.chunk, cfg.block)
+    low = jnp.asarray(jnp.iinfo(bits.dtype).min, bits.dtype)
+    published = bits != sentinel
+    seen = jnp.max(jnp.broadcast_to(published.astype(jnp.int32)[None, :], shape), axis=0)
+    value = jnp.max(jnp.broadcast_to(jnp.where(published, bits, low)[None, :], shape), axis=0)
+    return jnp.where(seen > 0, value, sentinel)
+
+
 def _lookback_kernel(
     a_ref, b_ref, h0_ref, _cnt_in, _inc_in, _aga_in, _agb_in,
     h_ref, cnt_ref, inc_ref, aga_ref, agb_ref, *, cfg,
@@ -54,9 +73,9 @@ def _lookback_kernel(
 
     def look_back(carry):
         j, done, acc_a, acc_b, h_in = carry
-        inc = plgpu.load(inc_ref.at[j], volatile=True)
-        ag_a = plgpu.load(aga_ref.at[j], volatile=True)
-        ag_b = plgpu.load(agb_ref.at[j], volatile=True)
+        inc = _agree(cfg, plgpu.load(inc_ref.at[j], volatile=True), sentinel)
+        ag_a = _agree(cfg, plgpu.load(aga_ref.at[j], volatile=True), sentinel)
+        ag_b = _agree(cfg, plgpu.load(agb_ref.at[j], volatile=True), sentinel)
         need = done == 0
         inc_ok = inc != sentinel
         agg_ok = (ag_a != sentinel) & (ag_b != sentinel)

@@ -40,8 +40,11 @@ One condition keeps this exact: Triton may give several threads copies of one ch
 exchange values, and each copy is loaded separately; the walk's decisions (how far back to
 go) are reductions that read one copy. Copies in one warp are loaded by one instruction and
 agree; copies in different warps are loaded at different times and may not (seen on an H100:
-NaNs with 4 warps and 64 channels per tile). So the look-back uses at most one warp per
-``32 x 16`` bytes of channels (one warp for ``BD = 32`` float32), and rejects more.
+NaNs with 4 warps and 64 channels per tile). So with several warps each loaded exchange row
+is made to agree across warps first (``recurrence_lookback._agree``: a maximum over the
+broadcast ``(L, BD)`` tile's time axis, which the warps split, so it goes through shared
+memory): a value counts as published if any warp's copy saw it, and every warp then takes
+the same decisions from the same bits.
 
 ``method="three_pass"`` is the simpler variant with no communication between programs: one
 kernel writes every tile's aggregate, :func:`jax.lax.associative_scan` carries the state
@@ -245,15 +248,11 @@ def linear_recurrence_pallas(
             raise ValueError(f"{name} must be a positive power of two, got {value!r}")
     chunk = min(chunk, _next_pow2(steps))
     block = min(block, _next_pow2(channels))
-    # The look-back is exact only if no two warps hold copies of one channel (see the module
-    # docstring): at most one warp per 16 bytes x 32 lanes of channels.
-    safe_warps = max(1, block * np.dtype(dtype).itemsize // 512)
-    warps = num_warps or (d_warps if method == "three_pass" else safe_warps)
-    if method == "lookback" and warps > safe_warps:
-        raise ValueError(
-            f"num_warps={warps} is unsafe for the look-back with block_channels={block} and "
-            f"{np.dtype(dtype).name}: at most {safe_warps}"
-        )
+    # Several warps per tile: the look-back makes their copies of the exchange rows agree
+    # (recurrence_lookback._agree; see the module docstring).
+    warps = num_warps or d_warps
+    if not isinstance(warps, int | np.integer) or warps < 1 or warps & (warps - 1):
+        raise ValueError(f"num_warps must be a positive power of two, got {warps!r}")
     cfg = _Config(
         steps, channels, dtype, bool(reverse), 0, chunk, block, warps, bool(interpret), io_dtype
     )

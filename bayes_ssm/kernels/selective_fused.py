@@ -30,6 +30,11 @@ matrix (``precision=HIGHEST``: IEEE float32, products by 0 and 1). Then, per ste
 ``B̄`` and ``C̄`` are sums over channels, so each channel block writes its partial sums
 ``(b, d / BD, t, n)`` and XLA adds them; ``Ā`` is summed over time in registers.
 
+A second layout of both kernels, ``forward_kernel="by_state"`` / ``backward_kernel="by_state"``
+(:mod:`.selective_fused_forward`, :mod:`.selective_fused_backward`), works on 2-D ``(L, BD)``
+tiles one state index at a time; it measured slower on an H100 (benchmarks/README.md, session
+10), so the ``(L, BD, n)`` kernels above stay the default.
+
 Inputs are float32 (other float dtypes are computed in float32). On a CPU the kernels run in
 Pallas' interpreter (``interpret=True``), which is how the tests check them against the slow
 twin :func:`bayes_ssm.kernels.reference.selective_scan_ref`.
@@ -46,15 +51,41 @@ from jax import lax
 from jax.experimental import pallas as pl
 
 from bayes_ssm.kernels.pallas_gpu import plgpu
+from bayes_ssm.kernels.selective_fused_backward import run_backward_by_state
+from bayes_ssm.kernels.selective_fused_forward import (
+    ForwardCfg,
+    run_forward_by_state,
+    states_stride,
+)
+from bayes_ssm.kernels.selective_fused_tiles import (
+    _chunk_terms,
+    _cols,
+    _iota,
+    _last_row,
+    _load_rows,
+    _state_ref,
+    _store_rows,
+)
 from bayes_ssm.kernels.tile_scan import tile_scan, triton_scan_available
 
-__all__ = ["selective_scan_fused", "fused_supported", "DEFAULT_FUSED_TILE"]
+__all__ = ["selective_scan_fused", "fused_supported", "DEFAULT_FUSED_TILE", "FORWARD_KERNELS"]
 
 # (chunk L, channel block BD, warps): L = BD = n = 16 keeps the (L, BD, n) tiles at 32 registers
 # a thread with 4 warps. The backward kernel takes its own (BD, warps), same L: (8, 2) measured
 # 3.19 ms forward + backward against 3.46 at (16, 4) on the H200 (benchmarks/README.md).
 DEFAULT_FUSED_TILE = (16, 16, 4)
 DEFAULT_BACKWARD_TILE = (8, 2)
+# The forward kernels: "tile3d" (the (L, BD, n) register tiles of this module) and "by_state"
+# (2-D (L, BD) tiles, one state index at a time: :mod:`.selective_fused_forward`).
+FORWARD_KERNELS = ("tile3d", "by_state")
+DEFAULT_FORWARD_KERNEL = "tile3d"
+DEFAULT_BACKWARD_KERNEL = "tile3d"
+# The default (BD, warps) of the "by_state" backward (BD >= 16 for its permutation product).
+DEFAULT_BY_STATE_BACKWARD_TILE = (16, 4)
+# The default tile of the "by_state" forward.
+DEFAULT_BY_STATE_TILE = (128, 8, 4)
+# Chunk of the backward kernel (and of the states the "by_state" forward saves for it).
+BACKWARD_CHUNK = 16
 
 
 class _Cfg(NamedTuple):
@@ -67,9 +98,27 @@ class _Cfg(NamedTuple):
     warps: int
     interpret: bool
     backward: tuple = DEFAULT_BACKWARD_TILE  # (BD, warps) of the backward kernel
+    kernel: str = "tile3d"  # the forward kernel, one of FORWARD_KERNELS
+    bwd_kernel: str = "tile3d"  # the backward kernel, one of FORWARD_KERNELS
+    hb_stride: int = 0  # chunk-start states per batch row in hb (0: num_chunks)
 
     def for_backward(self):
-        return self._replace(block=self.backward[0], warps=self.backward[1])
+        cfg = self._replace(block=self.backward[0], warps=self.backward[1])
+        if self.kernel == "by_state":
+            G = min(BACKWARD_CHUNK, self.chunk)
+            cfg = cfg._replace(chunk=G, hb_stride=states_stride(self.steps, self.chunk, G))
+        return cfg
+
+    def by_state(self, save: bool) -> ForwardCfg:
+        G = min(BACKWARD_CHUNK, self.chunk) if save else 0
+        return ForwardCfg(
+            self.batch, self.steps, self.channels, self.state, self.chunk, self.block,
+            self.warps, self.interpret, G,
+        )  # fmt: skip
+
+    @property
+    def states_per_batch(self):
+        return self.hb_stride or self.num_chunks
 
     @property
     def num_chunks(self):
@@ -84,67 +133,6 @@ def fused_supported(backend: str | None = None) -> bool:
     """Whether the fused kernel can be compiled here (a GPU and JAX's Triton scan hook)."""
     backend = backend or jax.default_backend()
     return backend == "gpu" and triton_scan_available()
-
-
-# --------------------------------------------------------------------------------------------
-# Tile helpers. Arrays are 2-D: x, dt, y (b * t, d); B, C (b * t, n); A (d, n);
-# states (rows of (b, ...) x d, n).
-# --------------------------------------------------------------------------------------------
-
-
-def _iota(n, shape=None, dim=0):
-    if shape is None:
-        return lax.iota(jnp.int32, n)
-    return lax.broadcasted_iota(jnp.int32, shape, dim)
-
-
-def _cols(cfg, j):
-    cols = j * cfg.block + _iota(cfg.block)
-    return cols, cols < cfg.channels
-
-
-def _load_rows(cfg, ref, b, times, cols, colmask, width=None):
-    """``ref[b * t + times, cols]`` as ``(L, BD)`` (``(L, n)`` when ``width``), 0 outside."""
-    inside = (times >= 0) & (times < cfg.steps)
-    rows = b * cfg.steps + jnp.clip(times, 0, cfg.steps - 1)
-    if width is not None:
-        idx = _iota(width)
-        mask = inside[:, None] & (idx[None, :] < width)
-        return plgpu.load(ref.at[rows[:, None], idx[None, :]], mask=mask, other=0.0)
-    mask = inside[:, None] & colmask[None, :]
-    return plgpu.load(ref.at[rows[:, None], cols[None, :]], mask=mask, other=0.0)
-
-
-def _store_rows(cfg, ref, row0, times, cols, colmask, value, width=None):
-    # Unclipped rows: masked rows past the end must not repeat a real row's index (Pallas'
-    # interpreter writes a masked store back as a read-modify-write).
-    inside = (times >= 0) & (times < cfg.steps)
-    rows = row0 + times
-    if width is not None:
-        idx = _iota(width)
-        plgpu.store(ref.at[rows[:, None], idx[None, :]], value, mask=inside[:, None])
-    else:
-        mask = inside[:, None] & colmask[None, :]
-        plgpu.store(ref.at[rows[:, None], cols[None, :]], value, mask=mask)
-
-
-def _state_ref(cfg, ref, row0, cols, colmask):
-    """The ``(BD, n)`` block ``ref[row0 + cols, :]`` of a ``(rows, n)`` state array."""
-    idx = _iota(cfg.state)
-    rows = row0 + jnp.where(colmask, cols, 0)
-    return ref.at[rows[:, None], idx[None, :]], colmask[:, None] & (idx[None, :] >= 0)
-
-
-def _last_row(x):
-    is_last = _iota(None, x.shape, 0) == x.shape[0] - 1
-    return jnp.sum(jnp.where(is_last, x, jnp.zeros_like(x)), axis=0)
-
-
-def _chunk_terms(cfg, x, dt, Bm, A):
-    """Decays ``exp(Δ A)`` and inputs ``Δ x B`` of one chunk, ``(L, BD, n)`` each."""
-    decay = jnp.exp(dt[:, :, None] * A[None, :, :])
-    inputs = (dt * x)[:, :, None] * Bm[:, None, :]
-    return decay, inputs
 
 
 # --------------------------------------------------------------------------------------------
@@ -163,7 +151,7 @@ def _forward_kernel(x_ref, dt_ref, A_ref, B_ref, C_ref, h0_ref, y_ref, hb_ref, h
     def chunk(c, h):
         times = c * cfg.chunk + _iota(cfg.chunk)
         hb_at, hb_mask = _state_ref(
-            cfg, hb_ref, (b * cfg.num_chunks + c) * cfg.channels, cols, colmask
+            cfg, hb_ref, (b * cfg.num_chunks + c) * cfg.channels, cols, colmask, store=True
         )
         plgpu.store(hb_at, h, mask=hb_mask)
         x = _load_rows(cfg, x_ref, b, times, cols, colmask)
@@ -178,7 +166,7 @@ def _forward_kernel(x_ref, dt_ref, A_ref, B_ref, C_ref, h0_ref, y_ref, hb_ref, h
         return _last_row(states)
 
     h = lax.fori_loop(0, cfg.num_chunks, chunk, h)
-    hT_at, hT_mask = _state_ref(cfg, hT_ref, b * cfg.channels, cols, colmask)
+    hT_at, hT_mask = _state_ref(cfg, hT_ref, b * cfg.channels, cols, colmask, store=True)
     plgpu.store(hT_at, h, mask=hT_mask)
 
 
@@ -239,7 +227,7 @@ def _backward_kernel(
         rev_t = c * L + (L - 1) - _iota(L)
         # 1. Recompute the chunk's states in time order from its stored start state.
         hb_at, hb_mask = _state_ref(
-            cfg, hb_ref, (b * cfg.num_chunks + c) * cfg.channels, cols, colmask
+            cfg, hb_ref, (b * cfg.states_per_batch + c) * cfg.channels, cols, colmask
         )
         h_in = plgpu.load(hb_at, mask=hb_mask, other=0.0)
         x_f = _load_rows(cfg, x_ref, b, fwd_t, cols, colmask)
@@ -278,11 +266,11 @@ def _backward_kernel(
     lam0, dA_acc = lax.fori_loop(
         0, cfg.num_chunks, chunk, (lam_next, jnp.zeros((cfg.block, cfg.state), jnp.float32))
     )
-    dA_at, dA_mask = _state_ref(cfg, dA_ref, b * cfg.channels, cols, colmask)
+    dA_at, dA_mask = _state_ref(cfg, dA_ref, b * cfg.channels, cols, colmask, store=True)
     plgpu.store(dA_at, dA_acc, mask=dA_mask)
     dt0 = _load_rows(cfg, dt_ref, b, _iota(1), cols, colmask)  # (1, BD): the first step
     dh0 = jnp.exp(jnp.sum(dt0, axis=0)[:, None] * A) * lam0
-    dh0_at, dh0_mask = _state_ref(cfg, dh0_ref, b * cfg.channels, cols, colmask)
+    dh0_at, dh0_mask = _state_ref(cfg, dh0_ref, b * cfg.channels, cols, colmask, store=True)
     plgpu.store(dh0_at, dh0, mask=dh0_mask)
 
 
@@ -315,12 +303,18 @@ def _run_backward(cfg, x, dt, A, B, C, hb, gy, ghT):
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _fused(cfg, x, dt, A, B, C, h0):
+    if cfg.kernel == "by_state":
+        y, hT, _ = run_forward_by_state(cfg.by_state(save=False), x, dt, A, B, C, h0)
+        return y, hT
     y, _, hT = _run_forward(cfg, x, dt, A, B, C, h0)
     return y, hT
 
 
 def _fused_fwd(cfg, x, dt, A, B, C, h0):
-    y, hb, hT = _run_forward(cfg, x, dt, A, B, C, h0)
+    if cfg.kernel == "by_state":
+        y, hT, hb = run_forward_by_state(cfg.by_state(save=True), x, dt, A, B, C, h0)
+    else:
+        y, hb, hT = _run_forward(cfg, x, dt, A, B, C, h0)
     return (y, hT), (x, dt, A, B, C, hb)
 
 
@@ -328,7 +322,8 @@ def _fused_bwd(cfg, residuals, cotangents):
     x, dt, A, B, C, hb = residuals
     gy, ghT = cotangents
     cfg = cfg.for_backward()
-    dx, ddt, dA, dB, dC, dh0 = _run_backward(cfg, x, dt, A, B, C, hb, gy, ghT)
+    run = run_backward_by_state if cfg.bwd_kernel == "by_state" else _run_backward
+    dx, ddt, dA, dB, dC, dh0 = run(cfg, x, dt, A, B, C, hb, gy, ghT)
     shape = (cfg.batch, cfg.num_blocks, cfg.steps, cfg.state)
     dB = dB.reshape(shape).sum(1).reshape(B.shape)
     dC = dC.reshape(shape).sum(1).reshape(C.shape)
@@ -340,8 +335,9 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 
 
 def selective_scan_fused(
-    x, dt, A, B, C, h0=None, *, tile=None, backward_tile=None, interpret=False
-):
+    x, dt, A, B, C, h0=None, *, tile=None, backward_tile=None, forward_kernel=None,
+    backward_kernel=None, interpret=False,
+):  # fmt: skip
     """``y_t = C_t · h_t`` and the final state of the selective SSM, in one fused kernel.
 
     Parameters
@@ -352,11 +348,22 @@ def selective_scan_fused(
     B, C : Array, shape ``(*batch, t, n)``
     h0 : Array, shape ``(*batch, d, n)``, optional
     tile : (int, int, int), optional
-        ``(L, BD, warps)``: chunk length, channel block (powers of two) and warps; default
-        :data:`DEFAULT_FUSED_TILE`.
+        ``(L, BD, warps)`` of the forward kernel: chunk length, channel block (powers of two)
+        and warps; default :data:`DEFAULT_FUSED_TILE` (``"tile3d"``) or
+        :data:`DEFAULT_BY_STATE_TILE` (``"by_state"``).
     backward_tile : (int, int), optional
         ``(BD, warps)`` of the backward kernel (same ``L``); default
-        :data:`DEFAULT_BACKWARD_TILE`.
+        :data:`DEFAULT_BACKWARD_TILE` (``"tile3d"``) or :data:`DEFAULT_BY_STATE_BACKWARD_TILE`
+        (``"by_state"``).
+    forward_kernel : {"tile3d", "by_state"}, optional
+        ``"tile3d"``: ``(L, BD, n)`` register tiles (this module); ``"by_state"``: 2-D
+        ``(L, BD)`` tiles, one state index at a time (:mod:`.selective_fused_forward`; its
+        ``L`` must then be a multiple of the backward chunk, 16, or below it). Default
+        :data:`DEFAULT_FORWARD_KERNEL`.
+    backward_kernel : {"tile3d", "by_state"}, optional
+        The same two layouts for the backward kernel (``"by_state"`` with a channel block of
+        at least 16 on a GPU, for its permutation product); default
+        :data:`DEFAULT_BACKWARD_KERNEL`.
     interpret : bool
         Run in Pallas' interpreter (any backend; slow; for tests).
 
@@ -374,18 +381,28 @@ def selective_scan_fused(
     nb = 1
     for size in batch:
         nb *= size
-    chunk, block, warps = tile or DEFAULT_FUSED_TILE
-    bwd_block, bwd_warps = backward_tile or DEFAULT_BACKWARD_TILE
+    kernel = forward_kernel or DEFAULT_FORWARD_KERNEL
+    bwd_kernel = backward_kernel or DEFAULT_BACKWARD_KERNEL
+    for name, value in (("forward_kernel", kernel), ("backward_kernel", bwd_kernel)):
+        if value not in FORWARD_KERNELS:
+            raise ValueError(f"{name} must be one of {FORWARD_KERNELS}, got {value!r}")
+    default_tile = DEFAULT_BY_STATE_TILE if kernel == "by_state" else DEFAULT_FUSED_TILE
+    chunk, block, warps = tile or default_tile
+    default_bwd = DEFAULT_BY_STATE_BACKWARD_TILE if bwd_kernel == "by_state" else None
+    bwd_block, bwd_warps = backward_tile or default_bwd or DEFAULT_BACKWARD_TILE
     for name, value in (("chunk", chunk), ("block", block), ("backward block", bwd_block)):
         if value < 1 or value & (value - 1):
             raise ValueError(f"tile {name} must be a positive power of two, got {value}")
     if state & (state - 1):
         raise ValueError(f"the fused kernel needs a power-of-two state size n, got {state}")
     block = min(block, 1 << max(0, channels - 1).bit_length())
+    if kernel == "by_state":  # no longer than the series (a power of two at least 1)
+        chunk = min(chunk, 1 << max(0, steps - 1).bit_length())
     bwd_block = min(bwd_block, 1 << max(0, channels - 1).bit_length())
     cfg = _Cfg(
-        nb, steps, channels, state, chunk, block, warps, bool(interpret), (bwd_block, bwd_warps)
-    )
+        nb, steps, channels, state, chunk, block, warps, bool(interpret), (bwd_block, bwd_warps),
+        kernel, bwd_kernel,
+    )  # fmt: skip
     f32 = jnp.float32
     flat = lambda v, k: v.astype(f32).reshape(nb * steps, k)  # noqa: E731
     h0 = jnp.zeros((*batch, channels, state), f32) if h0 is None else h0
