@@ -13,7 +13,7 @@ import pandas as pd
 from bayes_ssm.data.validation import future_index
 from bayes_ssm.inference.forecast import level_label, validate_horizon, validate_prob
 from bayes_ssm.inference.stacking import mixture_counts, mixture_quantiles
-from bayes_ssm.inference.transform_check import LOG_GUARD_RATIO, log_scale_ratio
+from bayes_ssm.inference.transform_check import LOG_GUARD_RATIO, guard_reason, log_scale_ratio
 
 if TYPE_CHECKING:
     from bayes_ssm.data.types import KeyLike, Prob
@@ -69,7 +69,7 @@ def resolve_transform(transform, y) -> Transform:
                 return Transform("none")
             ratio = log_scale_ratio(y)
             if ratio >= LOG_GUARD_RATIO:
-                return Transform("boxcox", 0.5, reason=_guard_reason(ratio))
+                return Transform("boxcox", 0.5, reason=guard_reason(ratio))
             return Transform("log")
         if transform == "none":
             return Transform("none")
@@ -83,14 +83,6 @@ def resolve_transform(transform, y) -> Transform:
         return Transform("boxcox", float(transform))
     raise ValueError(
         f"transform must be 'auto', 'log', 'none' or a Box-Cox lambda; got {transform!r}"
-    )
-
-
-def _guard_reason(ratio: float) -> str:
-    return (
-        f"square root, not log: on the log scale, random-walk forecasts of the window's later "
-        f"data scored {ratio:.2f}x worse (CRPS on the data scale) than on the square root "
-        f"(threshold {LOG_GUARD_RATIO}); transform='log' forces the log scale"
     )
 
 

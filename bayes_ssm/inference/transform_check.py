@@ -30,7 +30,13 @@ import numpy as np
 import scoringrules as sr
 from scipy import stats
 
-__all__ = ["LOG_GUARD_RATIO", "GUARD_HORIZON", "GUARD_MIN_LENGTH", "log_scale_ratio"]
+__all__ = [
+    "LOG_GUARD_RATIO",
+    "GUARD_HORIZON",
+    "GUARD_MIN_LENGTH",
+    "guard_reason",
+    "log_scale_ratio",
+]
 
 LOG_GUARD_RATIO = 1.5
 GUARD_HORIZON = 13  # steps scored at each origin (at most half the window)
@@ -91,3 +97,12 @@ def log_scale_ratio(y) -> float:
     horizon = int(min(GUARD_HORIZON, len(y) // 2))
     log, root = _random_walk_crps(y, 0.0, horizon), _random_walk_crps(y, 0.5, horizon)
     return float(log / root) if root > 0 else float("nan")
+
+
+def guard_reason(ratio: float) -> str:
+    """What ``transform="auto"`` says when the guard moves a series to the square root."""
+    return (
+        f"square root, not log: on the log scale, random-walk forecasts of the window's later "
+        f"data scored {ratio:.2f}x worse (CRPS on the data scale) than on the square root "
+        f"(threshold {LOG_GUARD_RATIO}); transform='log' forces the log scale"
+    )
