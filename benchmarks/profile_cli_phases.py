@@ -80,7 +80,9 @@ def main(argv=None):
     from bayes_ssm.inference import auto, fitting, stacked_fit
 
     count = iter(range(100))
-    timed(fitting, "fit_svi", lambda a, k: f"SVI fit, candidate {next(count)} ({type(a[0]).__name__})")
+    timed(
+        fitting, "fit_svi", lambda a, k: f"SVI fit, candidate {next(count)} ({type(a[0]).__name__})"
+    )
     timed(auto, "stack_candidates", "stacking: PSIS-LOO, bs.check, weights")
     timed(stacked_fit.StackedFit, "forecast", "forecast: draws, in-sample PIT, recalibration")
 
@@ -108,8 +110,11 @@ def main(argv=None):
     print("\n| program | traced | tracing s | lowering s | compile or cache load s |")
     print("|---|---:|---:|---:|---:|")
     tot = defaultdict(float)
-    for name, d in sorted(programs.items(), key=lambda kv: -sum(v for k, v in kv[1].items()
-                                                                 if not k.startswith("n_"))):  # fmt: skip
+
+    def spent(item):
+        return -sum(v for k, v in item[1].items() if not k.startswith("n_"))
+
+    for name, d in sorted(programs.items(), key=spent):
         vals = [d.get(k, 0.0) for k in ("jaxpr_trace", "jaxpr_to_mlir", "backend_compile")]
         for k, v in zip(("trace", "lower", "compile"), vals, strict=True):
             tot[k] += v

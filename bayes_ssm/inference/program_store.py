@@ -171,7 +171,6 @@ class StoredProgram:
 
     def call(self, args, kwargs):
         import jax
-
         from jax._src import config as c
 
         if _STATE["dir"] is None or c.disable_jit.value:
@@ -186,7 +185,9 @@ class StoredProgram:
         leaves, tree = jax.tree_util.tree_flatten((tuple(dyn_args), dyn_kwargs))
         if not _on_default_device(leaves):
             return MISS
-        avals = tuple(jax.typeof(x) for x in leaves)
+        # shape, dtype and weak type: what a single-device program is compiled for (whole
+        # abstract values can compare unequal on fields that change no program)
+        avals = tuple((a.shape, str(a.dtype), a.weak_type) for a in map(jax.typeof, leaves))
         try:
             memo = (tuple(static), tree, avals, _effective_flags())
             hash(memo)
@@ -203,7 +204,10 @@ class StoredProgram:
                     self.loaded[memo] = exe
         if exe is MISS:
             return MISS
-        return exe(*dyn_args, **dyn_kwargs)
+        out = exe(*dyn_args, **dyn_kwargs)
+        if out is MISS:  # a stored entry that did not run: jax.jit from now on
+            self.loaded[memo] = MISS
+        return out
 
     def _load_or_build(self, args, kwargs, static, tree, avals):
         try:
@@ -215,7 +219,7 @@ class StoredProgram:
                 "program": self.name,
                 "static": described,
                 "tree": str(tree),
-                "avals": [str(a) for a in avals],
+                "avals": [repr(a) for a in avals],
                 "flags": [str(f) for f in _effective_flags()],
                 "environment": _environment(),
             },
@@ -224,12 +228,65 @@ class StoredProgram:
         path = _STATE["dir"] / (hashlib.sha256(text).hexdigest() + ".exe")
         exe = read_entry(path, text, tree)
         if exe is not None:
-            return exe
-        compiled = self.jitted.lower(*args, **kwargs).compile()
-        if compiled.in_tree != tree:  # the call convention is not what this store assumes
+            return _FromDisk(exe, path)
+        compiled = fresh_compile(self.jitted.lower(*args, **kwargs))
+        if compiled is None or compiled.in_tree != tree:  # not the convention assumed here
             return MISS
         write_entry(path, text, compiled)
         return compiled
+
+
+class _FromDisk:
+    """A loaded executable; should its first run fail (an entry that loads but does not run),
+    the entry is removed and the call goes through ``jax.jit``."""
+
+    def __init__(self, exe, path):
+        self.exe, self.path, self.ran = exe, path, False
+
+    def __call__(self, *args, **kwargs):
+        if self.ran:
+            return self.exe(*args, **kwargs)
+        try:
+            out = self.exe(*args, **kwargs)
+            import jax
+
+            jax.block_until_ready(out)
+        except Exception:  # noqa: BLE001  (jax.jit runs the call again: a real error recurs)
+            self.path.unlink(missing_ok=True)
+            return MISS
+        self.ran = True
+        return out
+
+
+_FRESH = threading.local()
+
+
+def fresh_compile(lowered):
+    """``lowered.compile()`` without JAX's persistent cache, or None where that cannot be
+    arranged. An executable that came *from* JAX's cache serialises incompletely on the CPU
+    (running it after loading fails: "Function ... not found"); one compiled here does not."""
+    from jax._src import compiler
+
+    original = getattr(compiler, "_get_cache_key", None)
+    if original is None:
+        return None
+    if not getattr(original, "bayes_ssm_fresh", False):
+        with _LOCK:
+            original = compiler._get_cache_key
+            if not getattr(original, "bayes_ssm_fresh", False):
+
+                def get_cache_key(*args, **kwargs):  # no key (no cache) inside fresh_compile
+                    if getattr(_FRESH, "on", False):
+                        return None
+                    return original(*args, **kwargs)
+
+                get_cache_key.bayes_ssm_fresh = True
+                compiler._get_cache_key = get_cache_key
+    _FRESH.on = True
+    try:
+        return lowered.compile()
+    finally:
+        _FRESH.on = False
 
 
 def _device():
@@ -248,9 +305,7 @@ def _on_default_device(leaves) -> bool:
     default = _device()
     if default is None:
         return False
-    return all(
-        x.sharding.device_set == {default} for x in leaves if isinstance(x, jax.Array)
-    )
+    return all(x.sharding.device_set == {default} for x in leaves if isinstance(x, jax.Array))
 
 
 def read_entry(path: Path, text: bytes, tree):
@@ -265,7 +320,11 @@ def read_entry(path: Path, text: bytes, tree):
             return None
         rest = blob[len(FORMAT) :]
         size = int.from_bytes(rest[:8], "little")
-        stored_text, digest, payload = rest[8 : 8 + size], rest[8 + size : 40 + size], rest[40 + size :]
+        stored_text, digest, payload = (
+            rest[8 : 8 + size],
+            rest[8 + size : 40 + size],
+            rest[40 + size :],
+        )
         if stored_text != text or hashlib.sha256(payload).digest() != digest:
             return None
         from jax._src.lax import linalg
@@ -291,7 +350,13 @@ def write_entry(path: Path, text: bytes, compiled) -> None:
 
         payload = pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL)
         blob = b"".join(
-            [FORMAT, len(text).to_bytes(8, "little"), text, hashlib.sha256(payload).digest(), payload]
+            [
+                FORMAT,
+                len(text).to_bytes(8, "little"),
+                text,
+                hashlib.sha256(payload).digest(),
+                payload,
+            ]
         )
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".exe")
         try:
