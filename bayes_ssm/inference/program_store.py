@@ -44,6 +44,7 @@ __all__ = ["enable", "disable", "directory", "register_static", "StoredProgram",
 
 FORMAT = b"bayes_ssm program store 1\n"
 MISS = object()  # returned by StoredProgram.call when the call must go through jax.jit
+UNSTORABLE = b"not serialisable"  # the payload of an entry that sends its program to jax.jit
 
 _STATE: dict = {"dir": None}
 _STATIC_NAMES: dict[int, tuple[object, str]] = {}  # id(obj) -> (obj, description)
@@ -227,12 +228,15 @@ class StoredProgram:
         ).encode()
         path = _STATE["dir"] / (hashlib.sha256(text).hexdigest() + ".exe")
         exe = read_entry(path, text, tree)
+        if exe is MISS:  # a program XLA could not serialise: jax.jit (and JAX's cache) runs it
+            return MISS
         if exe is not None:
             return _FromDisk(exe, path)
         compiled = fresh_compile(self.jitted.lower(*args, **kwargs))
         if compiled is None or compiled.in_tree != tree:  # not the convention assumed here
             return MISS
-        write_entry(path, text, compiled)
+        if not write_entry(path, text, compiled):
+            return MISS
         return compiled
 
 
@@ -310,7 +314,8 @@ def _on_default_device(leaves) -> bool:
 
 def read_entry(path: Path, text: bytes, tree):
     """The executable stored at ``path`` if the file is whole, was written for exactly the
-    description ``text`` and takes arguments of structure ``tree``; else None."""
+    description ``text`` and takes arguments of structure ``tree``; :data:`MISS` if it says
+    that this program cannot be stored; else None."""
     try:
         blob = path.read_bytes()
     except OSError:
@@ -327,6 +332,8 @@ def read_entry(path: Path, text: bytes, tree):
         )
         if stored_text != text or hashlib.sha256(payload).digest() != digest:
             return None
+        if payload == UNSTORABLE:
+            return MISS
         from jax._src.lax import linalg
         from jax.experimental.serialize_executable import deserialize_and_load
 
@@ -342,22 +349,22 @@ def read_entry(path: Path, text: bytes, tree):
         return None
 
 
-def write_entry(path: Path, text: bytes, compiled) -> None:
-    """Store ``compiled`` at ``path`` for the description ``text``, atomically; a failure to
-    serialise or write leaves no entry (the program still runs)."""
+def write_entry(path: Path, text: bytes, compiled) -> bool:
+    """Store ``compiled`` at ``path`` for the description ``text``, atomically; True when it
+    was. An executable that XLA cannot serialise (e.g. "`LessThan` is not serializable", a
+    sort's comparator on the CPU) is stored as :data:`UNSTORABLE`, so the next process sends
+    the program to ``jax.jit`` at once instead of compiling it afresh each time; a failure
+    to write leaves no entry (the program still runs)."""
     try:
         from jax.experimental.serialize_executable import serialize
 
         payload = pickle.dumps(serialize(compiled), protocol=pickle.HIGHEST_PROTOCOL)
-        blob = b"".join(
-            [
-                FORMAT,
-                len(text).to_bytes(8, "little"),
-                text,
-                hashlib.sha256(payload).digest(),
-                payload,
-            ]
-        )
+        stored = True
+    except Exception:  # noqa: BLE001
+        payload, stored = UNSTORABLE, False
+    try:
+        digest = hashlib.sha256(payload).digest()
+        blob = b"".join([FORMAT, len(text).to_bytes(8, "little"), text, digest, payload])
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".exe")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -367,4 +374,5 @@ def write_entry(path: Path, text: bytes, compiled) -> None:
             os.unlink(tmp)
             raise
     except Exception:  # noqa: BLE001  (no entry; the next process compiles again)
-        return
+        return False
+    return stored
