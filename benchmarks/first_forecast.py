@@ -113,8 +113,15 @@ def main(argv=None):
                 run_env = {**env, "PYTHONHASHSEED": str(rep + 1)}
                 if name in paths:
                     run_env["PYTHONPATH"] = paths[name]
+                # ``python -m`` puts the working directory first on sys.path: the other
+                # checkout's runs start in it, or they would import this checkout's package
                 done = subprocess.run(
-                    cmd, env=run_env, capture_output=True, text=True, timeout=1800
+                    cmd,
+                    env=run_env,
+                    capture_output=True,
+                    text=True,
+                    timeout=1800,
+                    cwd=paths.get(name),
                 )
                 seconds = time.perf_counter() - start
                 after = os.times()

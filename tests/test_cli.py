@@ -133,9 +133,10 @@ def test_readme_main_job(tmp_path, capsys):
 @pytest.mark.slow
 def test_compile_cache_is_written_and_reused(weekly_csv, tmp_path):
     """``--compile-cache`` fills the directory, and a second run in a new process with another
-    ``PYTHONHASHSEED`` compiles nothing new (every program is found in the cache) and gives the
-    same forecast. SVI: its step program used to depend on the hash seed (NumPyro's
-    ``Trace_ELBO`` sums over a set of site names; ``OrderedTraceELBO`` sums in trace order).
+    ``PYTHONHASHSEED`` compiles nothing new (every program is found in JAX's cache or in the
+    program store beside it) and gives the same forecast. SVI: its step program used to
+    depend on the hash seed (NumPyro's ``Trace_ELBO`` sums over a set of site names;
+    ``OrderedTraceELBO`` sums in trace order).
     A subprocess each, as the option changes JAX's global configuration.
     """
     import os
@@ -153,8 +154,10 @@ def test_compile_cache_is_written_and_reused(weekly_csv, tmp_path):
         argv += ["--compile-cache", str(cache), "--out", str(out)]
         env = {**os.environ, "PYTHONHASHSEED": seed}
         subprocess.run(argv, check=True, capture_output=True, timeout=300, env=env)
-        entries.append(sorted(p.name for p in cache.iterdir()))
+        entries.append(sorted(str(p.relative_to(cache)) for p in cache.rglob("*")))
     assert entries[0], "the first run wrote no compiled program"
+    # and the library's own programs went to the program store (inference/program_store.py)
+    assert any(name.startswith("programs/") for name in entries[0])
     new = sorted(set(entries[1]) - set(entries[0]))
     assert not new, f"the second process missed the cache and compiled {len(new)}: {new}"
     first, second = (pd.read_csv(out) for out in outs)

@@ -333,13 +333,18 @@ def set_chain_devices(chains: int) -> None:
 
 def enable_compile_cache(directory: Path) -> None:
     """Persist every compiled program under ``directory`` (a program may set this; the library
-    may not)."""
+    may not): JAX's compilation cache, and the executables of the library's own programs in
+    ``directory / "programs"`` (:mod:`bayes_ssm.inference.program_store`: a warm run skips
+    their tracing)."""
     import jax
+
+    from bayes_ssm.inference import program_store
 
     directory.mkdir(parents=True, exist_ok=True)
     jax.config.update("jax_compilation_cache_dir", str(directory))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    program_store.enable(directory / "programs")
 
 
 def add_series_args(src, one) -> None:

@@ -42,6 +42,10 @@ class ModelKey:
     def __hash__(self):
         return hash(self._token)
 
+    def stable_key(self) -> list:
+        """The same token, the same in every process (:mod:`~bayes_ssm.inference.program_store`)."""
+        return [f"{self._token[0].__module__}.{self._token[0].__qualname__}", self._token[1]]
+
     def __eq__(self, other):
         return isinstance(other, ModelKey) and self._token == other._token
 
@@ -83,6 +87,10 @@ class StaticScales:
 
     def __hash__(self):
         return hash(self.items)
+
+    def stable_key(self) -> list:
+        """The scales by value (:mod:`~bayes_ssm.inference.program_store`)."""
+        return [[k, repr(v)] for k, v in self.items]
 
     def __eq__(self, other):
         return isinstance(other, StaticScales) and self.items == other.items

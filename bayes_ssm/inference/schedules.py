@@ -47,6 +47,8 @@ from functools import lru_cache
 
 import optax
 
+from bayes_ssm.inference.program_store import register_static
+
 __all__ = [
     "SCHEDULES",
     "DECAY_START",
@@ -71,8 +73,9 @@ FLOOR = 0.05
 def default_optimizer(learning_rate: float, schedule: str = "constant"):
     """Adam at ``learning_rate`` (``schedule="constant"``) or on the ``"decay"`` schedule (see
     the module docstring); the two schedules that do not depend on the step budget."""
+    described = f"default_optimizer({learning_rate!r}, {schedule!r})"  # the program store's
     if schedule == "constant":
-        return optax.adam(learning_rate)
+        return register_static(optax.adam(learning_rate), described)
     if schedule == "decay":
         rate = optax.exponential_decay(
             DECAY_START * learning_rate,
@@ -80,7 +83,7 @@ def default_optimizer(learning_rate: float, schedule: str = "constant"):
             0.5,
             end_value=DECAY_FLOOR * learning_rate,
         )
-        return optax.adam(rate)
+        return register_static(optax.adam(rate), described)
     raise ValueError(f"schedule must be one of {SCHEDULES}; got {schedule!r}")
 
 
@@ -118,7 +121,10 @@ def warmup_cosine_schedule(learning_rate: float, steps: int) -> optax.Schedule:
 @lru_cache(maxsize=16)
 def warmup_cosine_optimizer(learning_rate: float, steps: int) -> optax.GradientTransformation:
     """Adam on :func:`warmup_cosine_schedule` (one object per setting)."""
-    return optax.adam(warmup_cosine_schedule(learning_rate, steps))
+    return register_static(
+        optax.adam(warmup_cosine_schedule(learning_rate, steps)),
+        f"warmup_cosine_optimizer({learning_rate!r}, {steps!r})",
+    )
 
 
 def schedule_optimizer(

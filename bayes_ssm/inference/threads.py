@@ -28,6 +28,8 @@ from typing import Any
 
 import jax
 
+from bayes_ssm.inference import program_store
+
 __all__ = ["NUMPYRO_LOCK", "locked_jit", "map_in_threads", "resolve_workers", "default_workers"]
 
 
@@ -89,7 +91,9 @@ NUMPYRO_LOCK = _HandlerLock()
 def locked_jit(fun: Callable | None = None, **jit_kwargs) -> Callable:
     """``jax.jit(fun, **jit_kwargs)`` whose Python body traces under :data:`NUMPYRO_LOCK` and
     whose calls from a worker thread release the lock until the result is ready (lowering, XLA
-    compilation and the run overlap with other workers). ``.__wrapped__`` is ``fun``."""
+    compilation and the run overlap with other workers). ``.__wrapped__`` is ``fun``. When a
+    program turned on :mod:`bayes_ssm.inference.program_store`, calls run the executable
+    kept there (``static_argnames`` only: static arguments by name)."""
     if fun is None:
         return functools.partial(locked_jit, **jit_kwargs)
 
@@ -99,13 +103,17 @@ def locked_jit(fun: Callable | None = None, **jit_kwargs) -> Callable:
             return fun(*args, **kwargs)
 
     jitted = jax.jit(body, **jit_kwargs)
+    stored = program_store.StoredProgram(fun, jitted, jit_kwargs.get("static_argnames", ()))
 
     @functools.wraps(fun)
     def call(*args, **kwargs):
         with NUMPYRO_LOCK.released():
-            return jax.block_until_ready(jitted(*args, **kwargs))
+            out = stored.call(args, kwargs)  # the executable kept on disk, when the store is on
+            if out is program_store.MISS:
+                out = jitted(*args, **kwargs)
+            return jax.block_until_ready(out)
 
-    call.jitted = jitted
+    call.jitted, call.stored = jitted, stored
     call.lower, call._cache_size = jitted.lower, jitted._cache_size  # as on a jitted function
     return call
 
