@@ -263,3 +263,16 @@ def test_a_program_xla_cannot_serialise_goes_to_jit_in_the_next_process(store, m
     monkeypatch.setattr(ps, "fresh_compile", lambda lowered: compiles.append(1))
     _equal(scaled(Factor(2.0), 3, _x()), _plain(2.0))
     assert compiles == []
+
+
+def test_a_failure_inside_the_store_falls_back_to_jit(store, monkeypatch):
+    """The store reads JAX internals (per-thread configuration, the compiler's cache key):
+    should a JAX release move them, the call still runs, through ``jax.jit``, with jit's
+    answer, and writes no entry."""
+
+    def moved():
+        raise AttributeError("module 'jax._src.config' has no attribute 'enable_x64'")
+
+    monkeypatch.setattr(ps, "_effective_flags", moved)
+    _equal(scaled(Factor(3.0), 3, _x()), _plain(3.0))
+    assert _entries(store) == []

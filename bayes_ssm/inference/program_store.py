@@ -171,6 +171,17 @@ class StoredProgram:
         self.locks: dict = {}
 
     def call(self, args, kwargs):
+        """The call's result from the stored executable, or :data:`MISS`. The store is an
+        optimisation only: anything that goes wrong inside it (JAX's private configuration
+        or compiler hooks it reads moved in a new JAX release, a file system error, an
+        executable that raises) sends the call to ``jax.jit``, which gives the same answer or
+        raises the real error."""
+        try:
+            return self._call(args, kwargs)
+        except Exception:  # noqa: BLE001  (never a failure the plain jax.jit path would not have)
+            return MISS
+
+    def _call(self, args, kwargs):
         import jax
         from jax._src import config as c
 
