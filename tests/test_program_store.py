@@ -276,3 +276,33 @@ def test_a_failure_inside_the_store_falls_back_to_jit(store, monkeypatch):
     monkeypatch.setattr(ps, "_effective_flags", moved)
     _equal(scaled(Factor(3.0), 3, _x()), _plain(3.0))
     assert _entries(store) == []
+
+
+def test_prune_keeps_the_store_under_its_size_least_recently_used_first(tmp_path):
+    """Entries of old package versions or series lengths are never read again: ``prune``
+    removes the least recently used ``*.exe`` files until the store fits ``max_bytes``, and
+    leaves every other file alone."""
+    for age, name in enumerate(["new", "mid", "old", "oldest"]):
+        entry = tmp_path / f"{name}.exe"
+        entry.write_bytes(b"x" * 100)
+        os.utime(entry, (1_000_000 - 1000 * age, 1_000_000 - 1000 * age))
+    (tmp_path / "other.txt").write_bytes(b"y" * 1000)  # not the store's: never removed
+    removed = ps.prune(tmp_path, max_bytes=250)
+    assert sorted(p.name for p in removed) == ["old.exe", "oldest.exe"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mid.exe", "new.exe", "other.txt"]
+    assert ps.prune(tmp_path, max_bytes=250) == []  # already under the limit
+
+
+def test_a_read_marks_an_entry_used_and_writes_prune(store, monkeypatch):
+    """A store hit refreshes the entry's time (so the entries in use survive ``prune``), and a
+    write prunes the directory to ``MAX_BYTES``."""
+    scaled(Factor(2.0), 3, _x())
+    (entry,) = _entries(store)
+    os.utime(entry, (1_000_000, 1_000_000))
+    scaled.stored.loaded.clear()  # as a new process: read from disk
+    _equal(scaled(Factor(2.0), 3, _x()), _plain())
+    assert entry.stat().st_mtime > 1_000_000
+    monkeypatch.setattr(ps, "MAX_BYTES", 0)  # a new entry: everything older goes
+    old = entry.stat().st_size
+    scaled(Factor(7.0), 3, _x())
+    assert old > 0 and _entries(store) == []

@@ -40,10 +40,21 @@ import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["enable", "disable", "directory", "register_static", "StoredProgram", "MISS"]
+__all__ = [
+    "enable",
+    "disable",
+    "directory",
+    "register_static",
+    "prune",
+    "StoredProgram",
+    "MISS",
+    "MAX_BYTES",
+]
 
 FORMAT = b"bayes_ssm program store 1\n"
 MISS = object()  # returned by StoredProgram.call when the call must go through jax.jit
+# the store's size on disk is kept under this: the least recently used entries go first
+MAX_BYTES = 512 * 2**20
 UNSTORABLE = b"not serialisable"  # the payload of an entry that sends its program to jax.jit
 
 _STATE: dict = {"dir": None}
@@ -242,11 +253,14 @@ class StoredProgram:
         if exe is MISS:  # a program XLA could not serialise: jax.jit (and JAX's cache) runs it
             return MISS
         if exe is not None:
+            _mark_used(path)
             return _FromDisk(exe, path)
         compiled = fresh_compile(self.jitted.lower(*args, **kwargs))
         if compiled is None or compiled.in_tree != tree:  # not the convention assumed here
             return MISS
-        if not write_entry(path, text, compiled):
+        stored = write_entry(path, text, compiled)
+        prune(path.parent)
+        if not stored:
             return MISS
         return compiled
 
@@ -387,3 +401,41 @@ def write_entry(path: Path, text: bytes, compiled) -> bool:
     except Exception:  # noqa: BLE001  (no entry; the next process compiles again)
         return False
     return stored
+
+
+def _mark_used(path: Path) -> None:
+    """Set ``path``'s modification time to now: :func:`prune` removes the least recently used
+    entries first."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def prune(path: str | os.PathLike, max_bytes: int | None = None) -> list[Path]:
+    """Remove the least recently used entries (``*.exe``, oldest modification time first)
+    until the entries under ``path`` take at most ``max_bytes`` (default :data:`MAX_BYTES`);
+    returns the removed paths.
+    Only the store's own entries are touched; a file that vanishes meanwhile (another
+    process) is skipped. Entries of old package versions or series lengths are never read
+    again, so without this the store would only grow."""
+    max_bytes = MAX_BYTES if max_bytes is None else max_bytes
+    entries = []
+    for entry in Path(path).glob("*.exe"):
+        try:
+            info = entry.stat()
+        except OSError:
+            continue
+        entries.append((info.st_mtime, entry.name, info.st_size, entry))
+    total = sum(size for _, _, size, _ in entries)
+    removed = []
+    for _, _, size, entry in sorted(entries):
+        if total <= max_bytes:
+            break
+        try:
+            entry.unlink()
+        except OSError:
+            continue
+        total -= size
+        removed.append(entry)
+    return removed
